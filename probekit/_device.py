@@ -1,0 +1,123 @@
+"""Device resolution, the model-state context, and out-of-memory back-off.
+
+These helpers are used only by the adapters: they are the single place where a
+model is moved, put in eval mode and restored afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterator
+
+import torch
+
+from ._warnings import warn
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """Return ``device`` as a :class:`torch.device`; ``None`` means CUDA when available.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device} was asked for but CUDA is not available")
+    return device
+
+
+def model_device(model) -> torch.device | None:
+    """Device of the first parameter or buffer of ``model``; ``None`` for a plain callable."""
+    if not isinstance(model, torch.nn.Module):
+        return None
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        return tensor.device
+    return None
+
+
+def model_dtype(model) -> torch.dtype | None:
+    """Floating dtype of the first floating parameter of ``model``, or ``None``."""
+    if not isinstance(model, torch.nn.Module):
+        return None
+    for tensor in model.parameters():
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return None
+
+
+@contextlib.contextmanager
+def model_on(model, device: torch.device, dtype: torch.dtype | None = None) -> Iterator[None]:
+    """Move ``model`` to ``device`` (and ``dtype``) in eval mode; restore both afterwards."""
+    if not isinstance(model, torch.nn.Module):
+        yield
+        return
+    original_device = model_device(model)
+    original_dtype = model_dtype(model)
+    was_training = model.training
+    try:
+        if original_device is not None and original_device != device:
+            model.to(device)
+        if dtype is not None and original_dtype is not None and original_dtype != dtype:
+            model.to(dtype)
+        model.eval()
+        yield
+    finally:
+        if dtype is not None and original_dtype is not None and original_dtype != dtype:
+            model.to(original_dtype)
+        if original_device is not None and original_device != device:
+            model.to(original_device)
+        model.train(was_training)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for CUDA out-of-memory errors (which back-off can recover from)."""
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def map_batches(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    n: int,
+    batch_size: int,
+    *,
+    on_backoff: Callable[[int], None] | None = None,
+) -> list[torch.Tensor]:
+    """Apply ``fn(start, stop)`` over ``range(n)`` in batches, halving on CUDA OOM.
+
+    ``fn`` takes a slice ``(start, stop)`` and returns a tensor whose first axis
+    has ``stop - start`` rows. Returns the list of per-batch results in order.
+    """
+    results: list[torch.Tensor] = []
+    start = 0
+    size = max(1, int(batch_size))
+    while start < n:
+        stop = min(n, start + size)
+        try:
+            results.append(fn(start, stop))
+        except Exception as error:  # noqa: BLE001 - re-raised unless it is an OOM
+            if not is_out_of_memory(error) or size == 1:
+                raise
+            torch.cuda.empty_cache()
+            size = max(1, size // 2)
+            if on_backoff is not None:
+                on_backoff(size)
+            continue
+        start = stop
+    return results
+
+
+def backoff_warner() -> Callable[[int], None]:
+    """A callback that warns once, the first time the batch is halved."""
+    said = {"done": False}
+
+    def _warn(size: int) -> None:
+        if not said["done"]:
+            warn(f"CUDA ran out of memory; batch size halved to {size} and the run goes on")
+            said["done"] = True
+
+    return _warn

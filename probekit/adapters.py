@@ -1,0 +1,451 @@
+"""Adapters: the one place that calls the model.
+
+An adapter wraps a trained model with everything needed to call it safely and
+fast: the output selection, batching, device placement, dtype and autocast,
+``eval()`` with gradients off, and putting the model back on its device and in
+its train/eval mode afterwards. Searches, attributions and certificates only
+ever call an adapter.
+
+Examples
+--------
+>>> import torch
+>>> from probekit import SequenceModel, outputs
+>>> from probekit.testing import ToyConv
+>>> adapter = SequenceModel(ToyConv(), output=outputs.logit(1), device="cpu")
+>>> X = adapter.encode(["ACGTACGTAC", "TTTTACGTAA"])
+>>> adapter.score(X).shape
+torch.Size([2])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ._device import backoff_warner, map_batches, model_dtype, model_on, resolve_device
+from .encode.dna import one_hot, reverse_complement
+from .goals import BoundGoal, Goal
+from .outputs import Output, as_output
+
+AUTOCAST_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class ModelCallError(RuntimeError):
+    """The wrapped model raised on a batch; the message names the input shape."""
+
+
+def _default_batch_size(device: torch.device) -> int:
+    return 256 if device.type == "cuda" else 32
+
+
+class Adapter:
+    """Common machinery of :class:`SequenceModel` and :class:`FeatureModel`.
+
+    Subclasses define how inputs are encoded (:meth:`encode`) and laid out for
+    the model (:meth:`_to_model_layout`). All tensors handed to an adapter are
+    in probekit's canonical layout and are moved to :attr:`device`.
+    """
+
+    def __init__(self, model, *, output, batch_size="auto", device=None, dtype=None, autocast=None):
+        if not callable(model):
+            raise TypeError(f"model must be a torch.nn.Module or a callable, got {type(model).__name__}")
+        if autocast not in AUTOCAST_DTYPES:
+            raise ValueError(f"autocast must be None, 'bf16' or 'fp16'; got {autocast!r}")
+        self.model = model
+        self.output: Output = as_output(output)
+        self.device: torch.device = resolve_device(device)
+        self.dtype: torch.dtype = dtype or model_dtype(model) or torch.float32
+        self.autocast = autocast
+        if batch_size == "auto":
+            batch_size = _default_batch_size(self.device)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int or 'auto', got {batch_size!r}")
+        self.batch_size: int = batch_size
+        self._depth = 0
+        self._on_backoff = backoff_warner()
+
+    # ------------------------------------------------------------------ state
+    @contextlib.contextmanager
+    def session(self):
+        """Hold the model on :attr:`device` in eval mode for several calls; re-entrant.
+
+        Every public method enters it, so users need it only to save repeated
+        moves of a model that lives on another device.
+        """
+        if self._depth > 0:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        with model_on(self.model, self.device, self.dtype if self.dtype != model_dtype(self.model) else None):
+            self._depth = 1
+            try:
+                yield self
+            finally:
+                self._depth = 0
+
+    def replace(self, **changes) -> "Adapter":
+        """A shallow copy of this adapter with some settings changed (``output=``, ``batch_size=``...)."""
+        new = copy.copy(self)
+        new._depth = 0
+        for key, value in changes.items():
+            if key == "output":
+                value = as_output(value)
+            elif key == "device":
+                value = resolve_device(value)
+            if not hasattr(new, key):
+                raise TypeError(f"{type(self).__name__} has no setting {key!r}")
+            setattr(new, key, value)
+        return new
+
+    # --------------------------------------------------------------- forward
+    def _to_model_layout(self, X: torch.Tensor) -> torch.Tensor:
+        return X
+
+    def _raw(self, X: torch.Tensor) -> torch.Tensor:
+        """Model output for a canonical batch already on the device (no batching)."""
+        x = self._to_model_layout(X.to(self.dtype))
+        if self.autocast is not None:
+            with torch.autocast(self.device.type, dtype=AUTOCAST_DTYPES[self.autocast]):
+                y = self.model(x)
+        else:
+            y = self.model(x)
+        if isinstance(y, (tuple, list)):
+            raise ModelCallError(
+                "the model returned a tuple; wrap it so that it returns one tensor, or pick one with a callable"
+            )
+        return y.float() if y.dtype in (torch.float16, torch.bfloat16) else y
+
+    def _call(self, X: torch.Tensor) -> torch.Tensor:
+        try:
+            return self._raw(X)
+        except Exception as error:
+            if isinstance(error, (ModelCallError, torch.cuda.OutOfMemoryError)) or "out of memory" in str(error):
+                raise
+            raise ModelCallError(f"the model failed on a batch of shape {tuple(X.shape)}: {error}") from error
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """Differentiable raw output for one batch ``X`` (no batching); for autograd users."""
+        with self.session():
+            return self._call(self._as_input(X))
+
+    def score_fn(self, X: torch.Tensor) -> torch.Tensor:
+        """Differentiable selected score (N,) for one batch; the forward function for captum."""
+        return self.output(self.forward(X))
+
+    def _as_input(self, X) -> torch.Tensor:
+        if not isinstance(X, torch.Tensor):
+            X = self.encode(X)
+        return X.to(self.device)
+
+    def map(self, X, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *, rows=None) -> torch.Tensor:
+        """Apply ``fn(raw_output, rows)`` over ``X`` in batches without gradients.
+
+        Parameters
+        ----------
+        X : torch.Tensor of shape (N, ...)
+            Canonical inputs.
+        fn : callable
+            ``(raw outputs of a batch, rows of that batch) -> tensor (batch, ...)``.
+        rows : torch.Tensor of shape (N,), optional
+            Which original input each row of ``X`` belongs to (for bound goals).
+
+        Returns
+        -------
+        torch.Tensor of shape (N, ...) on :attr:`device`
+        """
+        X = self._as_input(X)
+        n = X.shape[0]
+        if rows is None:
+            rows = torch.arange(n, device=self.device)
+        rows = rows.to(self.device)
+
+        def run(start: int, stop: int) -> torch.Tensor:
+            return fn(self._call(X[start:stop]), rows[start:stop])
+
+        with self.session(), torch.no_grad():
+            parts = map_batches(run, n, self.batch_size, on_backoff=self._on_backoff)
+        if not parts:
+            return fn(self._empty_output(X), rows[:0])
+        return torch.cat(parts)
+
+    def _empty_output(self, X):
+        with self.session(), torch.no_grad():
+            return self._call(X[:0]) if X.shape[0] else torch.zeros(0, device=self.device)
+
+    def predict(self, X) -> torch.Tensor:
+        """Full raw model output for every input, batched: shape (N, ...)."""
+        return self.map(X, lambda y, rows: y)
+
+    def score(self, X) -> torch.Tensor:
+        """The selected scalar output of every input: shape (N,)."""
+        return self.map(X, lambda y, rows: self.output(y))
+
+    def bind(self, goal: Goal, X) -> BoundGoal:
+        """Bind ``goal`` to the reference outputs of ``X`` (N, ...)."""
+        return goal.bind(self.output, self.predict(X))
+
+    def evaluate(self, X, goal: BoundGoal, rows=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores and goal values ``g`` (success where ``g <= 0``) of candidates ``X``.
+
+        Returns
+        -------
+        scores, g : torch.Tensor of shape (M,)
+        """
+        goal = goal.to(self.device)
+        both = self.map(X, lambda y, r: torch.stack([self.output(y), goal(y, r)], dim=1), rows=rows)
+        return both[:, 0], both[:, 1]
+
+    def gradient(self, X, fn=None, *, rows=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Value and input gradient of ``fn(raw_output, rows)`` (default: the score), batched.
+
+        Returns
+        -------
+        values : torch.Tensor of shape (N,)
+        grads : torch.Tensor of the shape of ``X``
+        """
+        X = self._as_input(X)
+        n = X.shape[0]
+        rows = torch.arange(n, device=self.device) if rows is None else rows.to(self.device)
+        fn = fn or (lambda y, r: self.output(y))
+
+        def run(start: int, stop: int) -> torch.Tensor:
+            xb = X[start:stop].detach().clone().to(self.dtype).requires_grad_(True)
+            values = fn(self._call(xb), rows[start:stop])
+            (grad,) = torch.autograd.grad(values.sum(), xb)
+            return torch.cat([values.detach()[:, None], grad.reshape(stop - start, -1).to(X.dtype)], dim=1)
+
+        with self.session(), torch.enable_grad():
+            parts = map_batches(run, n, self.batch_size, on_backoff=self._on_backoff)
+        both = torch.cat(parts) if parts else torch.zeros(0, 1 + X[0].numel(), device=self.device)
+        return both[:, 0], both[:, 1:].reshape(X.shape)
+
+    def encode(self, inputs) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class SequenceModel(Adapter):
+    """Wrap a model that takes one-hot DNA.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or callable
+        Takes (N, 4, L) ("NCL") or (N, L, 4) ("NLC") one-hot tensors.
+    output : Output, int or callable
+        Which scalar to read from the model's output (see :mod:`probekit.outputs`).
+    alphabet : str
+        Channel order of the one-hot encoding.
+    layout : {"NCL", "NLC"}
+        The layout the model takes; probekit's tensors are always (N, 4, L).
+    batch_size : int or "auto"
+        Inputs per forward pass.
+    device : str or torch.device, optional
+        ``None`` picks CUDA when available.
+    dtype : torch.dtype, optional
+        Input dtype; defaults to the model's parameter dtype.
+    strands : {"forward", "both"}
+        ``"both"`` averages the raw outputs of the sequence and its reverse complement.
+    autocast : {None, "bf16", "fp16"}
+        Mixed precision inside the forward pass.
+
+    Examples
+    --------
+    >>> from probekit.testing import ToyConv
+    >>> adapter = SequenceModel(ToyConv(), output=0, device="cpu", strands="both")
+    >>> adapter.score(["ACGTACGTAC"]).shape
+    torch.Size([1])
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        output,
+        alphabet: str = "ACGT",
+        layout: str = "NCL",
+        batch_size="auto",
+        device=None,
+        dtype=None,
+        strands: str = "forward",
+        autocast=None,
+    ):
+        super().__init__(model, output=output, batch_size=batch_size, device=device, dtype=dtype, autocast=autocast)
+        if layout not in ("NCL", "NLC"):
+            raise ValueError(f"layout must be 'NCL' or 'NLC', got {layout!r}")
+        if strands not in ("forward", "both"):
+            raise ValueError(f"strands must be 'forward' or 'both', got {strands!r}")
+        if strands == "both":
+            reverse_complement(torch.zeros(1, len(alphabet), 1), alphabet=alphabet)  # checks the alphabet
+        self.alphabet = alphabet.upper()
+        self.layout = layout
+        self.strands = strands
+
+    def _to_model_layout(self, X: torch.Tensor) -> torch.Tensor:
+        return X.transpose(1, 2) if self.layout == "NLC" else X
+
+    def _raw(self, X: torch.Tensor) -> torch.Tensor:
+        if X.ndim != 3 or X.shape[1] != len(self.alphabet):
+            raise ValueError(f"one-hot input must have shape (N, {len(self.alphabet)}, L); got {tuple(X.shape)}")
+        y = super()._raw(X)
+        if self.strands == "both":
+            y = 0.5 * (y + super()._raw(reverse_complement(X, alphabet=self.alphabet)))
+        return y
+
+    def _call(self, X: torch.Tensor) -> torch.Tensor:
+        try:
+            return super()._call(X)
+        except ModelCallError as error:
+            raise ModelCallError(
+                f"the model cannot take sequences of length {X.shape[-1]} (batch of shape {tuple(X.shape)}): "
+                f"{error.__cause__ or error}"
+            ) from error
+
+    def encode(self, inputs) -> torch.Tensor:
+        """One-hot (N, 4, L) on :attr:`device` from strings, a list, a DataFrame or a tensor.
+
+        Sequences must share one length and be valid; use :func:`probekit.io.sequence_frame`
+        to check records one by one first.
+        """
+        if isinstance(inputs, torch.Tensor):
+            X = inputs if inputs.ndim == 3 else inputs[None]
+            return X.to(self.device, torch.float32)
+        if isinstance(inputs, pd.DataFrame):
+            inputs = inputs["sequence"].tolist()
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        return one_hot(list(inputs), alphabet=self.alphabet).to(self.device)
+
+
+class FeatureModel(Adapter):
+    """Wrap a model over feature vectors (N, F), such as fingerprints or descriptors.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or callable
+        Takes a float tensor (N, F).
+    featurizer : object, optional
+        Turns molecules into features and knows their names, kinds and bounds.
+    output : Output, int or callable
+        Which scalar to read from the model's output.
+    feature_names : list of str, optional
+        Names of the F features (default ``f0``, ``f1``, ...).
+    kinds : str or list of str, optional
+        ``"continuous"``, ``"binary"`` or ``"integer"``, one for all or one per feature.
+    bounds : (lower, upper), optional
+        Valid range of each feature, tensors or floats of shape (F,).
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = torch.nn.Linear(3, 1)
+    >>> adapter = FeatureModel(model, output=outputs.value(0), feature_names=["a", "b", "c"], device="cpu")
+    >>> adapter.score(torch.ones(2, 3)).shape
+    torch.Size([2])
+    """
+
+    KINDS = ("continuous", "binary", "integer")
+
+    def __init__(
+        self,
+        model,
+        *,
+        featurizer=None,
+        output,
+        feature_names: Sequence[str] | None = None,
+        kinds=None,
+        bounds=None,
+        batch_size="auto",
+        device=None,
+        dtype=None,
+        autocast=None,
+    ):
+        super().__init__(model, output=output, batch_size=batch_size, device=device, dtype=dtype, autocast=autocast)
+        self.featurizer = featurizer
+        if feature_names is None and featurizer is not None:
+            feature_names = list(featurizer.names)
+        if kinds is None and featurizer is not None:
+            kinds = list(featurizer.kinds)
+        if bounds is None and featurizer is not None:
+            bounds = featurizer.bounds
+        self.feature_names = list(feature_names) if feature_names is not None else None
+        self._kinds = kinds if kinds is not None else "continuous"
+        self._bounds = bounds
+
+    @property
+    def n_features(self) -> int | None:
+        """Number of features, when known from names or kinds."""
+        if self.feature_names is not None:
+            return len(self.feature_names)
+        if not isinstance(self._kinds, str):
+            return len(self._kinds)
+        return None
+
+    def names(self, n_features: int) -> list[str]:
+        """Feature names for ``n_features`` columns."""
+        if self.feature_names is not None:
+            if len(self.feature_names) != n_features:
+                raise ValueError(f"{len(self.feature_names)} feature names for inputs with {n_features} features")
+            return self.feature_names
+        return [f"f{i}" for i in range(n_features)]
+
+    def kinds(self, n_features: int) -> list[str]:
+        """Kind of each feature: continuous, binary or integer."""
+        kinds = [self._kinds] * n_features if isinstance(self._kinds, str) else list(self._kinds)
+        if len(kinds) != n_features:
+            raise ValueError(f"{len(kinds)} feature kinds for inputs with {n_features} features")
+        for k in set(kinds):
+            if k not in self.KINDS:
+                raise ValueError(f"feature kind must be one of {self.KINDS}, got {k!r}")
+        return kinds
+
+    def bounds(self, n_features: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lower and upper bound of each feature, shape (F,) each, on :attr:`device`.
+
+        Binary features default to [0, 1]; others to (-inf, inf) unless given.
+        """
+        kinds = self.kinds(n_features)
+        lower = torch.tensor([0.0 if k == "binary" else -float("inf") for k in kinds])
+        upper = torch.tensor([1.0 if k == "binary" else float("inf") for k in kinds])
+        if self._bounds is not None:
+            lo, hi = self._bounds
+            lower = torch.as_tensor(lo, dtype=torch.float32).expand(n_features).clone()
+            upper = torch.as_tensor(hi, dtype=torch.float32).expand(n_features).clone()
+            if (lower > upper).any():
+                bad = int(torch.nonzero(lower > upper)[0])
+                raise ValueError(f"feature {self.names(n_features)[bad]!r} has lower bound above its upper bound")
+        return lower.to(self.device), upper.to(self.device)
+
+    def encode(self, inputs) -> torch.Tensor:
+        """Features (N, F) on :attr:`device` from a tensor, array, DataFrame or (with a featurizer) molecules."""
+        if isinstance(inputs, torch.Tensor):
+            X = inputs
+        elif isinstance(inputs, np.ndarray):
+            X = torch.from_numpy(inputs)
+        elif isinstance(inputs, pd.DataFrame):
+            columns = self.feature_names or list(inputs.columns)
+            missing = [c for c in columns if c not in inputs.columns]
+            if missing:
+                raise ValueError(f"DataFrame lacks feature columns {missing[:5]}")
+            X = torch.from_numpy(inputs[columns].to_numpy(dtype=np.float32))
+        elif self.featurizer is not None:
+            X = self.featurizer.transform(inputs)
+        else:
+            raise TypeError(
+                f"cannot turn {type(inputs).__name__} into features without a featurizer; pass a tensor or DataFrame"
+            )
+        X = torch.as_tensor(X, dtype=torch.float32)
+        if X.ndim == 1:
+            X = X[None]
+        if X.ndim != 2:
+            raise ValueError(f"feature input must have shape (N, F); got {tuple(X.shape)}")
+        return X.to(self.device)
+
+
+__all__ = ["Adapter", "SequenceModel", "FeatureModel", "ModelCallError"]

@@ -1,0 +1,432 @@
+"""Frozen result types returned by searches and certificates.
+
+Every result holds tensors (on the CPU) plus the parameters, seed, device and
+timing that produced it, and offers ``to_frame()`` (tidy pandas), ``summary()``
+and ``save(path)`` / ``load(path)``. Loading never executes code from the file.
+
+Examples
+--------
+>>> import torch, tempfile, os
+>>> r = BaselineResult(deltas=torch.zeros(2, 5), k=1, kind="substitutions")
+>>> path = os.path.join(tempfile.mkdtemp(), "b.pt")
+>>> r.save(path)
+>>> BaselineResult.load(path).deltas.shape
+torch.Size([2, 5])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+
+def _to_cpu(value):
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, list):
+        return [_to_cpu(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_to_cpu(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    return value
+
+
+def _plain(value):
+    """Make a value storable by ``torch.save`` and loadable with ``weights_only=True``."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+class Result:
+    """Shared behaviour of result dataclasses: CPU tensors, save/load, summary."""
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _to_cpu(getattr(self, f.name)))
+
+    def save(self, path) -> None:
+        """Write the result to ``path`` (a ``torch.save`` file of plain tensors and values)."""
+        payload = {"type": type(self).__name__, "fields": {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}}
+        torch.save(payload, Path(path))
+
+    @classmethod
+    def load(cls, path):
+        """Read a result written by :meth:`save`, without executing code from the file."""
+        payload = torch.load(Path(path), weights_only=True)
+        if payload.get("type") != cls.__name__:
+            raise TypeError(f"{path} holds a {payload.get('type')}, not a {cls.__name__}")
+        fields = payload["fields"]
+        for name in getattr(cls, "_tuple_lists", ()):
+            fields[name] = [[tuple(edit) for edit in row] for row in fields[name]]
+        return cls(**fields)
+
+    def summary(self) -> pd.DataFrame:
+        """One row per input with the result's main per-input numbers."""
+        return self.to_frame()
+
+    def to_frame(self) -> pd.DataFrame:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+def _meta():
+    return field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ISMResult(Result):
+    """In-silico saturation mutagenesis.
+
+    Attributes
+    ----------
+    reference : torch.Tensor of shape (N,)
+        Score of each unedited input.
+    effects : torch.Tensor of shape (N, L, 4)
+        Score of each single substitution minus the reference; 0 at the reference
+        base, and at ``N`` positions unless they were asked for. Positions outside
+        ``start:end`` are 0.
+    alphabet : str
+    start, end : int
+        The scanned window.
+    ids : list of str
+    params : dict
+        Parameters, device, seconds and evaluations of the run.
+    """
+
+    reference: torch.Tensor
+    effects: torch.Tensor
+    alphabet: str = "ACGT"
+    start: int = 0
+    end: int | None = None
+    ids: list = field(default_factory=list)
+    params: dict = _meta()
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per input, position and alternative base: id, position, ref, alt, effect."""
+        n, length, a = self.effects.shape
+        end = length if self.end is None else self.end
+        ids = self.ids or [f"seq{i}" for i in range(n)]
+        letters = np.array(list(self.alphabet))
+        eff = self.effects[:, self.start : end].numpy()
+        refs = self.params.get("ref_index")
+        ii, ll, aa = np.meshgrid(np.arange(n), np.arange(self.start, end), np.arange(a), indexing="ij")
+        frame = pd.DataFrame(
+            {"id": np.array(ids, dtype=object)[ii.ravel()], "position": ll.ravel(), "alt": letters[aa.ravel()], "effect": eff.ravel()}
+        )
+        if refs is not None:
+            ref_idx = torch.as_tensor(refs)[:, self.start : end].numpy()
+            ref_letters = np.where(ref_idx >= 0, letters[np.clip(ref_idx, 0, a - 1)], "N")
+            frame.insert(2, "ref", np.repeat(ref_letters.ravel(), a))
+            frame = frame[frame["ref"] != frame["alt"]].reset_index(drop=True)
+        return frame
+
+    def summary(self) -> pd.DataFrame:
+        """One row per input: reference score, strongest decrease and increase and where."""
+        n = self.effects.shape[0]
+        flat = self.effects.reshape(n, -1)
+        a = self.effects.shape[2]
+        lo, hi = flat.min(dim=1), flat.max(dim=1)
+        return pd.DataFrame(
+            {
+                "id": self.ids or [f"seq{i}" for i in range(n)],
+                "reference": self.reference.numpy(),
+                "min_effect": lo.values.numpy(),
+                "min_position": (lo.indices // a).numpy(),
+                "max_effect": hi.values.numpy(),
+                "max_position": (hi.indices // a).numpy(),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class SubstitutionResult(Result):
+    """Fewest substitutions (or bit flips) that reach a goal.
+
+    Attributes
+    ----------
+    edits : list of list of tuple
+        Per input, its edits ``(position, ref, alt)``; for features ``(feature, from, to)``.
+    n_edits : torch.Tensor of shape (N,)
+    success : torch.Tensor of shape (N,), bool
+    proved_minimal : torch.Tensor of shape (N,), bool
+        True only when no smaller edit set reaches the goal.
+    score_before, score_after : torch.Tensor of shape (N,)
+    sequences : torch.Tensor
+        The edited inputs, same shape as the inputs.
+    evaluations : torch.Tensor of shape (N,)
+        Model evaluations spent per input.
+    ids : list of str
+    params : dict
+    """
+
+    _tuple_lists = ("edits",)
+
+    edits: list
+    n_edits: torch.Tensor
+    success: torch.Tensor
+    proved_minimal: torch.Tensor
+    score_before: torch.Tensor
+    score_after: torch.Tensor
+    sequences: torch.Tensor
+    evaluations: torch.Tensor
+    ids: list = field(default_factory=list)
+    params: dict = _meta()
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per edit: id, step, position, ref, alt (inputs without edits get one row with no edit)."""
+        ids = self.ids or [f"seq{i}" for i in range(len(self.edits))]
+        rows = []
+        for i, edits in enumerate(self.edits):
+            base = {
+                "id": ids[i],
+                "n_edits": int(self.n_edits[i]),
+                "success": bool(self.success[i]),
+                "proved_minimal": bool(self.proved_minimal[i]),
+                "score_before": float(self.score_before[i]),
+                "score_after": float(self.score_after[i]),
+            }
+            if not edits:
+                rows.append({**base, "step": None, "position": None, "ref": None, "alt": None})
+            for step, (position, ref, alt) in enumerate(edits):
+                rows.append({**base, "step": step, "position": position, "ref": ref, "alt": alt})
+        return pd.DataFrame(rows)
+
+    def summary(self) -> pd.DataFrame:
+        """One row per input: n_edits, success, proved_minimal, scores, evaluations."""
+        return pd.DataFrame(
+            {
+                "id": self.ids or [f"seq{i}" for i in range(len(self.edits))],
+                "n_edits": self.n_edits.numpy(),
+                "success": self.success.numpy(),
+                "proved_minimal": self.proved_minimal.numpy(),
+                "score_before": self.score_before.numpy(),
+                "score_after": self.score_after.numpy(),
+                "evaluations": self.evaluations.numpy(),
+                "edits": [" ".join(f"{p}{r}>{a}" for p, r, a in e) for e in self.edits],
+            }
+        )
+
+
+@dataclass(frozen=True)
+class PerturbationResult(Result):
+    """A continuous perturbation per input.
+
+    Attributes
+    ----------
+    x_adv, delta : torch.Tensor, same shape as the inputs
+    norm : torch.Tensor of shape (N,)
+        Size of ``delta`` in the norm the search used.
+    score_before, score_after : torch.Tensor of shape (N,)
+    success : torch.Tensor of shape (N,), bool
+    ids : list of str
+    feature_names : list of str
+    params : dict
+    """
+
+    x_adv: torch.Tensor
+    delta: torch.Tensor
+    norm: torch.Tensor
+    score_before: torch.Tensor
+    score_after: torch.Tensor
+    success: torch.Tensor
+    ids: list = field(default_factory=list)
+    feature_names: list = field(default_factory=list)
+    params: dict = _meta()
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per input and changed feature: id, feature, value, delta, new value."""
+        n = self.delta.shape[0]
+        ids = self.ids or [f"x{i}" for i in range(n)]
+        d = self.delta.reshape(n, -1)
+        x0 = (self.x_adv - self.delta).reshape(n, -1)
+        names = self.feature_names or [f"f{j}" for j in range(d.shape[1])]
+        ii, jj = torch.nonzero(d != 0, as_tuple=True)
+        return pd.DataFrame(
+            {
+                "id": [ids[i] for i in ii.tolist()],
+                "feature": [names[j] for j in jj.tolist()],
+                "value": x0[ii, jj].numpy(),
+                "delta": d[ii, jj].numpy(),
+                "new_value": (x0[ii, jj] + d[ii, jj]).numpy(),
+                "success": self.success[ii].numpy(),
+            }
+        )
+
+    def summary(self) -> pd.DataFrame:
+        """One row per input: norm, success, scores, number of changed features."""
+        n = self.delta.shape[0]
+        return pd.DataFrame(
+            {
+                "id": self.ids or [f"x{i}" for i in range(n)],
+                "norm": self.norm.numpy(),
+                "success": self.success.numpy(),
+                "score_before": self.score_before.numpy(),
+                "score_after": self.score_after.numpy(),
+                "n_changed": (self.delta.reshape(n, -1) != 0).sum(dim=1).numpy(),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class BaselineResult(Result):
+    """Score changes of random edits or perturbations of a stated size.
+
+    Attributes
+    ----------
+    deltas : torch.Tensor of shape (N, n_draws)
+        Score after minus score before, one column per random draw.
+    k : int or float
+        Size of each draw: substitutions, bit flips or a norm radius.
+    kind : str
+        ``"substitutions"``, ``"bit_flips"`` or the norm of a perturbation.
+    """
+
+    deltas: torch.Tensor
+    k: Any = 1
+    kind: str = "substitutions"
+    ids: list = field(default_factory=list)
+    params: dict = _meta()
+
+    def compare(self, adversarial_delta) -> pd.DataFrame:
+        """Adversarial-vs-random statistics of score changes ``adversarial_delta`` (N,).
+
+        Returns one row per input: ``ratio`` (|adversarial| / mean |random|),
+        ``z`` ((adversarial - mean) / std, signed so that larger means further in the
+        adversarial direction) and ``p_value`` (the empirical one-sided p-value,
+        (1 + #random at least as extreme) / (1 + n_draws)).
+        """
+        adv = torch.as_tensor(adversarial_delta, dtype=self.deltas.dtype).reshape(-1)
+        direction = torch.where(adv < 0, -1.0, 1.0).to(self.deltas.dtype)
+        rnd = self.deltas * direction[:, None]
+        adv_dir = adv * direction
+        mean = rnd.mean(dim=1)
+        std = rnd.std(dim=1) if rnd.shape[1] > 1 else torch.zeros_like(mean)
+        extreme = (rnd >= adv_dir[:, None]).sum(dim=1)
+        scale = self.deltas.abs().mean(dim=1)
+        return pd.DataFrame(
+            {
+                "id": self.ids or [f"x{i}" for i in range(len(adv))],
+                "adversarial_delta": adv.numpy(),
+                "random_mean": (mean * direction).numpy(),
+                "random_std": std.numpy(),
+                "ratio": (adv.abs() / scale.clamp_min(1e-12)).numpy(),
+                "z": ((adv_dir - mean) / std.clamp_min(1e-12)).numpy(),
+                "p_value": ((1 + extreme).double() / (1 + rnd.shape[1])).numpy(),
+            }
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per input and draw: id, draw, delta."""
+        n, d = self.deltas.shape
+        ids = self.ids or [f"x{i}" for i in range(n)]
+        return pd.DataFrame({"id": np.repeat(ids, d), "draw": np.tile(np.arange(d), n), "delta": self.deltas.reshape(-1).numpy()})
+
+    def summary(self) -> pd.DataFrame:
+        """One row per input: mean, std and extremes of the random score changes."""
+        return pd.DataFrame(
+            {
+                "id": self.ids or [f"x{i}" for i in range(self.deltas.shape[0])],
+                "k": self.k,
+                "mean": self.deltas.mean(dim=1).numpy(),
+                "std": self.deltas.std(dim=1).numpy() if self.deltas.shape[1] > 1 else 0.0,
+                "min": self.deltas.min(dim=1).values.numpy(),
+                "max": self.deltas.max(dim=1).values.numpy(),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Bounds(Result):
+    """Certified bounds of the selected output over a perturbation set.
+
+    Attributes
+    ----------
+    lower, upper : torch.Tensor of shape (N,)
+    certified : torch.Tensor of shape (N,), bool
+        True where the goal cannot be reached anywhere in the set.
+    method : str
+    eps : float
+    norm : str
+    """
+
+    lower: torch.Tensor
+    upper: torch.Tensor
+    certified: torch.Tensor
+    method: str = "ibp"
+    eps: Any = 0.0
+    norm: str = "linf"
+    ids: list = field(default_factory=list)
+    params: dict = _meta()
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per input: lower, upper, width, certified."""
+        return pd.DataFrame(
+            {
+                "id": self.ids or [f"x{i}" for i in range(len(self.lower))],
+                "method": self.method,
+                "eps": self.eps,
+                "norm": self.norm,
+                "lower": self.lower.numpy(),
+                "upper": self.upper.numpy(),
+                "width": (self.upper - self.lower).numpy(),
+                "certified": self.certified.numpy(),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class SmoothingResult(Result):
+    """Randomized-smoothing certificate.
+
+    Attributes
+    ----------
+    prediction : torch.Tensor of shape (N,)
+        Smoothed class; -1 means abstain.
+    p_lower : torch.Tensor of shape (N,)
+        Lower confidence bound on the top-class probability.
+    radius : torch.Tensor of shape (N,)
+        Certified L2 radius (for anisotropic noise, the smallest semi-axis).
+    axes : torch.Tensor of shape (N, F) or None
+        Semi-axes of the certified ellipsoid for anisotropic noise.
+    """
+
+    prediction: torch.Tensor
+    p_lower: torch.Tensor
+    radius: torch.Tensor
+    axes: torch.Tensor | None = None
+    ids: list = field(default_factory=list)
+    params: dict = _meta()
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per input: prediction, p_lower, radius, abstain."""
+        return pd.DataFrame(
+            {
+                "id": self.ids or [f"x{i}" for i in range(len(self.prediction))],
+                "prediction": self.prediction.numpy(),
+                "p_lower": self.p_lower.numpy(),
+                "radius": self.radius.numpy(),
+                "abstain": (self.prediction < 0).numpy(),
+            }
+        )
+
+
+__all__ = ["Result", "ISMResult", "SubstitutionResult", "PerturbationResult", "BaselineResult", "Bounds", "SmoothingResult"]

@@ -1,0 +1,176 @@
+"""Toy models with known answers, and :func:`check_adapter`, a contract suite for adapters.
+
+Examples
+--------
+>>> from probekit import SequenceModel
+>>> adapter = SequenceModel(ToyConv(), output=0, device="cpu")
+>>> report = check_adapter(adapter, adapter.encode(["ACGTACGTACGT", "TTTTACGTAAAA"]))
+>>> report["passed"].all()
+True
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from torch import nn
+
+
+class ToyConv(nn.Module):
+    """Small CNN over (N, 4, L): conv, ReLU, global max pool, linear to ``n_outputs`` logits."""
+
+    def __init__(self, n_outputs: int = 2, channels: int = 8, kernel: int = 5, seed: int = 0):
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        self.conv = nn.Conv1d(4, channels, kernel, padding=kernel // 2)
+        self.linear = nn.Linear(channels, n_outputs)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=generator) * 0.5)
+
+    def forward(self, x):
+        return self.linear(torch.relu(self.conv(x)).max(dim=-1).values)
+
+
+class ToyNLC(nn.Module):
+    """Model taking (N, L, 4): a per-position weight matrix read out as one score per sequence."""
+
+    def __init__(self, length: int, seed: int = 0):
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        self.weight = nn.Parameter(torch.randn(length, 4, generator=generator))
+
+    def forward(self, x):
+        return (x * self.weight).sum(dim=(1, 2))[:, None]
+
+
+class MotifCounter(nn.Module):
+    """Counts exact matches of ``motif`` (hand-computable): output (N, 1) = number of matches.
+
+    A substitution inside a match removes it, so minimal edits are known exactly.
+    """
+
+    def __init__(self, motif: str = "TGACTCA"):
+        super().__init__()
+        from .encode.dna import one_hot
+
+        self.register_buffer("pwm", one_hot([motif])[0])
+        self.k = len(motif)
+
+    def forward(self, x):
+        hits = torch.nn.functional.conv1d(x, self.pwm[None])
+        return torch.relu(hits - (self.k - 1)).sum(dim=-1)
+
+
+class ProfileConv(nn.Module):
+    """Multi-output model with per-position (profile) output (N, tracks, L)."""
+
+    def __init__(self, tracks: int = 2, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = nn.Conv1d(4, tracks, 7, padding=3)
+
+    def forward(self, x):
+        return torch.nn.functional.softplus(self.conv(x))
+
+
+def _run(name: str, fn) -> dict:
+    try:
+        detail = fn()
+        return {"check": name, "passed": True, "detail": detail or ""}
+    except Exception as error:  # noqa: BLE001 - every failure is reported with its reason
+        return {"check": name, "passed": False, "detail": f"{type(error).__name__}: {error}"}
+
+
+def check_adapter(adapter, X, *, atol: float = 1e-5, rtol: float = 1e-4, raise_on_failure: bool = True) -> pd.DataFrame:
+    """Run the adapter contract on inputs ``X`` and return one row per check.
+
+    Checks: the score has shape (N,) and a floating dtype and is finite; scores
+    do not depend on the batch size (1 vs. all); repeated calls agree
+    (deterministic eval mode); the model's device and train mode are restored;
+    gradients have the input's shape; a CUDA round trip matches the CPU when
+    CUDA is available.
+
+    Parameters
+    ----------
+    adapter : SequenceModel or FeatureModel
+    X : torch.Tensor of shape (N, ...)
+        At least two inputs.
+    raise_on_failure : bool
+        Raise an ``AssertionError`` listing each failed check and its reason.
+
+    Returns
+    -------
+    pandas.DataFrame with columns ``check``, ``passed``, ``detail``
+    """
+    X = adapter.encode(X) if not isinstance(X, torch.Tensor) else X
+    if X.shape[0] < 2:
+        raise ValueError("check_adapter needs at least two inputs")
+    model = adapter.model
+    is_module = isinstance(model, nn.Module)
+    state_before = (
+        (next(iter(model.parameters()), torch.empty(0)).device, model.training) if is_module else None
+    )
+    reference = {}
+
+    def shape_and_dtype():
+        score = adapter.score(X)
+        reference["score"] = score
+        assert score.shape == (X.shape[0],), f"score has shape {tuple(score.shape)}, expected ({X.shape[0]},)"
+        assert score.is_floating_point(), f"score has dtype {score.dtype}, expected a floating dtype"
+        assert torch.isfinite(score).all(), "score has non-finite values"
+        return f"shape {tuple(score.shape)}, dtype {score.dtype}"
+
+    def batch_invariance():
+        one = adapter.replace(batch_size=1).score(X)
+        assert torch.allclose(one, reference["score"], atol=atol, rtol=rtol), (
+            f"batch size 1 and {adapter.batch_size} disagree by up to {(one - reference['score']).abs().max():.3g}"
+        )
+
+    def deterministic():
+        again = adapter.score(X)
+        assert torch.allclose(again, reference["score"], atol=atol, rtol=rtol), (
+            "two calls gave different scores: the model is not deterministic in eval mode (dropout?)"
+        )
+
+    def state_restored():
+        if not is_module:
+            return "plain callable: nothing to restore"
+        now = (next(iter(model.parameters()), torch.empty(0)).device, model.training)
+        assert now == state_before, f"model state changed from {state_before} to {now}"
+
+    def gradient_shape():
+        _, grad = adapter.gradient(X)
+        assert grad.shape == X.shape, f"gradient shape {tuple(grad.shape)} differs from input {tuple(X.shape)}"
+        assert torch.isfinite(grad).all(), "gradient has non-finite values"
+
+    def device_round_trip():
+        if not torch.cuda.is_available():
+            return "skipped: CUDA not available"
+        other = "cpu" if adapter.device.type == "cuda" else "cuda"
+        moved = adapter.replace(device=other).score(X.to(other)).to(reference["score"].device)
+        assert torch.allclose(moved, reference["score"], atol=1e-3, rtol=1e-3), "CPU and CUDA scores disagree"
+
+    checks = [
+        ("score shape and dtype", shape_and_dtype),
+        ("batch-size invariance", batch_invariance),
+        ("deterministic", deterministic),
+        ("model state restored", state_restored),
+        ("gradient shape", gradient_shape),
+        ("device round trip", device_round_trip),
+    ]
+    rows = []
+    for name, fn in checks:
+        rows.append(_run(name, fn))
+        if name == "score shape and dtype" and not rows[-1]["passed"]:
+            break
+    report = pd.DataFrame(rows)
+    if raise_on_failure and not report["passed"].all():
+        failed = report[~report["passed"]]
+        raise AssertionError(
+            "adapter contract failed:\n" + "\n".join(f"- {r.check}: {r.detail}" for r in failed.itertuples())
+        )
+    return report
+
+
+__all__ = ["ToyConv", "ToyNLC", "MotifCounter", "ProfileConv", "check_adapter"]

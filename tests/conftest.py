@@ -1,0 +1,30 @@
+"""Shared fixtures: a cpu/cuda ``device`` fixture and small seeded inputs."""
+
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    """Run a test on the CPU and, when CUDA is available, on the GPU."""
+    if request.param == "cuda" and not torch.cuda.is_available():
+        pytest.skip("CUDA not available")
+    return request.param
+
+
+@pytest.fixture
+def rng():
+    return torch.Generator().manual_seed(0)
+
+
+def random_sequences(n: int, length: int, seed: int = 0) -> list[str]:
+    """Random ACGT strings, reproducible from ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, 4, (n, length), generator=g)
+    return ["".join("ACGT"[i] for i in row) for row in idx.tolist()]
