@@ -67,7 +67,7 @@ def _row(record_id: str, sequence: str, alphabet: str) -> dict:
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["id", "sequence", "error"])
-    frame["error"] = frame["error"].astype(object).where(frame["error"].notna(), None)
+    frame["error"] = pd.Series([e if isinstance(e, str) else None for e in frame["error"]], index=frame.index, dtype=object)
     duplicated = frame["id"].duplicated(keep=False)
     if duplicated.any():
         counts = frame.groupby("id").cumcount()
@@ -100,7 +100,8 @@ def sequence_frame(inputs, *, alphabet: str = "ACGT", ids=None) -> pd.DataFrame:
         frame = _from_list(seqs, names, alphabet)
         if "error" in inputs.columns:
             prior = inputs["error"].tolist()
-            frame["error"] = [p if isinstance(p, str) and p else e for p, e in zip(prior, frame["error"])]
+            merged = [p if isinstance(p, str) and p else e for p, e in zip(prior, frame["error"])]
+            frame["error"] = pd.Series(merged, index=frame.index, dtype=object)
         return frame
     if isinstance(inputs, torch.Tensor):
         X = inputs.detach()
@@ -128,6 +129,3 @@ def _from_list(seqs: list[str], ids, alphabet: str) -> pd.DataFrame:
     if len(ids) != len(seqs):
         raise ValueError(f"got {len(ids)} ids for {len(seqs)} sequences")
     return _frame([_row(str(i), s, alphabet) for i, s in zip(ids, seqs)])
-
-
-__all__ = ["read_fasta", "sequence_frame"]

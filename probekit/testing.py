@@ -74,6 +74,19 @@ class ProfileConv(nn.Module):
         return torch.nn.functional.softplus(self.conv(x))
 
 
+def random_sequences(n: int, length: int, *, seed: int = 0) -> list[str]:
+    """``n`` random ACGT strings of one ``length``, reproducible from ``seed``.
+
+    Examples
+    --------
+    >>> random_sequences(2, 5, seed=1) == random_sequences(2, 5, seed=1)
+    True
+    """
+    generator = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, 4, (n, length), generator=generator)
+    return ["".join("ACGT"[i] for i in row) for row in idx.tolist()]
+
+
 def _run(name: str, fn) -> dict:
     try:
         detail = fn()
@@ -173,4 +186,4 @@ def check_adapter(adapter, X, *, atol: float = 1e-5, rtol: float = 1e-4, raise_o
     return report
 
 
-__all__ = ["ToyConv", "ToyNLC", "MotifCounter", "ProfileConv", "check_adapter"]
+__all__ = ["ToyConv", "ToyNLC", "MotifCounter", "ProfileConv", "check_adapter", "random_sequences"]

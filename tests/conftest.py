@@ -23,8 +23,5 @@ def rng():
     return torch.Generator().manual_seed(0)
 
 
-def random_sequences(n: int, length: int, seed: int = 0) -> list[str]:
-    """Random ACGT strings, reproducible from ``seed``."""
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randint(0, 4, (n, length), generator=g)
-    return ["".join("ACGT"[i] for i in row) for row in idx.tolist()]
+
+from probekit.testing import random_sequences  # noqa: E402,F401  (re-exported for tests)

@@ -1,0 +1,156 @@
+"""The adapter contract: one forward path, batching, layout, strands, state restored."""
+
+import pytest
+import torch
+from torch import nn
+
+from probekit import FeatureModel, ModelCallError, SequenceModel, goals, outputs
+from probekit.encode.dna import one_hot, reverse_complement
+from probekit.testing import MotifCounter, ProfileConv, ToyConv, ToyNLC, random_sequences
+
+
+
+
+def test_score_equals_direct_model_call(device):
+    model = ToyConv()
+    X = one_hot(random_sequences(5, 20))
+    expected = model(X)[:, 1]
+    adapter = SequenceModel(model, output=outputs.logit(1), device=device, batch_size=2)
+    assert torch.allclose(adapter.score(X).cpu(), expected, atol=1e-6)
+    assert adapter.predict(X).shape == (5, 2)
+
+
+def test_batch_size_does_not_change_scores(device):
+    X = one_hot(random_sequences(7, 15))
+    scores = [SequenceModel(ToyConv(), output=0, device=device, batch_size=b).score(X).cpu() for b in (1, 3, 64)]
+    assert torch.allclose(scores[0], scores[1], atol=1e-6) and torch.allclose(scores[0], scores[2], atol=1e-6)
+
+
+def test_nlc_layout_is_transposed_for_the_model():
+    model = ToyNLC(12)
+    X = one_hot(random_sequences(3, 12))
+    adapter = SequenceModel(model, output=0, layout="NLC", device="cpu")
+    assert torch.allclose(adapter.score(X), model(X.transpose(1, 2))[:, 0])
+
+
+def test_strands_both_averages_reverse_complement():
+    model = ToyConv()
+    X = one_hot(random_sequences(4, 16))
+    adapter = SequenceModel(model, output=1, strands="both", device="cpu")
+    expected = 0.5 * (model(X) + model(reverse_complement(X)))[:, 1]
+    assert torch.allclose(adapter.score(X), expected, atol=1e-6)
+
+
+def test_strings_and_lists_are_encoded():
+    adapter = SequenceModel(MotifCounter("ACG"), output=outputs.value(0), device="cpu")
+    assert adapter.score(["ACGACG", "TTTTTT"]).tolist() == [2.0, 0.0]
+    assert adapter.score("TACGTT").tolist() == [1.0]
+
+
+def test_model_state_is_restored():
+    model = ToyConv()
+    model.train()
+    adapter = SequenceModel(model, output=0, device="cpu")
+    adapter.score(one_hot(random_sequences(2, 10)))
+    assert model.training
+    with adapter.session():
+        assert not model.training
+        with adapter.session():
+            assert not model.training
+        assert not model.training
+    assert model.training
+
+
+def test_dropout_is_off_during_calls():
+    model = nn.Sequential(nn.Flatten(), nn.Dropout(0.9), nn.Linear(40, 1))
+    adapter = SequenceModel(model, output=0, device="cpu")
+    X = one_hot(random_sequences(3, 10))
+    assert torch.equal(adapter.score(X), adapter.score(X))
+
+
+def test_dtype_follows_model():
+    model = ToyConv().double()
+    adapter = SequenceModel(model, output=0, device="cpu")
+    assert adapter.score(one_hot(random_sequences(2, 10))).dtype == torch.float64
+
+
+def test_wrong_length_gives_clear_error():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4 * 10, 1))
+    adapter = SequenceModel(model, output=0, device="cpu")
+    with pytest.raises(ModelCallError, match="length 12"):
+        adapter.score(one_hot(random_sequences(2, 12)))
+
+
+def test_tuple_output_rejected():
+    class Two(nn.Module):
+        def forward(self, x):
+            return x.sum((1, 2)), x.sum((1, 2))
+
+    with pytest.raises(ModelCallError, match="tuple"):
+        SequenceModel(Two(), output=0, device="cpu").score(one_hot(["ACGT"]))
+
+
+def test_profile_output_window():
+    model = ProfileConv()
+    X = one_hot(random_sequences(3, 30))
+    adapter = SequenceModel(model, output=outputs.window(1, 10, 20), device="cpu")
+    assert torch.allclose(adapter.score(X), model(X)[:, 1, 10:20].sum(1))
+
+
+def test_evaluate_returns_scores_and_goal_values():
+    adapter = SequenceModel(ToyConv(), output=outputs.logit(0), device="cpu")
+    X = one_hot(random_sequences(3, 12))
+    bound = adapter.bind(goals.flip(), X)
+    scores, g = adapter.evaluate(X, bound)
+    y = adapter.predict(X)
+    assert torch.allclose(scores, y[:, 0])
+    assert torch.allclose(g, (y.max(1).values - y.min(1).values))
+
+
+def test_gradient_matches_autograd():
+    model = ToyConv()
+    X = one_hot(random_sequences(4, 12))
+    adapter = SequenceModel(model, output=1, device="cpu", batch_size=3)
+    values, grads = adapter.gradient(X)
+    x = X.clone().requires_grad_(True)
+    model(x)[:, 1].sum().backward()
+    assert torch.allclose(grads, x.grad, atol=1e-6)
+    assert torch.allclose(values, model(X)[:, 1].detach(), atol=1e-6)
+
+
+def test_plain_callable_model():
+    adapter = SequenceModel(lambda x: x[:, 0].sum(-1, keepdim=True), output=0, device="cpu")
+    assert adapter.score(["AAAC"]).tolist() == [3.0]
+
+
+def test_feature_model_kinds_bounds_and_names():
+    model = nn.Linear(3, 1)
+    adapter = FeatureModel(model, output=outputs.value(0), kinds=["binary", "continuous", "integer"], device="cpu")
+    lo, hi = adapter.bounds(3)
+    assert lo.tolist()[0] == 0.0 and hi.tolist()[0] == 1.0 and hi[1] == float("inf")
+    assert adapter.names(3) == ["f0", "f1", "f2"]
+    with pytest.raises(ValueError):
+        adapter.kinds(4)
+    bad = FeatureModel(model, output=0, kinds="nominal", device="cpu")
+    with pytest.raises(ValueError, match="kind"):
+        bad.kinds(3)
+
+
+def test_replace_changes_one_setting():
+    adapter = SequenceModel(ToyConv(), output=0, device="cpu", batch_size=4)
+    other = adapter.replace(batch_size=1, output=outputs.logit(1))
+    assert other.batch_size == 1 and adapter.batch_size == 4
+    assert other.output.name == "logit[1]"
+    with pytest.raises(TypeError):
+        adapter.replace(nonsense=1)
+
+
+def test_bad_settings_rejected():
+    with pytest.raises(ValueError):
+        SequenceModel(ToyConv(), output=0, layout="LNC")
+    with pytest.raises(ValueError):
+        SequenceModel(ToyConv(), output=0, strands="reverse")
+    with pytest.raises(ValueError):
+        SequenceModel(ToyConv(), output=0, batch_size=0)
+    with pytest.raises(TypeError):
+        SequenceModel(42, output=0)
