@@ -1,4 +1,4 @@
-"""Reading inputs: FASTA through Biopython, and every other form of sequence input.
+"""Reading inputs: FASTA through Biopython, molecules (SMILES, CSV, SDF) through RDKit.
 
 Every reader returns a DataFrame with one row per record and an ``error`` column:
 a bad record is kept, with a message naming the record, the position and the
@@ -129,3 +129,258 @@ def _from_list(seqs: list[str], ids, alphabet: str) -> pd.DataFrame:
     if len(ids) != len(seqs):
         raise ValueError(f"got {len(ids)} ids for {len(seqs)} sequences")
     return _frame([_row(str(i), s, alphabet) for i, s in zip(ids, seqs)])
+
+
+# ---------------------------------------------------------------- molecules
+SMILES_COLUMNS = ("smiles", "canonical_smiles", "smi", "structure")
+ID_COLUMNS = ("id", "name", "molecule_chembl_id", "compound_id", "cmpd_id", "title")
+
+
+def read_molecules(path_or_list, *, smiles_col=None, id_col=None, standardize: bool = False) -> pd.DataFrame:
+    """Read molecules into a DataFrame with ``id``, ``smiles``, ``mol`` and ``error``.
+
+    Every record gives one row. A record RDKit cannot read (a SMILES syntax
+    error, an atom with an impossible valence, an aromatic ring that cannot be
+    kekulised, an empty entry) keeps its row with ``mol`` None and an ``error``
+    naming the record and RDKit's reason. Salts, charges and stereochemistry are
+    kept as written unless ``standardize=True``.
+
+    Parameters
+    ----------
+    path_or_list : str, Path, list of str, dict or DataFrame
+        A ``.smi``/``.smiles`` file (SMILES then an optional name per line), a
+        ``.csv``/``.tsv`` table, an ``.sdf`` file, a list of SMILES, a mapping
+        id -> SMILES, or a DataFrame with a SMILES column.
+    smiles_col : str, optional
+        Column holding SMILES in a table; default the first column named like
+        ``smiles``.
+    id_col : str, optional
+        Column (table) or SD property (SDF) holding record names; default a column
+        named ``id`` or ``name``, the SDF title line, or ``mol0``, ``mol1``, ...
+    standardize : bool
+        Keep the largest fragment and neutralise charges (RDKit MolStandardize);
+        the text as read is kept in ``input_smiles``.
+
+    Returns
+    -------
+    pandas.DataFrame with columns ``id``, ``smiles`` (canonical when parsed, the
+    raw text otherwise), ``mol`` (``rdkit.Chem.Mol`` or None), ``error`` (None when valid)
+
+    Examples
+    --------
+    >>> frame = read_molecules(["CCO", "C(C)(C)(C)(C)C", "[Na+].CC(=O)[O-]"])
+    >>> frame["error"].notna().tolist()
+    [False, True, False]
+    >>> frame["error"][1]
+    "record 'mol1': Explicit valence for atom # 0 C, 5, is greater than permitted"
+    >>> read_molecules(["[Na+].CC(=O)[O-]"], standardize=True)["smiles"][0]
+    'CC(=O)O'
+    """
+    if isinstance(path_or_list, pd.DataFrame):
+        rows = _molecule_table_rows(path_or_list, smiles_col, id_col, source="DataFrame")
+    elif isinstance(path_or_list, dict):
+        rows = [(str(k), v) for k, v in path_or_list.items()]
+    elif isinstance(path_or_list, (str, os.PathLike)) and _looks_like_molecule_file(path_or_list):
+        return _read_molecule_file(Path(path_or_list), smiles_col=smiles_col, id_col=id_col, standardize=standardize)
+    elif isinstance(path_or_list, str):
+        rows = [("mol0", path_or_list)]
+    else:
+        rows = [(f"mol{i}", s) for i, s in enumerate(path_or_list)]
+    return _molecule_frame([_parse_smiles(i, s, standardize) for i, s in rows], standardize)
+
+
+def _looks_like_molecule_file(path) -> bool:
+    text = str(path)
+    if isinstance(path, os.PathLike) or Path(text).suffix.lower() in _READERS:
+        return True
+    return os.sep in text and Path(text).exists()
+
+
+def _read_molecule_file(path: Path, *, smiles_col, id_col, standardize) -> pd.DataFrame:
+    if not path.exists():
+        raise FileNotFoundError(f"molecule file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix not in _READERS:
+        raise ValueError(f"cannot read {path}: expected one of {sorted(_READERS)}")
+    if suffix in (".sdf", ".sd", ".mol"):
+        rows = _read_sdf(path, id_col=id_col, standardize=standardize)
+    else:
+        raw = _READERS[suffix](path, smiles_col, id_col)
+        rows = [_parse_smiles(i, s, standardize) for i, s in raw]
+    if not rows:
+        raise ValueError(f"no molecules found in {path}")
+    return _molecule_frame(rows, standardize)
+
+
+def _read_smi(path: Path, smiles_col, id_col) -> list[tuple[str, str]]:
+    rows = []
+    with open(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            parts = line.split(None, 1)
+            if not parts:
+                continue  # blank lines are not records
+            if number == 1 and parts[0].lower() in SMILES_COLUMNS:
+                continue  # a header line
+            name = parts[1].strip() if len(parts) > 1 else f"line{number}"
+            rows.append((name, parts[0]))
+    return rows
+
+
+def _read_table(path: Path, smiles_col, id_col) -> list[tuple[str, str]]:
+    sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    return _molecule_table_rows(table, smiles_col, id_col, source=str(path))
+
+
+def _molecule_table_rows(table: pd.DataFrame, smiles_col, id_col, *, source: str) -> list[tuple[str, str]]:
+    smiles_col = smiles_col or _find_column(table, SMILES_COLUMNS, contains="smiles")
+    if smiles_col is None or smiles_col not in table.columns:
+        raise ValueError(f"{source}: no SMILES column (looked for {smiles_col or 'smiles'}); columns are {list(table.columns)}")
+    if id_col is not None and id_col not in table.columns:
+        raise ValueError(f"{source}: no id column {id_col!r}; columns are {list(table.columns)}")
+    id_col = id_col or _find_column(table, ID_COLUMNS)
+    ids = table[id_col].astype(str).tolist() if id_col else [f"mol{i}" for i in range(len(table))]
+    smiles = ["" if (s is None or (isinstance(s, float) and s != s)) else str(s) for s in table[smiles_col]]
+    return list(zip(ids, smiles))
+
+
+def _find_column(table: pd.DataFrame, names, contains=None):
+    lowered = {str(c).lower(): c for c in table.columns}
+    for name in names:
+        if name in lowered:
+            return lowered[name]
+    if contains:
+        for low, column in lowered.items():
+            if contains in low:
+                return column
+    return None
+
+
+_READERS = {".smi": _read_smi, ".smiles": _read_smi, ".csv": _read_table, ".tsv": _read_table, ".tab": _read_table,
+            ".sdf": None, ".sd": None, ".mol": None}
+
+
+def _rdkit_reason(messages: str, fallback: str) -> str:
+    """First meaningful line of RDKit's log, without the time stamps."""
+    import re
+
+    lines = [re.sub(r"^\[[0-9:]+\]\s*", "", line).strip() for line in messages.splitlines()]
+    lines = [line for line in lines if line and not line.startswith("~") and "check for mistakes" not in line]
+    for line in lines:
+        if "Failed parsing SMILES" not in line:
+            return line
+    return lines[0] if lines else fallback
+
+
+def _check_mol(record_id: str, mol):
+    """Sanitize ``mol`` (parsed without sanitising); return (mol, error)."""
+    from rdkit import Chem, rdBase
+
+    with rdBase.CaptureErrorLog() as capture:
+        problems = Chem.DetectChemistryProblems(mol)
+    if problems:
+        reasons = "; ".join(dict.fromkeys(p.Message() for p in problems))
+        return None, f"record {record_id!r}: {reasons}"
+    mol = Chem.Mol(mol)
+    with rdBase.CaptureErrorLog() as capture:
+        try:
+            Chem.SanitizeMol(mol)
+        except Exception as error:  # noqa: BLE001 - RDKit raises several exception types
+            return None, f"record {record_id!r}: {_rdkit_reason(capture.messages, str(error))}"
+    if mol.GetNumAtoms() == 0:
+        return None, f"record {record_id!r}: empty molecule"
+    return mol, None
+
+
+def _parse_smiles(record_id: str, smiles, standardize: bool) -> dict:
+    from rdkit import Chem, rdBase
+
+    text = "" if smiles is None or (isinstance(smiles, float) and smiles != smiles) else str(smiles).strip()
+    row = {"id": str(record_id), "smiles": text, "mol": None, "error": None, "input_smiles": text}
+    if not text:
+        row["error"] = f"record {record_id!r}: empty SMILES"
+        return row
+    with rdBase.CaptureErrorLog() as capture:
+        mol = Chem.MolFromSmiles(text, sanitize=False)
+    if mol is None:
+        row["error"] = f"record {record_id!r}: {_rdkit_reason(capture.messages, 'SMILES could not be parsed')}"
+        return row
+    return _finish(row, mol, capture.messages, standardize)
+
+
+def _finish(row: dict, mol, log: str, standardize: bool) -> dict:
+    from rdkit import Chem
+
+    mol, error = _check_mol(row["id"], mol)
+    if error:
+        row["error"] = error
+        return row
+    if standardize:
+        mol, error = _standardize(row["id"], mol)
+        if error:
+            row["error"] = error
+            return row
+    row["mol"] = mol
+    row["smiles"] = Chem.MolToSmiles(mol)
+    return row
+
+
+def _standardize(record_id: str, mol):
+    from rdkit import rdBase
+    from rdkit.Chem.MolStandardize import rdMolStandardize
+
+    with rdBase.CaptureErrorLog() as capture:
+        try:
+            mol = rdMolStandardize.LargestFragmentChooser().choose(mol)
+            mol = rdMolStandardize.Uncharger().uncharge(mol)
+        except Exception as error:  # noqa: BLE001
+            return None, f"record {record_id!r}: standardisation failed: {_rdkit_reason(capture.messages, str(error))}"
+    return mol, None
+
+
+def _read_sdf(path: Path, *, id_col, standardize: bool) -> list[dict]:
+    from rdkit import Chem, rdBase
+
+    supplier = Chem.SDMolSupplier(str(path), sanitize=False, removeHs=False)
+    rows = []
+    for index in range(len(supplier)):
+        with rdBase.CaptureErrorLog() as capture:
+            mol = supplier[index]
+        record_id = f"mol{index}"
+        if mol is not None:
+            if id_col and mol.HasProp(id_col):
+                record_id = mol.GetProp(id_col)
+            elif not id_col and mol.HasProp("_Name") and mol.GetProp("_Name").strip():
+                record_id = mol.GetProp("_Name").strip()
+        row = {"id": record_id, "smiles": "", "mol": None, "error": None, "input_smiles": ""}
+        if mol is None:
+            row["error"] = f"record {record_id!r} (SDF entry {index + 1}): {_rdkit_reason(capture.messages, 'could not be read')}"
+            rows.append(row)
+            continue
+        if mol.GetNumAtoms() == 0:
+            row["error"] = f"record {record_id!r}: empty molecule"
+            rows.append(row)
+            continue
+        with rdBase.CaptureErrorLog():
+            row["input_smiles"] = row["smiles"] = Chem.MolToSmiles(mol, canonical=False)
+        row = _finish(row, mol, capture.messages, standardize)
+        if row["mol"] is not None:
+            row["mol"] = Chem.RemoveHs(row["mol"])
+            row["smiles"] = Chem.MolToSmiles(row["mol"])
+        rows.append(row)
+    return rows
+
+
+def _molecule_frame(rows: list[dict], standardize: bool) -> pd.DataFrame:
+    columns = ["id", "smiles", "mol", "error"] + (["input_smiles"] if standardize else [])
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["mol"] = frame["mol"].astype(object)
+    frame["error"] = frame["error"].astype(object).where(frame["error"].notna(), None)
+    duplicated = frame["id"].duplicated(keep=False)
+    if duplicated.any():
+        counts = frame.groupby("id").cumcount()
+        frame.loc[duplicated, "id"] = frame.loc[duplicated, "id"] + "#" + counts[duplicated].astype(str)
+    return frame
+
+
+__all__ = ["read_fasta", "sequence_frame", "read_molecules"]
