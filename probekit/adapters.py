@@ -344,10 +344,20 @@ class FeatureModel(Adapter):
     Examples
     --------
     >>> import torch
+    >>> from probekit import outputs
     >>> model = torch.nn.Linear(3, 1)
     >>> adapter = FeatureModel(model, output=outputs.value(0), feature_names=["a", "b", "c"], device="cpu")
     >>> adapter.score(torch.ones(2, 3)).shape
     torch.Size([2])
+
+    With a featurizer the adapter takes SMILES, RDKit molecules or the DataFrame
+    of :func:`probekit.read_molecules`:
+
+    >>> from probekit.encode.mol import Morgan
+    >>> fp = Morgan(radius=2, n_bits=64)
+    >>> adapter = FeatureModel(torch.nn.Linear(64, 1), featurizer=fp, output=outputs.value(0), device="cpu")
+    >>> adapter.score(["CCO", "c1ccccc1O"]).shape, adapter.kinds(64)[0]
+    (torch.Size([2]), 'binary')
     """
 
     KINDS = ("continuous", "binary", "integer")
@@ -423,19 +433,27 @@ class FeatureModel(Adapter):
         return lower.to(self.device), upper.to(self.device)
 
     def encode(self, inputs) -> torch.Tensor:
-        """Features (N, F) on :attr:`device` from a tensor, array, DataFrame or (with a featurizer) molecules."""
+        """Features (N, F) on :attr:`device`.
+
+        Takes a tensor or array (N, F); a DataFrame with the feature columns; or,
+        with a featurizer, SMILES, RDKit molecules or a :func:`probekit.read_molecules`
+        DataFrame (a record that cannot be featurized raises ``ValueError`` naming it;
+        use ``featurizer.featurize`` to keep bad records as error rows).
+        """
         if isinstance(inputs, torch.Tensor):
             X = inputs
         elif isinstance(inputs, np.ndarray):
             X = torch.from_numpy(inputs)
+        elif self.featurizer is not None and not (
+            isinstance(inputs, pd.DataFrame) and self.feature_names and set(self.feature_names) <= set(inputs.columns)
+        ):
+            X = self.featurizer.transform(inputs)
         elif isinstance(inputs, pd.DataFrame):
             columns = self.feature_names or list(inputs.columns)
             missing = [c for c in columns if c not in inputs.columns]
             if missing:
                 raise ValueError(f"DataFrame lacks feature columns {missing[:5]}")
             X = torch.from_numpy(inputs[columns].to_numpy(dtype=np.float32))
-        elif self.featurizer is not None:
-            X = self.featurizer.transform(inputs)
         else:
             raise TypeError(
                 f"cannot turn {type(inputs).__name__} into features without a featurizer; pass a tensor or DataFrame"
