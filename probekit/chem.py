@@ -1,0 +1,206 @@
+"""From features back to chemistry: bit -> substructure, atom importance, highlighted drawings.
+
+Fingerprint bits stand for atom environments; :func:`bit_environments` names
+them (atom indices, SMILES and SMARTS), :func:`atom_importance` spreads
+per-feature weights (attributions, or how often a bit appears in minimal flips)
+over the atoms of each bit's environments, and :func:`draw_atoms` draws a
+molecule with its atoms coloured by weight.
+
+Examples
+--------
+>>> from rdkit import Chem
+>>> from probekit.encode.mol import Morgan
+>>> mol = Chem.MolFromSmiles("CCO")
+>>> fp = Morgan(radius=1, n_bits=2048)
+>>> X = fp.transform([mol])[0]
+>>> envs = [e for j in X.nonzero().flatten().tolist() for e in bit_environments(mol, j, fp)]
+>>> sorted({e["smiles"] for e in envs if e["center"] == 2})
+['O', 'OC']
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def bit_environments(mol, bit: int, featurizer, *, info=None) -> list[dict]:
+    """The substructures that set feature ``bit`` in ``mol``.
+
+    Parameters
+    ----------
+    mol : rdkit.Chem.Mol
+    bit : int
+        Feature index in ``featurizer``.
+    featurizer : Morgan, MACCS or Concat
+        Featurizers without substructures (descriptors) give no environments.
+    info : dict, optional
+        The molecule's recorded provenance (``Provenance.info[i]``), to skip recomputing it.
+
+    Returns
+    -------
+    list of dict
+        One per environment: ``center``, ``radius``, ``atoms`` (tuple of atom indices),
+        ``bonds``, ``smiles`` and ``smarts``. Empty when the bit is not set.
+
+    Examples
+    --------
+    >>> from rdkit import Chem
+    >>> from probekit.encode.mol import Morgan
+    >>> fp = Morgan(radius=0, n_bits=2048)
+    >>> mol = Chem.MolFromSmiles("CCO")
+    >>> bits = fp.transform([mol])[0].nonzero().flatten().tolist()
+    >>> sorted(e["atoms"] for b in bits for e in bit_environments(mol, b, fp))
+    [(0,), (1,), (2,)]
+    """
+    return featurizer.environments(mol, int(bit), info=info)
+
+
+def atom_importance(mol, weights, featurizer, *, info=None, normalize: bool = False) -> np.ndarray:
+    """Spread per-feature weights over the atoms of each feature's environments.
+
+    A feature's weight is shared equally among its environments in ``mol``, and an
+    environment's share equally among its atoms; an atom's importance is the sum
+    of what it receives. Features without environments (descriptors) add nothing.
+
+    Parameters
+    ----------
+    mol : rdkit.Chem.Mol
+    weights : array-like of shape (F,) or dict {feature index: weight}
+        Attributions, bit-flip counts or any per-feature score.
+    featurizer : object
+        The featurizer whose feature indices ``weights`` uses.
+    info : dict, optional
+        The molecule's recorded provenance.
+    normalize : bool
+        Divide by the largest absolute value (so the result lies in [-1, 1]).
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_atoms,)
+
+    Examples
+    --------
+    >>> from rdkit import Chem
+    >>> from probekit.encode.mol import Morgan
+    >>> fp = Morgan(radius=1, n_bits=2048)
+    >>> mol = Chem.MolFromSmiles("CCO")
+    >>> bit = next(b for b in range(2048) if [e["atoms"] for e in bit_environments(mol, b, fp)] == [(2,)])
+    >>> atom_importance(mol, {bit: 1.0}, fp).tolist()
+    [0.0, 0.0, 1.0]
+    """
+    n_atoms = mol.GetNumAtoms()
+    out = np.zeros(n_atoms, dtype=np.float64)
+    if isinstance(weights, dict):
+        items = [(int(j), float(w)) for j, w in weights.items() if w]
+    else:
+        w = np.asarray(weights, dtype=np.float64).reshape(-1)
+        items = [(int(j), float(w[j])) for j in np.flatnonzero(w)]
+    for j, w in items:
+        envs = featurizer.environments(mol, j, info=info)
+        for env in envs:
+            atoms = list(env["atoms"])
+            out[atoms] += w / len(envs) / len(atoms)
+    if normalize and np.abs(out).max() > 0:
+        out = out / np.abs(out).max()
+    return out
+
+
+def _colour(weight: float, scale: float) -> tuple[float, float, float]:
+    """White to red for positive weights, white to blue for negative ones."""
+    t = 0.0 if scale <= 0 else min(abs(weight) / scale, 1.0)
+    if weight >= 0:
+        return (1.0, 1.0 - 0.75 * t, 1.0 - 0.75 * t)
+    return (1.0 - 0.75 * t, 1.0 - 0.6 * t, 1.0)
+
+
+def draw_atoms(mol, weights, *, size=(320, 240), fmt: str = "svg", legend: str = "", threshold: float = 0.05):
+    """Draw ``mol`` with atoms highlighted by ``weights`` (red positive, blue negative).
+
+    Parameters
+    ----------
+    mol : rdkit.Chem.Mol
+    weights : array-like of shape (n_atoms,)
+        Per-atom importance, e.g. from :func:`atom_importance`.
+    size : (width, height)
+    fmt : {"svg", "png"}
+    legend : str
+        Caption under the molecule.
+    threshold : float
+        Atoms whose |weight| is below this fraction of the largest are not highlighted.
+
+    Returns
+    -------
+    str (SVG text) or bytes (PNG)
+
+    Examples
+    --------
+    >>> from rdkit import Chem
+    >>> svg = draw_atoms(Chem.MolFromSmiles("CCO"), [0.0, 0.2, 1.0])
+    >>> svg.lstrip().startswith("<?xml")
+    True
+    """
+    try:
+        from rdkit.Chem.Draw import rdMolDraw2D
+    except ImportError as error:  # pragma: no cover - rdkit builds without drawing
+        raise ImportError('drawing molecules needs RDKit with rdkit.Chem.Draw: pip install "probekit[all]"') from error
+    weights = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if len(weights) != mol.GetNumAtoms():
+        raise ValueError(f"{len(weights)} weights for a molecule with {mol.GetNumAtoms()} atoms")
+    scale = float(np.abs(weights).max()) if len(weights) else 0.0
+    atoms = [int(i) for i in np.flatnonzero(np.abs(weights) > threshold * scale)] if scale > 0 else []
+    colours = {i: _colour(weights[i], scale) for i in atoms}
+    if fmt == "svg":
+        drawer = rdMolDraw2D.MolDraw2DSVG(*size)
+    elif fmt == "png":
+        drawer = rdMolDraw2D.MolDraw2DCairo(*size)
+    else:
+        raise ValueError(f"fmt must be 'svg' or 'png', got {fmt!r}")
+    rdMolDraw2D.PrepareAndDrawMolecule(
+        drawer, mol, legend=legend, highlightAtoms=atoms, highlightAtomColors=colours, highlightBonds=[]
+    )
+    drawer.FinishDrawing()
+    return drawer.GetDrawingText()
+
+
+def counterfactual_bits(mol, bits, featurizer, *, info=None) -> list[dict]:
+    """Describe flipped fingerprint bits as chemistry: which substructure each removed bit stood for.
+
+    Parameters
+    ----------
+    mol : rdkit.Chem.Mol
+    bits : iterable of (feature index, old value, new value)
+        Edits such as those of a bit-flip search.
+
+    Returns
+    -------
+    list of dict
+        ``feature``, ``change`` ("removed" or "added"), ``atoms`` (union over the
+        bit's environments in ``mol``; empty for added bits) and ``smiles`` of the
+        environments.
+
+    Examples
+    --------
+    >>> from rdkit import Chem
+    >>> from probekit.encode.mol import Morgan
+    >>> fp = Morgan(radius=0, n_bits=2048)
+    >>> mol = Chem.MolFromSmiles("CCO")
+    >>> bit = next(b for b in range(2048) if [e["atoms"] for e in bit_environments(mol, b, fp)] == [(2,)])
+    >>> counterfactual_bits(mol, [(bit, 1, 0)], fp)[0]["atoms"]
+    (2,)
+    """
+    out = []
+    for feature, old, new in bits:
+        envs = featurizer.environments(mol, int(feature), info=info) if float(old) > float(new) else []
+        atoms = tuple(sorted({a for e in envs for a in e["atoms"]}))
+        out.append(
+            {
+                "feature": int(feature),
+                "change": "removed" if float(old) > float(new) else "added",
+                "atoms": atoms,
+                "smiles": ".".join(dict.fromkeys(e["smiles"] for e in envs)),
+            }
+        )
+    return out
+
+
+__all__ = ["bit_environments", "atom_importance", "draw_atoms", "counterfactual_bits"]
