@@ -1,0 +1,759 @@
+"""Continuous searches over feature inputs: FGSM, PGD, minimal perturbations, random baselines.
+
+All searches minimise the goal value ``g`` (success where ``g <= 0``) through the
+adapter only (:meth:`~probekit.adapters.Adapter.gradient` and
+:meth:`~probekit.adapters.Adapter.evaluate`), batched on ``adapter.device``.
+Every iterate stays inside the eps-ball of the chosen norm *and* inside the
+feature bounds of the adapter; frozen features never move; binary and integer
+features are frozen unless ``relax_discrete=True``, in which case they are
+relaxed during the search and every reported point is rounded and re-checked.
+
+Inputs of any shape ``(N, ...)`` work (one-hot DNA is treated as continuous in
+[0, 1]); features are flattened to ``(N, D)`` internally.
+
+Examples
+--------
+>>> import torch
+>>> from probekit import FeatureModel, goals, outputs
+>>> from probekit.search.continuous import pgd
+>>> model = torch.nn.Linear(3, 1)
+>>> adapter = FeatureModel(model, output=outputs.value(0), device="cpu")
+>>> result = pgd(adapter, torch.zeros(2, 3), goal=goals.decrease(by=0.1), eps=1.0, norm="l2")
+>>> result.x_adv.shape
+torch.Size([2, 3])
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+
+from .. import goals as _goals
+from .._warnings import warn
+from ..goals import BoundGoal
+from ..results import BaselineResult, PerturbationResult
+
+NORMS = ("linf", "l2", "l1")
+DUAL_ORDER = {"linf": 1.0, "l2": 2.0, "l1": float("inf")}
+_BISECTION_ITERS = 50
+
+
+# ---------------------------------------------------------------- geometry
+def _check_norm(norm: str) -> str:
+    norm = str(norm).lower().replace("-", "").replace("_", "")
+    aliases = {"inf": "linf", "linf": "linf", "l2": "l2", "2": "l2", "l1": "l1", "1": "l1"}
+    if norm not in aliases:
+        raise ValueError(f"norm must be one of {NORMS}; got {norm!r}")
+    return aliases[norm]
+
+
+def vector_norm(delta: torch.Tensor, norm: str) -> torch.Tensor:
+    """Norm of each row of ``delta`` (N, ...) in ``"linf"``, ``"l2"`` or ``"l1"``: shape (N,).
+
+    Examples
+    --------
+    >>> vector_norm(torch.tensor([[3.0, -4.0]]), "l2")
+    tensor([5.])
+    """
+    flat = delta.reshape(delta.shape[0], math.prod(delta.shape[1:]))
+    order = {"linf": float("inf"), "l2": 2.0, "l1": 1.0}[_check_norm(norm)]
+    if flat.shape[1] == 0:
+        return torch.zeros(flat.shape[0], dtype=flat.dtype, device=flat.device)
+    return torch.linalg.vector_norm(flat, ord=order, dim=1)
+
+
+def project_l1_ball(z: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """Euclidean projection of each row of ``z`` (N, D) onto the L1 ball of radius ``eps`` (N,).
+
+    The sorting algorithm of Duchi, Shalev-Shwartz, Singer and Chandra (2008), batched.
+
+    Examples
+    --------
+    >>> project_l1_ball(torch.tensor([[3.0, 1.0]]), torch.tensor([2.0]))
+    tensor([[2., 0.]])
+    """
+    eps = torch.as_tensor(eps, dtype=z.dtype, device=z.device).expand(z.shape[0])
+    a = z.abs()
+    inside = a.sum(dim=1) <= eps
+    u = a.sort(dim=1, descending=True).values
+    css = u.cumsum(dim=1)
+    k = torch.arange(1, z.shape[1] + 1, device=z.device, dtype=z.dtype)
+    cond = u - (css - eps[:, None]) / k > 0
+    rho = (cond * torch.arange(z.shape[1], device=z.device)).argmax(dim=1)  # last index where cond holds
+    theta = (css.gather(1, rho[:, None])[:, 0] - eps) / (rho + 1).to(z.dtype)
+    out = torch.sign(z) * (a - theta.clamp_min(0)[:, None]).clamp_min(0)
+    return torch.where(inside[:, None], z, out)
+
+
+def project(delta: torch.Tensor, eps: torch.Tensor, norm: str, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    """Project each row of ``delta`` (N, D) onto {||d|| <= eps} ∩ {lower <= d <= upper}.
+
+    ``lower <= 0 <= upper`` (N, D) are the bounds of the *perturbation* (feature
+    bounds minus the input; both 0 for a frozen feature). The projection is the
+    exact Euclidean one: a clamp for L-inf; for L2 and L1 the closed form
+    (rescaling, Duchi's sorting algorithm) when it lies in the box, otherwise the
+    KKT form ``clamp(z / (1 + lam))`` resp. ``clamp(soft_threshold(z, tau))`` with
+    the multiplier found by bisection. A final rescaling towards 0 (which stays in
+    the box, since the box contains 0) guarantees ``||d|| <= eps`` against rounding.
+
+    Returns
+    -------
+    torch.Tensor of shape (N, D)
+
+    Examples
+    --------
+    >>> d = torch.tensor([[3.0, 4.0]])
+    >>> project(d, torch.tensor([1.0]), "l2", -torch.ones(1, 2), torch.ones(1, 2))
+    tensor([[0.6000, 0.8000]])
+    """
+    norm = _check_norm(norm)
+    eps = torch.as_tensor(eps, dtype=delta.dtype, device=delta.device).expand(delta.shape[0]).clamp_min(0)
+    if norm == "linf":
+        return torch.minimum(torch.maximum(delta, torch.maximum(lower, -eps[:, None])), torch.minimum(upper, eps[:, None]))
+    boxed = torch.minimum(torch.maximum(delta, lower), upper)
+    done = vector_norm(boxed, norm) <= eps
+    if norm == "l2":
+        length = vector_norm(delta, "l2")
+        ball = delta * torch.where(length > eps, eps / length.clamp_min(1e-30), torch.ones_like(length))[:, None]
+    else:
+        ball = project_l1_ball(delta, eps)
+    in_box = ((ball >= lower) & (ball <= upper)).all(dim=1)
+    out = torch.where(done[:, None], boxed, ball)
+    hard = ~done & ~in_box
+    if hard.any():
+        z, lo, hi, e = delta[hard], lower[hard], upper[hard], eps[hard]
+        if norm == "l2":
+            # ||clamp(t z)|| grows with t in [0, 1]; find t with norm eps
+            a, b = torch.zeros_like(e), torch.ones_like(e)
+            for _ in range(_BISECTION_ITERS):
+                t = 0.5 * (a + b)
+                big = vector_norm(torch.minimum(torch.maximum(t[:, None] * z, lo), hi), "l2") > e
+                b, a = torch.where(big, t, b), torch.where(big, a, t)
+            sol = torch.minimum(torch.maximum(a[:, None] * z, lo), hi)
+        else:
+            # ||clamp(soft(z, tau))||_1 falls with tau in [0, max|z|]
+            a, b = torch.zeros_like(e), z.abs().amax(dim=1)
+            for _ in range(_BISECTION_ITERS):
+                tau = 0.5 * (a + b)
+                soft = torch.sign(z) * (z.abs() - tau[:, None]).clamp_min(0)
+                big = vector_norm(torch.minimum(torch.maximum(soft, lo), hi), "l1") > e
+                a, b = torch.where(big, tau, a), torch.where(big, b, tau)
+            soft = torch.sign(z) * (z.abs() - b[:, None]).clamp_min(0)
+            sol = torch.minimum(torch.maximum(soft, lo), hi)
+        out = out.clone()
+        out[hard] = sol
+    length = vector_norm(out, norm)
+    scale = torch.where(length > eps, eps / length.clamp_min(1e-30), torch.ones_like(length))
+    return out * scale[:, None]
+
+
+# ----------------------------------------------------------- search space
+@dataclass
+class _Space:
+    """Flattened inputs and the per-coordinate box of allowed perturbations."""
+
+    x0: torch.Tensor  # (N, D)
+    lower: torch.Tensor  # (N, D) lower bound of delta (<= 0), 0 where frozen
+    upper: torch.Tensor  # (N, D)
+    discrete: torch.Tensor  # (D,) bool, relaxed discrete features that need rounding
+    shape: tuple  # shape of one input
+
+    def unflat(self, flat: torch.Tensor) -> torch.Tensor:
+        return flat.reshape((flat.shape[0],) + self.shape)
+
+
+def _as_inputs(adapter, X) -> torch.Tensor:
+    X = adapter.encode(X) if not isinstance(X, torch.Tensor) else X
+    if not X.is_floating_point():
+        X = X.float()
+    return X.to(adapter.device)
+
+
+def _feature_info(adapter, X: torch.Tensor):
+    """Kinds (list or None) and bounds (D,) of the flattened features of ``X``."""
+    n_flat = X[0].numel()
+    kinds, lower, upper = None, None, None
+    if X.ndim == 2 and hasattr(adapter, "kinds"):
+        kinds = adapter.kinds(X.shape[1])
+    if X.ndim == 2 and hasattr(adapter, "bounds"):
+        lower, upper = adapter.bounds(X.shape[1])
+    elif hasattr(adapter, "alphabet"):  # one-hot sequences, treated as continuous in [0, 1]
+        lower, upper = torch.zeros(n_flat), torch.ones(n_flat)
+    if lower is None:
+        lower, upper = torch.full((n_flat,), -math.inf), torch.full((n_flat,), math.inf)
+    device = adapter.device
+    return kinds, lower.reshape(-1).float().to(device), upper.reshape(-1).float().to(device)
+
+
+def _mask_rows(mask, X: torch.Tensor) -> torch.Tensor:
+    """``mask`` as (N, D) bool on the inputs' device (True = may change)."""
+    n, d = X.shape[0], X[0].numel()
+    if mask is None:
+        return torch.ones(n, d, dtype=torch.bool, device=X.device)
+    mask = torch.as_tensor(mask, device=X.device).bool()
+    if mask.numel() == d:
+        return mask.reshape(1, d).expand(n, d)
+    if mask.numel() == n * d:
+        return mask.reshape(n, d)
+    raise ValueError(f"mask must have the shape of one input {tuple(X.shape[1:])} or of all inputs {tuple(X.shape)}; got {tuple(mask.shape)}")
+
+
+def _space(adapter, X: torch.Tensor, mask, relax_discrete: bool) -> _Space:
+    kinds, lo, hi = _feature_info(adapter, X)
+    n, d = X.shape[0], X[0].numel()
+    x0 = X.reshape(n, d)
+    discrete = torch.zeros(d, dtype=torch.bool, device=X.device)
+    if kinds is not None:
+        discrete = torch.tensor([k != "continuous" for k in kinds], device=X.device)
+    free = _mask_rows(mask, X)
+    if not relax_discrete:
+        free = free & ~discrete
+    outside = (x0 < lo) | (x0 > hi)
+    if outside.any():
+        i, j = (int(v) for v in torch.nonzero(outside)[0])
+        warn(
+            f"{int(outside.any(dim=1).sum())} input(s) lie outside the feature bounds (first: input {i}, feature {j}); "
+            "their out-of-bounds values are kept and never pushed further out"
+        )
+    lower = torch.where(free, (lo - x0).clamp(max=0), torch.zeros_like(x0))
+    upper = torch.where(free, (hi - x0).clamp(min=0), torch.zeros_like(x0))
+    return _Space(x0, lower, upper, discrete & free.any(dim=0), tuple(X.shape[1:]))
+
+
+def _bind(adapter, goal, X: torch.Tensor) -> BoundGoal:
+    if isinstance(goal, BoundGoal):
+        return goal.to(adapter.device)
+    return adapter.bind(_goals.parse(goal), X)
+
+
+def _eps_rows(eps, n: int, device) -> torch.Tensor:
+    eps = torch.as_tensor(eps, dtype=torch.float32, device=device).reshape(-1)
+    if eps.numel() == 1:
+        eps = eps.expand(n)
+    if eps.numel() != n:
+        raise ValueError(f"eps must be a number or one value per input ({n}); got {eps.numel()} values")
+    if (eps < 0).any() or not torch.isfinite(eps).all():
+        raise ValueError("eps must be finite and non-negative")
+    return eps.clone()
+
+
+def _round_discrete(delta, x0, discrete, eps, norm, lower, upper) -> torch.Tensor:
+    """Round relaxed discrete features to integers, keeping norm and bounds.
+
+    Each discrete coordinate is rounded to the nearest integer; where that leaves
+    the box, or where the rounded row exceeds ``eps``, it is truncated towards the
+    input instead (which never increases ``|delta|``).
+    """
+    if not discrete.any():
+        return delta
+    target = torch.round(x0 + delta) - x0
+    toward = torch.trunc(delta)
+    ok = (target >= lower) & (target <= upper)
+    rounded = torch.where(discrete & ok, target, torch.where(discrete, toward, delta))
+    too_big = vector_norm(rounded, norm) > eps * (1 + 1e-6) + 1e-7
+    truncated = torch.where(discrete, toward, delta)
+    return torch.where(too_big[:, None], truncated, rounded)
+
+
+# ---------------------------------------------------------------- steps
+def _steepest(grad, delta, lower, upper, norm, l1_fraction):
+    """Unit steepest-descent direction of ``g`` in ``norm`` (the step is ``alpha`` times it)."""
+    if norm == "linf":
+        return -torch.sign(grad)
+    # coordinates pinned at a bound in the descent direction cannot move
+    blocked = ((delta <= lower) & (grad > 0)) | ((delta >= upper) & (grad < 0)) | ((lower == 0) & (upper == 0))
+    grad = torch.where(blocked, torch.zeros_like(grad), grad)
+    if norm == "l2":
+        return -grad / vector_norm(grad, "l2").clamp_min(1e-30)[:, None]
+    k = max(1, int(math.ceil(l1_fraction * grad.shape[1])))
+    top = grad.abs().topk(k, dim=1)
+    # coordinates tied with the k-th largest |grad| all move (as in SLIDE's quantile rule)
+    chosen = (grad.abs() >= top.values[:, -1:]) & (grad != 0)
+    direction = torch.where(chosen, -torch.sign(grad), torch.zeros_like(grad))
+    return direction / chosen.sum(dim=1).clamp_min(1)[:, None]
+
+
+def _random_in_ball(n, d, eps, norm, generator, device) -> torch.Tensor:
+    if norm == "linf":
+        u = torch.rand(n, d, generator=generator, device=device) * 2 - 1
+        return u * eps[:, None]
+    if norm == "l2":
+        g = torch.randn(n, d, generator=generator, device=device)
+        r = torch.rand(n, generator=generator, device=device) ** (1.0 / max(d, 1))
+        return g / vector_norm(g, "l2").clamp_min(1e-30)[:, None] * (r * eps)[:, None]
+    e = -torch.log(torch.rand(n, d + 1, generator=generator, device=device).clamp_min(1e-30))
+    signs = torch.randint(0, 2, (n, d), generator=generator, device=device) * 2 - 1
+    return signs * e[:, :d] / e.sum(dim=1, keepdim=True) * eps[:, None]
+
+
+def _better(g_new, n_new, g_old, n_old):
+    """Where a candidate beats the kept one: success first, then smaller norm, else lower g."""
+    s_new, s_old = g_new <= 0, g_old <= 0
+    return (s_new & ~s_old) | (s_new & s_old & (n_new < n_old)) | (~s_new & ~s_old & (g_new < g_old))
+
+
+@dataclass
+class _Run:
+    delta: torch.Tensor  # (M, D) best perturbation per row
+    g: torch.Tensor  # (M,)
+    norm: torch.Tensor  # (M,)
+    evaluations: torch.Tensor  # (N,) model evaluations per input
+
+
+def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, restarts, random_start, early_stop,
+              l1_fraction, generator, progress=False) -> _Run:
+    """PGD on the inputs ``rows`` (M,) of ``space`` with per-row ``eps`` (M,); best of restarts per row."""
+    device = adapter.device
+    m, d = rows.shape[0], space.x0.shape[1]
+    rr = rows.repeat(restarts)  # restart-major copies of the rows
+    slot = torch.arange(m, device=device).repeat(restarts)
+    x0, lower, upper = space.x0[rr], space.lower[rr], space.upper[rr]
+    e = eps.repeat(restarts)
+    alpha = (2.5 * e / max(steps, 1)) if step_size is None else _eps_rows(step_size, m, device).repeat(restarts)
+    delta = torch.zeros_like(x0)
+    starts = torch.arange(restarts, device=device).repeat_interleave(m)
+    rand = (starts > 0) | bool(random_start)
+    if rand.any():
+        draw = _random_in_ball(int(rand.sum()), d, e[rand], norm, generator, device)
+        delta[rand] = project(draw, e[rand], norm, lower[rand], upper[rand])
+    fn = lambda y, r: bound(y, r)  # noqa: E731
+    best = delta.clone()
+    best_g = torch.full((m * restarts,), math.inf, device=device)
+    best_n = torch.full((m * restarts,), math.inf, device=device)
+    evaluations = torch.zeros(space.x0.shape[0], device=device)
+    active = torch.ones(m * restarts, dtype=torch.bool, device=device)
+    done = torch.zeros(m, dtype=torch.bool, device=device)
+    iterator = range(steps + 1)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc=f"pgd ({norm})")
+    for t in iterator:
+        idx = torch.nonzero(active)[:, 0]
+        if idx.numel() == 0:
+            break
+        da = delta[idx]
+        g, grad = adapter.gradient(space.unflat(x0[idx] + da), fn, rows=rr[idx])
+        evaluations.index_add_(0, rr[idx], torch.ones(idx.numel(), device=device))
+        grad = torch.nan_to_num(grad.reshape(idx.numel(), d).float(), nan=0.0, posinf=0.0, neginf=0.0)
+        candidate = da
+        if space.discrete.any():
+            candidate = _round_discrete(da, x0[idx], space.discrete, e[idx], norm, lower[idx], upper[idx])
+            _, g = adapter.evaluate(space.unflat(x0[idx] + candidate), bound, rows=rr[idx])
+            evaluations.index_add_(0, rr[idx], torch.ones(idx.numel(), device=device))
+        g = torch.nan_to_num(g.float(), nan=math.inf)
+        n_new = vector_norm(candidate, norm)
+        better = _better(g, n_new, best_g[idx], best_n[idx])
+        sel = idx[better]
+        best[sel], best_g[sel], best_n[sel] = candidate[better], g[better], n_new[better]
+        if t == steps:
+            break
+        if early_stop:
+            done[slot[idx[g <= 0]]] = True
+            keep = ~done[slot[idx]]
+            idx, da, grad = idx[keep], da[keep], grad[keep]
+            active = torch.zeros_like(active)
+            active[idx] = True
+            if idx.numel() == 0:
+                break
+        step = _steepest(grad, da, lower[idx], upper[idx], norm, l1_fraction)
+        delta[idx] = project(da + alpha[idx, None] * step, e[idx], norm, lower[idx], upper[idx])
+    # best of the restarts of each row
+    out, out_g, out_n = best[:m].clone(), best_g[:m].clone(), best_n[:m].clone()
+    for r in range(1, restarts):
+        part = slice(r * m, (r + 1) * m)
+        better = _better(best_g[part], best_n[part], out_g, out_n)
+        out[better], out_g[better], out_n[better] = best[part][better], best_g[part][better], best_n[part][better]
+    return _Run(out, out_g, out_n, evaluations)
+
+
+def _result(adapter, space, bound, X, delta, *, norm, ids, params, start, evaluations) -> PerturbationResult:
+    x_adv = space.x0 + delta
+    before, _ = adapter.evaluate(X, bound)
+    after, g = adapter.evaluate(space.unflat(x_adv), bound)
+    names = []
+    if X.ndim == 2 and hasattr(adapter, "names"):
+        names = list(adapter.names(X.shape[1]))
+    params = {**params, "norm": norm, "device": str(adapter.device), "seconds": time.perf_counter() - start,
+              "evaluations": evaluations.cpu()}
+    return PerturbationResult(
+        x_adv=space.unflat(x_adv), delta=space.unflat(delta), norm=vector_norm(delta, norm),
+        score_before=before, score_after=after, success=g <= 0, ids=list(ids or []), feature_names=names,
+        params=params,
+    )
+
+
+# ----------------------------------------------------------------- public
+def pgd(
+    adapter,
+    X,
+    *,
+    goal=None,
+    eps,
+    norm: str = "linf",
+    steps: int = 40,
+    step_size=None,
+    restarts: int = 1,
+    random_start: bool = False,
+    mask=None,
+    seed: int = 0,
+    early_stop: bool = True,
+    relax_discrete: bool = False,
+    l1_fraction: float = 0.05,
+    ids=None,
+    progress: bool = False,
+) -> PerturbationResult:
+    """Projected gradient descent on the goal value ``g`` inside an eps-ball and the feature bounds.
+
+    Steps are true steepest-descent steps for the norm: ``sign(grad)`` for L-inf,
+    ``grad / ||grad||_2`` for L2, and sparse coordinate steps for L1 (the top
+    ``l1_fraction`` of coordinates by ``|grad|`` move, as in sparse L1 descent).
+    After each step the perturbation is projected exactly onto the ball
+    intersected with the feature bounds (see :func:`project`). The best iterate
+    per input is kept (the lowest ``g``; among successes the smallest norm), and an
+    input leaves the batch as soon as its goal holds (``early_stop``).
+
+    Parameters
+    ----------
+    adapter : FeatureModel or any adapter over float tensors
+    X : torch.Tensor of shape (N, F) or (N, ...)
+    goal : Goal, str or BoundGoal, optional
+        What to reach (default :func:`probekit.goals.flip`).
+    eps : float or torch.Tensor of shape (N,)
+        Radius of the ball, one for all inputs or one per input.
+    norm : {"linf", "l2", "l1"}
+    steps : int
+        Gradient steps per restart.
+    step_size : float or torch.Tensor of shape (N,), optional
+        Default ``2.5 * eps / steps``.
+    restarts : int
+        Independent runs per input, all in one batch; restarts after the first
+        start at a random point of the ball.
+    random_start : bool
+        Start the first restart at a random point too.
+    mask : torch.Tensor of bool, shape (F,) or (N, F), optional
+        True where a feature may change.
+    seed : int
+        Seeds the random starts.
+    early_stop : bool
+        Stop an input once its goal holds.
+    relax_discrete : bool
+        Move binary and integer features as if continuous, then round them (and
+        re-check norm and bounds) in every evaluated and reported point; by
+        default they are frozen.
+    l1_fraction : float
+        Fraction of coordinates moved per L1 step (at least one).
+    ids : list of str, optional
+    progress : bool
+        Show a progress bar over steps.
+
+    Returns
+    -------
+    PerturbationResult
+
+    Examples
+    --------
+    >>> import torch
+    >>> from probekit import FeatureModel, goals, outputs
+    >>> adapter = FeatureModel(torch.nn.Linear(2, 1), output=outputs.value(0), device="cpu")
+    >>> r = pgd(adapter, torch.zeros(1, 2), goal=goals.decrease(by=100.0), eps=0.5, norm="linf", steps=10)
+    >>> float(r.norm[0])
+    0.5
+    """
+    start = time.perf_counter()
+    norm = _check_norm(norm)
+    if steps < 0 or restarts < 1:
+        raise ValueError("steps must be >= 0 and restarts >= 1")
+    X = _as_inputs(adapter, X)
+    space = _space(adapter, X, mask, relax_discrete)
+    bound = _bind(adapter, goal, X)
+    n = X.shape[0]
+    eps_rows = _eps_rows(eps, n, adapter.device)
+    generator = torch.Generator(device=adapter.device).manual_seed(seed)
+    run = _pgd_core(adapter, space, bound, torch.arange(n, device=adapter.device), eps_rows, norm=norm, steps=steps,
+                    step_size=step_size, restarts=restarts, random_start=random_start, early_stop=early_stop,
+                    l1_fraction=l1_fraction, generator=generator, progress=progress)
+    params = {"method": "pgd", "goal": str(bound.goal), "eps": eps_rows.cpu(), "steps": steps, "step_size": step_size,
+              "restarts": restarts, "random_start": random_start, "seed": seed, "early_stop": early_stop,
+              "relax_discrete": relax_discrete}
+    return _result(adapter, space, bound, X, run.delta, norm=norm, ids=ids, params=params, start=start,
+                   evaluations=run.evaluations + 2)
+
+
+def fgsm(adapter, X, *, goal=None, eps, norm: str = "linf", mask=None, relax_discrete: bool = False, ids=None) -> PerturbationResult:
+    """One steepest-descent step of size ``eps`` (fast gradient sign method and its L2 / L1 forms).
+
+    The step is projected onto the ball and the feature bounds like :func:`pgd`;
+    as everywhere, the better of the input and the stepped point is reported.
+
+    Parameters
+    ----------
+    adapter : FeatureModel or any adapter over float tensors
+    X : torch.Tensor of shape (N, F) or (N, ...)
+    goal : Goal, str or BoundGoal, optional
+    eps : float or torch.Tensor of shape (N,)
+    norm : {"linf", "l2", "l1"}
+    mask : torch.Tensor of bool, shape (F,) or (N, F), optional
+    relax_discrete : bool
+
+    Returns
+    -------
+    PerturbationResult
+
+    Examples
+    --------
+    >>> import torch
+    >>> from probekit import FeatureModel, goals, outputs
+    >>> adapter = FeatureModel(torch.nn.Linear(2, 1), output=outputs.value(0), device="cpu")
+    >>> fgsm(adapter, torch.zeros(1, 2), goal=goals.decrease(by=100.0), eps=0.1).norm
+    tensor([0.1000])
+    """
+    result = pgd(adapter, X, goal=goal, eps=eps, norm=norm, steps=1, step_size=eps, mask=mask, early_stop=False,
+                 relax_discrete=relax_discrete, l1_fraction=0.0, ids=ids)
+    result.params["method"] = "fgsm"
+    return result
+
+
+def _first_order_radius(adapter, space, bound, norm) -> tuple[torch.Tensor, torch.Tensor]:
+    """``g`` and the linearised distance to the goal, ``max(g, 0) / ||grad g||_dual`` (N,)."""
+    g, grad = adapter.gradient(space.unflat(space.x0), lambda y, r: bound(y, r))
+    grad = torch.where((space.lower < 0) | (space.upper > 0), grad.reshape(space.x0.shape), torch.zeros_like(space.x0))
+    dual = torch.linalg.vector_norm(torch.nan_to_num(grad), ord=DUAL_ORDER[norm], dim=1)
+    return g, g.clamp_min(0) / dual.clamp_min(1e-12)
+
+
+def min_perturbation(
+    adapter,
+    X,
+    *,
+    goal=None,
+    norm: str = "linf",
+    eps_max=None,
+    steps: int = 40,
+    search_steps: int = 10,
+    restarts: int = 1,
+    mask=None,
+    relax_discrete: bool = False,
+    l1_fraction: float = 0.05,
+    seed: int = 0,
+    ids=None,
+    progress: bool = False,
+) -> PerturbationResult:
+    """The smallest perturbation per input (not per batch) that reaches the goal.
+
+    Per-input bisection over eps, with one batched PGD run per bisection step in
+    which every unresolved input has its own eps; the upper end drops to the norm
+    of each success found. Finally the best perturbation of each input is shrunk
+    along its own direction (bisection on a scale factor of its continuous part)
+    while the goal still holds. Inputs that never reach the goal within
+    ``eps_max`` get ``success=False`` and their best attempt.
+
+    Parameters
+    ----------
+    adapter : FeatureModel or any adapter over float tensors
+    X : torch.Tensor of shape (N, F) or (N, ...)
+    goal : Goal, str or BoundGoal, optional
+    norm : {"linf", "l2", "l1"}
+    eps_max : float or torch.Tensor of shape (N,), optional
+        Largest radius tried. Default: from the first-order distance to the goal,
+        doubled per input (up to 12 times) until PGD succeeds.
+    steps : int
+        PGD steps per run.
+    search_steps : int
+        Bisection steps over eps (and over the final scale).
+    restarts, mask, relax_discrete, l1_fraction, seed
+        As in :func:`pgd`.
+
+    Returns
+    -------
+    PerturbationResult
+        ``norm`` is the size of the perturbation found; ``params["eps_lower"]`` the
+        largest eps at which PGD failed.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from probekit import FeatureModel, goals, outputs
+    >>> model = torch.nn.Linear(2, 1, bias=False)
+    >>> with torch.no_grad():
+    ...     _ = model.weight.copy_(torch.tensor([[3.0, 4.0]]))
+    >>> adapter = FeatureModel(model, output=outputs.value(0), device="cpu")
+    >>> r = min_perturbation(adapter, torch.zeros(1, 2), goal=goals.decrease(by=5.0), norm="l2")
+    >>> round(float(r.norm[0]), 2)
+    1.0
+    """
+    start = time.perf_counter()
+    norm = _check_norm(norm)
+    X = _as_inputs(adapter, X)
+    device = adapter.device
+    space = _space(adapter, X, mask, relax_discrete)
+    bound = _bind(adapter, goal, X)
+    n = X.shape[0]
+    generator = torch.Generator(device=device).manual_seed(seed)
+    options = dict(norm=norm, steps=steps, step_size=None, restarts=restarts, random_start=False, early_stop=True,
+                   l1_fraction=l1_fraction, generator=generator)
+    g0, radius = _first_order_radius(adapter, space, bound, norm)
+    evaluations = torch.full((n,), 1.0, device=device)
+    best = torch.zeros_like(space.x0)
+    best_g, best_n = g0.float().clone(), torch.zeros(n, device=device)
+    success = best_g <= 0
+    lo = torch.zeros(n, device=device)
+    hi = torch.zeros(n, device=device)
+
+    def attempt(rows, eps):
+        nonlocal evaluations
+        run = _pgd_core(adapter, space, bound, rows, eps, **options)
+        evaluations = evaluations + run.evaluations
+        better = _better(run.g, run.norm, best_g[rows], torch.where(success[rows], best_n[rows], math.inf))
+        sel = rows[better]
+        best[sel], best_g[sel], best_n[sel] = run.delta[better], run.g[better], run.norm[better]
+        ok = run.g <= 0
+        success[rows[ok]] = True
+        return ok, run.norm
+
+    # upper end of the bracket
+    pending = torch.nonzero(~success)[:, 0]
+    if eps_max is not None:
+        hi[:] = _eps_rows(eps_max, n, device)
+        if pending.numel():
+            ok, found = attempt(pending, hi[pending])
+            lo[pending[~ok]] = hi[pending[~ok]]
+    else:
+        guess = torch.where(torch.isfinite(radius) & (radius > 0), radius * 1.5, torch.ones_like(radius))
+        hi[:] = guess
+        for _ in range(13):
+            if pending.numel() == 0:
+                break
+            ok, found = attempt(pending, hi[pending])
+            lo[pending[~ok]] = hi[pending[~ok]]
+            failed = pending[~ok]
+            hi[failed] = hi[failed] * 2
+            pending = failed
+        hi[pending] = hi[pending] / 2  # never succeeded: report the largest eps tried
+    hi = torch.where(success, torch.minimum(hi, best_n), hi)
+    # per-input bisection, all inputs in one batch with their own eps
+    iterator = range(search_steps)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc="min_perturbation")
+    for _ in iterator:
+        rows = torch.nonzero(success & (g0 > 0) & (hi - lo > 1e-6 * hi.clamp_min(1e-12)))[:, 0]
+        if rows.numel() == 0:
+            break
+        mid = 0.5 * (lo[rows] + hi[rows])
+        ok, found = attempt(rows, mid)
+        hi[rows[ok]] = torch.minimum(mid[ok], found[ok])
+        lo[rows[~ok]] = mid[~ok]
+    best = _shrink(adapter, space, bound, best, success & (g0 > 0), norm, search_steps * 2, evaluations)
+    params = {"method": "min_perturbation", "goal": str(bound.goal), "eps_max": None if eps_max is None else eps_max,
+              "eps_lower": lo.cpu(), "steps": steps, "search_steps": search_steps, "restarts": restarts, "seed": seed,
+              "relax_discrete": relax_discrete}
+    return _result(adapter, space, bound, X, best, norm=norm, ids=ids, params=params, start=start,
+                   evaluations=evaluations + 2)
+
+
+def _shrink(adapter, space, bound, delta, rows_ok, norm, iters, evaluations):
+    """Scale the continuous part of each successful ``delta`` down as far as the goal still holds."""
+    rows = torch.nonzero(rows_ok)[:, 0]
+    if rows.numel() == 0 or iters <= 0:
+        return delta
+    d = delta[rows]
+    fixed = torch.where(space.discrete, d, torch.zeros_like(d))
+    moving = d - fixed
+    a = torch.zeros(rows.numel(), device=d.device)  # fails (or untested)
+    b = torch.ones(rows.numel(), device=d.device)  # succeeds
+    for _ in range(iters):
+        t = 0.5 * (a + b)
+        _, g = adapter.evaluate(space.unflat(space.x0[rows] + fixed + t[:, None] * moving), bound, rows=rows)
+        evaluations.index_add_(0, rows, torch.ones_like(t))
+        ok = g <= 0
+        b, a = torch.where(ok, t, b), torch.where(ok, a, t)
+    out = delta.clone()
+    out[rows] = fixed + b[:, None] * moving
+    return out
+
+
+def _sphere(n, free, eps, norm, generator) -> torch.Tensor:
+    """Uniform draws on the ``norm`` sphere of radius ``eps`` (n,) over the free coordinates (n, D)."""
+    device = free.device
+    d = free.shape[1]
+    zero = torch.zeros(n, d, device=device)
+    if norm == "linf":
+        u = torch.rand(n, d, generator=generator, device=device) * 2 - 1
+        pick = torch.where(free, torch.rand(n, d, generator=generator, device=device), torch.full_like(u, -1.0)).argmax(dim=1)
+        face = (torch.randint(0, 2, (n,), generator=generator, device=device) * 2 - 1).float()
+        u[torch.arange(n, device=device), pick] = face
+        unit = torch.where(free, u, zero)
+    elif norm == "l2":
+        g = torch.where(free, torch.randn(n, d, generator=generator, device=device), zero)
+        unit = g / vector_norm(g, "l2").clamp_min(1e-30)[:, None]
+    else:
+        e = torch.where(free, -torch.log(torch.rand(n, d, generator=generator, device=device).clamp_min(1e-30)), zero)
+        signs = torch.randint(0, 2, (n, d), generator=generator, device=device) * 2 - 1
+        unit = signs * e / e.sum(dim=1, keepdim=True).clamp_min(1e-30)
+    return unit * eps[:, None]
+
+
+def _random_points(space, eps, norm, n_draws, generator):
+    """(N * n_draws, D) perturbations, input-major, on the sphere and clipped to the bounds."""
+    rows = torch.arange(space.x0.shape[0], device=space.x0.device).repeat_interleave(n_draws)
+    free = (space.lower[rows] < 0) | (space.upper[rows] > 0)
+    delta = _sphere(rows.numel(), free, eps[rows], norm, generator)
+    delta = torch.minimum(torch.maximum(delta, space.lower[rows]), space.upper[rows])
+    return rows, delta
+
+
+def random_perturbation(adapter, X, *, norm: str = "linf", eps, n_draws: int = 100, seed: int = 0, mask=None,
+                        ids=None) -> BaselineResult:
+    """Score changes under random perturbations of norm ``eps``: the null baseline for :func:`pgd`.
+
+    Each draw is uniform on the sphere ``||delta|| = eps`` over the features that
+    may change (continuous features not masked out), then clipped to the feature
+    bounds; clipping can make a draw smaller than ``eps`` near a bound (the
+    realised norms are in ``params["norms"]``). All draws are evaluated in batches.
+
+    Parameters
+    ----------
+    adapter : FeatureModel or any adapter over float tensors
+    X : torch.Tensor of shape (N, F) or (N, ...)
+    norm : {"linf", "l2", "l1"}
+    eps : float or torch.Tensor of shape (N,)
+    n_draws : int
+    seed : int
+    mask : torch.Tensor of bool, shape (F,) or (N, F), optional
+
+    Returns
+    -------
+    BaselineResult
+        ``deltas`` (N, n_draws): score after minus score before.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from probekit import FeatureModel, outputs
+    >>> adapter = FeatureModel(torch.nn.Linear(3, 1), output=outputs.value(0), device="cpu")
+    >>> random_perturbation(adapter, torch.zeros(2, 3), norm="l2", eps=0.1, n_draws=8).deltas.shape
+    torch.Size([2, 8])
+    """
+    start = time.perf_counter()
+    norm = _check_norm(norm)
+    X = _as_inputs(adapter, X)
+    space = _space(adapter, X, mask, relax_discrete=False)
+    n = X.shape[0]
+    eps_rows = _eps_rows(eps, n, adapter.device)
+    generator = torch.Generator(device=adapter.device).manual_seed(seed)
+    before = adapter.score(X)
+    rows, delta = _random_points(space, eps_rows, norm, n_draws, generator)
+    after = adapter.score(space.unflat(space.x0[rows] + delta))
+    deltas = (after - before[rows]).reshape(n, n_draws)
+    params = {"eps": eps_rows.cpu(), "n_draws": n_draws, "seed": seed, "device": str(adapter.device),
+              "seconds": time.perf_counter() - start, "norms": vector_norm(delta, norm).reshape(n, n_draws).cpu()}
+    k = float(eps) if not isinstance(eps, torch.Tensor) or eps.numel() == 1 else eps_rows.cpu()
+    return BaselineResult(deltas=deltas, k=k, kind=norm, ids=list(ids or []), params=params)
+
+
+__all__ = ["fgsm", "pgd", "min_perturbation", "random_perturbation", "project", "project_l1_ball", "vector_norm"]
