@@ -1,0 +1,727 @@
+"""Attributions through captum, taking an adapter.
+
+Each function hands captum the adapter's differentiable score
+(:meth:`Adapter.score_fn`) as the forward function, inside ``adapter.session()``,
+in batches of ``adapter.batch_size`` inputs on ``adapter.device``, and returns an
+:class:`Attribution`.
+
+Definitions for DNA (one-hot ``X`` of shape (N, 4, L))
+------------------------------------------------------
+Every gradient method is read as *multipliers* ``M`` (N, 4, L) and a reference
+``r`` (N, 4, L): captum's attribution is ``M * (X - r)``.
+
+======================  ==============================  ======================
+method                  multipliers ``M``               reference ``r``
+======================  ==============================  ======================
+saliency                gradient (absolute by default)  none (see below)
+input_x_gradient        gradient at ``X``               zeros
+integrated_gradients    path-averaged gradient          the baseline
+deeplift_shap           DeepLIFT multipliers            each shuffled reference
+======================  ==============================  ======================
+
+``form="hypothetical"`` gives, for every position ``l`` and base ``b``, the
+contribution base ``b`` would make if it sat at ``l``, by the standard
+DeepLIFT/SHAP projection::
+
+    hypothetical[b, l] = sum_c M[c, l] * (onehot(b)[c] - r[c, l])
+                       = M[b, l] - sum_c M[c, l] * r[c, l]
+
+averaged over the references for DeepLIFT-SHAP. With the zero reference of
+input x gradient this is the gradient itself; with a uniform reference of 1/4
+it is the gradient minus its mean over the four bases. For saliency,
+``hypothetical[b, l] = M[b, l]``.
+
+``form="observed"`` keeps only the observed base: ``values = X * hypothetical``,
+so each position carries the sum over channels of captum's attribution
+(``sum_c M * (X - r)``) on its observed base; for input x gradient this is
+exactly captum's ``InputXGradient``. ``per_position`` (N, L) is that sum in both
+forms, and for DeepLIFT-SHAP and integrated gradients
+``per_position.sum(1) = f(X) - mean f(r)`` up to the reported ``delta``.
+
+Ablation methods (``feature_ablation``, ``shapley_sampling``) treat each DNA
+position as one feature, replaced by the baseline (default: ``N``, all zeros);
+they have no hypothetical form.
+
+For features (N, F) the values are captum's attributions, one per feature.
+
+Examples
+--------
+>>> import torch
+>>> from probekit import SequenceModel
+>>> from probekit.testing import ToyConv
+>>> adapter = SequenceModel(ToyConv(), output=1, device="cpu")
+>>> result = input_x_gradient(adapter, ["ACGTACGTAC", "TTTTACGTAA"])
+>>> result.values.shape, result.per_position.shape
+(torch.Size([2, 4, 10]), torch.Size([2, 10]))
+>>> result.to_frame().columns.tolist()[:4]
+['id', 'position', 'ref', 'attribution']
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._device import map_batches
+from ._warnings import warn
+from .adapters import SequenceModel
+from .encode.dna import reverse_complement
+from .encode.shuffle import dinucleotide_shuffle
+from .results import Result
+
+FORMS = ("observed", "hypothetical")
+
+
+# --------------------------------------------------------------------------- result
+@dataclass(frozen=True)
+class Attribution(Result):
+    """Attributions of the adapter's selected score to each input element.
+
+    Attributes
+    ----------
+    values : torch.Tensor of the shape of the inputs, (N, 4, L) or (N, F)
+        Observed-base or hypothetical attributions for DNA (see :mod:`probekit.attr`);
+        one value per feature for feature inputs.
+    method : str
+    form : {"observed", "hypothetical"}
+    per_position : torch.Tensor of shape (N, L) or None
+        DNA: attribution of the observed base at each position. None for features.
+    inputs : torch.Tensor of the shape of the inputs
+        The inputs attributed (for the ``ref`` and ``value`` columns of tables).
+    delta : torch.Tensor of shape (N,) or None
+        Summation error ``f(X) - mean f(r) - sum(attribution)`` for integrated
+        gradients and DeepLIFT-SHAP; None for other methods.
+    feature_names : list of str
+    alphabet : str
+    ids : list of str
+    params : dict
+        Method parameters, output name, device and seconds.
+    """
+
+    values: torch.Tensor
+    method: str
+    form: str = "observed"
+    per_position: torch.Tensor | None = None
+    inputs: torch.Tensor | None = None
+    delta: torch.Tensor | None = None
+    feature_names: list = field(default_factory=list)
+    alphabet: str = "ACGT"
+    ids: list = field(default_factory=list)
+    params: dict = field(default_factory=dict)
+
+    @property
+    def is_sequence(self) -> bool:
+        """True for DNA attributions (N, 4, L)."""
+        return self.per_position is not None
+
+    def _ids(self) -> list:
+        prefix = "seq" if self.is_sequence else "x"
+        return list(self.ids) or [f"{prefix}{i}" for i in range(self.values.shape[0])]
+
+    def to_frame(self) -> pd.DataFrame:
+        """Tidy table, one row per input and position (DNA) or feature.
+
+        DNA columns: ``id``, ``position``, ``ref``, ``attribution`` (the observed
+        base's attribution) and one column per base of ``values``. Feature
+        columns: ``id``, ``feature``, ``value``, ``attribution``.
+        """
+        ids = np.array(self._ids(), dtype=object)
+        n = self.values.shape[0]
+        if self.is_sequence:
+            length = self.values.shape[2]
+            letters = np.array(list(self.alphabet) + ["N"])
+            X = self.inputs
+            ref = X.argmax(dim=1).masked_fill(X.sum(dim=1) == 0, len(self.alphabet)).numpy()
+            frame = pd.DataFrame(
+                {
+                    "id": np.repeat(ids, length),
+                    "position": np.tile(np.arange(length), n),
+                    "ref": letters[ref.ravel()],
+                    "attribution": self.per_position.reshape(-1).numpy(),
+                }
+            )
+            for c, letter in enumerate(self.alphabet):
+                frame[letter] = self.values[:, c].reshape(-1).numpy()
+            return frame
+        n_features = self.values.shape[1]
+        names = self.feature_names or [f"f{j}" for j in range(n_features)]
+        return pd.DataFrame(
+            {
+                "id": np.repeat(ids, n_features),
+                "feature": np.tile(np.array(names, dtype=object), n),
+                "value": self.inputs.reshape(-1).numpy() if self.inputs is not None else np.nan,
+                "attribution": self.values.reshape(-1).numpy(),
+            }
+        )
+
+    def summary(self) -> pd.DataFrame:
+        """One row per input: total attribution, largest |attribution| and where, ``delta``."""
+        scores = self.per_position if self.is_sequence else self.values
+        top = scores.abs().argmax(dim=1)
+        where = top.numpy() if self.is_sequence else np.array(self.feature_names or [f"f{j}" for j in range(scores.shape[1])], dtype=object)[top.numpy()]
+        frame = pd.DataFrame(
+            {
+                "id": self._ids(),
+                "method": self.method,
+                "total": scores.sum(dim=1).numpy(),
+                "max_abs": scores.abs().max(dim=1).values.numpy(),
+                "top_position" if self.is_sequence else "top_feature": where,
+            }
+        )
+        if self.delta is not None:
+            frame["delta"] = self.delta.numpy()
+        return frame
+
+
+# --------------------------------------------------------------------------- helpers
+def _ids_of(X, ids) -> list:
+    if ids is not None:
+        return [str(i) for i in ids]
+    if isinstance(X, pd.DataFrame) and "id" in X.columns:
+        return [str(i) for i in X["id"]]
+    return []
+
+
+def _prepare(adapter, X) -> torch.Tensor:
+    return adapter.encode(X).detach().to(adapter.device, torch.float32)
+
+
+def _is_dna(adapter) -> bool:
+    return isinstance(adapter, SequenceModel)
+
+
+def _check_form(adapter, form: str, method: str) -> None:
+    if form not in FORMS:
+        raise ValueError(f"form must be 'observed' or 'hypothetical', got {form!r}")
+    if form == "hypothetical" and not _is_dna(adapter):
+        raise ValueError("form='hypothetical' applies to one-hot DNA only; feature attributions have one form")
+    if form == "hypothetical" and method in ("feature_ablation", "shapley_sampling"):
+        raise ValueError(f"{method} has no hypothetical form; use form='observed'")
+
+
+def _batched(adapter, n: int, fn) -> torch.Tensor:
+    parts = map_batches(fn, n, adapter.batch_size, on_backoff=getattr(adapter, "_on_backoff", None))
+    return torch.cat(parts)
+
+
+def _baseline(spec, X: torch.Tensor, dna: bool) -> torch.Tensor:
+    """Reference tensor of the shape of ``X`` from "zeros", "mean" or a tensor."""
+    if isinstance(spec, str):
+        if spec == "zeros":
+            return torch.zeros_like(X)
+        if spec == "mean":
+            if dna:
+                # Base composition of the inputs, the same at every position.
+                freq = X.mean(dim=(0, 2))
+                return freq[None, :, None].expand_as(X).clone()
+            return X.mean(dim=0, keepdim=True).expand_as(X).clone()
+        raise ValueError(f"baseline must be 'zeros', 'mean' or a tensor, got {spec!r}")
+    if isinstance(spec, (int, float)):
+        return torch.full_like(X, float(spec))
+    base = torch.as_tensor(spec, dtype=X.dtype, device=X.device)
+    try:
+        return base.expand_as(X).clone()
+    except RuntimeError:
+        raise ValueError(f"baseline of shape {tuple(base.shape)} does not broadcast to inputs {tuple(X.shape)}") from None
+
+
+def _finish(adapter, X, M, r, *, method, form, ids, params, start, delta=None) -> Attribution:
+    """Build the result from multipliers ``M`` and reference ``r`` (see the module docstring)."""
+    params = {**params, "output": adapter.output.name, "device": str(adapter.device), "seconds": time.perf_counter() - start}
+    if _is_dna(adapter):
+        hypothetical = M if r is None else M - (M * r).sum(dim=1, keepdim=True)
+        return _dna_result(adapter, X, hypothetical, method=method, form=form, ids=ids, params=params, delta=delta)
+    values = M if r is None else M * (X - r)
+    return Attribution(
+        values=values,
+        method=method,
+        inputs=X,
+        delta=delta,
+        feature_names=adapter.names(X.shape[1]),
+        ids=ids,
+        params=params,
+    )
+
+
+def _dna_result(adapter, X, hypothetical, *, method, form, ids, params, delta=None) -> Attribution:
+    observed = X * hypothetical
+    return Attribution(
+        values=observed if form == "observed" else hypothetical,
+        method=method,
+        form=form,
+        per_position=observed.sum(dim=1),
+        inputs=X,
+        delta=delta,
+        alphabet=adapter.alphabet,
+        ids=ids,
+        params=params,
+    )
+
+
+def _gradients(adapter, X, captum_cls, **kwargs) -> torch.Tensor:
+    def run(a: int, b: int) -> torch.Tensor:
+        return captum_cls(adapter.score_fn).attribute(X[a:b].clone().requires_grad_(True), **kwargs).detach()
+
+    with adapter.session(), torch.enable_grad():
+        return _batched(adapter, X.shape[0], run)
+
+
+# --------------------------------------------------------------------------- gradient methods
+def saliency(adapter, X, *, form: str = "observed", abs: bool = True, ids=None) -> Attribution:  # noqa: A002
+    """Gradient of the score with respect to the input (captum ``Saliency``).
+
+    Parameters
+    ----------
+    adapter : SequenceModel or FeatureModel
+    X : torch.Tensor of shape (N, 4, L) or (N, F), or inputs the adapter can encode
+    form : {"observed", "hypothetical"}
+        DNA only: the gradient at the observed base, or at every base.
+    abs : bool
+        Absolute value of the gradient, as captum does by default.
+    ids : list of str, optional
+
+    Returns
+    -------
+    Attribution
+
+    Examples
+    --------
+    >>> import torch
+    >>> from probekit import FeatureModel
+    >>> adapter = FeatureModel(torch.nn.Linear(3, 1), output=0, device="cpu")
+    >>> saliency(adapter, torch.ones(2, 3)).values.shape
+    torch.Size([2, 3])
+    """
+    from captum.attr import Saliency
+
+    _check_form(adapter, form, "saliency")
+    start = time.perf_counter()
+    X, ids = _prepare(adapter, X), _ids_of(X, ids)
+    M = _gradients(adapter, X, Saliency, abs=abs)
+    return _finish(adapter, X, M, None, method="saliency", form=form, ids=ids, params={"abs": abs}, start=start)
+
+
+def input_x_gradient(adapter, X, *, form: str = "observed", ids=None) -> Attribution:
+    """Gradient times input (captum ``InputXGradient``); the hypothetical form is the gradient.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from probekit import FeatureModel
+    >>> adapter = FeatureModel(torch.nn.Linear(3, 1), output=0, device="cpu")
+    >>> input_x_gradient(adapter, torch.ones(2, 3)).values.shape
+    torch.Size([2, 3])
+    """
+    from captum.attr import InputXGradient, Saliency
+
+    _check_form(adapter, form, "input_x_gradient")
+    start = time.perf_counter()
+    X, ids = _prepare(adapter, X), _ids_of(X, ids)
+    if _is_dna(adapter):
+        M = _gradients(adapter, X, Saliency, abs=False)
+        return _finish(adapter, X, M, torch.zeros_like(X), method="input_x_gradient", form=form, ids=ids, params={}, start=start)
+    values = _gradients(adapter, X, InputXGradient)
+    return _finish(adapter, X, values, None, method="input_x_gradient", form=form, ids=ids, params={}, start=start)
+
+
+def integrated_gradients(
+    adapter, X, *, baseline="zeros", n_steps: int = 50, method: str = "gausslegendre", form: str = "observed", ids=None
+) -> Attribution:
+    """Integrated gradients from a baseline (captum ``IntegratedGradients``).
+
+    Parameters
+    ----------
+    baseline : {"zeros", "mean"} or torch.Tensor
+        ``"zeros"``; ``"mean"``: feature means of ``X`` (for DNA, the base
+        composition of ``X`` at every position); or a tensor broadcastable to ``X``.
+    n_steps : int
+        Points on the path; captum evaluates them ``adapter.batch_size`` rows at a time.
+    method : str
+        captum's quadrature rule.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from probekit import FeatureModel
+    >>> adapter = FeatureModel(torch.nn.Linear(3, 1), output=0, device="cpu")
+    >>> r = integrated_gradients(adapter, torch.ones(2, 3), n_steps=8)
+    >>> bool(r.delta.abs().max() < 1e-4)
+    True
+    """
+    from captum.attr import IntegratedGradients
+
+    _check_form(adapter, form, "integrated_gradients")
+    start = time.perf_counter()
+    X, ids = _prepare(adapter, X), _ids_of(X, ids)
+    r = _baseline(baseline, X, _is_dna(adapter))
+
+    def run(a: int, b: int) -> torch.Tensor:
+        ig = IntegratedGradients(adapter.score_fn, multiply_by_inputs=False)
+        rows = b - a
+        return ig.attribute(
+            X[a:b].clone().requires_grad_(True), baselines=r[a:b], n_steps=n_steps, method=method, internal_batch_size=max(rows, adapter.batch_size)
+        ).detach()
+
+    with adapter.session(), torch.enable_grad():
+        M = _batched(adapter, X.shape[0], run)
+    delta = _delta(adapter, X, r[:, None], M * (X - r))
+    params = {"baseline": baseline if isinstance(baseline, str) else "tensor", "n_steps": n_steps, "method": method}
+    return _finish(adapter, X, M, r, method="integrated_gradients", form=form, ids=ids, params=params, start=start, delta=delta)
+
+
+def _delta(adapter, X, refs, attributions) -> torch.Tensor:
+    """``f(X) - mean_r f(ref_r) - sum(attributions)`` per input; ``refs`` (N, R, ...)."""
+    n, R = refs.shape[:2]
+    fx = adapter.score(X)
+    fr = adapter.score(refs.reshape(n * R, *refs.shape[2:])).reshape(n, R).mean(dim=1)
+    return (fx - fr - attributions.reshape(n, -1).sum(dim=1)).detach()
+
+
+# --------------------------------------------------------------------------- DeepLIFT
+_FACTORIES = {
+    "relu": lambda a, k: nn.ReLU(),
+    "sigmoid": lambda a, k: nn.Sigmoid(),
+    "tanh": lambda a, k: nn.Tanh(),
+    "softmax": lambda a, k: nn.Softmax(dim=_arg(a, k, 1, "dim", None)),
+    "elu": lambda a, k: nn.ELU(alpha=_arg(a, k, 1, "alpha", 1.0)),
+    "leaky_relu": lambda a, k: nn.LeakyReLU(_arg(a, k, 1, "negative_slope", 0.01)),
+    "softplus": lambda a, k: nn.Softplus(_arg(a, k, 1, "beta", 1.0), _arg(a, k, 2, "threshold", 20.0)),
+}
+_FUNCTIONS = {
+    torch.relu: "relu",
+    F.relu: "relu",
+    torch.sigmoid: "sigmoid",
+    F.sigmoid: "sigmoid",
+    torch.tanh: "tanh",
+    F.tanh: "tanh",
+    torch.softmax: "softmax",
+    F.softmax: "softmax",
+    F.elu: "elu",
+    F.leaky_relu: "leaky_relu",
+    F.softplus: "softplus",
+}
+_METHODS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax"}
+_RULE_MODULES = (nn.ReLU, nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Softmax, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
+
+
+def _arg(args, kwargs, i, name, default):
+    return args[i] if len(args) > i else kwargs.get(name, default)
+
+
+def deeplift_ready(model):
+    """A copy of ``model`` whose nonlinearities are modules captum's DeepLIFT gives its rule to.
+
+    captum applies the DeepLIFT rescale rule only to ``nn.ReLU``, ``nn.Sigmoid``...
+    modules, each called once. The model is traced with ``torch.fx``; functional
+    calls (``torch.relu(x)``, ``F.relu(x)``, ``x.relu()``, sigmoid, tanh,
+    softmax, elu, leaky_relu, softplus) become fresh modules, and every
+    nonlinear module call gets its own copy, so reused modules and two-strand
+    averaging work. The user's model is never changed: weights are shared, modules
+    holding nonlinearities are not. If tracing fails the model is returned as it
+    is, with a :class:`ProbekitWarning`.
+
+    Examples
+    --------
+    >>> from probekit.testing import ToyConv
+    >>> ready = deeplift_ready(ToyConv())
+    >>> any(isinstance(m, torch.nn.ReLU) for m in ready.modules())
+    True
+    """
+    try:
+        gm = torch.fx.symbolic_trace(model)
+    except Exception as error:  # noqa: BLE001 - any tracing failure falls back with a warning
+        warn(
+            f"DeepLIFT: torch.fx could not trace the model ({type(error).__name__}: {error}); functional "
+            "nonlinearities (torch.relu, F.relu, x.relu()) in its forward get no DeepLIFT rule, so attributions "
+            "may not sum to the change in output. Use nn.ReLU-style modules to avoid this."
+        )
+        return model
+    graph = gm.graph
+    count = 0
+    for node in list(graph.nodes):
+        name = None
+        if node.op == "call_function" and node.target in _FUNCTIONS:
+            name = _FUNCTIONS[node.target]
+        elif node.op == "call_method" and node.target in _METHODS:
+            name = _METHODS[node.target]
+        if name is not None:
+            extra = list(node.args[1:]) + list(node.kwargs.values())
+            if any(isinstance(v, torch.fx.Node) for v in extra) or node.kwargs.get("dtype") is not None:
+                continue  # arguments only known at run time: leave the call as it is
+            if name == "softmax" and _arg(node.args, node.kwargs, 1, "dim", None) is None:
+                continue
+            module = _FACTORIES[name](node.args, node.kwargs)
+        elif node.op == "call_module" and isinstance(gm.get_submodule(node.target), _RULE_MODULES):
+            module = copy.deepcopy(gm.get_submodule(node.target))
+        else:
+            continue
+        target = f"_deeplift_{name or 'module'}_{count}"
+        count += 1
+        gm.add_submodule(target, module)
+        with graph.inserting_before(node):
+            new = graph.call_module(target, (node.args[0],))
+        node.replace_all_uses_with(new)
+        graph.erase_node(node)
+    graph.lint()
+    gm.recompile()
+    gm.delete_all_unused_submodules()
+    return gm
+
+
+class _BothStrands(nn.Module):
+    """Average of two traced copies over a sequence and its reverse complement (canonical NCL input)."""
+
+    def __init__(self, forward_net, reverse_net, *, layout: str, alphabet: str):
+        super().__init__()
+        self.forward_net = forward_net
+        self.reverse_net = reverse_net
+        self.layout = layout
+        self.alphabet = alphabet
+
+    def _layout(self, x):
+        return x.transpose(1, 2) if self.layout == "NLC" else x
+
+    def forward(self, x):
+        rc = reverse_complement(x, alphabet=self.alphabet)
+        return 0.5 * (self.forward_net(self._layout(x)) + self.reverse_net(self._layout(rc)))
+
+
+class _Scored(nn.Module):
+    """The adapter's score as a module, so captum can hook the model's nonlinearities."""
+
+    def __init__(self, adapter):
+        super().__init__()
+        self.net = adapter.model if isinstance(adapter.model, nn.Module) else None
+        self.adapter = adapter
+
+    def forward(self, x):
+        return self.adapter.score_fn(x)
+
+
+def _deeplift_adapter(adapter):
+    if getattr(adapter, "strands", "forward") == "both":
+        net = _BothStrands(
+            deeplift_ready(adapter.model), deeplift_ready(adapter.model), layout=adapter.layout, alphabet=adapter.alphabet
+        )
+        return adapter.replace(model=net, strands="forward", layout="NCL")
+    return adapter.replace(model=deeplift_ready(adapter.model))
+
+
+def _references(adapter, X, references, n_references: int, seed: int) -> torch.Tensor:
+    """References (N, R, ...) on the adapter's device."""
+    n = X.shape[0]
+    if references is None:
+        if _is_dna(adapter):
+            return dinucleotide_shuffle(X, n=n_references, seed=seed, alphabet=adapter.alphabet)
+        # Background drawn from the inputs themselves.
+        g = torch.Generator().manual_seed(seed)
+        pick = torch.randint(0, n, (n_references,), generator=g).to(X.device)
+        return X[pick][None].expand(n, *X[pick].shape)
+    refs = torch.as_tensor(references, dtype=X.dtype).to(X.device)
+    if refs.ndim == X.ndim:  # (R, ...) shared by every input
+        refs = refs[None].expand(n, *refs.shape)
+    if refs.ndim != X.ndim + 1 or refs.shape[0] != n or refs.shape[2:] != X.shape[1:]:
+        raise ValueError(
+            f"references must have shape (R, {', '.join(map(str, X.shape[1:]))}) or (N, R, ...); got {tuple(refs.shape)}"
+        )
+    return refs
+
+
+def deeplift_shap(
+    adapter, X, *, references=None, n_references: int = 20, seed: int = 0, form: str = "observed", ids=None
+) -> Attribution:
+    """DeepLIFT (rescale rule) averaged over references: DeepLIFT-SHAP through captum ``DeepLift``.
+
+    Parameters
+    ----------
+    references : torch.Tensor of shape (R, ...) or (N, R, ...), optional
+        References shared by all inputs, or per input. Default for DNA:
+        ``n_references`` dinucleotide shuffles of each input
+        (:func:`probekit.encode.shuffle.dinucleotide_shuffle`); for features:
+        ``n_references`` rows drawn from ``X``.
+    n_references : int
+    seed : int
+        Seed of the shuffles or of the drawn rows.
+    form : {"observed", "hypothetical"}
+        DNA only; see the module docstring.
+
+    Returns
+    -------
+    Attribution
+        ``delta`` is ``f(X) - mean f(ref) - sum(attributions)``, near zero when
+        every nonlinearity got its rule.
+
+    Notes
+    -----
+    Functional nonlinearities in the model are turned into modules first
+    (:func:`deeplift_ready`). A nonlinearity in the output selection (for example
+    the softmax of ``outputs.prob``) is handled by its gradient; select logits
+    for exact summation.
+
+    Examples
+    --------
+    >>> from probekit import SequenceModel
+    >>> from probekit.testing import ToyConv
+    >>> adapter = SequenceModel(ToyConv(), output=1, device="cpu")
+    >>> r = deeplift_shap(adapter, ["ACGTACGTACGTAAGT"], n_references=4, form="hypothetical")
+    >>> r.values.shape
+    torch.Size([1, 4, 16])
+    """
+    from captum.attr import DeepLift
+
+    _check_form(adapter, form, "deeplift_shap")
+    start = time.perf_counter()
+    X, ids = _prepare(adapter, X), _ids_of(X, ids)
+    refs = _references(adapter, X, references, n_references, seed)
+    n, R = refs.shape[:2]
+    inputs = X[:, None].expand_as(refs).reshape(n * R, *X.shape[1:])
+    baselines = refs.reshape(n * R, *X.shape[1:]).contiguous()
+    lifted = _deeplift_adapter(adapter)
+    module = _Scored(lifted)
+
+    def run(a: int, b: int) -> torch.Tensor:
+        explainer = DeepLift(module, multiply_by_inputs=False)
+        return explainer.attribute(inputs[a:b].clone().requires_grad_(True), baselines=baselines[a:b]).detach()
+
+    with lifted.session(), torch.enable_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Setting forward, backward hooks.*")
+        warnings.filterwarnings("ignore", message=".*non-linear activations.*")
+        M = _batched(adapter, n * R, run).reshape(n, R, *X.shape[1:])
+    if _is_dna(adapter):
+        hypothetical = (M - (M * refs).sum(dim=2, keepdim=True)).mean(dim=1)
+        attributions = (X * hypothetical)
+    else:
+        attributions = (M * (X[:, None] - refs)).mean(dim=1)
+    delta = _delta(adapter, X, refs, attributions)
+    params = {"n_references": R, "seed": seed, "references": "given" if references is not None else "default"}
+    params.update({"output": adapter.output.name, "device": str(adapter.device), "seconds": time.perf_counter() - start})
+    if _is_dna(adapter):
+        return _dna_result(adapter, X, hypothetical, method="deeplift_shap", form=form, ids=ids, params=params, delta=delta)
+    return Attribution(
+        values=attributions, method="deeplift_shap", inputs=X, delta=delta,
+        feature_names=adapter.names(X.shape[1]), ids=ids, params=params,
+    )
+
+
+# --------------------------------------------------------------------------- perturbation methods
+def _ablation(adapter, X, captum_cls, *, baseline, method, ids, params, seed=None, **kwargs) -> Attribution:
+    start = time.perf_counter()
+    X, ids = _prepare(adapter, X), _ids_of(X, ids)
+    dna = _is_dna(adapter)
+    r = _baseline(baseline, X, dna)
+    mask = None
+    if dna:  # one feature per position: all four channels together
+        mask = torch.arange(X.shape[2], device=X.device)[None, None].expand(1, X.shape[1], X.shape[2])
+
+    def run(a: int, b: int) -> torch.Tensor:
+        per_eval = max(1, adapter.batch_size // (b - a))
+        explainer = captum_cls(adapter.score_fn)
+        if seed is None:
+            return explainer.attribute(X[a:b], baselines=r[a:b], feature_mask=mask, perturbations_per_eval=per_eval, **kwargs)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # the same permutations for every batch
+            return explainer.attribute(X[a:b], baselines=r[a:b], feature_mask=mask, perturbations_per_eval=per_eval, **kwargs)
+
+    with adapter.session(), torch.no_grad():
+        values = _batched(adapter, X.shape[0], run).detach()
+    params = {**params, "baseline": baseline if isinstance(baseline, str) else "tensor"}
+    params.update({"output": adapter.output.name, "device": str(adapter.device), "seconds": time.perf_counter() - start})
+    if dna:
+        per_position = values[:, 0]
+        return Attribution(
+            values=X * per_position[:, None], method=method, per_position=per_position, inputs=X,
+            alphabet=adapter.alphabet, ids=ids, params=params,
+        )
+    return Attribution(values=values, method=method, inputs=X, feature_names=adapter.names(X.shape[1]), ids=ids, params=params)
+
+
+def feature_ablation(adapter, X, *, baseline="zeros", ids=None) -> Attribution:
+    """Score change when each feature (or DNA position) is replaced by the baseline (captum ``FeatureAblation``).
+
+    Needs no gradient, so it works on non-differentiable models (trees, lookups).
+
+    Parameters
+    ----------
+    baseline : {"zeros", "mean"} or torch.Tensor
+        Replacement value; for DNA ``"zeros"`` replaces a position by ``N``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from probekit import FeatureModel
+    >>> adapter = FeatureModel(torch.nn.Linear(3, 1), output=0, device="cpu")
+    >>> feature_ablation(adapter, torch.ones(2, 3)).values.shape
+    torch.Size([2, 3])
+    """
+    from captum.attr import FeatureAblation
+
+    return _ablation(adapter, X, FeatureAblation, baseline=baseline, method="feature_ablation", ids=ids, params={})
+
+
+def shapley_sampling(adapter, X, *, n_samples: int = 25, seed: int = 0, baseline="zeros", ids=None) -> Attribution:
+    """Shapley values estimated from ``n_samples`` random feature orders (captum ``ShapleyValueSampling``).
+
+    The same ``seed`` gives the same orders for every input and every batch size.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from probekit import FeatureModel
+    >>> adapter = FeatureModel(torch.nn.Linear(3, 1), output=0, device="cpu")
+    >>> shapley_sampling(adapter, torch.ones(2, 3), n_samples=4).values.shape
+    torch.Size([2, 3])
+    """
+    from captum.attr import ShapleyValueSampling
+
+    return _ablation(
+        adapter, X, ShapleyValueSampling, baseline=baseline, method="shapley_sampling", ids=ids,
+        params={"n_samples": n_samples, "seed": seed}, seed=seed, n_samples=n_samples,
+    )
+
+
+METHODS = {
+    "saliency": saliency,
+    "input_x_gradient": input_x_gradient,
+    "integrated_gradients": integrated_gradients,
+    "deeplift_shap": deeplift_shap,
+    "feature_ablation": feature_ablation,
+    "shapley_sampling": shapley_sampling,
+}
+
+
+def attribute(adapter, X, *, method: str = "integrated_gradients", **kwargs) -> Attribution:
+    """Run the attribution method named ``method`` (a key of :data:`METHODS`) with ``kwargs``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from probekit import FeatureModel
+    >>> adapter = FeatureModel(torch.nn.Linear(3, 1), output=0, device="cpu")
+    >>> attribute(adapter, torch.ones(2, 3), method="saliency").method
+    'saliency'
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown attribution method {method!r}; choose from {sorted(METHODS)}")
+    return METHODS[method](adapter, X, **kwargs)
+
+
+__all__ = [
+    "Attribution",
+    "attribute",
+    "saliency",
+    "input_x_gradient",
+    "integrated_gradients",
+    "deeplift_shap",
+    "deeplift_ready",
+    "feature_ablation",
+    "shapley_sampling",
+    "METHODS",
+]
