@@ -1,0 +1,694 @@
+"""Exact incremental in-silico mutagenesis for models with local early layers.
+
+A single substitution at position ``p`` changes only a window of each early
+convolutional layer: the window grows with each kernel (by ``(k - 1) * d``),
+shrinks with each pooling, and is the union of both branches at a residual
+addition. This module traces the model with :mod:`torch.fx`, finds its local
+prefix (convolutions, pooling, elementwise activations, BatchNorm and Dropout
+in eval, residual additions, per-position linear maps), caches the activations
+of the unedited sequences, and for a batch of mutants recomputes only the
+window of each layer before running the rest of the network (dense layers,
+global pooling, attention) in full on the spliced activations.
+
+Stride-1 convolutions are updated through their linearity: the new window is
+the cached window plus the convolution of the change of its input (for the
+first convolution on one-hot input this is a column swap of the kernel).
+Pooling and strided convolutions recompute their output window from the
+spliced input window. The result equals per-mutant forward passes up to
+floating-point rounding.
+
+Examples
+--------
+>>> import torch
+>>> from probekit import SequenceModel
+>>> from probekit.testing import ToyConv
+>>> adapter = SequenceModel(ToyConv(), output=1, device="cpu")
+>>> X = adapter.encode(["ACGTACGTACGTACGT"])
+>>> scores = incremental_single_substitutions(adapter, X, torch.arange(16), lambda y, rows: y[:, 1])
+>>> scores.shape
+torch.Size([1, 16, 4])
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import weakref
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from ..encode.dna import complement_order
+
+# --------------------------------------------------------------------------- op tables
+
+_ELEMENTWISE_MODULES = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
+    nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Softsign, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid,
+    nn.LogSigmoid, nn.Tanhshrink, nn.Identity, nn.Dropout, nn.AlphaDropout, nn.Dropout1d,
+)
+_ELEMENTWISE_FUNCTIONS = {
+    torch.relu, F.relu, F.relu6, F.leaky_relu, F.elu, F.selu, F.celu, F.gelu, F.silu, F.mish,
+    torch.sigmoid, F.sigmoid, torch.tanh, F.tanh, F.softplus, F.softsign, F.hardtanh, F.hardswish,
+    F.hardsigmoid, F.logsigmoid, torch.exp, torch.abs, torch.neg, operator.neg, torch.square, torch.sqrt,
+    torch.log1p, torch.clamp, torch.clip, F.dropout, F.alpha_dropout, F.dropout1d,
+}
+_ELEMENTWISE_METHODS = {
+    "relu", "sigmoid", "tanh", "exp", "abs", "neg", "square", "sqrt", "log1p", "clamp", "clip",
+    "clamp_min", "clamp_max", "contiguous", "float",
+}
+_BINARY_FUNCTIONS = {
+    operator.add, operator.sub, operator.mul, operator.truediv, torch.add, torch.sub, torch.mul,
+    torch.div, torch.maximum, torch.minimum,
+}
+_BINARY_METHODS = {"add", "sub", "mul", "div"}
+_DROPOUT_FUNCTIONS = {F.dropout, F.alpha_dropout, F.dropout1d}
+
+
+@dataclass
+class _Local:
+    """Static description of a local tensor: layout, size and the window each position changes."""
+
+    kind: str  # "input", "unary", "binary", "delta_conv", "recompute"
+    pos_axis: int  # 2: model tensor is (N, C, L); 1: it is (N, L, C)
+    channels: int
+    length: int
+    width: int  # window width W
+    starts: torch.Tensor  # (L_input,) window start for a substitution at each input position
+    params: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- tracing
+
+_GRAPHS: "weakref.WeakKeyDictionary[nn.Module, fx.Graph | None]" = weakref.WeakKeyDictionary()
+
+
+def _trace(model: nn.Module) -> fx.Graph | None:
+    if model in _GRAPHS:
+        return _GRAPHS[model]
+    try:
+        graph = fx.symbolic_trace(model).graph
+    except Exception:  # noqa: BLE001 - any tracing failure means "cannot analyse"
+        graph = None
+    _GRAPHS[model] = graph
+    return graph
+
+
+def _fetch(model: nn.Module, target: str):
+    obj = model
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _depends(node: fx.Node, dependent: set) -> bool:
+    found = []
+    fx.node.map_arg((node.args, node.kwargs), lambda n: found.append(n in dependent))
+    return any(found)
+
+
+def _input_nodes(node: fx.Node) -> list[fx.Node]:
+    nodes: list[fx.Node] = []
+    fx.node.map_arg((node.args, node.kwargs), nodes.append)
+    return nodes
+
+
+def _run_node(model: nn.Module, node: fx.Node, env: dict):
+    """Execute one graph node with arguments looked up in ``env``."""
+    args = fx.node.map_arg(node.args, lambda n: env[n])
+    kwargs = fx.node.map_arg(node.kwargs, lambda n: env[n])
+    if node.op == "get_attr":
+        return _fetch(model, node.target)
+    if node.op == "call_module":
+        return _fetch(model, node.target)(*args, **kwargs)
+    if node.op == "call_function":
+        return node.target(*args, **kwargs)
+    if node.op == "call_method":
+        self_obj, *rest = args
+        return getattr(self_obj, node.target)(*rest, **kwargs)
+    raise RuntimeError(f"cannot run graph node {node.op}")
+
+
+# --------------------------------------------------------------------------- analysis helpers
+
+def _bind(args, kwargs, names, defaults):
+    values = dict(defaults)
+    values.update(zip(names, args))
+    values.update(kwargs)
+    return values
+
+
+def _single(value):
+    if isinstance(value, (tuple, list)):
+        if len(value) != 1:
+            raise ValueError
+        return int(value[0])
+    return int(value)
+
+
+def _conv_params(node: fx.Node, model, consts: dict) -> dict | None:
+    """Weight, bias and geometry of a Conv1d module or F.conv1d call; None if unsupported."""
+    if node.op == "call_module":
+        conv = _fetch(model, node.target)
+        if conv.padding_mode != "zeros":
+            return None
+        weight, bias = conv.weight, conv.bias
+        stride, padding, dilation, groups = conv.stride, conv.padding, conv.dilation, conv.groups
+    else:
+        names = ["input", "weight", "bias", "stride", "padding", "dilation", "groups"]
+        defaults = {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}
+        b = _bind(node.args, node.kwargs, names, defaults)
+        for key in ("weight", "bias", "stride", "padding", "dilation", "groups"):
+            if isinstance(b[key], fx.Node):
+                if b[key] not in consts:
+                    return None
+                b[key] = consts[b[key]]
+        weight, bias = b["weight"], b["bias"]
+        stride, padding, dilation, groups = b["stride"], b["padding"], b["dilation"], b["groups"]
+    try:
+        k, d, s = weight.shape[-1], _single(dilation), _single(stride)
+        if isinstance(padding, str):
+            if padding == "valid":
+                pad = 0
+            elif padding == "same":
+                pad = d * (k - 1) // 2
+            else:
+                return None
+        else:
+            pad = _single(padding)
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return {"weight": weight, "bias": bias, "k": k, "d": d, "stride": s, "pad": pad, "groups": int(groups)}
+
+
+def _pool_params(node: fx.Node, model) -> dict | None:
+    """Geometry of a max/avg pooling module or functional call; None if unsupported."""
+    if node.op == "call_module":
+        pool = _fetch(model, node.target)
+        kind = "max" if isinstance(pool, nn.MaxPool1d) else "avg"
+        k, s, pad = pool.kernel_size, pool.stride, pool.padding
+        d = getattr(pool, "dilation", 1)
+        if pool.ceil_mode or getattr(pool, "return_indices", False):
+            return None
+        if kind == "avg" and not pool.count_include_pad and _single(pad) > 0:
+            return None
+    else:
+        kind = "max" if node.target is F.max_pool1d else "avg"
+        if kind == "max":
+            names = ["input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"]
+            defaults = {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False, "return_indices": False}
+        else:
+            names = ["input", "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"]
+            defaults = {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False, "count_include_pad": True}
+        b = _bind(node.args, node.kwargs, names, defaults)
+        if any(isinstance(v, fx.Node) for k_, v in b.items() if k_ != "input"):
+            return None
+        if b["ceil_mode"] or b.get("return_indices") or (kind == "avg" and not b["count_include_pad"] and b["padding"]):
+            return None
+        k, s, pad, d = b["kernel_size"], b["stride"], b["padding"], b["dilation"]
+    try:
+        k = _single(k)
+        s = k if s is None or (isinstance(s, (tuple, list)) and len(s) == 0) else _single(s)
+        pad, d = _single(pad), _single(d)
+    except (ValueError, TypeError):
+        return None
+    return {"kind": kind, "k": k, "d": d, "stride": s, "pad": pad}
+
+
+def _const_is_positionless(value, pos_axis: int) -> bool:
+    """True when a constant operand does not vary along the position axis or the batch axis."""
+    if not isinstance(value, torch.Tensor):
+        return isinstance(value, (int, float, bool))
+    if value.ndim > 3:
+        return False
+    shape = (1,) * (3 - value.ndim) + tuple(value.shape)
+    return shape[pos_axis] == 1 and shape[0] == 1
+
+
+def _layout_swap(node: fx.Node) -> bool:
+    """True for transpose(1, 2) / permute(0, 2, 1) style calls on a 3-D tensor."""
+    args = list(node.args[1:]) + list(node.kwargs.values())
+    if node.op == "call_method" and node.target == "transpose" or node.target is torch.transpose:
+        if len(args) != 2 or not all(isinstance(a, int) for a in args):
+            return False
+        return {a % 3 for a in args} == {1, 2}
+    if node.op == "call_method" and node.target == "permute" or node.target is torch.permute:
+        dims = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+        return all(isinstance(a, int) for a in dims) and [a % 3 for a in dims] == [0, 2, 1]
+    return False
+
+
+def _clamp_window(lo: torch.Tensor, hi: torch.Tensor, length: int) -> tuple[int, torch.Tensor]:
+    """Fixed-width window covering [lo, hi] (inclusive) inside [0, length) for every position."""
+    width = int(min(int((hi - lo).max()) + 1, length))
+    starts = lo.clamp(0, length - width) if width < length else torch.zeros_like(lo)
+    return width, starts
+
+
+# --------------------------------------------------------------------------- the plan
+
+@dataclass
+class _Plan:
+    graph: fx.Graph
+    placeholder: fx.Node
+    local: dict  # node -> _Local
+    consts: dict  # node -> value
+    frontier: set
+    suffix: set  # nodes run in full on spliced activations
+
+
+def _analyse(model, graph: fx.Graph, x_model: torch.Tensor, pos_axis: int):
+    """Reference pass over ``x_model`` and static analysis; returns (plan, env) or None."""
+    placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+    if len(placeholders) != 1:
+        return None
+    (placeholder,) = placeholders
+    length = x_model.shape[pos_axis]
+    env: dict = {placeholder: x_model}
+    dependent = {placeholder}
+    consts: dict = {}
+    local: dict = {
+        placeholder: _Local("input", pos_axis, x_model.shape[3 - pos_axis], length, 1, torch.arange(length))
+    }
+    output_node = None
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            continue
+        if node.op == "output":
+            output_node = node
+            continue
+        env[node] = _run_node(model, node, env)
+        if not _depends(node, dependent):
+            consts[node] = env[node]
+            continue
+        dependent.add(node)
+        info = _local_info(model, node, env, local, consts)
+        if info is not None:
+            local[node] = info
+    if output_node is None or not isinstance(env[output_node.args[0]], torch.Tensor):
+        return None
+    env[output_node] = env[output_node.args[0]]
+    if not any(i.kind in ("delta_conv", "recompute") or i.params.get("compute") for i in local.values()):
+        return None
+    suffix = {n for n in graph.nodes if n in dependent and n not in local and n.op != "placeholder"}
+    frontier = {n for n in local if any(u not in local for u in n.users)}
+    return _Plan(graph, placeholder, local, consts, frontier, suffix), env
+
+
+def _is_layout_only(node: fx.Node) -> bool:
+    return _layout_swap(node) or (node.op == "call_method" and node.target in ("contiguous", "float"))
+
+
+def _local_info(model, node: fx.Node, env: dict, local: dict, consts: dict) -> _Local | None:
+    """Static window description of ``node`` if it is a local op of local inputs, else None."""
+    value = env[node]
+    inputs = [n for n in _input_nodes(node) if n not in consts]
+    if not inputs or any(n not in local for n in inputs):
+        return None
+    if not isinstance(value, torch.Tensor) or value.ndim != 3 or not value.is_floating_point():
+        return None
+    first = inputs[0]
+    src = local[first]
+
+    def same_as_input(pos_axis=None) -> _Local | None:
+        pos_axis = src.pos_axis if pos_axis is None else pos_axis
+        channels, length = value.shape[3 - pos_axis], value.shape[pos_axis]
+        if length != src.length or channels != src.channels:
+            return None
+        return _Local("unary", pos_axis, channels, length, src.width, src.starts)
+
+    def with_constant() -> _Local | None:
+        others = [a for a in list(node.args) + list(node.kwargs.values()) if a is not first]
+        others = [consts.get(a, a) if isinstance(a, fx.Node) else a for a in others]
+        if len(others) > 1 and not (node.target in (torch.add, torch.sub) and len(others) == 2):
+            return None
+        return same_as_input() if _const_is_positionless(others[0], src.pos_axis) else None
+
+    batch_ok = value.shape[0] == env[first].shape[0]
+    if not batch_ok:
+        return None
+
+    if len(inputs) == 1:
+        target = node.target
+        if _layout_swap(node):
+            return same_as_input(pos_axis=3 - src.pos_axis)
+        if node.op == "call_module":
+            module = _fetch(model, target)
+            if isinstance(module, _ELEMENTWISE_MODULES):
+                if isinstance(module, nn.PReLU) and module.num_parameters > 1 and src.pos_axis != 2:
+                    return None
+                return same_as_input()
+            if isinstance(module, nn.BatchNorm1d):
+                if module.training or module.running_mean is None or src.pos_axis != 2:
+                    return None
+                return same_as_input()
+            if isinstance(module, (nn.Linear, nn.LayerNorm)) and src.pos_axis == 1:
+                if isinstance(module, nn.LayerNorm) and len(module.normalized_shape) != 1:
+                    return None
+                return _Local("unary", 1, value.shape[2], src.length, src.width, src.starts, {"compute": True})
+            if isinstance(module, nn.Conv1d) and src.pos_axis == 2:
+                return _conv_info(node, model, consts, src, value)
+            if isinstance(module, (nn.MaxPool1d, nn.AvgPool1d)) and src.pos_axis == 2:
+                params = _pool_params(node, model)
+                return None if params is None else _recompute_info(params, src, value)
+            return None
+        if node.op == "call_function":
+            if target in _BINARY_FUNCTIONS:
+                return with_constant()
+            if node.args and node.args[0] is not first:
+                return None
+            if target in _DROPOUT_FUNCTIONS:
+                training = node.kwargs.get("training", node.args[2] if len(node.args) > 2 else True)
+                return None if training else same_as_input()
+            if target in _ELEMENTWISE_FUNCTIONS:
+                return same_as_input()
+            if target is F.conv1d and src.pos_axis == 2:
+                return _conv_info(node, model, consts, src, value)
+            if target in (F.max_pool1d, F.avg_pool1d) and src.pos_axis == 2:
+                params = _pool_params(node, model)
+                return None if params is None else _recompute_info(params, src, value)
+            if target in (F.linear, F.layer_norm) and src.pos_axis == 1:
+                return _Local("unary", 1, value.shape[2], src.length, src.width, src.starts, {"compute": True})
+            return None
+        if node.op == "call_method":
+            if target in _ELEMENTWISE_METHODS:
+                return same_as_input()
+            if target in _BINARY_METHODS and node.args[0] is first:
+                return with_constant()
+        return None
+
+    # two local operands: residual additions and gating
+    if len(inputs) != 2:
+        return None
+    is_binary = (node.op == "call_function" and node.target in _BINARY_FUNCTIONS) or (
+        node.op == "call_method" and node.target in _BINARY_METHODS
+    )
+    if not is_binary:
+        return None
+    a, b = (local[n] for n in inputs)
+    if a.pos_axis != b.pos_axis or env[inputs[0]].shape != value.shape or env[inputs[1]].shape != value.shape:
+        return None
+    lo = torch.minimum(a.starts, b.starts)
+    hi = torch.maximum(a.starts + a.width, b.starts + b.width) - 1
+    width, starts = _clamp_window(lo, hi, a.length)
+    return _Local("binary", a.pos_axis, a.channels, a.length, width, starts, {"operands": inputs})
+
+
+def _conv_info(node, model, consts, src: _Local, value) -> _Local | None:
+    params = _conv_params(node, model, consts)
+    if params is None:
+        return None
+    if params["stride"] != 1:
+        return _recompute_info({**params, "kind": "conv"}, src, value)
+    k, d, pad = params["k"], params["d"], params["pad"]
+    length = value.shape[2]
+    unclamped = src.starts + pad - (k - 1) * d
+    full = src.width + (k - 1) * d
+    width = min(full, length)
+    starts = unclamped.clamp(0, length - width) if width < length else torch.zeros_like(unclamped)
+    shift = starts - unclamped  # where the output window begins inside the full contribution
+    params = {**params, "full": full, "shift": shift}
+    return _Local("delta_conv", 2, value.shape[1], length, width, starts, params)
+
+
+def _recompute_info(params: dict, src: _Local, value) -> _Local | None:
+    k, d, stride, pad = params["k"], params["d"], params["stride"], params["pad"]
+    length = value.shape[2]
+    lo = torch.div(src.starts + pad - (k - 1) * d + stride - 1, stride, rounding_mode="floor")
+    hi = torch.div(src.starts + src.width - 1 + pad, stride, rounding_mode="floor")
+    lo, hi = lo.clamp(0, length - 1), hi.clamp(0, length - 1)
+    width, starts = _clamp_window(lo, hi, length)
+    params = {**params, "q0": starts * stride - pad, "read": (width - 1) * stride + (k - 1) * d + 1}
+    return _Local("recompute", 2, value.shape[1], length, width, starts, params)
+
+
+# --------------------------------------------------------------------------- runtime
+
+class _Reference:
+    """Cached reference activations of one strand, in (N, C, L) layout, with padded unfolded views."""
+
+    def __init__(self, plan: _Plan, env: dict):
+        self.plan = plan
+        self.env = env
+        self.canonical = {}
+        for node, info in plan.local.items():
+            v = env[node]
+            self.canonical[node] = v if info.pos_axis == 2 else v.transpose(1, 2)
+        self._views: dict = {}
+
+    def windows(self, node, rows, q0, width, left, right, pad_value=0.0):
+        """Reference values of ``node`` at positions q0 .. q0 + width - 1 for each row: (M, C, width)."""
+        key = (node, width, left, right, pad_value)
+        view = self._views.get(key)
+        if view is None:
+            ref = self.canonical[node]
+            if left or right:
+                ref = F.pad(ref, (left, right), value=pad_value)
+            view = ref.unfold(2, width, 1)  # (N, C, L', width)
+            self._views[key] = view
+        return view[rows, :, q0 + left]
+
+
+def _pads(q0: torch.Tensor, width: int, length: int) -> tuple[int, int]:
+    return max(0, -int(q0.min())), max(0, int(q0.max()) + width - length)
+
+
+def _transpose_weight(weight: torch.Tensor, groups: int) -> torch.Tensor:
+    """Conv1d weight (Cout, Cin/g, k) as a flipped conv_transpose1d weight (Cin, Cout/g, k)."""
+    c_out, c_in_g, k = weight.shape
+    w = weight.reshape(groups, c_out // groups, c_in_g, k).transpose(1, 2).reshape(groups * c_in_g, c_out // groups, k)
+    return w.flip(-1).contiguous()
+
+
+class _Engine:
+    def __init__(self, model, plan: _Plan, ref: _Reference):
+        self.model, self.plan, self.ref = model, plan, ref
+        self.cache: dict = {}
+        self.aligned: dict = {}  # binary node -> operands whose window is the output window
+        for node, info in plan.local.items():
+            if info.kind == "delta_conv":
+                self.cache[node] = _transpose_weight(info.params["weight"], info.params["groups"])
+            elif info.kind == "binary":
+                self.aligned[node] = {
+                    n for n in info.params["operands"]
+                    if plan.local[n].width == info.width and torch.equal(plan.local[n].starts, info.starts)
+                }
+
+    def _spliced(self, node, rows, starts_in, q0, width, pad_value, win):
+        """Spliced mutant values of local ``node`` at q0 .. q0 + width - 1: (M, C, width)."""
+        info = self.plan.local[node]
+        left, right = _pads(q0, width, info.length)
+        base = self.ref.windows(node, rows, q0, width, left, right, pad_value)
+        rel = q0[:, None] - starts_in[:, None] + torch.arange(width, device=q0.device)
+        inside = (rel >= 0) & (rel < info.width)
+        index = rel.clamp(0, info.width - 1)[:, None, :].expand(-1, win.shape[1], -1)
+        return torch.where(inside[:, None, :], win.gather(2, index), base)
+
+    def run(self, rows: torch.Tensor, positions: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """Raw outputs of mutants: row ``rows[i]`` with column ``columns[i]`` (M, C) at ``positions[i]``."""
+        plan, ref, model = self.plan, self.ref, self.model
+        wins: dict = {}
+        starts: dict = {}
+        env = dict(plan.consts)
+        materialized: dict = {}
+
+        def full(node):
+            if node not in materialized:
+                info = plan.local[node]
+                base = ref.canonical[node][rows]
+                index = (starts[node][:, None] + torch.arange(info.width, device=rows.device))
+                base.scatter_(2, index[:, None, :].expand(-1, info.channels, -1), wins[node])
+                materialized[node] = base if info.pos_axis == 2 else base.transpose(1, 2)
+            return materialized[node]
+
+        def value_of(node):
+            return env[node] if node in env else full(node)
+
+        for node in plan.graph.nodes:
+            info = plan.local.get(node)
+            if info is None:
+                if node in plan.suffix:
+                    args = fx.node.map_arg(node.args, value_of)
+                    kwargs = fx.node.map_arg(node.kwargs, value_of)
+                    env[node] = _call(model, node, args, kwargs)
+                elif node.op == "output":
+                    return value_of(node.args[0])
+                continue
+            s = info.starts[positions]
+            starts[node] = s
+            if info.kind == "input":
+                wins[node] = columns[:, :, None].to(ref.canonical[node].dtype)
+                continue
+            if info.kind == "binary":
+                operands = [
+                    wins[n] if n in self.aligned[node]
+                    else self._spliced(n, rows, starts[n], s, info.width, 0.0, wins[n])
+                    for n in info.params["operands"]
+                ]
+                operands = [o if info.pos_axis == 2 else o.transpose(1, 2) for o in operands]
+                values = dict(zip(info.params["operands"], operands))
+                out = _call(model, node, fx.node.map_arg(node.args, lambda n: values.get(n, env.get(n))),
+                            fx.node.map_arg(node.kwargs, lambda n: values.get(n, env.get(n))))
+                wins[node] = out if info.pos_axis == 2 else out.transpose(1, 2)
+                continue
+            (src,) = [n for n in _input_nodes(node) if n not in plan.consts]
+            src_info = plan.local[src]
+            if info.kind == "unary":
+                x = wins[src] if src_info.pos_axis == 2 else wins[src].transpose(1, 2)
+                out = _call(model, node, fx.node.map_arg(node.args, lambda n: x if n is src else env[n]),
+                            fx.node.map_arg(node.kwargs, lambda n: x if n is src else env[n]))
+                wins[node] = out if info.pos_axis == 2 else out.transpose(1, 2)
+            elif info.kind == "delta_conv":
+                p = info.params
+                left, right = _pads(starts[src], src_info.width, src_info.length)
+                delta = wins[src] - ref.windows(src, rows, starts[src], src_info.width, left, right)
+                contrib = F.conv_transpose1d(delta, self.cache[node], dilation=p["d"], groups=p["groups"])
+                shift = p["shift"][positions]
+                if info.width != p["full"] or bool(shift.any()):
+                    cl, cr = _pads(shift, info.width, p["full"])
+                    contrib = F.pad(contrib, (cl, cr)).unfold(2, info.width, 1)[
+                        torch.arange(len(rows), device=rows.device), :, shift + cl
+                    ]
+                left, right = _pads(s, info.width, info.length)
+                wins[node] = ref.windows(node, rows, s, info.width, left, right) + contrib
+            else:  # recompute: pooling and strided convolutions
+                p = info.params
+                pad_value = -math.inf if p["kind"] == "max" else 0.0
+                x = self._spliced(src, rows, starts[src], p["q0"][positions], p["read"], pad_value, wins[src])
+                if p["kind"] == "conv":
+                    out = F.conv1d(x, p["weight"], p["bias"], stride=p["stride"], dilation=p["d"], groups=p["groups"])
+                elif p["kind"] == "max":
+                    out = F.max_pool1d(x, p["k"], p["stride"], 0, p["d"])
+                else:
+                    out = F.avg_pool1d(x, p["k"], p["stride"], 0)
+                wins[node] = out
+        raise RuntimeError("graph has no output")
+
+
+def _call(model, node, args, kwargs):
+    if node.op == "get_attr":
+        return _fetch(model, node.target)
+    if node.op == "call_module":
+        return _fetch(model, node.target)(*args, **kwargs)
+    if node.op == "call_function":
+        return node.target(*args, **kwargs)
+    self_obj, *rest = args
+    return getattr(self_obj, node.target)(*rest, **kwargs)
+
+
+# --------------------------------------------------------------------------- public entry point
+
+def _chunk_size(plan: _Plan, device: torch.device) -> int:
+    """Mutants per chunk from a rough per-mutant memory estimate."""
+    per_mutant = 0
+    for node, info in plan.local.items():
+        per_mutant += info.channels * (info.width + info.params.get("read", 0))
+        if node in plan.frontier:
+            per_mutant += 3 * info.channels * info.length
+    budget = 2**25 if device.type == "cuda" else 2**21
+    return int(max(16, min(8192, budget // max(per_mutant, 1))))
+
+
+def incremental_single_substitutions(adapter, X: torch.Tensor, positions, fn: Callable) -> torch.Tensor | None:
+    """Score of every single substitution by windowed recomputation, or None if the model cannot be analysed.
+
+    Parameters
+    ----------
+    adapter : SequenceModel
+        The wrapped model; its layout, strands and dtype are respected.
+    X : torch.Tensor of shape (N, 4, L)
+        Reference sequences (canonical layout).
+    positions : sequence of int or torch.Tensor of shape (P,)
+        Positions to substitute.
+    fn : callable
+        ``fn(raw_output, rows) -> (M,)`` applied to the raw output of each mutant; ``rows`` says which
+        input each mutant came from.
+
+    Returns
+    -------
+    torch.Tensor of shape (N, P, 4) on ``adapter.device``, or None
+        ``fn`` of the mutant with base ``b`` at ``positions[j]`` (the reference output where ``b`` is the
+        reference base); None when the model is not a traceable ``torch.nn.Module`` with a local
+        first layer, or runs under autocast. Callers then fall back to full forward passes.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from probekit import SequenceModel
+    >>> from probekit.testing import ToyConv
+    >>> adapter = SequenceModel(ToyConv(), output=0, device="cpu")
+    >>> X = adapter.encode(["ACGTTGCAACGT"])
+    >>> incremental_single_substitutions(adapter, X, [0, 5], lambda y, rows: y[:, 0]).shape
+    torch.Size([1, 2, 4])
+    """
+    model = adapter.model
+    if not isinstance(model, nn.Module) or getattr(adapter, "autocast", None) is not None:
+        return None
+    if not hasattr(adapter, "layout") or X.ndim != 3:
+        return None
+    graph = _trace(model)
+    if graph is None:
+        return None
+    device = adapter.device
+    X = X.to(device)
+    positions = torch.as_tensor(positions, dtype=torch.long, device=device).reshape(-1)
+    n, c, length = X.shape
+    if positions.numel() and (int(positions.min()) < 0 or int(positions.max()) >= length):
+        raise ValueError(f"positions must lie in [0, {length}); got {positions.min().item()}..{positions.max().item()}")
+    pos_axis = 2 if adapter.layout == "NCL" else 1
+    strands = getattr(adapter, "strands", "forward")
+
+    with adapter.session(), torch.no_grad(), torch.autocast(device.type, enabled=False):
+        Xd = X.to(adapter.dtype)
+        views = [(Xd, None)]
+        if strands == "both":
+            order = complement_order(adapter.alphabet)
+            views.append((Xd[:, order].flip(-1), order))
+        engines = []
+        ref_raw = None
+        for view, _ in views:
+            x_model = view if pos_axis == 2 else view.transpose(1, 2)
+            try:
+                analysed = _analyse(model, graph, x_model, pos_axis)
+            except Exception:  # noqa: BLE001 - an unexpected graph is a fallback, not an error
+                return None
+            if analysed is None:
+                return None
+            plan, env = analysed
+            raw = env[_output(plan.graph)]
+            raw = raw.float() if raw.dtype in (torch.float16, torch.bfloat16) else raw
+            ref_raw = raw if ref_raw is None else 0.5 * (ref_raw + raw)
+            engines.append(_Engine(model, plan, _Reference(plan, env)))
+
+        ref_values = fn(ref_raw, torch.arange(n, device=device))
+        result = ref_values[:, None, None].expand(n, positions.numel(), c).clone()
+        eye = torch.eye(c, device=device, dtype=Xd.dtype)
+        columns_ref = Xd[:, :, positions].permute(0, 2, 1)  # (N, P, C)
+        is_ref = (columns_ref[:, :, None, :] == eye).all(-1)  # (N, P, 4)
+        rows_i, cols_j, base_b = torch.nonzero(~is_ref, as_tuple=True)
+        chunk = min(_chunk_size(e.plan, device) for e in engines)
+        flat = result.view(-1)
+        for start in range(0, rows_i.numel(), chunk):
+            r, j, b = rows_i[start:start + chunk], cols_j[start:start + chunk], base_b[start:start + chunk]
+            p = positions[j]
+            raw = None
+            for engine, (_, order) in zip(engines, views):
+                if order is None:
+                    out = engine.run(r, p, eye[b])
+                else:
+                    out = engine.run(r, length - 1 - p, eye[torch.as_tensor(order, device=device)[b]])
+                out = out.float() if out.dtype in (torch.float16, torch.bfloat16) else out
+                raw = out if raw is None else 0.5 * (raw + out)
+            values = fn(raw, r)
+            flat[(r * positions.numel() + j) * c + b] = values.to(flat.dtype)
+    return result
+
+
+def _output(graph: fx.Graph) -> fx.Node:
+    return next(n for n in graph.nodes if n.op == "output")
+
+
+__all__ = ["incremental_single_substitutions"]

@@ -1,0 +1,273 @@
+"""The incremental ISM engine against per-mutant forward passes on many architectures."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from probekit import SequenceModel, outputs
+from probekit.search.incremental import incremental_single_substitutions
+from probekit.testing import ProfileConv, ToyConv
+
+from tests.conftest import random_sequences
+
+
+def _seeded(model: nn.Module, seed: int = 0, scale: float = 0.3) -> nn.Module:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator) * scale)
+    return model.eval()
+
+
+class BassetSmall(nn.Module):
+    def __init__(self, outputs_: int = 2):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv1d(4, 12, 7, padding=3), nn.ReLU(), nn.MaxPool1d(4),
+            nn.Conv1d(12, 12, 5, padding=2), nn.ReLU(), nn.MaxPool1d(2),
+            nn.Conv1d(12, 12, 3, padding=1), nn.ReLU(),
+        )
+        self.linear = nn.Linear(12, outputs_)
+
+    def forward(self, x):
+        return self.linear(self.body(x).max(dim=-1).values)
+
+
+class Dilated(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c0 = nn.Conv1d(4, 8, 5, padding="same")
+        self.c1 = nn.Conv1d(8, 8, 3, dilation=2, padding=2)
+        self.c2 = nn.Conv1d(8, 8, 3, dilation=4, padding=4)
+        self.c3 = nn.Conv1d(8, 6, 3, dilation=8)  # valid: shortens the sequence
+        self.head = nn.Linear(6, 1)
+
+    def forward(self, x):
+        x = nn.functional.gelu(self.c0(x))
+        x = x + torch.relu(self.c1(x))
+        x = x + torch.relu(self.c2(x))
+        return self.head(torch.tanh(self.c3(x)).mean(dim=-1))
+
+
+class Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv1d(4, 8, 9, padding=4)
+        self.a = nn.Conv1d(8, 8, 3, padding=1)
+        self.b = nn.Conv1d(8, 8, 3, padding=1)
+        self.pool = nn.AvgPool1d(3, stride=2, padding=1)
+        self.down = nn.Conv1d(8, 8, 4, stride=2)
+        self.drop = nn.Dropout(0.3)
+        self.fc = nn.Linear(8 * 9, 3)
+
+    def forward(self, x):
+        x = nn.functional.elu(self.stem(x))
+        x = x + self.b(torch.relu(self.a(x)))
+        x = self.drop(self.pool(x))
+        x = torch.sigmoid(self.down(x))
+        return self.fc(x.flatten(1))
+
+
+class Functional(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w1 = nn.Parameter(torch.zeros(8, 4, 7))
+        self.b1 = nn.Parameter(torch.zeros(8))
+        self.w2 = nn.Parameter(torch.zeros(8, 8, 5))
+        self.scale = nn.Parameter(torch.ones(1, 8, 1))
+        self.out = nn.Parameter(torch.zeros(2, 8))
+
+    def forward(self, x):
+        h = torch.relu(F.conv1d(x, self.w1, self.b1, padding=3))
+        h = F.max_pool1d(h, 2)
+        h = h + F.relu(F.conv1d(h, self.w2, padding=2, dilation=1)) * self.scale
+        h = 2.0 * h - 0.1
+        h = F.dropout(h, p=0.5, training=self.training)
+        return F.linear(h.mean(-1), self.out)
+
+
+class NLCModel(nn.Module):
+    """Takes (N, L, 4): transposes for a conv, then a per-position linear layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 8, 5, padding=2)
+        self.proj = nn.Linear(8, 6)
+        self.norm = nn.LayerNorm(6)
+        self.head = nn.Linear(6, 1)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x.transpose(1, 2))).transpose(1, 2)
+        h = self.norm(torch.relu(self.proj(h)))
+        return self.head(h.max(dim=1).values)
+
+
+class BatchNormModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 8, 7, padding=3, bias=False)
+        self.bn = nn.BatchNorm1d(8)
+        self.conv2 = nn.Conv1d(8, 8, 5, stride=2, padding=2, groups=2)
+        self.bn2 = nn.BatchNorm1d(8)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        x = torch.relu(self.bn(self.conv(x)))
+        x = nn.functional.leaky_relu(self.bn2(self.conv2(x)), 0.1)
+        return self.fc(x.amax(dim=-1))
+
+
+class Flattened(nn.Module):
+    """Mixes every position in its first layer: cannot be analysed."""
+
+    def __init__(self, length: int):
+        super().__init__()
+        self.fc = nn.Linear(4 * length, 2)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+class AttentionFirst(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(4, 1, batch_first=True)
+        self.fc = nn.Linear(4, 1)
+
+    def forward(self, x):
+        h = x.transpose(1, 2)
+        h, _ = self.attn(h, h, h)
+        return self.fc(h.mean(1))
+
+
+class Branchy(nn.Module):
+    """Data-dependent control flow: not traceable."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        h = self.conv(x)
+        if h.sum() > 0:
+            return h.mean(dim=(1, 2))[:, None]
+        return h.amax(dim=(1, 2))[:, None]
+
+
+def _mutants(X: torch.Tensor, positions: torch.Tensor):
+    """Every single substitution, built explicitly: (N * P * 4, 4, L) and the row of each."""
+    n, c, length = X.shape
+    p = positions.numel()
+    M = X[:, None, None].expand(n, p, c, c, length).clone()
+    eye = torch.eye(c)
+    for j, pos in enumerate(positions.tolist()):
+        M[:, j, :, :, pos] = eye
+    rows = torch.arange(n)[:, None, None].expand(n, p, c).reshape(-1)
+    return M.reshape(-1, c, length), rows
+
+
+def _oracle(adapter, X, positions, fn):
+    M, rows = _mutants(X.cpu(), positions.cpu())
+    values = adapter.map(M.to(adapter.device), fn, rows=rows.to(adapter.device))
+    return values.reshape(X.shape[0], positions.numel(), X.shape[1])
+
+
+def _check(adapter, X, positions=None, fn=None):
+    positions = torch.arange(X.shape[-1]) if positions is None else torch.as_tensor(positions)
+    fn = fn or (lambda y, rows: adapter.output(y))
+    got = incremental_single_substitutions(adapter, X, positions, fn)
+    assert got is not None, "the engine should analyse this model"
+    want = _oracle(adapter, X, positions, fn)
+    assert got.shape == want.shape
+    scale = want.abs().max().clamp_min(1e-12)
+    torch.testing.assert_close(got.cpu(), want.cpu(), rtol=1e-5, atol=1e-5 * float(scale))
+    return got
+
+
+CASES = {
+    "toyconv": (lambda: ToyConv(), 24, "NCL", outputs.logit(1)),
+    "basset": (lambda: _seeded(BassetSmall()), 64, "NCL", outputs.logit(0)),
+    "dilated": (lambda: _seeded(Dilated()), 48, "NCL", outputs.value(0)),
+    "residual": (lambda: _seeded(Residual()), 40, "NCL", outputs.logit(2)),
+    "functional": (lambda: _seeded(Functional()), 30, "NCL", outputs.logit(1)),
+    "nlc": (lambda: _seeded(NLCModel()), 32, "NLC", outputs.value(0)),
+    "batchnorm": (lambda: _bn_model(), 36, "NCL", outputs.logit(0)),
+    "margin": (lambda: _seeded(BassetSmall(outputs_=3)), 64, "NCL", outputs.margin(1)),
+    "profile": (lambda: ProfileConv(tracks=2), 30, "NCL", outputs.window(1, 10, 20)),
+}
+
+
+def _bn_model():
+    model = _seeded(BatchNormModel())
+    generator = torch.Generator().manual_seed(1)
+    for bn in (model.bn, model.bn2):
+        bn.running_mean.copy_(torch.randn(8, generator=generator))
+        bn.running_var.copy_(torch.rand(8, generator=generator) + 0.5)
+    return model
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_matches_per_mutant_forward_passes(name, device):
+    build, length, layout, output = CASES[name]
+    adapter = SequenceModel(build(), output=output, layout=layout, device=device, batch_size=64)
+    X = adapter.encode(random_sequences(2, length, seed=3))
+    _check(adapter, X)
+
+
+def test_reverse_complement_strands_and_position_subset():
+    adapter = SequenceModel(_seeded(BassetSmall()), output=outputs.logit(1), device="cpu", strands="both")
+    X = adapter.encode(random_sequences(3, 64, seed=5))
+    _check(adapter, X, positions=[0, 1, 17, 40, 63])
+
+
+def test_n_positions_and_bound_goal_rows():
+    adapter = SequenceModel(_seeded(Dilated()), output=outputs.value(0), device="cpu")
+    seqs = random_sequences(2, 48, seed=7)
+    seqs[0] = seqs[0][:10] + "NN" + seqs[0][12:]
+    X = adapter.encode(seqs)
+    offsets = torch.tensor([0.5, -2.0])
+    got = _check(adapter, X, fn=lambda y, rows: y[:, 0] + offsets[rows])
+    # at an N position every base is a real substitution: none equals the reference output
+    ref = adapter.score(X)[0] + offsets[0]
+    assert not torch.isclose(got[0, 10], ref).all()
+
+
+def test_double_precision_adapter():
+    adapter = SequenceModel(_seeded(BassetSmall()).double(), output=0, device="cpu", dtype=torch.float64)
+    X = adapter.encode(random_sequences(2, 64, seed=2))
+    got = _check(adapter, X)
+    assert got.dtype == torch.float64
+
+
+def test_reference_base_gives_reference_output():
+    adapter = SequenceModel(_seeded(BassetSmall()), output=1, device="cpu")
+    X = adapter.encode(random_sequences(2, 64, seed=9))
+    got = incremental_single_substitutions(adapter, X, torch.arange(64), lambda y, rows: adapter.output(y))
+    at_ref = got.permute(0, 2, 1)[X.bool()].reshape(2, 64)
+    torch.testing.assert_close(at_ref, adapter.score(X)[:, None].expand(2, 64))
+
+
+@pytest.mark.parametrize("build", [lambda: Flattened(20), lambda: AttentionFirst(), lambda: Branchy()])
+def test_returns_none_when_it_cannot_analyse(build):
+    adapter = SequenceModel(build(), output=0, device="cpu")
+    X = adapter.encode(random_sequences(2, 20, seed=1))
+    assert incremental_single_substitutions(adapter, X, torch.arange(20), lambda y, rows: y[:, 0]) is None
+
+
+def test_returns_none_for_plain_callables_and_autocast():
+    adapter = SequenceModel(lambda x: x.sum(dim=(1, 2))[:, None], output=0, device="cpu")
+    X = adapter.encode(random_sequences(1, 10))
+    assert incremental_single_substitutions(adapter, X, [0], lambda y, rows: y[:, 0]) is None
+    auto = SequenceModel(ToyConv(), output=0, device="cpu", autocast="bf16")
+    assert incremental_single_substitutions(auto, X, [0], lambda y, rows: y[:, 0]) is None
+
+
+def test_model_state_restored_and_input_untouched():
+    model = _seeded(BassetSmall()).train()
+    adapter = SequenceModel(model, output=0, device="cpu")
+    X = adapter.encode(random_sequences(2, 64, seed=4))
+    before = X.clone()
+    incremental_single_substitutions(adapter, X, torch.arange(64), lambda y, rows: y[:, 0])
+    assert model.training
+    assert torch.equal(X, before)
