@@ -1,0 +1,505 @@
+"""``probe``: the one call that runs every search on a batch of inputs and returns a report.
+
+For DNA models, :func:`probe` runs, per group of equal-length sequences:
+saturation mutagenesis, the fewest substitutions that reach the goal, and the
+random baseline at the same number of substitutions; then it ranks positions,
+finds critical regions and (optionally) annotates them with JASPAR motifs.
+Feature and molecule models are handed to ``probekit.report.molecules``.
+
+Examples
+--------
+>>> from probekit import SequenceModel, goals
+>>> from probekit.testing import MotifCounter
+>>> adapter = SequenceModel(MotifCounter("TGACTCA"), output=0, device="cpu")
+>>> report = probe(adapter, ["CCGATGACTCAGGCAT", "AATGACTCATTTCCGA"], goal=goals.below(0.5), baseline_draws=50)
+>>> report.regions()[["id", "start", "end"]].values.tolist()
+[['seq0', 4, 11], ['seq1', 2, 9]]
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import goals as goals_module
+from ._warnings import warn
+from .adapters import FeatureModel, ModelCallError
+from .encode.dna import group_by_length
+from .io import sequence_frame
+from .report.sensitivity import SensitivityReport
+from .report.tables import critical_mask, find_regions, null_threshold, position_importance, rank_desc
+
+SUMMARY_COLUMNS = {
+    "id": object,
+    "length": "Int64",
+    "score": "float64",
+    "goal": object,
+    "goal_score": "float64",
+    "n_edits": "Int64",
+    "success": "boolean",
+    "proved_minimal": "boolean",
+    "score_after": "float64",
+    "adversarial_delta": "float64",
+    "random_k": "Int64",
+    "random_mean": "float64",
+    "random_std": "float64",
+    "ratio": "float64",
+    "z": "float64",
+    "p_value": "float64",
+    "threshold": "float64",
+    "n_critical": "Int64",
+    "n_regions": "Int64",
+    "top_region": object,
+    "evaluations": "Int64",
+    "error": object,
+}
+REGION_COLUMNS = [
+    "id", "region", "start", "end", "length", "sequence", "importance_sum", "importance_max", "n_edits_inside",
+    "motif", "motif_id", "motif_score", "motif_offset", "motif_strand",
+]  # fmt: skip
+EDIT_COLUMNS = ["id", "step", "position", "ref", "alt", "score", "g"]
+MOTIF_COLUMNS = ["id", "region", "match_rank", "name", "matrix_id", "score", "rel_score", "offset", "end", "strand", "match"]
+
+
+def probe(
+    adapter,
+    inputs,
+    *,
+    goal=None,
+    max_edits: int = 3,
+    baseline_draws: int = 200,
+    method: str = "auto",
+    attribution: str | None = None,
+    motifs=False,
+    window=None,
+    seed: int = 0,
+    progress: bool = False,
+    alpha: float = 0.05,
+    max_gap: int = 2,
+    min_length: int = 3,
+) -> SensitivityReport:
+    """Probe what a model relies on: minimal edits, their significance, and critical positions.
+
+    For each input (grouped by length, batched on ``adapter.device``):
+
+    1. saturation mutagenesis (ISM): the effect of every single substitution;
+    2. the fewest substitutions that reach ``goal`` (:func:`probekit.search.discrete.min_substitutions`);
+    3. the random baseline: ``baseline_draws`` random edit sets of the same size
+       (``max_edits`` for inputs whose goal was not reached), giving the
+       adversarial-vs-random ``ratio`` (|adversarial change| / mean |random change|),
+       ``z`` and the empirical one-sided ``p_value``
+       (:meth:`probekit.results.BaselineResult.compare`);
+    4. position ``importance`` = the largest absolute ISM effect over the
+       alternative bases at the position, and its ``rank`` within the input;
+    5. ``critical`` positions: importance at or above the input's null threshold,
+       the ``1 - alpha`` quantile of the absolute effect of one random substitution
+       (exactly: of all single-substitution effects in the same input's ISM);
+    6. critical regions: runs of critical positions merged across gaps of at most
+       ``max_gap`` and at least ``min_length`` long, numbered 1, 2, ... by their
+       summed importance (region 1 is the strongest);
+    7. with ``motifs``, the best JASPAR matches overlapping each region.
+
+    Records that cannot be read, and groups the model cannot take (e.g. a wrong
+    length), become rows of ``summary()`` with their ``error``; the rest goes on.
+
+    Parameters
+    ----------
+    adapter : SequenceModel or FeatureModel
+        Feature models are probed by ``probekit.report.molecules.probe_features``.
+    inputs : FASTA path, list of str, dict, DataFrame or one-hot tensor (N, 4, L)
+    goal : Goal or str, optional
+        Default :func:`probekit.goals.flip`.
+    max_edits : int
+        Largest edit set searched.
+    baseline_draws : int
+        Random edit sets per input.
+    method : str
+        Search method of ``min_substitutions``.
+    attribution : str, optional
+        Also add a captum attribution per position (``"saliency"``,
+        ``"input_x_gradient"``, ``"integrated_gradients"``, ``"deeplift_shap"``) as
+        the ``attribution`` column.
+    motifs : bool or list of Motif
+        True for JASPAR CORE vertebrates (needs ``probekit[motifs]``), or the motifs to use.
+    window : (start, end), optional
+        Scan and edit only these positions (clipped to each sequence).
+    seed : int
+        Seed of the random baseline.
+    progress : bool
+        Show progress bars.
+    alpha : float
+        Level of the null threshold that marks critical positions.
+    max_gap, min_length : int
+        Region merging and minimum region length.
+
+    Returns
+    -------
+    SensitivityReport
+
+    Examples
+    --------
+    >>> from probekit import SequenceModel
+    >>> from probekit.testing import ToyConv
+    >>> adapter = SequenceModel(ToyConv(), output=1, device="cpu")
+    >>> report = probe(adapter, ["ACGTACGTACGTAC", "ACGRT"], max_edits=2, baseline_draws=20)
+    >>> report.summary()["error"].notna().tolist()
+    [False, True]
+    >>> len(report.to_frame())
+    14
+    """
+    if isinstance(adapter, FeatureModel):
+        if motifs is not False or window is not None:
+            raise ValueError("motifs= and window= apply to DNA models only")
+        from .report.molecules import probe_features  # written for feature and molecule models
+
+        extra = {} if alpha == 0.05 else {"alpha": alpha}
+        return probe_features(
+            adapter, inputs, goal=goal, max_edits=max_edits, baseline_draws=baseline_draws, method=method,
+            attribution=attribution, seed=seed, progress=progress, **extra,
+        )  # fmt: skip
+    if max_edits < 1:
+        raise ValueError(f"max_edits must be at least 1, got {max_edits}")
+    if baseline_draws < 1:
+        raise ValueError(f"baseline_draws must be at least 1, got {baseline_draws}")
+    t0 = time.perf_counter()
+    goal = goals_module.parse(goal)
+    motif_list = _motif_list(motifs)
+    alphabet = adapter.alphabet
+    records = sequence_frame(inputs, alphabet=alphabet)
+    errors = {r.id: r.error for r in records.itertuples() if isinstance(r.error, str)}
+    good = records[records["error"].isna()].reset_index(drop=True)
+    groups = group_by_length(good["sequence"].tolist())
+    settings = dict(
+        goal=goal, max_edits=max_edits, baseline_draws=baseline_draws, method=method, attribution=attribution,
+        motif_list=motif_list, window=window, seed=seed, progress=progress, alpha=alpha, max_gap=max_gap,
+        min_length=min_length,
+    )  # fmt: skip
+    parts = []
+    iterator = groups.items()
+    if progress and len(groups) > 1:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, total=len(groups), desc="length groups")
+    for length, index in iterator:
+        ids = good["id"].iloc[index].tolist()
+        seqs = good["sequence"].iloc[index].tolist()
+        try:
+            parts.append(_probe_group(adapter, ids, seqs, **settings))
+        except (ModelCallError, ValueError) as error:
+            warn(f"{len(ids)} sequences of length {length} were not probed: {error}")
+            for i in ids:
+                errors[i] = f"record {i!r}: {error}"
+    tables = _assemble(parts, records, errors)
+    params = {
+        "goal": str(goal),
+        "output": adapter.output.name,
+        "max_edits": max_edits,
+        "baseline_draws": baseline_draws,
+        "method": method,
+        "attribution": attribution,
+        "motifs": len(motif_list) if motif_list else False,
+        "window": list(window) if window is not None else None,
+        "seed": seed,
+        "alpha": alpha,
+        "max_gap": max_gap,
+        "min_length": min_length,
+        "importance": "max |ISM effect| over alternative bases",
+        "alphabet": alphabet,
+        "model": type(adapter.model).__name__,
+        "device": str(adapter.device),
+        "n_inputs": len(records),
+        "n_errors": len(errors),
+        "seconds": time.perf_counter() - t0,
+    }
+    return SensitivityReport("dna", tables, params)
+
+
+def _motif_list(motifs):
+    if motifs is False or motifs is None:
+        return None
+    from .motifs import jaspar_motifs
+
+    if motifs is True:
+        return jaspar_motifs()
+    motifs = list(motifs)
+    if not motifs:
+        raise ValueError("motifs= got an empty list")
+    return motifs
+
+
+def _window(window, length: int) -> tuple[int, int]:
+    if window is None:
+        return 0, length
+    if isinstance(window, slice):
+        start, end = window.start, window.stop
+    else:
+        start, end = window
+    start = 0 if start is None else int(start)
+    end = length if end is None else min(int(end), length)
+    if not 0 <= start < end:
+        raise ValueError(f"window {window!r} holds no position of a sequence of length {length}")
+    return start, end
+
+
+def _probe_group(adapter, ids, seqs, *, goal, max_edits, baseline_draws, method, attribution, motif_list, window, seed,
+                 progress, alpha, max_gap, min_length) -> dict:  # fmt: skip
+    """All tables of one group of equal-length sequences."""
+    from .search.baseline import random_substitutions
+    from .search.discrete import min_substitutions, saturation_mutagenesis
+
+    X = adapter.encode(seqs)
+    n, n_bases, length = X.shape
+    start, end = _window(window, length)
+    positions = None if (start, end) == (0, length) else slice(start, end)
+    with adapter.session():
+        ism = saturation_mutagenesis(adapter, X, start=start, end=end, ids=ids, progress=progress)
+        sub = min_substitutions(
+            adapter, X, goal=goal, max_edits=max_edits, method=method, positions=positions, ids=ids, progress=progress
+        )
+        adv = sub.score_after - sub.score_before
+        ks = torch.where(sub.success, sub.n_edits, torch.full_like(sub.n_edits, max_edits)).clamp_min(1)
+        stats = _baseline_stats(random_substitutions, adapter, X, ks, adv, baseline_draws=baseline_draws, seed=seed, ids=ids)
+        bound = adapter.bind(goal, X)
+        trajectory = _trajectory(adapter, X, sub.edits, bound, ids, alphabet=adapter.alphabet)
+        attr = None
+        if attribution:
+            from .attr import attribute
+
+            attr = attribute(adapter, X, method=attribution).per_position.cpu()
+
+    effects = ism.effects.cpu()
+    X_cpu = X.detach().cpu()
+    ref_index = _ref_index(X_cpu)
+    inside = torch.zeros(length, dtype=torch.bool)
+    inside[start:end] = True
+    alternatives = (X_cpu.transpose(1, 2) == 0) & (ref_index >= 0)[..., None] & inside[None, :, None]
+    importance = position_importance(effects)
+    threshold = null_threshold(effects, alternatives, alpha=alpha)
+    critical = critical_mask(importance, threshold) & inside[None]
+    ranks = rank_desc(importance)
+
+    region_rows, region_of = _regions(ids, seqs, importance, critical, sub.edits, max_gap=max_gap, min_length=min_length)
+    regions = pd.DataFrame(region_rows, columns=REGION_COLUMNS)
+    motif_table = pd.DataFrame(columns=MOTIF_COLUMNS)
+    if motif_list and not regions.empty:
+        from .motifs import annotate_regions
+
+        motif_table = annotate_regions(regions, dict(zip(ids, seqs)), motif_list, top=3)
+        regions = _attach_best_motif(regions, motif_table)
+    motif_of_region = {(r.id, r.region): r.motif for r in regions.itertuples()}
+
+    letters = np.array(list(adapter.alphabet) + ["N"])
+    ref_letters = letters[np.where(ref_index.numpy() >= 0, ref_index.numpy(), len(adapter.alphabet))]
+    region_flat = region_of.reshape(-1)
+    id_flat = np.repeat(np.array(ids, dtype=object), length)
+    frame = pd.DataFrame(
+        {
+            "id": id_flat,
+            "position": np.tile(np.arange(length), n),
+            "ref": ref_letters.reshape(-1),
+            "importance": importance.reshape(-1).numpy().astype(np.float64),
+            "rank": ranks.reshape(-1).numpy().astype(np.int64),
+            "critical": critical.reshape(-1).numpy(),
+            "region": pd.array([int(r) if r > 0 else None for r in region_flat], dtype="Int64"),
+            "motif": [motif_of_region.get((i, int(r))) if r > 0 else None for i, r in zip(id_flat, region_flat)],
+        }
+    )
+    for b, base in enumerate(adapter.alphabet):
+        frame[f"effect_{base}"] = effects[:, :, b].reshape(-1).numpy().astype(np.float64)
+    if attr is not None:
+        frame["attribution"] = attr.reshape(-1).numpy().astype(np.float64)
+
+    goal_score = _goal_score(bound)
+    summary = pd.DataFrame(
+        {
+            "id": ids,
+            "length": length,
+            "score": sub.score_before.double().numpy(),
+            "goal": str(goal),
+            "goal_score": goal_score,
+            "n_edits": sub.n_edits.numpy(),
+            "success": sub.success.numpy(),
+            "proved_minimal": sub.proved_minimal.numpy(),
+            "score_after": sub.score_after.double().numpy(),
+            "adversarial_delta": adv.double().numpy(),
+            **stats,
+            "threshold": threshold.double().numpy(),
+            "n_critical": critical.sum(dim=1).numpy(),
+            "n_regions": [int((regions["id"] == i).sum()) for i in ids],
+            "top_region": [_top_region(regions, i) for i in ids],
+            "evaluations": (sub.evaluations + torch.as_tensor(ism.params.get("evaluations", 0)).cpu()).numpy(),
+            "error": None,
+        }
+    )
+    edits = trajectory[trajectory["step"] > 0].reset_index(drop=True)
+    return {"frame": frame, "summary": summary, "regions": regions, "edits": edits, "trajectory": trajectory, "motifs": motif_table}
+
+
+def _ref_index(X: torch.Tensor) -> torch.Tensor:
+    """Base index (N, L); -1 at N (all-zero) positions."""
+    return X.argmax(dim=1).masked_fill(X.sum(dim=1) == 0, -1)
+
+
+def _baseline_stats(random_substitutions, adapter, X, ks, adv, *, baseline_draws, seed, ids) -> dict:
+    """Random-baseline comparison per input, one batched baseline per distinct edit count."""
+    n = X.shape[0]
+    out = {name: np.full(n, np.nan) for name in ("random_mean", "random_std", "ratio", "z", "p_value")}
+    out["random_k"] = ks.numpy().astype(np.int64)
+    for k in torch.unique(ks).tolist():
+        rows = torch.nonzero(ks == k).flatten()
+        baseline = random_substitutions(adapter, X[rows.to(X.device)], k=int(k), n_draws=baseline_draws, seed=seed)
+        compared = baseline.compare(adv[rows])
+        for name in ("random_mean", "random_std", "ratio", "z", "p_value"):
+            out[name][rows.numpy()] = compared[name].to_numpy(dtype=np.float64)
+    return out
+
+
+def _trajectory(adapter, X, edits, bound, ids, *, alphabet) -> pd.DataFrame:
+    """Score and goal value after each prefix of each input's edit list, in one batch."""
+    scores0, g0 = adapter.evaluate(X, bound)
+    owner, steps, targets = [], [], []
+    for i, edit_list in enumerate(edits):
+        for j in range(1, len(edit_list) + 1):
+            owner.append(i)
+            steps.append(j)
+            targets.append(edit_list[:j])
+    rows = [
+        {"id": ids[i], "step": 0, "position": None, "ref": None, "alt": None, "score": float(scores0[i]), "g": float(g0[i])}
+        for i in range(len(ids))
+    ]
+    if owner:
+        owner_t = torch.tensor(owner, device=X.device)
+        Xc = X[owner_t].clone()
+        cand, pos, alt = [], [], []
+        for c, prefix in enumerate(targets):
+            for position, _, base in prefix:
+                cand.append(c)
+                pos.append(int(position))
+                alt.append(alphabet.index(base))
+        cand_t = torch.tensor(cand, device=X.device)
+        pos_t = torch.tensor(pos, device=X.device)
+        Xc[cand_t, :, pos_t] = 0
+        Xc[cand_t, torch.tensor(alt, device=X.device), pos_t] = 1
+        scores, g = adapter.evaluate(Xc, bound, rows=owner_t)
+        for c, (i, j) in enumerate(zip(owner, steps)):
+            position, ref, base = edits[i][j - 1]
+            rows.append({"id": ids[i], "step": j, "position": int(position), "ref": ref, "alt": base, "score": float(scores[c]), "g": float(g[c])})
+    frame = pd.DataFrame(rows, columns=EDIT_COLUMNS)
+    order = {i: n for n, i in enumerate(ids)}
+    frame = frame.iloc[np.lexsort((frame["step"].to_numpy(), frame["id"].map(order).to_numpy()))].reset_index(drop=True)
+    frame["position"] = frame["position"].astype("Int64")
+    return frame
+
+
+def _regions(ids, seqs, importance, critical, edits, *, max_gap, min_length):
+    """Region rows (strongest first per input) and the region number of each position (0: none)."""
+    n, length = importance.shape
+    region_of = np.zeros((n, length), dtype=np.int64)
+    rows = []
+    for i, (id_, seq) in enumerate(zip(ids, seqs)):
+        runs = find_regions(critical[i], max_gap=max_gap, min_length=min_length)
+        scored = [(float(importance[i, s:e].sum()), float(importance[i, s:e].max()), s, e) for s, e in runs]
+        scored.sort(key=lambda t: (-t[0], -t[1], t[2]))
+        edit_positions = [int(p) for p, _, _ in edits[i]]
+        for number, (total, peak, s, e) in enumerate(scored, start=1):
+            region_of[i, s:e] = number
+            rows.append(
+                {
+                    "id": id_, "region": number, "start": s, "end": e, "length": e - s, "sequence": seq[s:e].upper(),
+                    "importance_sum": total, "importance_max": peak,
+                    "n_edits_inside": sum(s <= p < e for p in edit_positions),
+                    "motif": None, "motif_id": None, "motif_score": math.nan, "motif_offset": None, "motif_strand": None,
+                }
+            )  # fmt: skip
+    return rows, region_of
+
+
+def _attach_best_motif(regions: pd.DataFrame, motif_table: pd.DataFrame) -> pd.DataFrame:
+    best = motif_table[motif_table["match_rank"] == 1].set_index(["id", "region"])
+    regions = regions.copy()
+    for k, row in regions.iterrows():
+        key = (row["id"], row["region"])
+        if key in best.index:
+            hit = best.loc[key]
+            regions.at[k, "motif"] = hit["name"]
+            regions.at[k, "motif_id"] = hit["matrix_id"]
+            regions.at[k, "motif_score"] = float(hit["score"])
+            regions.at[k, "motif_offset"] = int(hit["offset"])
+            regions.at[k, "motif_strand"] = hit["strand"]
+    return regions
+
+
+def _goal_score(bound) -> np.ndarray:
+    """The score at which each input reaches its goal; NaN for class goals (read in goal value g)."""
+    reference = bound.reference.detach().double().cpu().numpy()
+    value = float(bound.goal.value) if bound.goal.value is not None else 0.0
+    mode = bound.mode
+    if mode == "cross":
+        return np.full(len(reference), float(bound.output.threshold))
+    if mode in ("below", "above"):
+        return np.full(len(reference), value)
+    if mode == "decrease":
+        return reference - value
+    if mode == "increase":
+        return reference + value
+    return np.full(len(reference), np.nan)
+
+
+def _top_region(regions: pd.DataFrame, id_) -> str | None:
+    own = regions[(regions["id"] == id_) & (regions["region"] == 1)]
+    if own.empty:
+        return None
+    return f"{int(own['start'].iloc[0])}-{int(own['end'].iloc[0])}"
+
+
+def _empty(columns) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+
+
+def _assemble(parts: list[dict], records: pd.DataFrame, errors: dict) -> dict:
+    """Join group tables, add error rows, restore input order and fix dtypes."""
+    order = {i: n for n, i in enumerate(records["id"])}
+
+    def join(name, columns):
+        frames = [p[name] for p in parts if not p[name].empty]
+        if not frames:
+            return _empty(columns) if not parts else parts[0][name].iloc[:0]
+        return pd.concat(frames, ignore_index=True)
+
+    def in_order(frame, *keys):
+        if frame.empty:
+            return frame.reset_index(drop=True)
+        rank = frame["id"].map(order).to_numpy()
+        cols = [frame[k].to_numpy() for k in reversed(keys)] + [rank]
+        return frame.iloc[np.lexsort(cols)].reset_index(drop=True)
+
+    frame = in_order(join("frame", ["id", "position", "ref", "importance", "rank", "critical", "region", "motif"]), "position")
+    good_ids = set()
+    summary_parts = [p["summary"] for p in parts]
+    if summary_parts:
+        good_ids = set(pd.concat(summary_parts)["id"])
+    bad = [
+        {"id": r.id, "length": len(r.sequence) if isinstance(r.sequence, str) else None, "error": errors[r.id]}
+        for r in records.itertuples()
+        if r.id in errors and r.id not in good_ids
+    ]
+    summary = pd.concat(summary_parts + [pd.DataFrame(bad)], ignore_index=True) if (summary_parts or bad) else pd.DataFrame()
+    for column in SUMMARY_COLUMNS:
+        if column not in summary:
+            summary[column] = None
+    summary = summary[list(SUMMARY_COLUMNS)]
+    summary = summary.astype({c: t for c, t in SUMMARY_COLUMNS.items() if t is not object})
+    summary["error"] = summary["error"].astype(object).where(summary["error"].notna(), None)
+    summary = in_order(summary)
+    regions = in_order(join("regions", REGION_COLUMNS), "region")
+    edits = in_order(join("edits", EDIT_COLUMNS), "step")
+    trajectory = in_order(join("trajectory", EDIT_COLUMNS), "step")
+    motifs = in_order(join("motifs", MOTIF_COLUMNS), "region", "match_rank")
+    return {"frame": frame, "summary": summary, "regions": regions, "edits": edits, "trajectory": trajectory, "motifs": motifs}
+
+
+__all__ = ["probe"]
