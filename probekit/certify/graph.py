@@ -1,0 +1,578 @@
+"""Trace an adapter's model into a graph of operations that bounds can run through.
+
+:func:`trace` turns the model (with the adapter's layout and strand handling)
+into a list of :class:`Op` in topological order with ``torch.fx``. Every
+operation that depends on the input is classified as
+
+- ``linear``: affine in its input-dependent arguments (Linear, Conv, BatchNorm in
+  eval mode, pooling by averages, reshapes, transposes, slicing, concatenation,
+  sums, means, residual additions, products with constants);
+- ``act``: an element-wise monotone activation (ReLU, LeakyReLU, Sigmoid, Tanh,
+  ELU, Softplus, Hardtanh, ReLU6, clamp, exp);
+- ``max``: a maximum over windows (max pooling, adaptive max pooling, ``max`` and
+  ``amax`` over axes);
+- ``alias``: identity (Dropout, Identity, dtype casts, ``.values`` of a max).
+
+Anything else raises :class:`UnsupportedOperation` naming the operation.
+Values that do not depend on the input (parameters, constants) and shape
+arithmetic are evaluated once per batch by :meth:`Graph.bind`.
+
+Examples
+--------
+>>> import torch
+>>> from probekit import FeatureModel, outputs
+>>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+>>> adapter = FeatureModel(model, output=outputs.logit(0), device="cpu")
+>>> [op.kind for op in trace(adapter).ops]
+['input', 'linear', 'act', 'linear']
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+from torch import nn
+
+
+class UnsupportedOperation(TypeError):
+    """The model uses an operation that bounds cannot run through; the message names it."""
+
+
+# ---------------------------------------------------------------- op tables
+_ACT_MODULES = {
+    nn.ReLU: "relu",
+    nn.LeakyReLU: "leaky_relu",
+    nn.Sigmoid: "sigmoid",
+    nn.Tanh: "tanh",
+    nn.ELU: "elu",
+    nn.Softplus: "softplus",
+    nn.Hardtanh: "monotone",
+    nn.ReLU6: "monotone",
+}
+_ACT_FUNCTIONS = {
+    torch.relu: "relu",
+    F.relu: "relu",
+    torch.sigmoid: "sigmoid",
+    F.sigmoid: "sigmoid",
+    torch.tanh: "tanh",
+    F.tanh: "tanh",
+    F.leaky_relu: "leaky_relu",
+    F.elu: "elu",
+    F.softplus: "softplus",
+    F.relu6: "monotone",
+    F.hardtanh: "monotone",
+    torch.clamp: "monotone",
+    torch.clip: "monotone",
+    torch.exp: "convex",
+}
+_ACT_METHODS = {
+    "relu": "relu",
+    "sigmoid": "sigmoid",
+    "tanh": "tanh",
+    "clamp": "monotone",
+    "clip": "monotone",
+    "clamp_min": "monotone",
+    "clamp_max": "monotone",
+    "exp": "convex",
+}
+_ALIAS_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.Identity)
+_ALIAS_FUNCTIONS = {F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout}
+_ALIAS_METHODS = {"contiguous", "float", "clone", "detach"}
+
+# Linear maps with non-negative weights and no offset: |J| r is the map applied to r.
+_STRUCT_MODULES = (nn.Flatten, nn.Unflatten, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
+_STRUCT_FUNCTIONS = {
+    torch.flatten,
+    torch.reshape,
+    torch.transpose,
+    torch.permute,
+    torch.squeeze,
+    torch.unsqueeze,
+    torch.flip,
+    torch.cat,
+    torch.concat,
+    torch.stack,
+    torch.mean,
+    torch.sum,
+    torch.narrow,
+    torch.movedim,
+    torch.swapaxes,
+    F.avg_pool1d,
+    F.avg_pool2d,
+    F.adaptive_avg_pool1d,
+    F.adaptive_avg_pool2d,
+    operator.getitem,
+}
+_STRUCT_METHODS = {
+    "view",
+    "reshape",
+    "flatten",
+    "transpose",
+    "permute",
+    "squeeze",
+    "unsqueeze",
+    "flip",
+    "mean",
+    "sum",
+    "narrow",
+    "movedim",
+    "swapaxes",
+    "expand",
+    "repeat",
+    "unflatten",
+    "view_as",
+    "reshape_as",
+    "expand_as",
+    "__getitem__",
+}
+_MAX_FUNCTIONS = {F.max_pool1d: "max_pool1d", F.adaptive_max_pool1d: "adaptive_max_pool1d", torch.max: "max", torch.amax: "amax"}
+_MAX_METHODS = {"max": "max", "amax": "amax"}
+
+
+@dataclass
+class Op:
+    """One operation of a traced graph.
+
+    Attributes
+    ----------
+    name : str
+        Name of the fx node.
+    kind : str
+        ``input``, ``linear``, ``act``, ``max`` or ``alias``.
+    inputs : list of str
+        Names of the input-dependent operations it reads.
+    label : str
+        Human-readable description used in messages.
+    shape : tuple
+        Per-input output shape.
+    act : str
+        For ``act``: ``relu``, ``leaky_relu``, ``sigmoid``, ``tanh``, ``elu``, ``softplus``,
+        ``convex`` or ``monotone``.
+    param : float
+        Negative slope of LeakyReLU, alpha of ELU.
+    """
+
+    name: str
+    kind: str
+    inputs: list
+    label: str
+    node: Any = field(repr=False, default=None)
+    shape: tuple = ()
+    act: str = ""
+    param: float = 0.0
+    signed: str = ""  # how |J| r is formed for linear ops
+    window: Any = field(repr=False, default=None)  # (out_numel, K) flat indices for max ops, -1 = padding
+
+
+@dataclass
+class Graph:
+    """A traced model: operations in topological order and how to run them."""
+
+    ops: list
+    module: fx.GraphModule = field(repr=False)
+    root: Any = field(repr=False, default=None)
+    output: str = ""
+    modules: dict = field(default_factory=dict, repr=False)
+
+    def op(self, name: str) -> Op:
+        return self._by_name[name]
+
+    def __post_init__(self):
+        self._by_name = {op.name: op for op in self.ops}
+
+    def bind(self, X: torch.Tensor) -> "Bound":
+        """Evaluate constants and shape arithmetic for a batch ``X`` (canonical layout)."""
+        env = {}
+        for node in self.module.graph.nodes:
+            if node.op == "placeholder":
+                env[node.name] = X
+            elif node.op == "output":
+                continue
+            else:
+                env[node.name] = _run(self, node, lambda n: env[n.name])
+        return Bound(self, env)
+
+
+@dataclass
+class Bound:
+    """A graph together with the concrete values of one batch (for constants and shapes)."""
+
+    graph: Graph
+    env: dict = field(repr=False)
+
+    @property
+    def n(self) -> int:
+        return self.env[self.graph.ops[0].name].shape[0]
+
+    def value(self, name: str) -> torch.Tensor:
+        """The concrete output of an operation on the batch's centre inputs."""
+        v = self.env[name]
+        return v.values if isinstance(v, tuple) and hasattr(v, "values") else v
+
+    def apply(self, op: Op, *values: torch.Tensor, absolute: bool = False) -> torch.Tensor:
+        """Run ``op`` with its input-dependent arguments replaced by ``values``.
+
+        With ``absolute=True`` every constant tensor argument (and, for products,
+        every number) is replaced by its absolute value: for an affine op
+        ``f(x) = W x + b`` with constant arguments, ``f_abs(r) - f_abs(0) = |W| r``.
+        """
+        names = op.inputs
+
+        def lookup(n):
+            if n.name in names:
+                return values[names.index(n.name)]
+            v = self.env[n.name]
+            if absolute and isinstance(v, torch.Tensor) and v.is_floating_point():
+                return v.abs()
+            return v
+
+        out = _run(self.graph, op.node, lookup, numbers_abs=absolute and op.signed in ("mul", "div"))
+        if op.kind == "max" and isinstance(out, tuple):
+            out = out[0]
+        return out
+
+
+def _run(graph: Graph, node: fx.Node, lookup: Callable, numbers_abs: bool = False) -> Any:
+    args = fx.node.map_arg(node.args, lookup)
+    kwargs = fx.node.map_arg(node.kwargs, lookup)
+    if numbers_abs:
+        args = tuple(abs(a) if isinstance(a, (int, float)) and not isinstance(a, bool) else a for a in args)
+    if node.op == "get_attr":
+        obj = graph.root
+        for part in node.target.split("."):
+            obj = getattr(obj, part)
+        return obj
+    if node.op == "call_module":
+        return graph.modules[node.target](*args, **kwargs)
+    if node.op == "call_function":
+        return node.target(*args, **kwargs)
+    if node.op == "call_method":
+        return getattr(args[0], node.target)(*args[1:], **kwargs)
+    raise UnsupportedOperation(f"fx node kind {node.op!r} is not supported")
+
+
+# ---------------------------------------------------------------- tracing
+class _Wrapped(nn.Module):
+    """The model as probekit calls it: canonical input, layout change, optional strand average."""
+
+    def __init__(self, model, transpose: bool, complement: list | None):
+        super().__init__()
+        self.model = model
+        self.transpose = transpose
+        self.both = complement is not None
+        self.complement = complement
+
+    def forward(self, x):
+        y = self.model(x.transpose(1, 2) if self.transpose else x)
+        if self.both:
+            xr = x[:, self.complement].flip(-1)
+            y = 0.5 * (y + self.model(xr.transpose(1, 2) if self.transpose else xr))
+        return y
+
+
+def trace(adapter, X: torch.Tensor) -> Graph:
+    """Trace ``adapter.model`` (with its layout and strands) into a :class:`Graph`.
+
+    Parameters
+    ----------
+    adapter : SequenceModel or FeatureModel
+    X : torch.Tensor of shape (N, ...)
+        Example inputs in probekit's canonical layout, on ``adapter.device``; they
+        fix the per-input shapes and check every operation.
+
+    Returns
+    -------
+    Graph
+
+    Raises
+    ------
+    UnsupportedOperation
+        Naming the first operation that bounds cannot run through.
+    """
+    model = adapter.model
+    if not isinstance(model, nn.Module):
+        raise UnsupportedOperation(f"bounds need a torch.nn.Module, got {type(model).__name__}")
+    transpose = getattr(adapter, "layout", "NCL") == "NLC"
+    complement = None
+    if getattr(adapter, "strands", "forward") == "both":
+        from ..encode.dna import complement_order
+
+        complement = complement_order(adapter.alphabet)
+    wrapped = _Wrapped(model, transpose, complement)
+    try:
+        gm = fx.symbolic_trace(wrapped)
+    except Exception as error:  # noqa: BLE001 - re-raised with the reason
+        raise UnsupportedOperation(
+            f"the model cannot be traced by torch.fx ({type(error).__name__}: {error}); "
+            "bounds need a forward without data-dependent control flow"
+        ) from error
+    graph = Graph([], gm, root=wrapped, modules=dict(wrapped.named_modules()))
+    _classify(graph, X.to(adapter.dtype))
+    return graph
+
+
+def _label(graph: Graph, node: fx.Node) -> str:
+    if node.op == "call_module":
+        return f"{type(graph.modules[node.target]).__name__} ({node.target})"
+    if node.op == "call_method":
+        return f"method .{node.target}() ({node.name})"
+    target = getattr(node.target, "__name__", str(node.target))
+    module = getattr(node.target, "__module__", "") or ""
+    prefix = "torch." if module.startswith("torch") and not module.startswith("torch.nn") else ""
+    if module.startswith("torch.nn.functional"):
+        prefix = "F."
+    return f"{prefix}{target} ({node.name})"
+
+
+def _classify(graph: Graph, X: torch.Tensor) -> None:
+    gm = graph.module
+    env: dict = {}
+    variable: set = set()
+    ops: list = []
+    n = X.shape[0]
+    with torch.no_grad():
+        for node in gm.graph.nodes:
+            if node.op == "placeholder":
+                env[node.name] = X
+                variable.add(node.name)
+                ops.append(Op(node.name, "input", [], "input", node, tuple(X.shape[1:])))
+                continue
+            if node.op == "output":
+                result = node.args[0]
+                if not isinstance(result, fx.Node) or result.name not in variable:
+                    raise UnsupportedOperation("the model must return one tensor that depends on its input")
+                graph.output = result.name
+                continue
+            env[node.name] = _run(graph, node, lambda m: env[m.name])
+            deps = []
+            for m in node.all_input_nodes:
+                if m.name in variable and m.name not in deps:
+                    deps.append(m.name)
+            if not deps:
+                continue
+            value = env[node.name]
+            op = _make_op(graph, node, deps, env, n)
+            if op is None:  # shape arithmetic: evaluated per batch, not bounded
+                continue
+            variable.add(node.name)
+            out = value.values if op.kind == "max" and isinstance(value, tuple) else value
+            if not isinstance(out, torch.Tensor):
+                raise UnsupportedOperation(f"{op.label} returns a {type(out).__name__}, not a tensor")
+            if out.ndim == 0 or out.shape[0] != n:
+                raise UnsupportedOperation(f"{op.label} mixes inputs of a batch (output shape {tuple(out.shape)})")
+            op.shape = tuple(out.shape[1:])
+            if op.kind == "max":
+                op.window = _window(op, graph, node, env)
+            ops.append(op)
+    graph.ops = ops
+    graph.__post_init__()
+
+
+_SHAPE_METHODS = {"size", "dim", "numel"}
+
+
+def _make_op(graph: Graph, node: fx.Node, deps: list, env: dict, n: int) -> Op | None:
+    label = _label(graph, node)
+    value = env[node.name]
+    target = node.target
+    # shape arithmetic on input-dependent tensors
+    if node.op == "call_method" and target in _SHAPE_METHODS:
+        return None
+    if node.op == "call_function" and target is getattr and node.args[1] in ("shape", "dtype", "device", "ndim"):
+        return None
+    if not isinstance(value, (torch.Tensor, tuple)) or (
+        isinstance(value, tuple) and not any(isinstance(v, torch.Tensor) for v in value)
+    ):
+        return None
+    mk = lambda kind, **kw: Op(node.name, kind, deps, label, node, **kw)  # noqa: E731
+    if node.op == "call_module":
+        module = graph.modules[target]
+        t = type(module)
+        if t in _ACT_MODULES:
+            name = _ACT_MODULES[t]
+            param = getattr(module, "negative_slope", getattr(module, "alpha", 0.0))
+            return _act(mk, name, float(param))
+        if isinstance(module, _ALIAS_MODULES):
+            return mk("alias")
+        if isinstance(module, _STRUCT_MODULES):
+            return mk("linear", signed="struct")
+        if isinstance(module, nn.Linear):
+            return mk("linear", signed="linear_module")
+        if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+            return mk("linear", signed="conv_module")
+        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            if module.training or module.running_var is None:
+                raise UnsupportedOperation(f"{label} needs eval mode with running statistics")
+            return mk("linear", signed="bn_module")
+        if isinstance(module, (nn.MaxPool1d, nn.AdaptiveMaxPool1d)):
+            if getattr(module, "return_indices", False):
+                raise UnsupportedOperation(f"{label} with return_indices=True is not supported")
+            return mk("max")
+        raise UnsupportedOperation(f"unsupported operation: {label}")
+    if node.op == "call_function":
+        if target in _ACT_FUNCTIONS:
+            name = _ACT_FUNCTIONS[target]
+            param = 0.0
+            if name == "leaky_relu":
+                param = float(_arg(node, 1, "negative_slope", 0.01))
+            elif name == "elu":
+                param = float(_arg(node, 1, "alpha", 1.0))
+            return _act(mk, name, param)
+        if target in _ALIAS_FUNCTIONS:
+            return mk("alias")
+        if target is getattr and node.args[1] == "values":
+            return mk("alias")
+        if target is operator.getitem and isinstance(env[node.args[0].name], tuple):
+            if node.args[1] != 0:
+                raise UnsupportedOperation(f"{label}: only the values of a max are supported, not its indices")
+            return mk("alias")
+        if target in _MAX_FUNCTIONS:
+            return _max_op(mk, node, _MAX_FUNCTIONS[target], label)
+        if target in _STRUCT_FUNCTIONS:
+            return mk("linear", signed="struct")
+        if target in (operator.add, torch.add, operator.sub, torch.sub, operator.neg, torch.neg):
+            if "alpha" in node.kwargs:
+                raise UnsupportedOperation(f"{label} with alpha= is not supported")
+            return mk("linear", signed="addsub")
+        if target in (operator.mul, torch.mul, operator.truediv, torch.div, operator.matmul, torch.matmul, torch.mm):
+            return _product(mk, node, deps, label, target)
+        if target is F.linear:
+            return _needs_const_weight(mk, node, deps, label, "linear_fn")
+        if target in (F.conv1d, F.conv2d, torch.conv1d, torch.conv2d):
+            return _needs_const_weight(mk, node, deps, label, "conv_fn")
+        if target is F.batch_norm:
+            if _arg(node, 5, "training", False):
+                raise UnsupportedOperation(f"{label} in training mode mixes the inputs of a batch")
+            return _needs_const_weight(mk, node, deps, label, "bn_fn")
+        if target is F.pad:
+            return mk("linear", signed="pad")
+        raise UnsupportedOperation(f"unsupported operation: {label}")
+    if node.op == "call_method":
+        if target in _ACT_METHODS:
+            return _act(mk, _ACT_METHODS[target], 0.0)
+        if target in _ALIAS_METHODS:
+            return mk("alias")
+        if target == "to":
+            if any(isinstance(a, (str, torch.device)) for a in node.args[1:]):
+                raise UnsupportedOperation(f"{label}: models that move tensors between devices are not supported")
+            return mk("alias")
+        if target in _MAX_METHODS:
+            return _max_op(mk, node, _MAX_METHODS[target], label)
+        if target in _STRUCT_METHODS:
+            return mk("linear", signed="struct")
+        if target in ("add", "sub", "neg"):
+            return mk("linear", signed="addsub")
+        if target in ("mul", "div", "matmul"):
+            fn = {"mul": operator.mul, "div": operator.truediv, "matmul": operator.matmul}[target]
+            return _product(mk, node, deps, label, fn)
+        raise UnsupportedOperation(f"unsupported operation: {label}")
+    raise UnsupportedOperation(f"unsupported operation: {label}")
+
+
+def _arg(node: fx.Node, index: int, name: str, default):
+    if len(node.args) > index:
+        return node.args[index]
+    return node.kwargs.get(name, default)
+
+
+def _act(mk, name: str, param: float) -> Op:
+    if name == "leaky_relu" and not 0.0 <= param <= 1.0:
+        name = "monotone" if param >= 0 else name
+    if name == "leaky_relu" and param < 0:
+        raise UnsupportedOperation("LeakyReLU with a negative slope is not monotone")
+    if name == "elu" and param > 1.0:
+        name = "monotone"
+    return mk("act", act=name, param=param)
+
+
+def _product(mk, node, deps, label, target) -> Op:
+    tensors = [a for a in node.args if isinstance(a, fx.Node)]
+    var = [a for a in tensors if a.name in deps]
+    if len(var) > 1 or (len(deps) > 1):
+        raise UnsupportedOperation(f"unsupported operation: {label} multiplies two input-dependent tensors")
+    if target in (operator.truediv, torch.div) and (not isinstance(node.args[0], fx.Node) or node.args[0].name not in deps):
+        raise UnsupportedOperation(f"unsupported operation: {label} divides by an input-dependent tensor")
+    kind = "matmul" if target in (operator.matmul, torch.matmul, torch.mm) else "mul"
+    if target in (operator.truediv, torch.div):
+        kind = "div"
+    return mk("linear", signed=kind)
+
+
+def _needs_const_weight(mk, node, deps, label, signed) -> Op:
+    first = node.args[0] if node.args else node.kwargs.get("input")
+    if len(deps) != 1 or not isinstance(first, fx.Node) or first.name != deps[0]:
+        raise UnsupportedOperation(f"unsupported operation: {label} with input-dependent weights")
+    return mk("linear", signed=signed)
+
+
+def _max_op(mk, node, name, label) -> Op:
+    if name in ("max", "amax"):
+        dim = _arg(node, 1, "dim", None)
+        if dim is None or (name == "max" and isinstance(dim, fx.Node)):
+            raise UnsupportedOperation(f"unsupported operation: {label} without dim= (a maximum over the whole batch)")
+    if name in ("max_pool1d", "adaptive_max_pool1d") and node.kwargs.get("return_indices", False):
+        raise UnsupportedOperation(f"{label} with return_indices=True is not supported")
+    op = mk("max")
+    op.param = 0.0
+    op.act = name
+    return op
+
+
+def _window(op: Op, graph: Graph, node: fx.Node, env: dict) -> torch.Tensor:
+    """Flat input indices (out_numel, K) of each output element's window; -1 marks padding."""
+    x = env[node.all_input_nodes[0].name]
+    in_shape = tuple(x.shape[1:])
+    out_shape = op.shape
+    idx = torch.arange(int(torch.tensor(in_shape).prod()) if in_shape else 1).reshape(in_shape)
+    name = op.act
+    if node.op == "call_module":
+        module = graph.modules[node.target]
+        if isinstance(module, nn.MaxPool1d):
+            name = "max_pool1d"
+            params = (module.kernel_size, module.stride, module.padding, module.dilation)
+        else:
+            name = "adaptive_max_pool1d"
+    elif name == "max_pool1d":
+        k = _arg(node, 1, "kernel_size", None)
+        s = _arg(node, 2, "stride", None)
+        params = (k, s if s not in (None, []) else k, _arg(node, 3, "padding", 0), _arg(node, 4, "dilation", 1))
+    if name == "max_pool1d":
+        k, s, p, d = (v[0] if isinstance(v, (tuple, list)) else v for v in params)
+        s = s or k
+        length, out_len = in_shape[-1], out_shape[-1]
+        starts = torch.arange(out_len) * s - p
+        pos = starts[:, None] + torch.arange(k)[None] * d  # (out_len, k)
+        valid = (pos >= 0) & (pos < length)
+        win = torch.where(valid, idx[..., pos.clamp(0, length - 1)], torch.tensor(-1))  # (..., out_len, k)
+        return win.reshape(-1, k)
+    if name == "adaptive_max_pool1d":
+        length, out_len = in_shape[-1], out_shape[-1]
+        starts = [(i * length) // out_len for i in range(out_len)]
+        ends = [-(-((i + 1) * length) // out_len) for i in range(out_len)]
+        k = max(e - s for s, e in zip(starts, ends))
+        pos = torch.full((out_len, k), -1)
+        for i, (s, e) in enumerate(zip(starts, ends)):
+            pos[i, : e - s] = torch.arange(s, e)
+        win = torch.where(pos >= 0, idx[..., pos.clamp(min=0)], torch.tensor(-1))
+        return win.reshape(-1, k)
+    # max / amax over one or more axes
+    dim = _arg(node, 1, "dim", None)
+    keepdim = bool(_arg(node, 2, "keepdim", False))
+    dims = [dim] if isinstance(dim, int) else list(dim)
+    nd = len(in_shape) + 1
+    dims = sorted({d % nd for d in dims})
+    if 0 in dims:
+        raise UnsupportedOperation(f"{op.label} takes a maximum over the batch axis")
+    inner = [d - 1 for d in dims]
+    rest = [d for d in range(len(in_shape)) if d not in inner]
+    win = idx.permute(*rest, *inner).reshape(-1, int(torch.tensor([in_shape[d] for d in inner]).prod()))
+    del keepdim  # the output keeps the order of the remaining axes either way
+    return win
+
+
+__all__ = ["trace", "Graph", "Bound", "Op", "UnsupportedOperation"]
