@@ -473,9 +473,10 @@ def pgd(
     n = X.shape[0]
     eps_rows = _eps_rows(eps, n, adapter.device)
     generator = torch.Generator(device=adapter.device).manual_seed(seed)
-    run = _pgd_core(adapter, space, bound, torch.arange(n, device=adapter.device), eps_rows, norm=norm, steps=steps,
-                    step_size=step_size, restarts=restarts, random_start=random_start, early_stop=early_stop,
-                    l1_fraction=l1_fraction, generator=generator, progress=progress)
+    with adapter.session():
+        run = _pgd_core(adapter, space, bound, torch.arange(n, device=adapter.device), eps_rows, norm=norm,
+                        steps=steps, step_size=step_size, restarts=restarts, random_start=random_start,
+                        early_stop=early_stop, l1_fraction=l1_fraction, generator=generator, progress=progress)
     params = {"method": "pgd", "goal": str(bound.goal), "eps": eps_rows.cpu(), "steps": steps, "step_size": step_size,
               "restarts": restarts, "random_start": random_start, "seed": seed, "early_stop": early_stop,
               "relax_discrete": relax_discrete}
@@ -605,7 +606,8 @@ def min_perturbation(
 
     def attempt(rows, eps):
         nonlocal evaluations
-        run = _pgd_core(adapter, space, bound, rows, eps, **options)
+        with adapter.session():
+            run = _pgd_core(adapter, space, bound, rows, eps, **options)
         evaluations = evaluations + run.evaluations
         better = _better(run.g, run.norm, best_g[rows], torch.where(success[rows], best_n[rows], math.inf))
         sel = rows[better]

@@ -1,0 +1,330 @@
+"""Continuous searches against oracles: a hand-written PGD loop, captum's PGD, closed forms on linear models,
+scipy for projections, and per-input bisection."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import minimize
+
+from probekit import FeatureModel, SequenceModel, goals, outputs
+from probekit.search.continuous import (
+    fgsm,
+    min_perturbation,
+    pgd,
+    project,
+    project_l1_ball,
+    random_perturbation,
+    vector_norm,
+)
+from probekit.testing import ToyConv
+
+
+def mlp(n_in=6, n_out=2, seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(n_in, 16), torch.nn.Tanh(), torch.nn.Linear(16, n_out))
+
+
+def linear(w, b=0.0):
+    model = torch.nn.Linear(len(w), 1)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor(w)[None])
+        model.bias.fill_(b)
+    return model
+
+
+W = [1.0, -3.0, 0.5, 2.0]
+
+
+# ------------------------------------------------------------- reference PGD
+def reference_pgd(model, bound, X, eps, alpha, steps, norm):
+    """Textbook PGD (no random start) that keeps the lowest-g iterate."""
+    x0 = X.clone()
+    x = x0.clone()
+    best, best_g = x.clone(), torch.full((X.shape[0],), math.inf)
+    for t in range(steps + 1):
+        x = x.detach().requires_grad_(True)
+        g = bound(model(x))
+        (grad,) = torch.autograd.grad(g.sum(), x)
+        better = g.detach() < best_g
+        best[better], best_g[better] = x.detach()[better], g.detach()[better]
+        if t == steps:
+            break
+        with torch.no_grad():
+            if norm == "linf":
+                x = torch.clamp(x - alpha * grad.sign(), x0 - eps, x0 + eps)
+            else:
+                x = x - alpha * grad / grad.norm(dim=1, keepdim=True)
+                d = x - x0
+                x = x0 + d * torch.clamp(eps / d.norm(dim=1, keepdim=True), max=1.0)
+    return best, best_g
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_pgd_equals_reference_loop(norm):
+    model = mlp()
+    adapter = FeatureModel(model, output=outputs.logit(1), device="cpu")
+    X = torch.randn(8, 6, generator=torch.Generator().manual_seed(1))
+    goal = goals.decrease(by=1e6)  # never reached: every step runs
+    bound = adapter.bind(goal, X)
+    ours = pgd(adapter, X, goal=goal, eps=0.3, norm=norm, steps=12, step_size=0.05, early_stop=False)
+    ref_x, ref_g = reference_pgd(model, bound, X, 0.3, 0.05, 12, norm)
+    assert torch.allclose(ours.x_adv, ref_x, atol=1e-5)
+    assert torch.allclose(bound(model(ours.x_adv)).detach(), ref_g, atol=1e-5)
+
+
+def test_pgd_never_weaker_than_captum():
+    from captum.robust import PGD
+
+    model = mlp(seed=3)
+    adapter = FeatureModel(model, output=outputs.margin(1), device="cpu", bounds=(-2.0, 2.0))
+    X = torch.rand(24, 6, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    eps, alpha, steps = 0.25, 0.025, 20
+    bound = adapter.bind(goals.flip(), X)
+    captum_pgd = PGD(model, loss_func=lambda out, target: bound(out), lower_bound=-2.0, upper_bound=2.0)
+    theirs = captum_pgd.perturb(X, radius=eps, step_size=alpha, step_num=steps, target=None, targeted=True)
+    g_theirs = bound(model(theirs)).detach()
+    ours = pgd(adapter, X, goal=goals.flip(), eps=eps, steps=steps, step_size=alpha)
+    assert int(ours.success.sum()) >= int((g_theirs <= 0).sum())
+    assert int(ours.success.sum()) > 0
+    lost = g_theirs > 0  # where captum failed, our best iterate is at least as low
+    g_ours = bound(model(ours.x_adv)).detach()
+    assert (g_ours[lost] <= g_theirs[lost] + 1e-5).all()
+    # with a goal never reached, the best iterate is never above captum's last one
+    deep = adapter.bind(goals.decrease(by=1e6), X)
+    captum_deep = PGD(model, loss_func=lambda out, target: deep(out), lower_bound=-2.0, upper_bound=2.0)
+    last = captum_deep.perturb(X, radius=eps, step_size=alpha, step_num=steps, target=None, targeted=True)
+    full = pgd(adapter, X, goal=deep, eps=eps, steps=steps, step_size=alpha)
+    assert (deep(model(full.x_adv)).detach() <= deep(model(last)).detach() + 1e-5).all()
+    assert (vector_norm(full.delta, "linf") <= eps + 1e-6).all()
+
+
+def test_linear_optimum_reached_in_each_norm():
+    adapter = FeatureModel(linear(W), output=outputs.value(0), device="cpu")
+    w = torch.tensor(W)
+    X = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    eps = 0.7
+    expected = {
+        "linf": -eps * w.sign(),
+        "l2": -eps * w / w.norm(),
+        "l1": -eps * torch.sign(w) * (w.abs() == w.abs().max()),
+    }
+    goal = goals.decrease(by=1e6)
+    for norm, opt in expected.items():
+        r = pgd(adapter, X, goal=goal, eps=eps, norm=norm, steps=30)
+        assert torch.allclose(r.delta, opt.expand(3, 4), atol=1e-5), norm
+        assert torch.allclose(r.score_after, adapter.score(X + opt), atol=1e-5)
+
+
+def test_l2_stronger_than_sign_step_l2():
+    from captum.robust import PGD
+
+    model = linear(W)
+    adapter = FeatureModel(model, output=outputs.value(0), device="cpu")
+    X = torch.randn(5, 4, generator=torch.Generator().manual_seed(4))
+    bound = adapter.bind(goals.decrease(by=1e6), X)
+    sign_l2 = PGD(model, loss_func=lambda out, target: bound(out)).perturb(
+        X, radius=1.0, step_size=0.1, step_num=30, target=None, targeted=True, norm="L2"
+    )
+    ours = pgd(adapter, X, goal=goals.decrease(by=1e6), eps=1.0, norm="l2", steps=30, step_size=0.1)
+    g_sign = bound(model(sign_l2)).detach()
+    g_ours = bound(model(ours.x_adv)).detach()
+    optimum = bound(model(X - torch.tensor(W) / torch.tensor(W).norm())).detach()
+    assert torch.allclose(g_ours, optimum, atol=1e-5)
+    assert (g_ours < g_sign - 1e-3).all()
+
+
+# --------------------------------------------------------------- projections
+boxes = st.integers(0, 10_000)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=boxes, norm=st.sampled_from(["linf", "l2", "l1"]), scale=st.floats(0.01, 10.0))
+def test_projection_feasible(seed, norm, scale):
+    g = torch.Generator().manual_seed(seed)
+    n, d = 5, 7
+    z = torch.randn(n, d, generator=g) * scale
+    lower = -torch.rand(n, d, generator=g) * 2
+    upper = torch.rand(n, d, generator=g) * 2
+    frozen = torch.rand(n, d, generator=g) < 0.3
+    lower, upper = torch.where(frozen, 0.0, lower), torch.where(frozen, 0.0, upper)
+    eps = torch.rand(n, generator=g) * 3
+    p = project(z, eps, norm, lower, upper)
+    assert (vector_norm(p, norm) <= eps + 1e-6).all()
+    assert (p >= lower).all() and (p <= upper).all()
+    assert (p[frozen] == 0).all()
+    # a point already feasible is left where it is
+    assert torch.allclose(project(p, eps, norm, lower, upper), p, atol=1e-5)
+
+
+def scipy_projection(z, eps, norm, lower, upper):
+    """Reference Euclidean projection by a generic constrained solver."""
+    if norm == "l2":
+        cons = [{"type": "ineq", "fun": lambda x: eps**2 - np.sum(x**2), "jac": lambda x: -2 * x}]
+        res = minimize(lambda x: 0.5 * np.sum((x - z) ** 2), np.zeros_like(z), jac=lambda x: x - z,
+                       bounds=list(zip(lower, upper)), constraints=cons, method="SLSQP", options={"ftol": 1e-12, "maxiter": 500})
+        return res.x
+    # L1 through a split into positive and negative parts: x = u - v, u, v >= 0
+    d = len(z)
+    fun = lambda uv: 0.5 * np.sum((uv[:d] - uv[d:] - z) ** 2)  # noqa: E731
+    jac = lambda uv: np.concatenate([uv[:d] - uv[d:] - z, -(uv[:d] - uv[d:] - z)])  # noqa: E731
+    cons = [{"type": "ineq", "fun": lambda uv: eps - uv.sum(), "jac": lambda uv: -np.ones(2 * d)}]
+    bnds = [(0, max(u, 0)) for u in upper] + [(0, max(-lo, 0)) for lo in lower]
+    res = minimize(fun, np.zeros(2 * d), jac=jac, bounds=bnds, constraints=cons, method="SLSQP",
+                   options={"ftol": 1e-14, "maxiter": 1000})
+    return res.x[:d] - res.x[d:]
+
+
+@pytest.mark.parametrize("norm", ["l1", "l2"])
+@pytest.mark.parametrize("boxed", [False, True])
+def test_projection_equals_solver(norm, boxed):
+    rng = np.random.default_rng(0)
+    for _ in range(15):
+        d = int(rng.integers(2, 6))
+        z = rng.normal(size=d) * 2
+        eps = float(rng.uniform(0.1, 2.0))
+        lower = -rng.uniform(0.05, 1.5, size=d) if boxed else np.full(d, -1e3)
+        upper = rng.uniform(0.05, 1.5, size=d) if boxed else np.full(d, 1e3)
+        expected = scipy_projection(z, eps, norm, lower, upper)
+        t = lambda a: torch.tensor(a, dtype=torch.float32)[None]  # noqa: E731
+        ours = project(t(z), torch.tensor([eps]), norm, t(lower), t(upper))[0].numpy()
+        assert np.allclose(ours, expected, atol=2e-4), (z, eps, ours, expected)
+        if norm == "l1" and not boxed:
+            duchi = project_l1_ball(t(z), torch.tensor([eps]))[0].numpy()
+            assert np.allclose(duchi, expected, atol=2e-4)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=boxes, norm=st.sampled_from(["linf", "l2", "l1"]), eps=st.floats(0.05, 3.0))
+def test_pgd_respects_ball_bounds_and_mask(seed, norm, eps):
+    g = torch.Generator().manual_seed(seed)
+    adapter = FeatureModel(mlp(), output=outputs.margin(1), device="cpu",
+                           bounds=(torch.full((6,), -1.0), torch.tensor([1.0, 1.0, 0.5, 1.0, 1.0, 2.0])))
+    X = torch.rand(6, 6, generator=g) - 0.5
+    mask = torch.tensor([True, True, False, True, True, False])
+    r = pgd(adapter, X, goal=goals.flip(), eps=eps, norm=norm, steps=8, restarts=2, random_start=True, mask=mask,
+            seed=seed)
+    lo, hi = adapter.bounds(6)
+    assert (r.norm <= eps + 1e-6).all()
+    assert (r.x_adv >= lo - 1e-7).all() and (r.x_adv <= hi + 1e-7).all()
+    assert (r.delta[:, ~mask] == 0).all()
+
+
+# -------------------------------------------------------- minimal perturbation
+@pytest.mark.parametrize("norm,dual", [("linf", 1), ("l2", 2), ("l1", math.inf)])
+def test_min_perturbation_closed_form_per_input(norm, dual):
+    w = torch.tensor(W)
+    adapter = FeatureModel(linear(W), output=outputs.value(0), device="cpu")
+    # two inputs with very different margins to the threshold 0
+    X = torch.stack([0.02 * w / w.norm() ** 2, 3.0 * w / w.norm() ** 2])
+    r = min_perturbation(adapter, X, goal=goals.below(0.0), norm=norm)
+    exact = adapter.score(X) / torch.linalg.vector_norm(w, ord=dual)
+    assert r.success.all()
+    assert torch.allclose(r.norm, exact, rtol=2e-3, atol=1e-6), (r.norm, exact)
+    # a per-batch answer would give both inputs the larger radius
+    assert r.norm[0] < 0.05 * r.norm[1]
+
+
+def bisection_pgd(adapter, x, goal, norm, hi, iters=8):
+    """Smallest successful eps for one input, by bisection with PGD at each eps."""
+    lo, best = 0.0, math.inf
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        if bool(pgd(adapter, x, goal=goal, eps=mid, norm=norm, steps=20).success[0]):
+            hi = best = mid
+        else:
+            lo = mid
+    return best
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_min_perturbation_no_larger_than_bisection(norm):
+    adapter = FeatureModel(mlp(seed=5), output=outputs.margin(1), device="cpu")
+    X = torch.randn(3, 6, generator=torch.Generator().manual_seed(6))
+    r = min_perturbation(adapter, X, goal=goals.flip(), norm=norm, eps_max=4.0, steps=20)
+    for i in range(3):
+        ref = bisection_pgd(adapter, X[i : i + 1], goals.flip(), norm, 4.0)
+        if math.isfinite(ref):
+            assert bool(r.success[i])
+            assert float(r.norm[i]) <= ref + 1e-4
+    assert (r.norm <= 4.0 + 1e-6).all()
+    assert torch.equal(r.success, adapter.evaluate(r.x_adv, adapter.bind(goals.flip(), X))[1] <= 0)
+
+
+def test_min_perturbation_unreachable_is_failure():
+    adapter = FeatureModel(linear(W), output=outputs.value(0), device="cpu", bounds=(-1.0, 1.0))
+    X = torch.zeros(2, 4)
+    r = min_perturbation(adapter, X, goal=goals.below(-100.0), norm="l2", eps_max=1.0)
+    assert not r.success.any()
+
+
+# --------------------------------------------------------- discrete features
+def test_discrete_features_frozen_or_rounded():
+    torch.manual_seed(0)
+    kinds = ["continuous", "binary", "integer", "continuous", "binary", "integer"]
+    bounds = (torch.tensor([-3.0, 0, 0, -3, 0, 0]), torch.tensor([3.0, 1, 5, 3, 1, 5]))
+    adapter = FeatureModel(mlp(), output=outputs.margin(1), device="cpu", kinds=kinds, bounds=bounds)
+    X = torch.tensor([[0.1, 0, 2, -0.2, 1, 3], [0.5, 1, 0, 0.3, 0, 5], [-1, 1, 4, 1, 0, 1]], dtype=torch.float32)
+    discrete = torch.tensor([k != "continuous" for k in kinds])
+    frozen = pgd(adapter, X, goal=goals.flip(), eps=2.0, norm="linf")
+    assert (frozen.delta[:, discrete] == 0).all()
+    for norm, eps in [("linf", 1.6), ("l2", 2.5), ("l1", 3.0)]:
+        r = pgd(adapter, X, goal=goals.flip(), eps=eps, norm=norm, relax_discrete=True, restarts=2, random_start=True,
+                steps=15)
+        vals = r.x_adv[:, discrete]
+        assert torch.equal(vals, vals.round()), norm
+        assert (r.norm <= eps + 1e-6).all()
+        assert (r.x_adv >= bounds[0]).all() and (r.x_adv <= bounds[1]).all()
+        m = min_perturbation(adapter, X, goal=goals.flip(), norm=norm, relax_discrete=True, eps_max=eps, search_steps=3,
+                             steps=10)
+        assert torch.equal(m.x_adv[:, discrete], m.x_adv[:, discrete].round())
+
+
+# ------------------------------------------------------------------- others
+def test_fgsm_linear_is_one_exact_step():
+    adapter = FeatureModel(linear(W), output=outputs.value(0), device="cpu")
+    X = torch.zeros(2, 4)
+    r = fgsm(adapter, X, goal=goals.decrease(by=1e6), eps=0.2)
+    assert torch.allclose(r.delta, -0.2 * torch.tensor(W).sign().expand(2, 4))
+    r1 = fgsm(adapter, X, goal=goals.decrease(by=1e6), eps=0.2, norm="l1")
+    assert torch.allclose(r1.delta[0], torch.tensor([0.0, 0.2, 0.0, 0.0]))
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_random_perturbation_on_the_sphere(norm):
+    adapter = FeatureModel(linear(W), output=outputs.value(0), device="cpu")
+    X = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    r = random_perturbation(adapter, X, norm=norm, eps=0.5, n_draws=50, seed=1)
+    assert r.deltas.shape == (3, 50)
+    assert torch.allclose(r.params["norms"], torch.full((3, 50), 0.5), atol=1e-5)
+    dual = {"linf": 1, "l2": 2, "l1": math.inf}[norm]
+    assert (r.deltas.abs() <= 0.5 * torch.linalg.vector_norm(torch.tensor(W), ord=dual) + 1e-5).all()
+    again = random_perturbation(adapter, X, norm=norm, eps=0.5, n_draws=50, seed=1)
+    assert torch.equal(r.deltas, again.deltas)
+    # clipped to the bounds and frozen by the mask
+    bounded = FeatureModel(linear(W), output=outputs.value(0), device="cpu", bounds=(-0.1, 0.1))
+    rb = random_perturbation(bounded, torch.zeros(2, 4), norm=norm, eps=5.0, n_draws=20, mask=torch.tensor([1, 1, 0, 1]))
+    assert (rb.params["norms"] <= 5.0 + 1e-5).all()
+    assert (rb.deltas.abs() <= 0.1 * (1 + 3 + 2) + 1e-5).all()
+
+
+def test_sequence_one_hot_as_continuous(device):
+    adapter = SequenceModel(ToyConv(), output=outputs.margin(1), device=device)
+    X = adapter.encode(["ACGTACGTAC", "TTTTACGTAA", "GGGCCCAATT"])
+    r = pgd(adapter, X, goal=goals.flip(), eps=0.8, norm="l2", steps=10)
+    assert r.x_adv.shape == X.shape
+    assert (r.x_adv >= 0).all() and (r.x_adv <= 1).all()
+    assert (r.norm <= 0.8 + 1e-6).all()
+
+
+def test_feature_pgd_on_device(device):
+    adapter = FeatureModel(mlp(), output=outputs.margin(1), device=device)
+    X = torch.randn(5, 6, generator=torch.Generator().manual_seed(0))
+    r = pgd(adapter, X, goal=goals.flip(), eps=torch.linspace(0.1, 1.0, 5), norm="l1", steps=10)
+    assert (r.norm <= torch.linspace(0.1, 1.0, 5) + 1e-6).all()
+    cpu = pgd(FeatureModel(mlp(), output=outputs.margin(1), device="cpu"), X, goal=goals.flip(),
+              eps=torch.linspace(0.1, 1.0, 5), norm="l1", steps=10)
+    assert torch.allclose(r.x_adv, cpu.x_adv, atol=1e-4)
