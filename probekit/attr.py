@@ -619,7 +619,7 @@ def _ablation(adapter, X, captum_cls, *, baseline, method, ids, params, seed=Non
     r = _baseline(baseline, X, dna)
     mask = None
     if dna:  # one feature per position: all four channels together
-        mask = torch.arange(X.shape[2], device=X.device)[None, None].expand(1, X.shape[1], X.shape[2])
+        mask = torch.arange(X.shape[2], device=X.device)[None, None].repeat(1, X.shape[1], 1)
 
     def run(a: int, b: int) -> torch.Tensor:
         per_eval = max(1, adapter.batch_size // (b - a))
