@@ -7,7 +7,12 @@ Wrap a model in an adapter, then search, attribute, certify and report:
 >>> adapter = probekit.SequenceModel(ToyConv(), output=probekit.outputs.logit(1), device="cpu")
 >>> adapter.score(["ACGTACGTAC"]).shape
 torch.Size([1])
+
+Importing probekit is cheap: the search, certification, report and chemistry
+namespaces load on first use.
 """
+
+import importlib
 
 from . import goals, outputs
 from ._warnings import ProbekitWarning
@@ -17,6 +22,33 @@ from .loading import load_model
 
 __version__ = "0.1.0"
 
+_LAZY_MODULES = {"search", "attr", "certify", "diagnose", "report", "motifs", "chem", "datasets", "testing", "encode"}
+_LAZY_NAMES = {
+    "probe": ("probekit.probe", "probe"),
+    "SensitivityReport": ("probekit.report.sensitivity", "SensitivityReport"),
+    "read_molecules": ("probekit.io", "read_molecules"),
+    "Morgan": ("probekit.encode.mol", "Morgan"),
+    "Descriptors": ("probekit.encode.mol", "Descriptors"),
+    "MACCS": ("probekit.encode.mol", "MACCS"),
+    "Concat": ("probekit.encode.mol", "Concat"),
+    "Matrix": ("probekit.encode.mol", "Matrix"),
+    "Smoothed": ("probekit.certify", "Smoothed"),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"probekit.{name}")
+    if name in _LAZY_NAMES:
+        module, attr = _LAZY_NAMES[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'probekit' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | _LAZY_MODULES | set(_LAZY_NAMES))
+
+
 __all__ = [
     "SequenceModel",
     "FeatureModel",
@@ -24,7 +56,25 @@ __all__ = [
     "outputs",
     "goals",
     "read_fasta",
+    "read_molecules",
     "sequence_frame",
     "load_model",
+    "probe",
+    "SensitivityReport",
+    "Morgan",
+    "Descriptors",
+    "MACCS",
+    "Concat",
+    "Matrix",
+    "Smoothed",
+    "search",
+    "attr",
+    "certify",
+    "diagnose",
+    "report",
+    "motifs",
+    "chem",
+    "datasets",
+    "testing",
     "ProbekitWarning",
 ]
