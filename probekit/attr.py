@@ -70,6 +70,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import outputs
 from ._device import map_batches
 from ._warnings import warn
 from .adapters import SequenceModel
@@ -506,13 +507,39 @@ class _Scored(nn.Module):
         return self.adapter.score_fn(x)
 
 
+class _ProbHead(nn.Module):
+    """``outputs.prob(i)`` as modules after the model: softmax over columns, or sigmoid of a single logit."""
+
+    def __init__(self, net, index: int):
+        super().__init__()
+        self.net = net
+        self.index = index
+        self.softmax = nn.Softmax(dim=1)
+        self.sigmoid = nn.Sigmoid()
+
+    def forward(self, x):
+        y = self.net(x)
+        y = y[:, None] if y.ndim == 1 else y
+        if y.shape[1] == 1:
+            return self.sigmoid(y)
+        return self.softmax(y)[:, self.index : self.index + 1]
+
+
 def _deeplift_adapter(adapter):
+    """A copy of the adapter whose model carries every nonlinearity as a module of its own."""
+    changes = {}
     if getattr(adapter, "strands", "forward") == "both":
         net = _BothStrands(
             deeplift_ready(adapter.model), deeplift_ready(adapter.model), layout=adapter.layout, alphabet=adapter.alphabet
         )
-        return adapter.replace(model=net, strands="forward", layout="NCL")
-    return adapter.replace(model=deeplift_ready(adapter.model))
+        changes.update(strands="forward", layout="NCL")
+    else:
+        net = deeplift_ready(adapter.model)
+    if adapter.output.name.startswith("prob[") and adapter.output.index is not None:
+        # The probability's softmax/sigmoid gets its DeepLIFT rule too.
+        net = _ProbHead(net, adapter.output.index)
+        changes["output"] = outputs.value(0)
+    return adapter.replace(model=net, **changes)
 
 
 def _references(adapter, X, references, n_references: int, seed: int) -> torch.Tensor:
@@ -562,9 +589,10 @@ def deeplift_shap(
     Notes
     -----
     Functional nonlinearities in the model are turned into modules first
-    (:func:`deeplift_ready`). A nonlinearity in the output selection (for example
-    the softmax of ``outputs.prob``) is handled by its gradient; select logits
-    for exact summation.
+    (:func:`deeplift_ready`), and so is the softmax or sigmoid of
+    ``outputs.prob``. A nonlinearity inside a custom output callable is handled
+    by its gradient. captum's softmax rule does not sum exactly; sigmoid, ReLU
+    and tanh do.
 
     Examples
     --------

@@ -368,3 +368,20 @@ def test_deeplift_ready_leaves_the_model_alone():
     with torch.no_grad():
         assert close(ready(X), model(X))
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_deeplift_probability_output_gets_its_rule():
+    class OneLogit(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(4)
+            self.conv = nn.Conv1d(4, 3, 5, padding=2)
+            self.linear = nn.Linear(3, 1)
+
+        def forward(self, x):
+            return self.linear(torch.relu(self.conv(x)).sum(-1))
+
+    X = one_hot(random_sequences(3, L, seed=10))
+    result = deeplift_shap(SequenceModel(OneLogit(), output=outputs.prob(0), device="cpu"), X, n_references=4)
+    assert result.delta.abs().max() < 1e-5
+    assert result.params["output"] == "prob[0]"
