@@ -166,15 +166,16 @@ class Attribution(Result):
     def summary(self) -> pd.DataFrame:
         """One row per input: total attribution, largest |attribution| and where, ``delta``."""
         scores = self.per_position if self.is_sequence else self.values
-        top = scores.abs().argmax(dim=1)
-        where = top.numpy() if self.is_sequence else np.array(self.feature_names or [f"f{j}" for j in range(scores.shape[1])], dtype=object)[top.numpy()]
+        top = scores.abs().argmax(dim=1).numpy()
+        if not self.is_sequence:
+            top = np.array(self.feature_names or [f"f{j}" for j in range(scores.shape[1])], dtype=object)[top]
         frame = pd.DataFrame(
             {
                 "id": self._ids(),
                 "method": self.method,
                 "total": scores.sum(dim=1).numpy(),
                 "max_abs": scores.abs().max(dim=1).values.numpy(),
-                "top_position" if self.is_sequence else "top_feature": where,
+                "top_position" if self.is_sequence else "top_feature": top,
             }
         )
         if self.delta is not None:
@@ -183,16 +184,15 @@ class Attribution(Result):
 
 
 # --------------------------------------------------------------------------- helpers
-def _ids_of(X, ids) -> list:
-    if ids is not None:
-        return [str(i) for i in ids]
-    if isinstance(X, pd.DataFrame) and "id" in X.columns:
-        return [str(i) for i in X["id"]]
-    return []
-
-
-def _prepare(adapter, X) -> torch.Tensor:
-    return adapter.encode(X).detach().to(adapter.device, torch.float32)
+def _inputs(adapter, X, ids) -> tuple[torch.Tensor, list]:
+    """Encoded inputs on the adapter's device, and their ids (given, from a DataFrame, or none)."""
+    if ids is None and isinstance(X, pd.DataFrame) and "id" in X.columns:
+        ids = X["id"]
+    encoded = adapter.encode(X).detach().to(adapter.device, torch.float32)
+    ids = [str(i) for i in ids] if ids is not None else []
+    if ids and len(ids) != encoded.shape[0]:
+        raise ValueError(f"{len(ids)} ids for {encoded.shape[0]} inputs")
+    return encoded, ids
 
 
 def _is_dna(adapter) -> bool:
@@ -208,8 +208,9 @@ def _check_form(adapter, form: str, method: str) -> None:
         raise ValueError(f"{method} has no hypothetical form; use form='observed'")
 
 
-def _batched(adapter, n: int, fn) -> torch.Tensor:
-    parts = map_batches(fn, n, adapter.batch_size, on_backoff=getattr(adapter, "_on_backoff", None))
+def _batched(adapter, n: int, fn, *, size: int | None = None) -> torch.Tensor:
+    size = size or adapter.batch_size
+    parts = map_batches(fn, n, size, on_backoff=getattr(adapter, "_on_backoff", None))
     return torch.cat(parts)
 
 
@@ -231,25 +232,27 @@ def _baseline(spec, X: torch.Tensor, dna: bool) -> torch.Tensor:
     try:
         return base.expand_as(X).clone()
     except RuntimeError:
-        raise ValueError(f"baseline of shape {tuple(base.shape)} does not broadcast to inputs {tuple(X.shape)}") from None
+        shapes = f"{tuple(base.shape)} does not broadcast to inputs {tuple(X.shape)}"
+        raise ValueError(f"baseline of shape {shapes}") from None
 
 
-def _finish(adapter, X, M, r, *, method, form, ids, params, start, delta=None) -> Attribution:
-    """Build the result from multipliers ``M`` and reference ``r`` (see the module docstring)."""
-    params = {**params, "output": adapter.output.name, "device": str(adapter.device), "seconds": time.perf_counter() - start}
+def _params(adapter, start: float, **params) -> dict:
+    seconds = time.perf_counter() - start
+    return {**params, "output": adapter.output.name, "device": str(adapter.device), "seconds": seconds}
+
+
+def _from_multipliers(adapter, X, M, r, **kw) -> Attribution:
+    """The result from multipliers ``M`` and reference ``r`` (None: no reference; see the module docstring)."""
     if _is_dna(adapter):
         hypothetical = M if r is None else M - (M * r).sum(dim=1, keepdim=True)
-        return _dna_result(adapter, X, hypothetical, method=method, form=form, ids=ids, params=params, delta=delta)
-    values = M if r is None else M * (X - r)
-    return Attribution(
-        values=values,
-        method=method,
-        inputs=X,
-        delta=delta,
-        feature_names=adapter.names(X.shape[1]),
-        ids=ids,
-        params=params,
-    )
+        return _dna_result(adapter, X, hypothetical, **kw)
+    kw.pop("form")
+    return _feature_result(adapter, X, M if r is None else M * (X - r), **kw)
+
+
+def _feature_result(adapter, X, values, *, method, ids, params, delta=None) -> Attribution:
+    names = adapter.names(X.shape[1])
+    return Attribution(values=values, method=method, inputs=X, delta=delta, feature_names=names, ids=ids, params=params)
 
 
 def _dna_result(adapter, X, hypothetical, *, method, form, ids, params, delta=None) -> Attribution:
@@ -269,7 +272,8 @@ def _dna_result(adapter, X, hypothetical, *, method, form, ids, params, delta=No
 
 def _gradients(adapter, X, captum_cls, **kwargs) -> torch.Tensor:
     def run(a: int, b: int) -> torch.Tensor:
-        return captum_cls(adapter.score_fn).attribute(X[a:b].clone().requires_grad_(True), **kwargs).detach()
+        explainer = captum_cls(adapter.score_fn)
+        return explainer.attribute(X[a:b].clone().requires_grad_(True), **kwargs).detach()
 
     with adapter.session(), torch.enable_grad():
         return _batched(adapter, X.shape[0], run)
@@ -305,9 +309,10 @@ def saliency(adapter, X, *, form: str = "observed", abs: bool = True, ids=None) 
 
     _check_form(adapter, form, "saliency")
     start = time.perf_counter()
-    X, ids = _prepare(adapter, X), _ids_of(X, ids)
+    X, ids = _inputs(adapter, X, ids)
     M = _gradients(adapter, X, Saliency, abs=abs)
-    return _finish(adapter, X, M, None, method="saliency", form=form, ids=ids, params={"abs": abs}, start=start)
+    params = _params(adapter, start, abs=abs)
+    return _from_multipliers(adapter, X, M, None, method="saliency", form=form, ids=ids, params=params)
 
 
 def input_x_gradient(adapter, X, *, form: str = "observed", ids=None) -> Attribution:
@@ -325,12 +330,13 @@ def input_x_gradient(adapter, X, *, form: str = "observed", ids=None) -> Attribu
 
     _check_form(adapter, form, "input_x_gradient")
     start = time.perf_counter()
-    X, ids = _prepare(adapter, X), _ids_of(X, ids)
-    if _is_dna(adapter):
+    X, ids = _inputs(adapter, X, ids)
+    if _is_dna(adapter):  # the gradient is needed at every base for the hypothetical form
         M = _gradients(adapter, X, Saliency, abs=False)
-        return _finish(adapter, X, M, torch.zeros_like(X), method="input_x_gradient", form=form, ids=ids, params={}, start=start)
+        kw = {"method": "input_x_gradient", "ids": ids, "params": _params(adapter, start)}
+        return _from_multipliers(adapter, X, M, torch.zeros_like(X), form=form, **kw)
     values = _gradients(adapter, X, InputXGradient)
-    return _finish(adapter, X, values, None, method="input_x_gradient", form=form, ids=ids, params={}, start=start)
+    return _feature_result(adapter, X, values, method="input_x_gradient", ids=ids, params=_params(adapter, start))
 
 
 def integrated_gradients(
@@ -361,21 +367,23 @@ def integrated_gradients(
 
     _check_form(adapter, form, "integrated_gradients")
     start = time.perf_counter()
-    X, ids = _prepare(adapter, X), _ids_of(X, ids)
+    X, ids = _inputs(adapter, X, ids)
     r = _baseline(baseline, X, _is_dna(adapter))
 
     def run(a: int, b: int) -> torch.Tensor:
         ig = IntegratedGradients(adapter.score_fn, multiply_by_inputs=False)
-        rows = b - a
-        return ig.attribute(
-            X[a:b].clone().requires_grad_(True), baselines=r[a:b], n_steps=n_steps, method=method, internal_batch_size=max(rows, adapter.batch_size)
-        ).detach()
+        xb = X[a:b].clone().requires_grad_(True)
+        # internal_batch_size: path points are evaluated batch_size rows at a time.
+        rows = max(b - a, adapter.batch_size)
+        return ig.attribute(xb, baselines=r[a:b], n_steps=n_steps, method=method, internal_batch_size=rows).detach()
 
     with adapter.session(), torch.enable_grad():
         M = _batched(adapter, X.shape[0], run)
     delta = _delta(adapter, X, r[:, None], M * (X - r))
-    params = {"baseline": baseline if isinstance(baseline, str) else "tensor", "n_steps": n_steps, "method": method}
-    return _finish(adapter, X, M, r, method="integrated_gradients", form=form, ids=ids, params=params, start=start, delta=delta)
+    name = baseline if isinstance(baseline, str) else "tensor"
+    params = _params(adapter, start, baseline=name, n_steps=n_steps, method=method)
+    kw = {"method": "integrated_gradients", "form": form, "ids": ids, "params": params, "delta": delta}
+    return _from_multipliers(adapter, X, M, r, **kw)
 
 
 def _delta(adapter, X, refs, attributions) -> torch.Tensor:
@@ -410,7 +418,10 @@ _FUNCTIONS = {
     F.softplus: "softplus",
 }
 _METHODS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax"}
-_RULE_MODULES = (nn.ReLU, nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Softmax, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
+_RULE_MODULES = (
+    nn.ReLU, nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Softmax,
+    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
+)
 
 
 def _arg(args, kwargs, i, name, default):
@@ -529,9 +540,8 @@ def _deeplift_adapter(adapter):
     """A copy of the adapter whose model carries every nonlinearity as a module of its own."""
     changes = {}
     if getattr(adapter, "strands", "forward") == "both":
-        net = _BothStrands(
-            deeplift_ready(adapter.model), deeplift_ready(adapter.model), layout=adapter.layout, alphabet=adapter.alphabet
-        )
+        strands = (deeplift_ready(adapter.model), deeplift_ready(adapter.model))
+        net = _BothStrands(*strands, layout=adapter.layout, alphabet=adapter.alphabet)
         changes.update(strands="forward", layout="NCL")
     else:
         net = deeplift_ready(adapter.model)
@@ -556,9 +566,8 @@ def _references(adapter, X, references, n_references: int, seed: int) -> torch.T
     if refs.ndim == X.ndim:  # (R, ...) shared by every input
         refs = refs[None].expand(n, *refs.shape)
     if refs.ndim != X.ndim + 1 or refs.shape[0] != n or refs.shape[2:] != X.shape[1:]:
-        raise ValueError(
-            f"references must have shape (R, {', '.join(map(str, X.shape[1:]))}) or (N, R, ...); got {tuple(refs.shape)}"
-        )
+        shape = ", ".join(map(str, X.shape[1:]))
+        raise ValueError(f"references must have shape (R, {shape}) or (N, R, {shape}); got {tuple(refs.shape)}")
     return refs
 
 
@@ -607,7 +616,7 @@ def deeplift_shap(
 
     _check_form(adapter, form, "deeplift_shap")
     start = time.perf_counter()
-    X, ids = _prepare(adapter, X), _ids_of(X, ids)
+    X, ids = _inputs(adapter, X, ids)
     refs = _references(adapter, X, references, n_references, seed)
     n, R = refs.shape[:2]
     inputs = X[:, None].expand_as(refs).reshape(n * R, *X.shape[1:])
@@ -621,28 +630,23 @@ def deeplift_shap(
 
     with lifted.session(), torch.enable_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Setting forward, backward hooks.*")
-        warnings.filterwarnings("ignore", message=".*non-linear activations.*")
-        M = _batched(adapter, n * R, run).reshape(n, R, *X.shape[1:])
+        # captum runs inputs and references in one forward pass: half a batch of pairs fills it.
+        M = _batched(adapter, n * R, run, size=max(1, adapter.batch_size // 2)).reshape(n, R, *X.shape[1:])
+    params = {"n_references": R, "seed": seed, "references": "default" if references is None else "given"}
+    kw = {"method": "deeplift_shap", "ids": ids, "params": _params(adapter, start, **params)}
     if _is_dna(adapter):
         hypothetical = (M - (M * refs).sum(dim=2, keepdim=True)).mean(dim=1)
-        attributions = (X * hypothetical)
-    else:
-        attributions = (M * (X[:, None] - refs)).mean(dim=1)
-    delta = _delta(adapter, X, refs, attributions)
-    params = {"n_references": R, "seed": seed, "references": "given" if references is not None else "default"}
-    params.update({"output": adapter.output.name, "device": str(adapter.device), "seconds": time.perf_counter() - start})
-    if _is_dna(adapter):
-        return _dna_result(adapter, X, hypothetical, method="deeplift_shap", form=form, ids=ids, params=params, delta=delta)
-    return Attribution(
-        values=attributions, method="deeplift_shap", inputs=X, delta=delta,
-        feature_names=adapter.names(X.shape[1]), ids=ids, params=params,
-    )
+        delta = _delta(adapter, X, refs, X * hypothetical)
+        return _dna_result(adapter, X, hypothetical, form=form, delta=delta, **kw)
+    attributions = (M * (X[:, None] - refs)).mean(dim=1)
+    return _feature_result(adapter, X, attributions, delta=_delta(adapter, X, refs, attributions), **kw)
 
 
 # --------------------------------------------------------------------------- perturbation methods
-def _ablation(adapter, X, captum_cls, *, baseline, method, ids, params, seed=None, **kwargs) -> Attribution:
+def _ablation(adapter, X, captum_cls, *, baseline, method, form, ids, params, seed=None, **kwargs) -> Attribution:
+    _check_form(adapter, form, method)
     start = time.perf_counter()
-    X, ids = _prepare(adapter, X), _ids_of(X, ids)
+    X, ids = _inputs(adapter, X, ids)
     dna = _is_dna(adapter)
     r = _baseline(baseline, X, dna)
     mask = None
@@ -650,28 +654,25 @@ def _ablation(adapter, X, captum_cls, *, baseline, method, ids, params, seed=Non
         mask = torch.arange(X.shape[2], device=X.device)[None, None].repeat(1, X.shape[1], 1)
 
     def run(a: int, b: int) -> torch.Tensor:
+        # Several perturbed copies of the batch share one forward pass of at most batch_size rows.
         per_eval = max(1, adapter.batch_size // (b - a))
         explainer = captum_cls(adapter.score_fn)
-        if seed is None:
-            return explainer.attribute(X[a:b], baselines=r[a:b], feature_mask=mask, perturbations_per_eval=per_eval, **kwargs)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)  # the same permutations for every batch
-            return explainer.attribute(X[a:b], baselines=r[a:b], feature_mask=mask, perturbations_per_eval=per_eval, **kwargs)
+            if seed is not None:
+                torch.manual_seed(seed)  # the same feature orders for every batch
+            return explainer.attribute(
+                X[a:b], baselines=r[a:b], feature_mask=mask, perturbations_per_eval=per_eval, **kwargs
+            )
 
     with adapter.session(), torch.no_grad():
         values = _batched(adapter, X.shape[0], run).detach()
-    params = {**params, "baseline": baseline if isinstance(baseline, str) else "tensor"}
-    params.update({"output": adapter.output.name, "device": str(adapter.device), "seconds": time.perf_counter() - start})
-    if dna:
-        per_position = values[:, 0]
-        return Attribution(
-            values=X * per_position[:, None], method=method, per_position=per_position, inputs=X,
-            alphabet=adapter.alphabet, ids=ids, params=params,
-        )
-    return Attribution(values=values, method=method, inputs=X, feature_names=adapter.names(X.shape[1]), ids=ids, params=params)
+    params = _params(adapter, start, **params, baseline=baseline if isinstance(baseline, str) else "tensor")
+    if dna:  # captum repeats each position's value on its four channels
+        return _dna_result(adapter, X, values, method=method, form="observed", ids=ids, params=params)
+    return _feature_result(adapter, X, values, method=method, ids=ids, params=params)
 
 
-def feature_ablation(adapter, X, *, baseline="zeros", ids=None) -> Attribution:
+def feature_ablation(adapter, X, *, baseline="zeros", form: str = "observed", ids=None) -> Attribution:
     """Score change when each feature (or DNA position) is replaced by the baseline (captum ``FeatureAblation``).
 
     Needs no gradient, so it works on non-differentiable models (trees, lookups).
@@ -691,10 +692,14 @@ def feature_ablation(adapter, X, *, baseline="zeros", ids=None) -> Attribution:
     """
     from captum.attr import FeatureAblation
 
-    return _ablation(adapter, X, FeatureAblation, baseline=baseline, method="feature_ablation", ids=ids, params={})
+    return _ablation(
+        adapter, X, FeatureAblation, baseline=baseline, method="feature_ablation", form=form, ids=ids, params={}
+    )
 
 
-def shapley_sampling(adapter, X, *, n_samples: int = 25, seed: int = 0, baseline="zeros", ids=None) -> Attribution:
+def shapley_sampling(
+    adapter, X, *, n_samples: int = 25, seed: int = 0, baseline="zeros", form: str = "observed", ids=None
+) -> Attribution:
     """Shapley values estimated from ``n_samples`` random feature orders (captum ``ShapleyValueSampling``).
 
     The same ``seed`` gives the same orders for every input and every batch size.
@@ -710,7 +715,7 @@ def shapley_sampling(adapter, X, *, n_samples: int = 25, seed: int = 0, baseline
     from captum.attr import ShapleyValueSampling
 
     return _ablation(
-        adapter, X, ShapleyValueSampling, baseline=baseline, method="shapley_sampling", ids=ids,
+        adapter, X, ShapleyValueSampling, baseline=baseline, method="shapley_sampling", form=form, ids=ids,
         params={"n_samples": n_samples, "seed": seed}, seed=seed, n_samples=n_samples,
     )
 

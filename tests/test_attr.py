@@ -286,7 +286,7 @@ def test_ablation_on_dna_ablates_whole_positions(dna):
             ablated = X.clone()
             ablated[:, :, pos] = 0
             assert close(result.per_position[:, pos], base - f(ablated))
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="no hypothetical form"):
         feature_ablation(adapter, X, form="hypothetical")
 
 
