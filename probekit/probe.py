@@ -62,6 +62,8 @@ REGION_COLUMNS = [
     "motif", "motif_id", "motif_score", "motif_offset", "motif_strand",
 ]  # fmt: skip
 EDIT_COLUMNS = ["id", "step", "position", "ref", "alt", "score", "g"]
+# Regions grow from critical positions through neighbours at least this fraction of the threshold.
+GROW = 0.5
 MOTIF_COLUMNS = ["id", "region", "match_rank", "name", "matrix_id", "score", "rel_score", "offset", "end", "strand", "match"]
 
 
@@ -98,8 +100,11 @@ def probe(
     5. ``critical`` positions: importance at or above the input's null threshold,
        the ``1 - alpha`` quantile of the absolute effect of one random substitution
        (exactly: of all single-substitution effects in the same input's ISM);
-    6. critical regions: runs of critical positions merged across gaps of at most
-       ``max_gap`` and at least ``min_length`` long, numbered 1, 2, ... by their
+    6. critical regions: runs of critical positions, extended on both sides through
+       contiguous positions whose importance is at least half the threshold (when a
+       motif covers more than ``alpha`` of the input's substitutions the threshold
+       falls inside it, and this keeps the motif whole), merged across gaps of at most
+       ``max_gap``, at least ``min_length`` long, and numbered 1, 2, ... by their
        summed importance (region 1 is the strongest);
     7. with ``motifs``, the best JASPAR matches overlapping each region.
 
@@ -262,7 +267,9 @@ def _probe_group(adapter, ids, seqs, *, goal, max_edits, baseline_draws, method,
         )
         adv = sub.score_after - sub.score_before
         ks = torch.where(sub.success, sub.n_edits, torch.full_like(sub.n_edits, max_edits)).clamp_min(1)
-        stats = _baseline_stats(random_substitutions, adapter, X, ks, adv, baseline_draws=baseline_draws, seed=seed, ids=ids)
+        stats = _baseline_stats(
+            random_substitutions, adapter, X, ks, adv, baseline_draws=baseline_draws, seed=seed, positions=positions
+        )
         bound = adapter.bind(goal, X)
         trajectory = _trajectory(adapter, X, sub.edits, bound, ids, alphabet=adapter.alphabet)
         attr = None
@@ -280,9 +287,12 @@ def _probe_group(adapter, ids, seqs, *, goal, max_edits, baseline_draws, method,
     importance = position_importance(effects)
     threshold = null_threshold(effects, alternatives, alpha=alpha)
     critical = critical_mask(importance, threshold) & inside[None]
+    support = critical_mask(importance, GROW * threshold) & inside[None]
     ranks = rank_desc(importance)
 
-    region_rows, region_of = _regions(ids, seqs, importance, critical, sub.edits, max_gap=max_gap, min_length=min_length)
+    region_rows, region_of = _regions(
+        ids, seqs, importance, critical, support, sub.edits, max_gap=max_gap, min_length=min_length
+    )
     regions = pd.DataFrame(region_rows, columns=REGION_COLUMNS)
     motif_table = pd.DataFrame(columns=MOTIF_COLUMNS)
     if motif_list and not regions.empty:
@@ -344,14 +354,16 @@ def _ref_index(X: torch.Tensor) -> torch.Tensor:
     return X.argmax(dim=1).masked_fill(X.sum(dim=1) == 0, -1)
 
 
-def _baseline_stats(random_substitutions, adapter, X, ks, adv, *, baseline_draws, seed, ids) -> dict:
+def _baseline_stats(random_substitutions, adapter, X, ks, adv, *, baseline_draws, seed, positions) -> dict:
     """Random-baseline comparison per input, one batched baseline per distinct edit count."""
     n = X.shape[0]
     out = {name: np.full(n, np.nan) for name in ("random_mean", "random_std", "ratio", "z", "p_value")}
     out["random_k"] = ks.numpy().astype(np.int64)
     for k in torch.unique(ks).tolist():
         rows = torch.nonzero(ks == k).flatten()
-        baseline = random_substitutions(adapter, X[rows.to(X.device)], k=int(k), n_draws=baseline_draws, seed=seed)
+        baseline = random_substitutions(
+            adapter, X[rows.to(X.device)], k=int(k), n_draws=baseline_draws, seed=seed, positions=positions
+        )
         compared = baseline.compare(adv[rows])
         for name in ("random_mean", "random_std", "ratio", "z", "p_value"):
             out[name][rows.numpy()] = compared[name].to_numpy(dtype=np.float64)
@@ -395,13 +407,13 @@ def _trajectory(adapter, X, edits, bound, ids, *, alphabet) -> pd.DataFrame:
     return frame
 
 
-def _regions(ids, seqs, importance, critical, edits, *, max_gap, min_length):
+def _regions(ids, seqs, importance, critical, support, edits, *, max_gap, min_length):
     """Region rows (strongest first per input) and the region number of each position (0: none)."""
     n, length = importance.shape
     region_of = np.zeros((n, length), dtype=np.int64)
     rows = []
     for i, (id_, seq) in enumerate(zip(ids, seqs)):
-        runs = find_regions(critical[i], max_gap=max_gap, min_length=min_length)
+        runs = find_regions(critical[i], support=support[i], max_gap=max_gap, min_length=min_length)
         scored = [(float(importance[i, s:e].sum()), float(importance[i, s:e].max()), s, e) for s, e in runs]
         scored.sort(key=lambda t: (-t[0], -t[1], t[2]))
         edit_positions = [int(p) for p, _, _ in edits[i]]

@@ -93,16 +93,21 @@ def critical_mask(importance: torch.Tensor, threshold: torch.Tensor, *, rtol: fl
     return nonzero & (importance >= threshold[:, None] - rtol * scale)
 
 
-def find_regions(mask, *, max_gap: int = 2, min_length: int = 3) -> list[tuple[int, int]]:
-    """Contiguous runs of True, merged across gaps of at most ``max_gap``, at least ``min_length`` long.
+def find_regions(mask, *, max_gap: int = 2, min_length: int = 3, support=None) -> list[tuple[int, int]]:
+    """Runs of True, grown through ``support``, merged across gaps of at most ``max_gap``, at least ``min_length`` long.
 
     Parameters
     ----------
     mask : torch.Tensor or array of shape (L,), bool
+        Seed positions (e.g. critical positions).
     max_gap : int
-        Runs separated by this many False positions or fewer are merged.
+        Runs separated by this many positions outside them, or fewer, are merged.
     min_length : int
         Shorter merged runs are dropped.
+    support : torch.Tensor or array of shape (L,), bool, optional
+        Weaker evidence: a run extends through contiguous ``support`` positions on
+        either side (hysteresis, as in edge detection). Runs of ``support`` alone
+        never start a region.
 
     Returns
     -------
@@ -112,13 +117,14 @@ def find_regions(mask, *, max_gap: int = 2, min_length: int = 3) -> list[tuple[i
     --------
     >>> find_regions([True, True, False, False, False, True], max_gap=2, min_length=1)
     [(0, 2), (5, 6)]
+    >>> find_regions([0, 0, 1, 0, 0, 0], support=[0, 1, 1, 1, 0, 1], max_gap=0, min_length=1)
+    [(1, 4)]
     """
     m = np.asarray(torch.as_tensor(mask).cpu(), dtype=bool)
     if not m.any():
         return []
-    padded = np.concatenate([[False], m, [False]])
-    change = np.flatnonzero(padded[1:] != padded[:-1])
-    runs = list(zip(change[0::2].tolist(), change[1::2].tolist()))
+    grown = m if support is None else m | np.asarray(torch.as_tensor(support).cpu(), dtype=bool)
+    runs = [(s, e) for s, e in _runs(grown) if m[s:e].any()]
     merged = [runs[0]]
     for start, end in runs[1:]:
         if start - merged[-1][1] <= max_gap:
@@ -126,6 +132,12 @@ def find_regions(mask, *, max_gap: int = 2, min_length: int = 3) -> list[tuple[i
         else:
             merged.append((start, end))
     return [(s, e) for s, e in merged if e - s >= min_length]
+
+
+def _runs(m: np.ndarray) -> list[tuple[int, int]]:
+    padded = np.concatenate([[False], m, [False]])
+    change = np.flatnonzero(padded[1:] != padded[:-1])
+    return list(zip(change[0::2].tolist(), change[1::2].tolist()))
 
 
 def rank_desc(values: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,250 @@
+"""probe(): planted motifs recovered, error rows, baseline statistics, windows, motifs, attributions."""
+
+import sys
+import types
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from probekit import FeatureModel, ProbekitWarning, SequenceModel, goals  # noqa: E402
+from probekit.encode.dna import one_hot  # noqa: E402
+from probekit.probe import probe  # noqa: E402
+from probekit.report import SensitivityReport  # noqa: E402
+from probekit.testing import MotifCounter, ToyConv, ToyNLC  # noqa: E402
+
+MOTIF = "TGACTCA"
+REQUIRED = {"id", "position", "ref", "importance", "rank", "critical", "region", "motif",
+            "effect_A", "effect_C", "effect_G", "effect_T"}  # fmt: skip
+
+
+def backgrounds(n, length, motif=MOTIF, seed=0, max_match=4):
+    """Random sequences with no window matching ``motif`` at more than ``max_match`` positions."""
+    g = np.random.default_rng(seed)
+    out = []
+    while len(out) < n:
+        s = "".join(g.choice(list("ACGT"), length))
+        k = len(motif)
+        best = max(sum(a == b for a, b in zip(s[o : o + k], motif)) for o in range(length - k + 1))
+        if best <= max_match:
+            out.append(s)
+    return out
+
+
+def plant(seq, motif, at):
+    return seq[:at] + motif + seq[at + len(motif) :]
+
+
+class PlantedPWM(nn.Module):
+    """Score = 2 for a full motif match, 1 with one mismatch, 0 otherwise, plus small per-position noise."""
+
+    def __init__(self, motif, length, noise=0.03, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("pwm", one_hot([motif])[0])
+        self.register_buffer("w", torch.randn(4, length, generator=g) * noise)
+        self.k = len(motif)
+
+    def forward(self, x):
+        hits = nn.functional.conv1d(x, self.pwm[None])[:, 0]
+        return (torch.relu(hits - (self.k - 2)).amax(dim=-1) + (x * self.w).sum(dim=(1, 2)))[:, None]
+
+
+@pytest.fixture(scope="module")
+def counter_report():
+    adapter = SequenceModel(MotifCounter(MOTIF), output=0, device="cpu")
+    seqs = [plant(s, MOTIF, at) for s, at in zip(backgrounds(3, 30, seed=1), (3, 12, 20))]
+    return probe(adapter, seqs, goal=goals.below(0.5), max_edits=2, baseline_draws=50), seqs, (3, 12, 20)
+
+
+def test_planted_motif_is_the_top_critical_region(counter_report):
+    report, seqs, planted = counter_report
+    regions = report.regions()
+    frame = report.to_frame()
+    for i, at in enumerate(planted):
+        own = regions[regions["id"] == f"seq{i}"]
+        top = own[own["region"] == 1].iloc[0]
+        assert top["start"] <= at and top["end"] >= at + len(MOTIF)
+        rows = frame[frame["id"] == f"seq{i}"]
+        assert sorted(rows[rows["rank"] <= len(MOTIF)]["position"]) == list(range(at, at + len(MOTIF)))
+        summary = report.summary().set_index("id").loc[f"seq{i}"]
+        assert summary["n_edits"] == 1 and summary["success"] and summary["proved_minimal"]
+        assert summary["top_region"] == f"{top['start']}-{top['end']}"
+
+
+def test_planted_pwm_with_noise(device):
+    length = 40
+    model = PlantedPWM(MOTIF, length)
+    adapter = SequenceModel(model, output=0, device=device)
+    planted = (5, 22)
+    seqs = [plant(s, MOTIF, at) for s, at in zip(backgrounds(2, length, seed=4), planted)]
+    report = probe(adapter, seqs, goal=goals.decrease(1.5), max_edits=2, baseline_draws=40)
+    regions = report.regions()
+    for i, at in enumerate(planted):
+        top = regions[(regions["id"] == f"seq{i}") & (regions["region"] == 1)].iloc[0]
+        assert (top["start"], top["end"]) == (at, at + len(MOTIF))
+        assert top["n_edits_inside"] == 2
+    # trajectory: each step's score is the model's score of the edited string
+    traj = report.table("trajectory")
+    summary = report.summary().set_index("id")
+    for i, seq in enumerate(seqs):
+        own = traj[traj["id"] == f"seq{i}"].sort_values("step")
+        assert own["step"].tolist() == [0, 1, 2]
+        edited = list(seq)
+        expected = [float(adapter.score([seq])[0])]
+        for row in own.iloc[1:].itertuples():
+            assert edited[row.position] == row.ref
+            edited[row.position] = row.alt
+            expected.append(float(adapter.score(["".join(edited)])[0]))
+        np.testing.assert_allclose(own["score"].to_numpy(), expected, atol=1e-5)
+        assert own["score"].iloc[-1] == pytest.approx(summary.loc[f"seq{i}", "score_after"], abs=1e-5)
+        assert summary.loc[f"seq{i}", "goal_score"] == pytest.approx(expected[0] - 1.5, abs=1e-5)
+        assert own["g"].iloc[-1] <= 0 < own["g"].iloc[0]
+
+
+def test_frame_rows_columns_and_effects_equal_ism():
+    from probekit.search.discrete import saturation_mutagenesis
+
+    adapter = SequenceModel(ToyConv(seed=2), output=1, device="cpu")
+    seqs = backgrounds(2, 20, seed=2) + backgrounds(1, 26, seed=3)
+    report = probe(adapter, seqs, max_edits=1, baseline_draws=20)
+    frame = report.to_frame()
+    assert REQUIRED <= set(frame.columns)
+    assert len(frame) == 20 + 20 + 26
+    assert frame.groupby("id").size().to_dict() == {"seq0": 20, "seq1": 20, "seq2": 26}
+    ism = saturation_mutagenesis(adapter, seqs[2:])
+    rows = frame[frame["id"] == "seq2"].sort_values("position")
+    effects = rows[[f"effect_{b}" for b in "ACGT"]].to_numpy()
+    np.testing.assert_allclose(effects, ism.effects[0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(rows["importance"], np.abs(effects).max(axis=1), atol=1e-6)
+    assert sorted(rows["rank"]) == list(range(1, 27))
+    assert rows.sort_values("rank")["importance"].is_monotonic_decreasing
+
+
+def test_bad_records_are_error_rows_and_the_rest_goes_on(tmp_path):
+    adapter = SequenceModel(MotifCounter(MOTIF), output=0, device="cpu")
+    good = plant(backgrounds(1, 24, seed=5)[0], MOTIF, 8)
+    fasta = tmp_path / "in.fa"
+    fasta.write_text(f">ok\n{good}\n>iupac\nACGRTACG\n>gap\nACG-TT\n>digit\nAC1GT\n>ok2\n{good.lower()}\n")
+    report = probe(adapter, str(fasta), goal="below:0.5", max_edits=1, baseline_draws=20)
+    summary = report.summary().set_index("id")
+    assert list(summary.index) == ["ok", "iupac", "gap", "digit", "ok2"]
+    for bad, word in (("iupac", "IUPAC"), ("gap", "gap"), ("digit", "digit")):
+        assert bad in summary.loc[bad, "error"] and word in summary.loc[bad, "error"]
+    for ok in ("ok", "ok2"):
+        assert summary.loc[ok, "error"] is None and summary.loc[ok, "success"]
+    assert set(report.to_frame()["id"]) == {"ok", "ok2"}
+
+
+def test_length_the_model_cannot_take_becomes_error_rows():
+    adapter = SequenceModel(ToyNLC(20), output=0, layout="NLC", device="cpu")
+    seqs = backgrounds(2, 20, seed=6) + backgrounds(1, 24, seed=7)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = probe(adapter, seqs, max_edits=1, baseline_draws=10)
+    assert any(issubclass(w.category, ProbekitWarning) for w in caught)
+    summary = report.summary().set_index("id")
+    assert "length 24" in summary.loc["seq2", "error"]
+    assert summary.loc[["seq0", "seq1"], "error"].isna().all()
+    assert set(report.to_frame()["id"]) == {"seq0", "seq1"}
+
+
+def test_p_value_and_ratio_match_the_baseline(counter_report):
+    from probekit.search.baseline import random_substitutions
+
+    report, seqs, _ = counter_report
+    adapter = SequenceModel(MotifCounter(MOTIF), output=0, device="cpu")
+    summary = report.summary()
+    assert (summary["random_k"] == 1).all()  # one edit each, so one baseline call for all
+    baseline = random_substitutions(adapter, one_hot(seqs), k=1, n_draws=50, seed=0)
+    deltas = baseline.deltas.double().numpy()
+    adv = summary["adversarial_delta"].to_numpy()
+    for i in range(len(seqs)):
+        sign = -1.0 if adv[i] < 0 else 1.0
+        extreme = np.sum(sign * deltas[i] >= sign * adv[i])
+        assert summary["p_value"][i] == pytest.approx((1 + extreme) / (1 + deltas.shape[1]))
+        assert summary["ratio"][i] == pytest.approx(abs(adv[i]) / np.abs(deltas[i]).mean())
+        assert summary["random_mean"][i] == pytest.approx(deltas[i].mean(), abs=1e-6)
+
+
+def test_window_limits_scan_and_edits():
+    adapter = SequenceModel(MotifCounter(MOTIF), output=0, device="cpu")
+    seq = plant(plant(backgrounds(1, 40, seed=8)[0], MOTIF, 2), MOTIF, 25)
+    report = probe(adapter, [seq], goal="below:1.5", max_edits=1, baseline_draws=10, window=(20, 40))
+    frame = report.to_frame()
+    outside = frame[(frame["position"] < 20)]
+    assert (outside["importance"] == 0).all() and not outside["critical"].any()
+    assert report.edits()["position"].between(20, 39).all()
+    assert report.regions()[["start", "end"]].values.tolist() == [[25, 32]]
+
+
+def test_motif_annotation_names_the_planted_jaspar_motif():
+    pytest.importorskip("pyjaspar")
+    from probekit.motifs import Motif, jaspar_motifs
+
+    (ctcf,) = jaspar_motifs(matrix_ids=["MA0139.1"])
+    site = ctcf.consensus
+    seq = plant(backgrounds(1, 60, motif=site, seed=9, max_match=12)[0], site, 21)
+    adapter = SequenceModel(MotifCounter(site), output=0, device="cpu")
+    report = probe(adapter, [seq], goal="below:0.5", max_edits=1, baseline_draws=10,
+                   motifs=[ctcf, Motif.from_consensus("TGACTCA", name="AP1")])  # fmt: skip
+    top = report.regions().iloc[0]
+    assert (top["motif"], top["motif_id"], top["motif_offset"], top["motif_strand"]) == ("CTCF", "MA0139.1", 21, "+")
+    frame = report.to_frame()
+    assert set(frame[frame["region"] == 1]["motif"]) == {"CTCF"}
+    assert frame[frame["region"].isna()]["motif"].isna().all()
+    assert not report.table("motifs").empty
+
+
+def test_attribution_column_equals_attr():
+    from probekit.attr import input_x_gradient
+
+    adapter = SequenceModel(ToyConv(seed=3), output=1, device="cpu")
+    seqs = backgrounds(2, 16, seed=10)
+    report = probe(adapter, seqs, max_edits=1, baseline_draws=10, attribution="input_x_gradient")
+    expected = input_x_gradient(adapter, seqs).per_position.reshape(-1).numpy()
+    np.testing.assert_allclose(report.to_frame()["attribution"].to_numpy(), expected, atol=1e-6)
+
+
+def test_input_forms_agree(counter_report):
+    report, seqs, _ = counter_report
+    adapter = SequenceModel(MotifCounter(MOTIF), output=0, device="cpu")
+    kwargs = dict(goal=goals.below(0.5), max_edits=2, baseline_draws=50)
+    for form in (one_hot(seqs), pd.DataFrame({"id": ["seq0", "seq1", "seq2"], "sequence": seqs})):
+        other = probe(adapter, form, **kwargs)
+        pd.testing.assert_frame_equal(
+            other.summary().drop(columns="evaluations"), report.summary().drop(columns="evaluations")
+        )
+        pd.testing.assert_frame_equal(other.to_frame(), report.to_frame())
+
+
+def test_report_html_and_round_trip(counter_report, tmp_path):
+    report, _, _ = counter_report
+    text = report.to_html(tmp_path / "r.html").read_text()
+    assert text.count("data:image/png;base64,") == 3 and 'src="http' not in text
+    assert SensitivityReport.load(report.save(tmp_path / "r.pt")) == report
+
+
+def test_feature_models_are_handed_to_the_molecule_report(monkeypatch):
+    calls = {}
+    fake = types.ModuleType("probekit.report.molecules")
+
+    def probe_features(adapter, inputs, **kwargs):
+        calls.update(kwargs, adapter=adapter, inputs=inputs)
+        return "features report"
+
+    fake.probe_features = probe_features
+    monkeypatch.setitem(sys.modules, "probekit.report.molecules", fake)
+    adapter = FeatureModel(nn.Linear(3, 1), output=0, device="cpu")
+    X = torch.zeros(2, 3)
+    assert probe(adapter, X, max_edits=4, seed=3) == "features report"
+    assert calls["adapter"] is adapter and calls["inputs"] is X and calls["max_edits"] == 4 and calls["seed"] == 3
+    with pytest.raises(ValueError, match="DNA"):
+        probe(adapter, X, motifs=True)
