@@ -189,6 +189,8 @@ def _inputs(adapter, X, ids) -> tuple[torch.Tensor, list]:
     if ids is None and isinstance(X, pd.DataFrame) and "id" in X.columns:
         ids = X["id"]
     encoded = adapter.encode(X).detach().to(adapter.device, torch.float32)
+    if encoded.shape[0] == 0:
+        raise ValueError("no inputs to attribute")
     ids = [str(i) for i in ids] if ids is not None else []
     if ids and len(ids) != encoded.shape[0]:
         raise ValueError(f"{len(ids)} ids for {encoded.shape[0]} inputs")
@@ -208,9 +210,19 @@ def _check_form(adapter, form: str, method: str) -> None:
         raise ValueError(f"{method} has no hypothetical form; use form='observed'")
 
 
-def _batched(adapter, n: int, fn, *, size: int | None = None) -> torch.Tensor:
+def _batched(adapter, n: int, fn, *, size: int | None = None, progress: bool = False, desc: str = "") -> torch.Tensor:
+    """``fn(start, stop)`` over ``range(n)`` in batches (halved on CUDA out-of-memory), concatenated."""
+    from tqdm.auto import tqdm
+
     size = size or adapter.batch_size
-    parts = map_batches(fn, n, size, on_backoff=getattr(adapter, "_on_backoff", None))
+    with tqdm(total=n, desc=desc, disable=not progress) as bar:
+
+        def step(a: int, b: int) -> torch.Tensor:
+            out = fn(a, b)
+            bar.update(b - a)
+            return out
+
+        parts = map_batches(step, n, size, on_backoff=getattr(adapter, "_on_backoff", None))
     return torch.cat(parts)
 
 
@@ -287,6 +299,8 @@ def saliency(adapter, X, *, form: str = "observed", abs: bool = True, ids=None) 
     ----------
     adapter : SequenceModel or FeatureModel
     X : torch.Tensor of shape (N, 4, L) or (N, F), or inputs the adapter can encode
+        Sequences (strings, a DataFrame with ``sequence`` and ``id``), molecules
+        with a featurizer, or tensors.
     form : {"observed", "hypothetical"}
         DNA only: the gradient at the observed base, or at every base.
     abs : bool
@@ -318,6 +332,21 @@ def saliency(adapter, X, *, form: str = "observed", abs: bool = True, ids=None) 
 def input_x_gradient(adapter, X, *, form: str = "observed", ids=None) -> Attribution:
     """Gradient times input (captum ``InputXGradient``); the hypothetical form is the gradient.
 
+    Parameters
+    ----------
+    adapter : SequenceModel or FeatureModel
+    X : torch.Tensor of shape (N, 4, L) or (N, F), or inputs the adapter can encode
+        Sequences (strings, a DataFrame with ``sequence`` and ``id``), molecules
+        with a featurizer, or tensors.
+    form : {"observed", "hypothetical"}
+        DNA only: gradient times input at the observed base, or the gradient at every
+        base (the hypothetical contribution with the zero reference).
+    ids : list of str, optional
+
+    Returns
+    -------
+    Attribution
+
     Examples
     --------
     >>> import torch
@@ -340,12 +369,24 @@ def input_x_gradient(adapter, X, *, form: str = "observed", ids=None) -> Attribu
 
 
 def integrated_gradients(
-    adapter, X, *, baseline="zeros", n_steps: int = 50, method: str = "gausslegendre", form: str = "observed", ids=None
+    adapter,
+    X,
+    *,
+    baseline="zeros",
+    n_steps: int = 50,
+    method: str = "gausslegendre",
+    form: str = "observed",
+    ids=None,
+    progress: bool = False,
 ) -> Attribution:
     """Integrated gradients from a baseline (captum ``IntegratedGradients``).
 
     Parameters
     ----------
+    adapter : SequenceModel or FeatureModel
+    X : torch.Tensor of shape (N, 4, L) or (N, F), or inputs the adapter can encode
+        Sequences (strings, a DataFrame with ``sequence`` and ``id``), molecules
+        with a featurizer, or tensors.
     baseline : {"zeros", "mean"} or torch.Tensor
         ``"zeros"``; ``"mean"``: feature means of ``X`` (for DNA, the base
         composition of ``X`` at every position); or a tensor broadcastable to ``X``.
@@ -353,6 +394,16 @@ def integrated_gradients(
         Points on the path; captum evaluates them ``adapter.batch_size`` rows at a time.
     method : str
         captum's quadrature rule.
+    form : {"observed", "hypothetical"}
+        DNA only; see :mod:`probekit.attr`.
+    ids : list of str, optional
+    progress : bool
+        Show a progress bar over inputs.
+
+    Returns
+    -------
+    Attribution
+        ``delta`` is ``f(X) - f(baseline) - sum(attributions)`` (quadrature error).
 
     Examples
     --------
@@ -378,7 +429,7 @@ def integrated_gradients(
         return ig.attribute(xb, baselines=r[a:b], n_steps=n_steps, method=method, internal_batch_size=rows).detach()
 
     with adapter.session(), torch.enable_grad():
-        M = _batched(adapter, X.shape[0], run)
+        M = _batched(adapter, X.shape[0], run, progress=progress, desc="integrated gradients")
     delta = _delta(adapter, X, r[:, None], M * (X - r))
     name = baseline if isinstance(baseline, str) else "tensor"
     params = _params(adapter, start, baseline=name, n_steps=n_steps, method=method)
@@ -572,12 +623,24 @@ def _references(adapter, X, references, n_references: int, seed: int) -> torch.T
 
 
 def deeplift_shap(
-    adapter, X, *, references=None, n_references: int = 20, seed: int = 0, form: str = "observed", ids=None
+    adapter,
+    X,
+    *,
+    references=None,
+    n_references: int = 20,
+    seed: int = 0,
+    form: str = "observed",
+    ids=None,
+    progress: bool = False,
 ) -> Attribution:
     """DeepLIFT (rescale rule) averaged over references: DeepLIFT-SHAP through captum ``DeepLift``.
 
     Parameters
     ----------
+    adapter : SequenceModel or FeatureModel
+    X : torch.Tensor of shape (N, 4, L) or (N, F), or inputs the adapter can encode
+        Sequences (strings, a DataFrame with ``sequence`` and ``id``), molecules
+        with a featurizer, or tensors.
     references : torch.Tensor of shape (R, ...) or (N, R, ...), optional
         References shared by all inputs, or per input. Default for DNA:
         ``n_references`` dinucleotide shuffles of each input
@@ -588,6 +651,9 @@ def deeplift_shap(
         Seed of the shuffles or of the drawn rows.
     form : {"observed", "hypothetical"}
         DNA only; see the module docstring.
+    ids : list of str, optional
+    progress : bool
+        Show a progress bar over input-reference pairs.
 
     Returns
     -------
@@ -631,7 +697,9 @@ def deeplift_shap(
     with lifted.session(), torch.enable_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Setting forward, backward hooks.*")
         # captum runs inputs and references in one forward pass: half a batch of pairs fills it.
-        M = _batched(adapter, n * R, run, size=max(1, adapter.batch_size // 2)).reshape(n, R, *X.shape[1:])
+        size = max(1, adapter.batch_size // 2)
+        M = _batched(adapter, n * R, run, size=size, progress=progress, desc="DeepLIFT-SHAP")
+        M = M.reshape(n, R, *X.shape[1:])
     params = {"n_references": R, "seed": seed, "references": "default" if references is None else "given"}
     kw = {"method": "deeplift_shap", "ids": ids, "params": _params(adapter, start, **params)}
     if _is_dna(adapter):
@@ -643,7 +711,9 @@ def deeplift_shap(
 
 
 # --------------------------------------------------------------------------- perturbation methods
-def _ablation(adapter, X, captum_cls, *, baseline, method, form, ids, params, seed=None, **kwargs) -> Attribution:
+def _ablation(
+    adapter, X, captum_cls, *, baseline, method, form, ids, params, progress, seed=None, **kwargs
+) -> Attribution:
     _check_form(adapter, form, method)
     start = time.perf_counter()
     X, ids = _inputs(adapter, X, ids)
@@ -665,22 +735,38 @@ def _ablation(adapter, X, captum_cls, *, baseline, method, form, ids, params, se
             )
 
     with adapter.session(), torch.no_grad():
-        values = _batched(adapter, X.shape[0], run).detach()
+        values = _batched(adapter, X.shape[0], run, progress=progress, desc=method).detach()
     params = _params(adapter, start, **params, baseline=baseline if isinstance(baseline, str) else "tensor")
     if dna:  # captum repeats each position's value on its four channels
         return _dna_result(adapter, X, values, method=method, form="observed", ids=ids, params=params)
     return _feature_result(adapter, X, values, method=method, ids=ids, params=params)
 
 
-def feature_ablation(adapter, X, *, baseline="zeros", form: str = "observed", ids=None) -> Attribution:
+def feature_ablation(
+    adapter, X, *, baseline="zeros", form: str = "observed", ids=None, progress: bool = False
+) -> Attribution:
     """Score change when each feature (or DNA position) is replaced by the baseline (captum ``FeatureAblation``).
 
     Needs no gradient, so it works on non-differentiable models (trees, lookups).
+    Several perturbed copies share one forward pass of at most ``adapter.batch_size`` rows.
 
     Parameters
     ----------
+    adapter : SequenceModel or FeatureModel
+    X : torch.Tensor of shape (N, 4, L) or (N, F), or inputs the adapter can encode
+        Sequences (strings, a DataFrame with ``sequence`` and ``id``), molecules
+        with a featurizer, or tensors.
     baseline : {"zeros", "mean"} or torch.Tensor
-        Replacement value; for DNA ``"zeros"`` replaces a position by ``N``.
+        Replacement value; for DNA ``"zeros"`` replaces a whole position by ``N``.
+    form : {"observed"}
+        Ablation has no hypothetical form.
+    ids : list of str, optional
+    progress : bool
+        Show a progress bar over inputs.
+
+    Returns
+    -------
+    Attribution
 
     Examples
     --------
@@ -693,16 +779,44 @@ def feature_ablation(adapter, X, *, baseline="zeros", form: str = "observed", id
     from captum.attr import FeatureAblation
 
     return _ablation(
-        adapter, X, FeatureAblation, baseline=baseline, method="feature_ablation", form=form, ids=ids, params={}
+        adapter, X, FeatureAblation, baseline=baseline, method="feature_ablation", form=form, ids=ids, params={},
+        progress=progress,
     )
 
 
 def shapley_sampling(
-    adapter, X, *, n_samples: int = 25, seed: int = 0, baseline="zeros", form: str = "observed", ids=None
+    adapter,
+    X,
+    *,
+    n_samples: int = 25,
+    seed: int = 0,
+    baseline="zeros",
+    form: str = "observed",
+    ids=None,
+    progress: bool = False,
 ) -> Attribution:
     """Shapley values estimated from ``n_samples`` random feature orders (captum ``ShapleyValueSampling``).
 
     The same ``seed`` gives the same orders for every input and every batch size.
+
+    Parameters
+    ----------
+    adapter : SequenceModel or FeatureModel
+    X : torch.Tensor of shape (N, 4, L) or (N, F), or inputs the adapter can encode
+        Sequences (strings, a DataFrame with ``sequence`` and ``id``), molecules
+        with a featurizer, or tensors.
+    n_samples : int
+        Random feature orders.
+    seed : int
+    baseline : {"zeros", "mean"} or torch.Tensor
+        Value a feature (or DNA position) takes while it is "absent".
+    form : {"observed"}
+    ids : list of str, optional
+    progress : bool
+
+    Returns
+    -------
+    Attribution
 
     Examples
     --------
@@ -716,7 +830,7 @@ def shapley_sampling(
 
     return _ablation(
         adapter, X, ShapleyValueSampling, baseline=baseline, method="shapley_sampling", form=form, ids=ids,
-        params={"n_samples": n_samples, "seed": seed}, seed=seed, n_samples=n_samples,
+        params={"n_samples": n_samples, "seed": seed}, progress=progress, seed=seed, n_samples=n_samples,
     )
 
 
@@ -732,6 +846,20 @@ METHODS = {
 
 def attribute(adapter, X, *, method: str = "integrated_gradients", **kwargs) -> Attribution:
     """Run the attribution method named ``method`` (a key of :data:`METHODS`) with ``kwargs``.
+
+    Parameters
+    ----------
+    adapter : SequenceModel or FeatureModel
+    X : torch.Tensor or inputs the adapter can encode
+    method : str
+        ``"saliency"``, ``"input_x_gradient"``, ``"integrated_gradients"``,
+        ``"deeplift_shap"``, ``"feature_ablation"`` or ``"shapley_sampling"``.
+    **kwargs
+        Keyword arguments of that method.
+
+    Returns
+    -------
+    Attribution
 
     Examples
     --------
