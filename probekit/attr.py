@@ -140,12 +140,15 @@ class Attribution(Result):
             length = self.values.shape[2]
             letters = np.array(list(self.alphabet) + ["N"])
             X = self.inputs
-            ref = X.argmax(dim=1).masked_fill(X.sum(dim=1) == 0, len(self.alphabet)).numpy()
+            if X is not None:
+                ref = letters[X.argmax(dim=1).masked_fill(X.sum(dim=1) == 0, len(self.alphabet)).numpy().ravel()]
+            else:
+                ref = None
             frame = pd.DataFrame(
                 {
                     "id": np.repeat(ids, length),
                     "position": np.tile(np.arange(length), n),
-                    "ref": letters[ref.ravel()],
+                    "ref": ref,
                     "attribution": self.per_position.reshape(-1).numpy(),
                 }
             )
@@ -329,7 +332,7 @@ def saliency(adapter, X, *, form: str = "observed", abs: bool = True, ids=None) 
     return _from_multipliers(adapter, X, M, None, method="saliency", form=form, ids=ids, params=params)
 
 
-def input_x_gradient(adapter, X, *, form: str = "observed", ids=None) -> Attribution:
+def input_x_gradient(adapter, X, *, form: str = "observed", center: bool = False, ids=None) -> Attribution:
     """Gradient times input (captum ``InputXGradient``); the hypothetical form is the gradient.
 
     Parameters
@@ -341,6 +344,12 @@ def input_x_gradient(adapter, X, *, form: str = "observed", ids=None) -> Attribu
     form : {"observed", "hypothetical"}
         DNA only: gradient times input at the observed base, or the gradient at every
         base (the hypothetical contribution with the zero reference).
+    center : bool
+        DNA only: use the uniform reference 1/4 instead of zeros, so that
+        ``hypothetical[b] = grad[b] - mean over bases of grad`` (the gradient
+        correction of Majdandzic et al., 2023, which removes the gradient component
+        that leaves the one-hot simplex). The observed form is then no longer
+        captum's ``InputXGradient`` but its centred version.
     ids : list of str, optional
 
     Returns
@@ -362,8 +371,11 @@ def input_x_gradient(adapter, X, *, form: str = "observed", ids=None) -> Attribu
     X, ids = _inputs(adapter, X, ids)
     if _is_dna(adapter):  # the gradient is needed at every base for the hypothetical form
         M = _gradients(adapter, X, Saliency, abs=False)
-        kw = {"method": "input_x_gradient", "ids": ids, "params": _params(adapter, start)}
-        return _from_multipliers(adapter, X, M, torch.zeros_like(X), form=form, **kw)
+        kw = {"method": "input_x_gradient", "ids": ids, "params": _params(adapter, start, center=center)}
+        reference = torch.full_like(X, 1.0 / X.shape[1]) if center else torch.zeros_like(X)
+        return _from_multipliers(adapter, X, M, reference, form=form, **kw)
+    if center:
+        raise ValueError("center=True applies to one-hot DNA only")
     values = _gradients(adapter, X, InputXGradient)
     return _feature_result(adapter, X, values, method="input_x_gradient", ids=ids, params=_params(adapter, start))
 

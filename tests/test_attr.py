@@ -96,6 +96,10 @@ def test_input_x_gradient_dna_matches_captum_and_hypothetical_agrees(dna, device
     # With the zero reference, the hypothetical contribution of a base is the gradient.
     grad = Saliency(selected(model, 1)).attribute(X.clone().requires_grad_(True), abs=False)
     assert close(hyp.values, grad)
+    # Centred: the uniform reference subtracts the mean gradient over bases.
+    centred = input_x_gradient(adapter, X, form="hypothetical", center=True)
+    assert close(centred.values, grad - grad.mean(dim=1, keepdim=True))
+    assert close(input_x_gradient(adapter, X, center=True).values, centred.values * X)
 
 
 def test_integrated_gradients_dna_matches_captum(dna):
