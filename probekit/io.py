@@ -272,21 +272,27 @@ def _rdkit_reason(messages: str, fallback: str) -> str:
     return lines[0] if lines else fallback
 
 
-def _check_mol(record_id: str, mol):
-    """Sanitize ``mol`` (parsed without sanitising); return (mol, error)."""
+def _check_mol(record_id: str, raw, parse):
+    """Diagnose ``raw`` (parsed without sanitising), then read it the way RDKit does by default.
+
+    ``parse()`` reads the record again with RDKit's defaults (sanitisation and
+    stereo perception), so valid records come out exactly as RDKit gives them.
+    Returns (mol, error).
+    """
     from rdkit import Chem, rdBase
 
-    with rdBase.CaptureErrorLog() as capture:
-        problems = Chem.DetectChemistryProblems(mol)
+    with rdBase.CaptureErrorLog():
+        problems = Chem.DetectChemistryProblems(raw)
     if problems:
         reasons = "; ".join(dict.fromkeys(p.Message() for p in problems))
         return None, f"record {record_id!r}: {reasons}"
-    mol = Chem.Mol(mol)
     with rdBase.CaptureErrorLog() as capture:
         try:
-            Chem.SanitizeMol(mol)
+            mol = parse()
         except Exception as error:  # noqa: BLE001 - RDKit raises several exception types
             return None, f"record {record_id!r}: {_rdkit_reason(capture.messages, str(error))}"
+    if mol is None:
+        return None, f"record {record_id!r}: {_rdkit_reason(capture.messages, 'RDKit could not sanitize it')}"
     if mol.GetNumAtoms() == 0:
         return None, f"record {record_id!r}: empty molecule"
     return mol, None
@@ -301,17 +307,17 @@ def _parse_smiles(record_id: str, smiles, standardize: bool) -> dict:
         row["error"] = f"record {record_id!r}: empty SMILES"
         return row
     with rdBase.CaptureErrorLog() as capture:
-        mol = Chem.MolFromSmiles(text, sanitize=False)
-    if mol is None:
+        raw = Chem.MolFromSmiles(text, sanitize=False)
+    if raw is None:
         row["error"] = f"record {record_id!r}: {_rdkit_reason(capture.messages, 'SMILES could not be parsed')}"
         return row
-    return _finish(row, mol, capture.messages, standardize)
+    return _finish(row, raw, lambda: Chem.MolFromSmiles(text), standardize)
 
 
-def _finish(row: dict, mol, log: str, standardize: bool) -> dict:
+def _finish(row: dict, raw, parse, standardize: bool) -> dict:
     from rdkit import Chem
 
-    mol, error = _check_mol(row["id"], mol)
+    mol, error = _check_mol(row["id"], raw, parse)
     if error:
         row["error"] = error
         return row
@@ -363,11 +369,8 @@ def _read_sdf(path: Path, *, id_col, standardize: bool) -> list[dict]:
             continue
         with rdBase.CaptureErrorLog():
             row["input_smiles"] = row["smiles"] = Chem.MolToSmiles(mol, canonical=False)
-        row = _finish(row, mol, capture.messages, standardize)
-        if row["mol"] is not None:
-            row["mol"] = Chem.RemoveHs(row["mol"])
-            row["smiles"] = Chem.MolToSmiles(row["mol"])
-        rows.append(row)
+        text = supplier.GetItemText(index)
+        rows.append(_finish(row, mol, lambda: Chem.MolFromMolBlock(text), standardize))
     return rows
 
 
