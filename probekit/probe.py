@@ -62,7 +62,7 @@ REGION_COLUMNS = [
     "motif", "motif_id", "motif_score", "motif_offset", "motif_strand",
 ]  # fmt: skip
 EDIT_COLUMNS = ["id", "step", "position", "ref", "alt", "score", "g"]
-# Regions grow from critical positions through neighbours at least this fraction of the threshold.
+# Critical runs widen through neighbours with at least this fraction of the run's peak importance.
 GROW = 0.5
 MOTIF_COLUMNS = ["id", "region", "match_rank", "name", "matrix_id", "score", "rel_score", "offset", "end", "strand", "match"]
 
@@ -100,12 +100,12 @@ def probe(
     5. ``critical`` positions: importance at or above the input's null threshold,
        the ``1 - alpha`` quantile of the absolute effect of one random substitution
        (exactly: of all single-substitution effects in the same input's ISM);
-    6. critical regions: runs of critical positions, extended on both sides through
-       contiguous positions whose importance is at least half the threshold (when a
-       motif covers more than ``alpha`` of the input's substitutions the threshold
-       falls inside it, and this keeps the motif whole), merged across gaps of at most
-       ``max_gap``, at least ``min_length`` long, and numbered 1, 2, ... by their
-       summed importance (region 1 is the strongest);
+    6. critical regions: runs of critical positions, widened on both sides through
+       contiguous positions with at least half the run's peak importance (its full
+       width at half maximum: when a motif covers more than ``alpha`` of the input's
+       substitutions the threshold falls inside it, and this keeps the motif whole),
+       merged across gaps of at most ``max_gap``, at least ``min_length`` long, and
+       numbered 1, 2, ... by their summed importance (region 1 is the strongest);
     7. with ``motifs``, the best JASPAR matches overlapping each region.
 
     Records that cannot be read, and groups the model cannot take (e.g. a wrong
@@ -287,11 +287,10 @@ def _probe_group(adapter, ids, seqs, *, goal, max_edits, baseline_draws, method,
     importance = position_importance(effects)
     threshold = null_threshold(effects, alternatives, alpha=alpha)
     critical = critical_mask(importance, threshold) & inside[None]
-    support = critical_mask(importance, GROW * threshold) & inside[None]
     ranks = rank_desc(importance)
 
     region_rows, region_of = _regions(
-        ids, seqs, importance, critical, support, sub.edits, max_gap=max_gap, min_length=min_length
+        ids, seqs, importance, critical, sub.edits, max_gap=max_gap, min_length=min_length
     )
     regions = pd.DataFrame(region_rows, columns=REGION_COLUMNS)
     motif_table = pd.DataFrame(columns=MOTIF_COLUMNS)
@@ -407,13 +406,13 @@ def _trajectory(adapter, X, edits, bound, ids, *, alphabet) -> pd.DataFrame:
     return frame
 
 
-def _regions(ids, seqs, importance, critical, support, edits, *, max_gap, min_length):
+def _regions(ids, seqs, importance, critical, edits, *, max_gap, min_length):
     """Region rows (strongest first per input) and the region number of each position (0: none)."""
     n, length = importance.shape
     region_of = np.zeros((n, length), dtype=np.int64)
     rows = []
     for i, (id_, seq) in enumerate(zip(ids, seqs)):
-        runs = find_regions(critical[i], support=support[i], max_gap=max_gap, min_length=min_length)
+        runs = find_regions(critical[i], importance=importance[i], grow=GROW, max_gap=max_gap, min_length=min_length)
         scored = [(float(importance[i, s:e].sum()), float(importance[i, s:e].max()), s, e) for s, e in runs]
         scored.sort(key=lambda t: (-t[0], -t[1], t[2]))
         edit_positions = [int(p) for p, _, _ in edits[i]]

@@ -241,6 +241,17 @@ def test_find_regions_matches_definition(seed):
             )
 
 
+def test_find_regions_widen_to_half_the_peak():
+    importance = np.array([0.1, 0.5, 0.9, 2.0, 0.6, 1.1, 0.4, 0.0, 3.0, 1.0, 1.6])
+    mask = importance >= 1.05  # seeds: 3, 5, 8, 10
+    # run 3: peak 2.0 -> neighbours >= 1.0: none on the left (0.9), none on the right (0.6)
+    # run 5: peak 1.1 -> >= 0.55: 4 (0.6) joins, 6 (0.4) does not
+    # run 8: peak 3.0 -> >= 1.5: 9 (1.0) does not; run 10: peak 1.6 -> 9 (1.0) joins
+    got = find_regions(mask, importance=importance, max_gap=0, min_length=1)
+    assert got == [(3, 6), (8, 11)]
+    assert find_regions(mask, max_gap=0, min_length=1) == [(3, 4), (5, 6), (8, 9), (10, 11)]
+
+
 def test_null_threshold_is_lower_quantile_of_alternatives():
     g = torch.Generator().manual_seed(0)
     effects = torch.randn(3, 10, 4, generator=g)

@@ -93,8 +93,8 @@ def critical_mask(importance: torch.Tensor, threshold: torch.Tensor, *, rtol: fl
     return nonzero & (importance >= threshold[:, None] - rtol * scale)
 
 
-def find_regions(mask, *, max_gap: int = 2, min_length: int = 3, support=None) -> list[tuple[int, int]]:
-    """Runs of True, grown through ``support``, merged across gaps of at most ``max_gap``, at least ``min_length`` long.
+def find_regions(mask, *, max_gap: int = 2, min_length: int = 3, importance=None, grow: float = 0.5) -> list[tuple[int, int]]:
+    """Runs of True, widened to half their peak, merged across gaps of at most ``max_gap``, at least ``min_length`` long.
 
     Parameters
     ----------
@@ -104,10 +104,12 @@ def find_regions(mask, *, max_gap: int = 2, min_length: int = 3, support=None) -
         Runs separated by this many positions outside them, or fewer, are merged.
     min_length : int
         Shorter merged runs are dropped.
-    support : torch.Tensor or array of shape (L,), bool, optional
-        Weaker evidence: a run extends through contiguous ``support`` positions on
-        either side (hysteresis, as in edge detection). Runs of ``support`` alone
-        never start a region.
+    importance : torch.Tensor or array of shape (L,), optional
+        When given, each run extends on both sides through contiguous positions whose
+        importance is at least ``grow`` times the run's peak (its full width at half
+        maximum for ``grow=0.5``), so a motif whose weaker positions fall just below
+        the threshold stays whole.
+    grow : float
 
     Returns
     -------
@@ -117,18 +119,28 @@ def find_regions(mask, *, max_gap: int = 2, min_length: int = 3, support=None) -
     --------
     >>> find_regions([True, True, False, False, False, True], max_gap=2, min_length=1)
     [(0, 2), (5, 6)]
-    >>> find_regions([0, 0, 1, 0, 0, 0], support=[0, 1, 1, 1, 0, 1], max_gap=0, min_length=1)
+    >>> find_regions([0, 0, 1, 0, 0, 0], importance=[0.1, 0.6, 1.0, 0.7, 0.2, 0.9], max_gap=0, min_length=1)
     [(1, 4)]
     """
     m = np.asarray(torch.as_tensor(mask).cpu(), dtype=bool)
     if not m.any():
         return []
-    grown = m if support is None else m | np.asarray(torch.as_tensor(support).cpu(), dtype=bool)
-    runs = [(s, e) for s, e in _runs(grown) if m[s:e].any()]
+    runs = _runs(m)
+    if importance is not None:
+        imp = np.asarray(torch.as_tensor(importance).cpu(), dtype=np.float64)
+        widened = []
+        for s, e in runs:
+            low = grow * imp[s:e].max()
+            while s > 0 and imp[s - 1] >= low and imp[s - 1] > 0:
+                s -= 1
+            while e < len(imp) and imp[e] >= low and imp[e] > 0:
+                e += 1
+            widened.append((s, e))
+        runs = widened
     merged = [runs[0]]
     for start, end in runs[1:]:
         if start - merged[-1][1] <= max_gap:
-            merged[-1] = (merged[-1][0], end)
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:
             merged.append((start, end))
     return [(s, e) for s, e in merged if e - s >= min_length]
