@@ -10,14 +10,14 @@ Definitions for DNA (one-hot ``X`` of shape (N, 4, L))
 Every gradient method is read as *multipliers* ``M`` (N, 4, L) and a reference
 ``r`` (N, 4, L): captum's attribution is ``M * (X - r)``.
 
-======================  ==============================  ======================
+======================  ==============================  ========================
 method                  multipliers ``M``               reference ``r``
-======================  ==============================  ======================
+======================  ==============================  ========================
 saliency                gradient (absolute by default)  none (see below)
-input_x_gradient        gradient at ``X``               zeros
+input_x_gradient        gradient at ``X``               zeros (1/4 if centred)
 integrated_gradients    path-averaged gradient          the baseline
 deeplift_shap           DeepLIFT multipliers            each shuffled reference
-======================  ==============================  ======================
+======================  ==============================  ========================
 
 ``form="hypothetical"`` gives, for every position ``l`` and base ``b``, the
 contribution base ``b`` would make if it sat at ``l``, by the standard
@@ -27,9 +27,9 @@ DeepLIFT/SHAP projection::
                        = M[b, l] - sum_c M[c, l] * r[c, l]
 
 averaged over the references for DeepLIFT-SHAP. With the zero reference of
-input x gradient this is the gradient itself; with a uniform reference of 1/4
-it is the gradient minus its mean over the four bases. For saliency,
-``hypothetical[b, l] = M[b, l]``.
+input x gradient this is the gradient itself; with its uniform reference of 1/4
+(``center=True``) it is the gradient minus its mean over the four bases. For
+saliency, ``hypothetical[b, l] = M[b, l]``.
 
 ``form="observed"`` keeps only the observed base: ``values = X * hypothetical``,
 so each position carries the sum over channels of captum's attribution
@@ -459,12 +459,14 @@ def _delta(adapter, X, refs, attributions) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- DeepLIFT
 _FACTORIES = {
-    "relu": lambda a, k: nn.ReLU(),
+    "relu": lambda a, k: nn.ReLU(inplace=bool(_arg(a, k, 1, "inplace", False))),
     "sigmoid": lambda a, k: nn.Sigmoid(),
     "tanh": lambda a, k: nn.Tanh(),
     "softmax": lambda a, k: nn.Softmax(dim=_arg(a, k, 1, "dim", None)),
-    "elu": lambda a, k: nn.ELU(alpha=_arg(a, k, 1, "alpha", 1.0)),
-    "leaky_relu": lambda a, k: nn.LeakyReLU(_arg(a, k, 1, "negative_slope", 0.01)),
+    "elu": lambda a, k: nn.ELU(_arg(a, k, 1, "alpha", 1.0), inplace=bool(_arg(a, k, 2, "inplace", False))),
+    "leaky_relu": lambda a, k: nn.LeakyReLU(
+        _arg(a, k, 1, "negative_slope", 0.01), bool(_arg(a, k, 2, "inplace", False))
+    ),
     "softplus": lambda a, k: nn.Softplus(_arg(a, k, 1, "beta", 1.0), _arg(a, k, 2, "threshold", 20.0)),
 }
 _FUNCTIONS = {

@@ -389,3 +389,24 @@ def test_deeplift_probability_output_gets_its_rule():
     result = deeplift_shap(SequenceModel(OneLogit(), output=outputs.prob(0), device="cpu"), X, n_references=4)
     assert result.delta.abs().max() < 1e-5
     assert result.params["output"] == "prob[0]"
+
+
+def test_deeplift_ready_keeps_outputs_for_many_functional_forms():
+    class Mixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.lin = nn.Linear(5, 5)
+
+        def forward(self, x):
+            h = self.lin(x)
+            F.relu(h, inplace=True)  # in place: later uses of h see the ReLU
+            return h * 2 + F.leaky_relu(x, 0.2) + x.softmax(-1) + F.elu(x) + F.softplus(x) + torch.tanh(x).sigmoid()
+
+    model = Mixed()
+    ready = deeplift_ready(model)
+    kinds = {type(m) for m in ready.modules()}
+    assert {nn.ReLU, nn.LeakyReLU, nn.Softmax, nn.ELU, nn.Softplus, nn.Tanh, nn.Sigmoid} <= kinds
+    x = torch.randn(6, 5, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert close(ready(x), model(x))
