@@ -453,7 +453,7 @@ class FeatureModel(Adapter):
             missing = [c for c in columns if c not in inputs.columns]
             if missing:
                 raise ValueError(f"DataFrame lacks feature columns {missing[:5]}")
-            X = torch.from_numpy(inputs[columns].to_numpy(dtype=np.float32))
+            X = torch.from_numpy(inputs[columns].to_numpy(dtype=np.float32, copy=True))
         else:
             raise TypeError(
                 f"cannot turn {type(inputs).__name__} into features without a featurizer; pass a tensor or DataFrame"

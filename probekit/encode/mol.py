@@ -335,7 +335,10 @@ def atom_environment(mol, center: int, radius: int) -> dict:
     kwargs = {"atomsToUse": list(atoms)}
     if bonds:
         kwargs["bondsToUse"] = list(bonds)
-    smiles = Chem.MolFragmentToSmiles(mol, rootedAtAtom=center, **kwargs)
+    try:  # rooted at the center reads naturally ("OC" for the O of ethanol)
+        smiles = Chem.MolFragmentToSmiles(mol, rootedAtAtom=center, **kwargs)
+    except RuntimeError:  # RDKit roots SMILES only in single-fragment molecules (not in salts)
+        smiles = Chem.MolFragmentToSmiles(mol, **kwargs)
     smarts = Chem.MolFragmentToSmarts(mol, **kwargs)
     return {"center": int(center), "radius": int(radius), "atoms": atoms, "bonds": bonds, "smiles": smiles, "smarts": smarts}
 
@@ -470,7 +473,7 @@ class Matrix(Featurizer):
             missing = [c for c in self.names if c not in molecules.columns]
             if missing:
                 raise ValueError(f"DataFrame lacks feature columns {missing[:5]}")
-            X = torch.from_numpy(molecules[self.names].to_numpy(dtype=np.float32))
+            X = torch.from_numpy(molecules[self.names].to_numpy(dtype=np.float32, copy=True))
             ids = [str(i) for i in molecules["id"]] if "id" in molecules.columns else None
             smiles = list(molecules["smiles"]) if "smiles" in molecules.columns else None
             mols = list(molecules["mol"]) if "mol" in molecules.columns else None

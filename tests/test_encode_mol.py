@@ -1,0 +1,199 @@
+"""Featurizers: names, kinds, bounds, values against RDKit called directly, provenance, error rows."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from rdkit import Chem
+from rdkit.Chem import Descriptors as RDDescriptors
+from rdkit.Chem import MACCSkeys, rdFingerprintGenerator
+
+from probekit import FeatureModel, outputs
+from probekit.encode.mol import MACCS, Concat, Descriptors, Matrix, Morgan, parse_featurizer
+from probekit.io import read_molecules
+
+SMILES = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C[C@H](N)C(=O)O", "[Na+].CC(=O)[O-]"]
+
+
+def test_morgan_names_kinds_bounds():
+    fp = Morgan(radius=3, n_bits=512)
+    assert fp.names[0] == "morgan3_0" and len(fp.names) == 512 and len(set(fp.names)) == 512
+    assert fp.kinds == ["binary"] * 512
+    lower, upper = fp.bounds
+    assert torch.equal(lower, torch.zeros(512)) and torch.equal(upper, torch.ones(512))
+    counts = Morgan(radius=2, n_bits=64, counts=True)
+    assert counts.kinds[0] == "integer"
+    assert counts.bounds[0][0] == 0 and math.isinf(counts.bounds[1][0])
+
+
+@pytest.mark.parametrize("counts", [False, True])
+def test_morgan_matches_rdkit_and_every_set_bit_has_environments(counts):
+    fp = Morgan(radius=2, n_bits=256, counts=counts)
+    X, prov = fp.featurize(SMILES)
+    gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=256)
+    for i, s in enumerate(SMILES):
+        mol = Chem.MolFromSmiles(s)
+        ref = gen.GetCountFingerprintAsNumPy(mol) if counts else gen.GetFingerprintAsNumPy(mol)
+        assert np.array_equal(X[i].numpy(), ref.astype(np.float32))
+        for bit in range(256):
+            envs = prov.environments(i, bit)
+            assert bool(envs) == bool(X[i, bit] > 0)
+            if counts:  # each environment is one occurrence of the bit
+                assert len(envs) == int(X[i, bit])
+
+
+def _env_of(prov, i, center, radius):
+    for bit in range(prov.featurizer.n_features):
+        for env in prov.environments(i, bit):
+            if env["center"] == center and env["radius"] == radius:
+                return bit, env
+    return None, None
+
+
+def test_morgan_environments_known_by_hand():
+    fp = Morgan(radius=2, n_bits=2048)
+    _, prov = fp.featurize(["CCO", "CC(=O)O"])
+    # ethanol: atoms C0 C1 O2; bonds 0 (C0-C1), 1 (C1-O2)
+    _, o0 = _env_of(prov, 0, center=2, radius=0)
+    assert o0["atoms"] == (2,) and o0["bonds"] == () and o0["smiles"] == "O" and o0["smarts"] == "[#8]"
+    _, o1 = _env_of(prov, 0, center=2, radius=1)
+    assert o1["atoms"] == (1, 2) and o1["bonds"] == (1,) and o1["smiles"] == "OC"
+    # acetic acid C0 C1(=O2)O3: radius 1 around the carboxyl carbon covers all four heavy atoms
+    _, c1 = _env_of(prov, 1, center=1, radius=1)
+    assert c1["atoms"] == (0, 1, 2, 3) and sorted(c1["bonds"]) == [0, 1, 2]
+    patt = Chem.MolFromSmarts(c1["smarts"])
+    assert Chem.MolFromSmiles("CC(=O)O").HasSubstructMatch(patt)
+    # the bit of the O's radius-0 environment is the same in phenol's O atom
+    bit_o, _ = _env_of(prov, 0, center=2, radius=0)
+    _, prov2 = fp.featurize(["c1ccccc1O"])
+    assert [e["atoms"] for e in prov2.environments(0, bit_o)] == [(6,)]
+
+
+def test_provenance_frame():
+    _, prov = Morgan(radius=1, n_bits=2048).featurize(["CCO"])
+    table = prov.frame()
+    # 3 radius-0 environments + 3 radius-1 environments (RDKit drops none of them in ethanol)
+    assert len(table) == 6
+    assert set(table["radius"]) == {0, 1}
+    assert table["feature"].str.startswith("morgan1_").all()
+
+
+def test_descriptors_values_kinds_and_fitted_bounds():
+    names = ["MolWt", "TPSA", "NumHDonors", "fr_phenol", "MolLogP"]
+    d = Descriptors(names)
+    assert d.kinds == ["continuous", "continuous", "integer", "integer", "continuous"]
+    lower, upper = d.bounds
+    assert math.isinf(lower[0]) and lower[2] == 0 and math.isinf(upper[2])
+    X = d.transform(SMILES)
+    funcs = dict(RDDescriptors.descList)
+    ref = [[funcs[n](Chem.MolFromSmiles(s)) for n in names] for s in SMILES]
+    assert np.allclose(X.numpy(), np.array(ref, dtype=np.float32))
+    d.fit(SMILES)
+    lower, upper = d.bounds
+    assert torch.allclose(lower, X.min(dim=0).values) and torch.allclose(upper, X.max(dim=0).values)
+    with pytest.raises(ValueError, match="unknown RDKit descriptors"):
+        Descriptors(["NotADescriptor"])
+
+
+def test_all_descriptors_default():
+    d = Descriptors()
+    assert len(d.names) == len(RDDescriptors.descList)
+
+
+def test_maccs_matches_rdkit_and_environments_match_smarts():
+    m = MACCS()
+    assert len(m.names) == 167 and m.kinds == ["binary"] * 167
+    X, prov = m.featurize(SMILES[:3])
+    for i, s in enumerate(SMILES[:3]):
+        mol = Chem.MolFromSmiles(s)
+        assert X[i].tolist() == [float(b) for b in MACCSkeys.GenMACCSKeys(mol)]
+        for key in torch.nonzero(X[i]).flatten().tolist():
+            for env in prov.environments(i, key):
+                # the environment's atoms are one match of the key's SMARTS
+                matches = {tuple(sorted(mt)) for mt in mol.GetSubstructMatches(Chem.MolFromSmarts(env["smarts"]))}
+                assert env["atoms"] in matches
+
+
+def test_featurize_keeps_error_rows_and_transform_names_them():
+    fp = Morgan(radius=1, n_bits=64)
+    X, prov = fp.featurize(["CCO", "C1CC(", "", "CCN"])
+    assert X.shape == (4, 64)
+    assert prov.ok.tolist() == [True, False, False, True]
+    assert torch.isnan(X[1]).all() and torch.isfinite(X[0]).all()
+    assert prov.errors[1].startswith("record 'mol1': ")
+    assert prov.environments(1, 0) == []
+    with pytest.raises(ValueError, match="record 'mol1'.*record 'mol2'"):
+        fp.transform(["CCO", "C1CC(", ""])
+
+
+def test_featurization_failure_becomes_error_row():
+    d = Descriptors(["MolWt"])
+    d._compute = lambda mol: (_ for _ in ()).throw(RuntimeError("boom")) if mol.GetNumAtoms() == 2 else (np.ones(1), {})
+    X, prov = d.featurize(["CCO", "CC", "CCCC"])
+    assert prov.ok.tolist() == [True, False, True]
+    assert "record 'mol1': featurization failed: boom" == prov.errors[1]
+
+
+def test_concat_names_kinds_bounds_environments():
+    morgan, desc = Morgan(radius=1, n_bits=32), Descriptors(["MolLogP", "NumHDonors"]).fit(SMILES)
+    both = Concat(morgan, desc)
+    assert both.names == morgan.names + desc.names
+    assert both.kinds == morgan.kinds + desc.kinds
+    assert torch.equal(both.bounds[1], torch.cat([morgan.bounds[1], desc.bounds[1]]))
+    X, prov = both.featurize(SMILES[:2])
+    Xm, provm = morgan.featurize(SMILES[:2])
+    assert torch.equal(X[:, :32], Xm)
+    for bit in range(32):
+        assert prov.environments(1, bit) == provm.environments(1, bit)
+    assert prov.environments(1, 32) == []
+
+
+def test_matrix_features():
+    table = pd.DataFrame({"id": ["a", "b"], "x": [0.5, float("nan")], "flag": [1, 0]})
+    m = Matrix(["x", "flag"], kinds=["continuous", "binary"], bounds=([0, 0], [1, 1]))
+    X, prov = m.featurize(table)
+    assert prov.errors == [None, "record 'b': feature 'x' is not finite"]
+    assert torch.equal(m.bounds[1], torch.ones(2))
+    with pytest.raises(ValueError, match="record 'b'"):
+        m.transform(table)
+    with pytest.raises(ValueError, match="kind"):
+        Matrix(["x"], kinds="fuzzy")
+
+
+def test_parse_featurizer():
+    assert repr(parse_featurizer("morgan:3:1024")) == "Morgan(radius=3, n_bits=1024, counts=False)"
+    assert parse_featurizer("morgan-counts").kinds[0] == "integer"
+    assert parse_featurizer("descriptors:MolWt,TPSA").names == ["MolWt", "TPSA"]
+    assert parse_featurizer("maccs").n_features == 167
+    with pytest.raises(ValueError, match="unknown featurizer"):
+        parse_featurizer("ecfp6x")
+
+
+def test_feature_model_with_featurizer(device):
+    fp = Concat(Morgan(radius=2, n_bits=128), Descriptors(["MolLogP"]))
+    model = torch.nn.Linear(129, 1)
+    adapter = FeatureModel(model, featurizer=fp, output=outputs.value(0), device=device)
+    X = fp.transform(SMILES)
+    expected = model(X).detach()[:, 0]
+    assert torch.allclose(adapter.score(SMILES).cpu(), expected, atol=1e-5)
+    frame = read_molecules(SMILES)
+    assert torch.allclose(adapter.score(frame).cpu(), expected, atol=1e-5)
+    mols = [Chem.MolFromSmiles(s) for s in SMILES]
+    assert torch.allclose(adapter.score(mols).cpu(), expected, atol=1e-5)
+    assert adapter.kinds(129) == ["binary"] * 128 + ["continuous"]
+    assert adapter.names(129)[-1] == "MolLogP"
+    with pytest.raises(ValueError, match="record 'mol1'"):
+        adapter.score(["CCO", "C1CC("])
+
+
+def test_feature_model_kinds_and_bounds_without_featurizer():
+    adapter = FeatureModel(torch.nn.Linear(3, 1), output=0, kinds="binary", device="cpu")
+    lower, upper = adapter.bounds(3)
+    assert lower.tolist() == [0, 0, 0] and upper.tolist() == [1, 1, 1]
+    adapter = FeatureModel(torch.nn.Linear(3, 1), output=0, kinds=["binary", "continuous", "integer"],
+                           bounds=(torch.tensor([0.0, -1, 0]), torch.tensor([1.0, 1, 5])), device="cpu")
+    assert adapter.bounds(3)[1].tolist() == [1, 1, 5]
+    table = pd.DataFrame({"f0": [1.0], "f1": [0.5], "f2": [2.0]})
+    assert adapter.encode(table).tolist() == [[1.0, 0.5, 2.0]]
