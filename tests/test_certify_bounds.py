@@ -1,0 +1,306 @@
+"""IBP and CROWN: soundness against sampled and attacked points, a textbook IBP, tightness."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from probekit import FeatureModel, SequenceModel, goals, outputs
+from probekit.certify import UnsupportedOperation, crown, ibp
+
+TOL = 1e-4
+
+
+# ------------------------------------------------------------------ models
+class Funky(nn.Module):
+    """Functional activations, a residual addition, a product with a parameter, cat and mean."""
+
+    def __init__(self, d=6, h=16, out=3):
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(d, h), nn.Linear(h, h), nn.Linear(h, out)
+        self.w = nn.Parameter(torch.randn(h) * 0.5)
+
+    def forward(self, x):
+        h = torch.relu(self.a(x))
+        h = h + F.leaky_relu(self.b(h), 0.1)
+        h = torch.sigmoid(h) * 2 - torch.tanh(h * self.w) + F.elu(h) + F.softplus(h - 1)
+        h = torch.cat([h, h.mean(-1, keepdim=True)], dim=-1)[:, :16]
+        return self.c(F.dropout(h, 0.2, self.training))
+
+
+class CNN(nn.Module):
+    """Conv, BatchNorm (eval), max and average pooling, adaptive max pooling, residual, cat."""
+
+    def __init__(self, c=6, out=2):
+        super().__init__()
+        self.conv = nn.Conv1d(4, c, 5, padding=2)
+        self.bn = nn.BatchNorm1d(c)
+        self.pool = nn.MaxPool1d(2)
+        self.conv2 = nn.Conv1d(c, c, 3, padding=1)
+        self.gap = nn.AdaptiveMaxPool1d(2)
+        self.avg = nn.AvgPool1d(2)
+        self.lin = nn.Linear(3 * c, out)
+        self.drop = nn.Dropout(0.3)
+        with torch.no_grad():
+            self.bn.running_mean.uniform_(-0.5, 0.5)
+            self.bn.running_var.uniform_(0.5, 2)
+            self.bn.weight.uniform_(-1, 1)
+
+    def forward(self, x):
+        h = self.pool(F.relu(self.bn(self.conv(x))))
+        h = h + torch.relu(self.conv2(h))
+        a = self.gap(h).flatten(1)
+        b = self.avg(h).max(dim=-1).values
+        return self.lin(self.drop(torch.cat([a, b], 1)))
+
+
+class NLCNet(nn.Module):
+    """Takes (N, L, 4): a per-position Linear, a transpose, a conv, amax over positions."""
+
+    def __init__(self, c=5):
+        super().__init__()
+        self.pos = nn.Linear(4, c)
+        self.conv = nn.Conv1d(c, c, 3)
+        self.out = nn.Linear(c, 1)
+
+    def forward(self, x):
+        h = torch.relu(self.pos(x))
+        h = torch.relu(self.conv(h.transpose(1, 2)))
+        return self.out(h.amax(-1))
+
+
+def mlp(d=5, h=32, out=3, seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(d, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, out))
+
+
+def one_hot(n, length, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return F.one_hot(torch.randint(0, 4, (n, length), generator=g), 4).float().transpose(1, 2)
+
+
+# ------------------------------------------------------------------ attack helpers
+def _project(x, x0, lo, hi, eps, norm):
+    d = x - x0
+    if norm == "l2":
+        n = d.flatten(1).norm(dim=1).clamp(min=1e-12)
+        d = d * (eps / n).clamp(max=1).view(-1, *[1] * (d.ndim - 1))
+    elif norm == "l1":
+        flat = d.flatten(1)
+        over = flat.abs().sum(1) > eps
+        if over.any():  # projection onto the L1 ball (Duchi et al.)
+            a = flat[over].abs()
+            mu = a.sort(dim=1, descending=True).values
+            cs = mu.cumsum(1)
+            j = torch.arange(1, a.shape[1] + 1)
+            rho = ((mu - (cs - eps) / j) > 0).sum(1)
+            theta = (cs.gather(1, (rho - 1)[:, None])[:, 0] - eps) / rho
+            flat = flat.clone()
+            flat[over] = flat[over].sign() * (a - theta[:, None]).clamp(min=0)
+        d = flat.view_as(d)
+    else:
+        d = d.clamp(-eps, eps)
+    return torch.maximum(torch.minimum(x0 + d, hi), lo)
+
+
+def _sample(x0, lo, hi, eps, norm, m, gen):
+    reps = x0.repeat_interleave(m, 0)
+    lo_r = torch.maximum(lo, x0 - eps).repeat_interleave(m, 0)
+    hi_r = torch.minimum(hi, x0 + eps).repeat_interleave(m, 0)
+    if norm == "linf":
+        x = lo_r + (hi_r - lo_r) * torch.rand(reps.shape, generator=gen)
+        return torch.maximum(torch.minimum(x, reps + eps), reps - eps)
+    d = torch.randn(reps.shape, generator=gen)
+    scale = torch.rand(reps.shape[0], generator=gen) * eps
+    norms = d.flatten(1).norm(p=2 if norm == "l2" else 1, dim=1)
+    d = d * (scale / norms).view(-1, *[1] * (d.ndim - 1))
+    return _project(reps + d, reps, lo_r, hi_r, eps, norm)
+
+
+def extremes(adapter, X, eps, norm, *, goal=None, steps=12, m=48, seed=0):
+    """Min and max of the score, and min of g, over samples and PGD attacks inside the set."""
+    gen = torch.Generator().manual_seed(seed)
+    X = X.float()
+    if X.ndim == 3:
+        lo, hi = torch.zeros_like(X), torch.ones_like(X)
+    else:
+        lo, hi = adapter.bounds(X.shape[1])
+        lo, hi = lo.expand_as(X).cpu(), hi.expand_as(X).cpu()
+    bound = adapter.bind(goal or goals.flip(), X)
+    rows = torch.arange(X.shape[0])
+    pts = _sample(X, lo, hi, eps, norm, m, gen)
+    s, g = adapter.evaluate(pts, bound, rows.repeat_interleave(m))
+    smin, smax = s.view(-1, m).min(1).values, s.view(-1, m).max(1).values
+    gmin = g.view(-1, m).min(1).values
+    for sign, target in ((1.0, "score"), (-1.0, "score"), (1.0, "g")):
+        x = X + (torch.rand(X.shape, generator=gen) - 0.5) * eps * 0.5
+        x = _project(x, X, lo, hi, eps, norm)
+        step = 2.5 * eps / steps
+        for _ in range(steps + 1):
+            x = x.detach().requires_grad_(True)
+            y = adapter.forward(x)
+            sc, gg = adapter.output(y), bound(y, rows)
+            smin, smax = torch.minimum(smin, sc.detach()), torch.maximum(smax, sc.detach())
+            gmin = torch.minimum(gmin, gg.detach())
+            (grad,) = torch.autograd.grad((sign * (sc if target == "score" else gg)).sum(), x)
+            if norm == "linf":
+                x = x - step * grad.sign()
+            else:
+                n = grad.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, *[1] * (grad.ndim - 1))
+                x = x - step * grad / n
+            x = _project(x.detach(), X, lo, hi, eps, norm)
+    return smin, smax, gmin
+
+
+def assert_sound(result, smin, smax, gmin):
+    assert (result.lower <= smin + TOL).all(), (result.lower, smin)
+    assert (result.upper >= smax - TOL).all(), (result.upper, smax)
+    assert (gmin[result.certified] > 0).all()
+    assert (result.params["g_lower"] <= gmin + TOL).all()
+
+
+# ------------------------------------------------------------------ tests
+def _textbook_ibp(model: nn.Sequential, lo, hi):
+    for layer in model:
+        if isinstance(layer, nn.Linear):
+            W, b = layer.weight, layer.bias
+            lo, hi = lo @ W.clamp(min=0).T + hi @ W.clamp(max=0).T + b, hi @ W.clamp(min=0).T + lo @ W.clamp(max=0).T + b
+        else:
+            lo, hi = layer(lo), layer(hi)
+    return lo, hi
+
+
+def test_ibp_equals_textbook_interval_arithmetic():
+    model = mlp()
+    X = torch.randn(8, 5, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        lo, hi = _textbook_ibp(model, X - 0.1, X + 0.1)
+    for i in range(3):
+        b = ibp(FeatureModel(model, output=outputs.logit(i), device="cpu"), X, eps=0.1)
+        torch.testing.assert_close(b.lower, lo[:, i], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(b.upper, hi[:, i], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+@pytest.mark.parametrize("method", [ibp, crown])
+@pytest.mark.parametrize("name", ["mlp", "funky"])
+def test_feature_bounds_are_sound(name, method, norm):
+    torch.manual_seed(0)
+    model = mlp() if name == "mlp" else Funky(d=5)
+    adapter = FeatureModel(model, output=outputs.margin(0), device="cpu")
+    X = torch.randn(6, 5, generator=torch.Generator().manual_seed(2))
+    eps = {"linf": 0.05, "l2": 0.15, "l1": 0.3}[norm]
+    result = method(adapter, X, eps=eps, norm=norm)
+    assert_sound(result, *extremes(adapter, X, eps, norm))
+
+
+def test_feature_bounds_respect_feature_ranges():
+    torch.manual_seed(0)
+    adapter = FeatureModel(mlp(), output=outputs.value(1), bounds=(0.0, 1.0), device="cpu")
+    X = torch.rand(5, 5, generator=torch.Generator().manual_seed(3))
+    wide = crown(adapter, X, eps=10.0)
+    free = crown(FeatureModel(adapter.model, output=outputs.value(1), device="cpu"), X, eps=10.0)
+    assert ((wide.upper - wide.lower) < (free.upper - free.lower)).all()
+    assert_sound(wide, *extremes(adapter, X, 10.0, "linf"))
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+@pytest.mark.parametrize("method", [ibp, crown])
+def test_sequence_cnn_bounds_are_sound(method, norm, device):
+    torch.manual_seed(0)
+    adapter = SequenceModel(CNN(), output=outputs.logit(1), device=device)
+    X = one_hot(4, 16)
+    eps = 0.05 if norm == "linf" else 0.3
+    result = method(adapter, X, eps=eps, norm=norm)
+    assert_sound(result, *extremes(adapter.replace(device="cpu"), X, eps, norm))
+
+
+@pytest.mark.parametrize("strands", ["forward", "both"])
+def test_nlc_layout_and_strands_are_sound(strands):
+    torch.manual_seed(0)
+    adapter = SequenceModel(NLCNet(), output=outputs.value(0), layout="NLC", strands=strands, device="cpu")
+    X = one_hot(4, 12, seed=1)
+    for method in (ibp, crown):
+        result = method(adapter, X, eps=0.1)
+        center = adapter.score(X)
+        assert ((result.lower <= center) & (center <= result.upper)).all()
+        assert_sound(result, *extremes(adapter, X, 0.1, "linf"))
+
+
+@pytest.mark.parametrize("goal", [goals.flip(), goals.target(2), goals.decrease(by=0.2), goals.above(1.0)])
+def test_goal_certificates_hold_under_attack(goal):
+    torch.manual_seed(0)
+    adapter = FeatureModel(mlp(), output=outputs.logit(0), device="cpu")
+    X = torch.randn(12, 5, generator=torch.Generator().manual_seed(4))
+    result = crown(adapter, X, eps=0.05, goal=goal)
+    smin, smax, gmin = extremes(adapter, X, 0.05, "linf", goal=goal)
+    assert_sound(result, smin, smax, gmin)
+    assert result.certified.any()
+
+
+def test_crown_at_least_as_tight_as_ibp_and_much_tighter_at_small_eps():
+    torch.manual_seed(0)
+    adapter = FeatureModel(mlp(h=64), output=outputs.margin(0), device="cpu")
+    X = torch.randn(8, 5, generator=torch.Generator().manual_seed(5))
+    ratios = {}
+    for eps in (0.001, 0.01, 0.1, 1.0):
+        a, b = ibp(adapter, X, eps=eps), crown(adapter, X, eps=eps)
+        wa, wb = a.upper - a.lower, b.upper - b.lower
+        assert (wb <= wa + 1e-6).all()
+        assert (b.lower >= a.lower - 1e-6).all() and (b.upper <= a.upper + 1e-6).all()
+        ratios[eps] = float(wb.mean() / wa.mean())
+    assert ratios[0.001] < 0.2, ratios
+    for adapter, X in [
+        (SequenceModel(CNN(), output=1, device="cpu"), one_hot(3, 16)),
+        (FeatureModel(Funky(d=5), output=outputs.margin(2), device="cpu"), X),
+    ]:
+        a, b = ibp(adapter, X, eps=0.01), crown(adapter, X, eps=0.01)
+        assert (b.upper - b.lower <= a.upper - a.lower + 1e-6).all()
+        assert (b.upper - b.lower).mean() < 0.5 * (a.upper - a.lower).mean()
+
+
+def test_output_selections():
+    torch.manual_seed(0)
+    model = mlp()
+    X = torch.randn(4, 5, generator=torch.Generator().manual_seed(6))
+    for output in (outputs.prob(1), outputs.margin(2), outputs.value(0), lambda y: y[:, 0] - 2 * y[:, 2]):
+        adapter = FeatureModel(model, output=output, device="cpu")
+        result = crown(adapter, X, eps=0.05)
+        assert_sound(result, *extremes(adapter, X, 0.05, "linf"))
+    profile = SequenceModel(nn.Conv1d(4, 2, 3, padding=1), output=outputs.window(1, 2, 6, reduce="max"), device="cpu")
+    X = one_hot(3, 10)
+    assert_sound(crown(profile, X, eps=0.1), *extremes(profile, X, 0.1, "linf"))
+
+
+class _Sorts(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return torch.sort(self.lin(x), dim=-1).values
+
+
+class _Square(nn.Module):
+    def forward(self, x):
+        return (x * x).sum(-1, keepdim=True)
+
+
+def test_unsupported_operations_are_named():
+    X = torch.zeros(2, 4)
+    with pytest.raises(UnsupportedOperation, match="sort"):
+        ibp(FeatureModel(_Sorts(), output=0, device="cpu"), X, eps=0.1)
+    with pytest.raises(UnsupportedOperation, match="LayerNorm"):
+        crown(FeatureModel(nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4)), output=0, device="cpu"), X, eps=0.1)
+    with pytest.raises(UnsupportedOperation, match="multiplies two input-dependent"):
+        crown(FeatureModel(_Square(), output=0, device="cpu"), X, eps=0.1)
+
+
+def test_zero_radius_gives_the_point():
+    torch.manual_seed(0)
+    adapter = SequenceModel(CNN(), output=0, device="cpu")
+    X = one_hot(3, 16)
+    for method in (ibp, crown):
+        r = method(adapter, X, eps=0.0)
+        torch.testing.assert_close(r.lower, adapter.score(X), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(r.upper, adapter.score(X), atol=1e-5, rtol=1e-5)
