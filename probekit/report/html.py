@@ -118,6 +118,20 @@ def params_html(params: dict) -> str:
     return table_html(pd.DataFrame(rows, columns=["parameter", "value"]), max_rows=None)
 
 
+def errors_section(report, *, figures=True, max_inputs=20) -> str:
+    """Section listing the records of ``report.summary()`` that have an ``error`` (any report kind)."""
+    summary = report.summary()
+    if "error" not in summary or summary["error"].isna().all():
+        return ""
+    bad = summary[summary["error"].notna()][["id", "error"]]
+    return section("Records with errors", table_html(bad, max_rows=None))
+
+
+def parameters_section(report, *, figures=True, max_inputs=20) -> str:
+    """Section with the parameters that produced ``report`` (any report kind)."""
+    return section("Parameters", params_html(report.params))
+
+
 def page(title: str, body: str) -> str:
     """A complete HTML document with inline CSS and nothing loaded from elsewhere."""
     return (
@@ -132,4 +146,7 @@ def fragment(body: str) -> str:
     return f'<div class="probekit-report"><style>{_CSS}</style>{body}</div>'
 
 
-__all__ = ["escape", "table_html", "png_data_uri", "figure_html", "new_figure", "section", "note", "params_html", "page", "fragment"]
+__all__ = [
+    "escape", "table_html", "png_data_uri", "figure_html", "new_figure", "section", "note", "params_html",
+    "errors_section", "parameters_section", "page", "fragment",
+]  # fmt: skip

@@ -272,20 +272,8 @@ def motifs_section(report, *, figures, max_inputs) -> str:
     return html.section("Motif matches (JASPAR)", html.table_html(motifs, max_rows=200))
 
 
-def errors_section(report, *, figures, max_inputs) -> str:
-    summary = report.summary()
-    if "error" not in summary or summary["error"].isna().all():
-        return ""
-    bad = summary[summary["error"].notna()][["id", "error"]]
-    return html.section("Records with errors", html.table_html(bad, max_rows=None))
-
-
-def parameters_section(report, *, figures, max_inputs) -> str:
-    return html.section("Parameters", html.params_html(report.params))
-
-
 for _order, _fn in enumerate(
-    (overview_section, regions_section, inputs_section, edits_section, motifs_section, errors_section, parameters_section)
+    (overview_section, regions_section, inputs_section, edits_section, motifs_section, html.errors_section, html.parameters_section)
 ):
     SensitivityReport.register_section("dna", _fn, order=10 * (_order + 1))
 

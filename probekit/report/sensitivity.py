@@ -97,6 +97,9 @@ class SensitivityReport:
             return html.section("Atoms", html.table_html(report.table("atoms")))
 
         SensitivityReport.register_section("features", _atoms_section, order=30)
+        # kind-agnostic sections anyone can reuse:
+        SensitivityReport.register_section("features", html.errors_section, order=80)
+        SensitivityReport.register_section("features", html.parameters_section, order=90)
         report = SensitivityReport("features", {"frame": ..., "summary": ...}, params={...})
 
     Sections are joined in ``order`` to make :meth:`to_html`; a plot is drawn with
