@@ -313,8 +313,8 @@ def _probe_group(adapter, ids, seqs, *, goal, max_edits, baseline_draws, method,
             "importance": importance.reshape(-1).numpy().astype(np.float64),
             "rank": ranks.reshape(-1).numpy().astype(np.int64),
             "critical": critical.reshape(-1).numpy(),
-            "region": pd.array([int(r) if r > 0 else None for r in region_flat], dtype="Int64"),
-            "motif": [motif_of_region.get((i, int(r))) if r > 0 else None for i, r in zip(id_flat, region_flat)],
+            "region": pd.Series(region_flat, dtype="Int64").mask(region_flat == 0),
+            "motif": _motif_column(id_flat, region_flat, motif_of_region),
         }
     )
     for b, base in enumerate(adapter.alphabet):
@@ -338,8 +338,8 @@ def _probe_group(adapter, ids, seqs, *, goal, max_edits, baseline_draws, method,
             **stats,
             "threshold": threshold.double().numpy(),
             "n_critical": critical.sum(dim=1).numpy(),
-            "n_regions": [int((regions["id"] == i).sum()) for i in ids],
-            "top_region": [_top_region(regions, i) for i in ids],
+            "n_regions": regions.groupby("id").size().reindex(ids, fill_value=0).to_numpy(),
+            "top_region": _top_regions(regions, ids),
             "evaluations": (sub.evaluations + torch.as_tensor(ism.params.get("evaluations", 0)).cpu()).numpy(),
             "error": None,
         }
@@ -371,7 +371,7 @@ def _baseline_stats(random_substitutions, adapter, X, ks, adv, *, baseline_draws
 
 def _trajectory(adapter, X, edits, bound, ids, *, alphabet) -> pd.DataFrame:
     """Score and goal value after each prefix of each input's edit list, in one batch."""
-    scores0, g0 = adapter.evaluate(X, bound)
+    scores0, g0 = (t.cpu() for t in adapter.evaluate(X, bound))
     owner, steps, targets = [], [], []
     for i, edit_list in enumerate(edits):
         for j in range(1, len(edit_list) + 1):
@@ -395,7 +395,7 @@ def _trajectory(adapter, X, edits, bound, ids, *, alphabet) -> pd.DataFrame:
         pos_t = torch.tensor(pos, device=X.device)
         Xc[cand_t, :, pos_t] = 0
         Xc[cand_t, torch.tensor(alt, device=X.device), pos_t] = 1
-        scores, g = adapter.evaluate(Xc, bound, rows=owner_t)
+        scores, g = (t.cpu() for t in adapter.evaluate(Xc, bound, rows=owner_t))
         for c, (i, j) in enumerate(zip(owner, steps)):
             position, ref, base = edits[i][j - 1]
             rows.append({"id": ids[i], "step": j, "position": int(position), "ref": ref, "alt": base, "score": float(scores[c]), "g": float(g[c])})
@@ -460,11 +460,18 @@ def _goal_score(bound) -> np.ndarray:
     return np.full(len(reference), np.nan)
 
 
-def _top_region(regions: pd.DataFrame, id_) -> str | None:
-    own = regions[(regions["id"] == id_) & (regions["region"] == 1)]
-    if own.empty:
-        return None
-    return f"{int(own['start'].iloc[0])}-{int(own['end'].iloc[0])}"
+def _top_regions(regions: pd.DataFrame, ids) -> list:
+    """``"start-end"`` of each input's strongest region, None without one."""
+    top = regions[regions["region"] == 1].set_index("id")
+    return [f"{int(top.at[i, 'start'])}-{int(top.at[i, 'end'])}" if i in top.index else None for i in ids]
+
+
+def _motif_column(id_flat, region_flat, motif_of_region) -> np.ndarray:
+    """Best motif name of each position's region (None outside regions or without a match)."""
+    out = np.full(len(region_flat), None, dtype=object)
+    for k in np.flatnonzero(region_flat > 0):
+        out[k] = motif_of_region.get((id_flat[k], int(region_flat[k])))
+    return out
 
 
 def _empty(columns) -> pd.DataFrame:
