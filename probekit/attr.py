@@ -60,6 +60,7 @@ Examples
 from __future__ import annotations
 
 import copy
+import operator
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -493,7 +494,7 @@ def _arg(args, kwargs, i, name, default):
     return args[i] if len(args) > i else kwargs.get(name, default)
 
 
-def deeplift_ready(model):
+def deeplift_ready(model, *, example: torch.Tensor | None = None):
     """A copy of ``model`` whose nonlinearities are modules captum's DeepLIFT gives its rule to.
 
     captum applies the DeepLIFT rescale rule only to ``nn.ReLU``, ``nn.Sigmoid``...
@@ -501,9 +502,21 @@ def deeplift_ready(model):
     calls (``torch.relu(x)``, ``F.relu(x)``, ``x.relu()``, sigmoid, tanh,
     softmax, elu, leaky_relu, softplus) become fresh modules, and every
     nonlinear module call gets its own copy, so reused modules and two-strand
-    averaging work. The user's model is never changed: weights are shared, modules
-    holding nonlinearities are not. If tracing fails the model is returned as it
-    is, with a :class:`ProbekitWarning`.
+    averaging work. Nonlinear modules that follow each other directly (a ReLU
+    feeding a max pool) are kept apart by a copy, which captum needs to get
+    their multipliers right. Given an ``example`` input, global max pooling over the
+    last axis of a 3-D tensor (``h.max(dim=-1).values``, ``torch.amax(h, -1)``)
+    becomes ``nn.MaxPool1d`` over the whole length, which has captum's max rule.
+    The user's model is never changed: weights are shared, modules holding
+    nonlinearities are not. If tracing fails the model is returned as it is,
+    with a :class:`ProbekitWarning`.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or callable
+    example : torch.Tensor, optional
+        An input in the model's layout, on its device, used to learn the
+        lengths that global max pooling runs over.
 
     Examples
     --------
@@ -522,7 +535,15 @@ def deeplift_ready(model):
         )
         return model
     graph = gm.graph
-    count = 0
+    if example is not None:
+        from torch.fx.passes.shape_prop import ShapeProp
+
+        try:
+            with torch.no_grad():
+                ShapeProp(gm).propagate(example)
+        except Exception:  # noqa: BLE001 - without shapes, max pooling keeps its gradient
+            pass
+    count = _replace_global_max(gm)
     for node in list(graph.nodes):
         name = None
         if node.op == "call_function" and node.target in _FUNCTIONS:
@@ -547,10 +568,84 @@ def deeplift_ready(model):
             new = graph.call_module(target, (node.args[0],))
         node.replace_all_uses_with(new)
         graph.erase_node(node)
+    _separate_rule_modules(gm)
     graph.lint()
     gm.recompile()
     gm.delete_all_unused_submodules()
     return gm
+
+
+def _is_rule_call(gm, node) -> bool:
+    return node.op == "call_module" and isinstance(gm.get_submodule(node.target), _RULE_MODULES)
+
+
+def _separate_rule_modules(gm) -> None:
+    """Put a copy between two rule modules that follow each other directly.
+
+    When one hooked nonlinearity feeds the next without an operation in between
+    (``nn.ReLU`` then ``nn.MaxPool1d``), captum's backward hooks share one tensor
+    and the multipliers come out wrong (summation fails); a ``clone`` keeps them apart.
+    """
+    graph = gm.graph
+    for node in list(graph.nodes):
+        if not _is_rule_call(gm, node) or not isinstance(node.args[0], torch.fx.Node):
+            continue
+        source = node.args[0]
+        if _is_rule_call(gm, source):
+            with graph.inserting_before(node):
+                copied = graph.call_method("clone", (source,))
+            node.replace_input_with(source, copied)
+
+
+def _global_max_length(node) -> int | None:
+    """Length L when ``node`` takes the max over the last axis of a (N, C, L) tensor, else None."""
+    is_max = (node.op == "call_method" and node.target in ("max", "amax")) or (
+        node.op == "call_function" and node.target in (torch.max, torch.amax)
+    )
+    if not is_max or not node.args or not isinstance(node.args[0], torch.fx.Node):
+        return None
+    meta = node.args[0].meta.get("tensor_meta")
+    dim = _arg(node.args, node.kwargs, 1, "dim", None)
+    if meta is None or len(meta.shape) != 3 or dim not in (-1, 2, (-1,), (2,), [-1], [2]):
+        return None
+    if _arg(node.args, node.kwargs, 2, "keepdim", False) is not False:
+        return None
+    return int(meta.shape[2])
+
+
+def _replace_global_max(gm) -> int:
+    """Turn global max pooling over the last axis into ``nn.MaxPool1d`` modules; returns how many."""
+    graph = gm.graph
+    count = 0
+    for node in list(graph.nodes):
+        length = _global_max_length(node)
+        if length is None:
+            continue
+        returns_pair = node.target in ("max", torch.max)
+        users = list(node.users)
+        if returns_pair and not all(_takes_values(u) for u in users):
+            continue  # the indices are used: leave it
+        target = f"_deeplift_maxpool_{count}"
+        count += 1
+        gm.add_submodule(target, nn.MaxPool1d(kernel_size=length))
+        with graph.inserting_before(node):
+            pooled = graph.call_module(target, (node.args[0],))
+            squeezed = graph.call_method("squeeze", (pooled, -1))
+        for user in users if returns_pair else [node]:
+            user.replace_all_uses_with(squeezed)
+        for user in users if returns_pair else []:
+            graph.erase_node(user)
+        graph.erase_node(node)
+    return count
+
+
+def _takes_values(node) -> bool:
+    """True when ``node`` reads the values of a ``max(dim=...)`` result (``.values`` or ``[0]``)."""
+    if node.op != "call_function" or len(node.args) != 2:
+        return False
+    return (node.target is getattr and node.args[1] == "values") or (
+        node.target is operator.getitem and node.args[1] == 0
+    )
 
 
 class _BothStrands(nn.Module):
@@ -583,6 +678,11 @@ class _Scored(nn.Module):
         return self.adapter.score_fn(x)
 
 
+def _both_strands(adapter) -> bool:
+    """True when the adapter averages both strands."""
+    return getattr(adapter, "strands", "forward") == "both"
+
+
 class _ProbHead(nn.Module):
     """``outputs.prob(i)`` as modules after the model: softmax over columns, or sigmoid of a single logit."""
 
@@ -601,15 +701,17 @@ class _ProbHead(nn.Module):
         return self.softmax(y)[:, self.index : self.index + 1]
 
 
-def _deeplift_adapter(adapter):
+def _deeplift_adapter(adapter, X):
     """A copy of the adapter whose model carries every nonlinearity as a module of its own."""
     changes = {}
-    if getattr(adapter, "strands", "forward") == "both":
-        strands = (deeplift_ready(adapter.model), deeplift_ready(adapter.model))
-        net = _BothStrands(*strands, layout=adapter.layout, alphabet=adapter.alphabet)
+    with adapter.session():  # the example runs where the model will run
+        example = adapter._to_model_layout(X[:1].to(adapter.dtype))
+        ready = [deeplift_ready(adapter.model, example=example) for _ in range(2 if _both_strands(adapter) else 1)]
+    if len(ready) == 2:
+        net = _BothStrands(*ready, layout=adapter.layout, alphabet=adapter.alphabet)
         changes.update(strands="forward", layout="NCL")
     else:
-        net = deeplift_ready(adapter.model)
+        net = ready[0]
     if adapter.output.name.startswith("prob[") and adapter.output.index is not None:
         # The probability's softmax/sigmoid gets its DeepLIFT rule too.
         net = _ProbHead(net, adapter.output.index)
@@ -701,7 +803,7 @@ def deeplift_shap(
     n, R = refs.shape[:2]
     inputs = X[:, None].expand_as(refs).reshape(n * R, *X.shape[1:])
     baselines = refs.reshape(n * R, *X.shape[1:]).contiguous()
-    lifted = _deeplift_adapter(adapter)
+    lifted = _deeplift_adapter(adapter, X)
     module = _Scored(lifted)
 
     def run(a: int, b: int) -> torch.Tensor:

@@ -410,3 +410,56 @@ def test_deeplift_ready_keeps_outputs_for_many_functional_forms():
     x = torch.randn(6, 5, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         assert close(ready(x), model(x))
+
+
+class ToyConvTwin(nn.Module):
+    """ToyConv written with modules: nn.ReLU and a max pool over the whole length."""
+
+    def __init__(self, toy, length):
+        super().__init__()
+        self.conv, self.linear = toy.conv, toy.linear
+        self.relu, self.pool = nn.ReLU(), nn.MaxPool1d(length)
+
+    def forward(self, x):
+        return self.linear(self.pool(self.relu(self.conv(x))).squeeze(-1))
+
+
+def deeplift_delta_by_captum(model, X, refs, target):
+    inputs = X[:, None].expand_as(refs).reshape(-1, *X.shape[1:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, delta = DeepLift(model).attribute(
+            inputs.clone().requires_grad_(True), baselines=refs.reshape(inputs.shape), target=target,
+            return_convergence_delta=True,
+        )
+    return delta
+
+
+def test_toyconv_global_max_and_relu_get_their_rules():
+    """ToyConv (torch.relu, .max(dim=-1)) equals its module twin, and attributions sum to the output change."""
+    toy = ToyConv(n_outputs=2, channels=8, kernel=5, seed=3)
+    X = one_hot(random_sequences(4, L, seed=11))
+    a = deeplift_shap(SequenceModel(toy, output=1, device="cpu"), X, n_references=6, seed=2, form="hypothetical")
+    twin = ToyConvTwin(toy, L)
+    b = deeplift_shap(SequenceModel(twin, output=1, device="cpu"), X, n_references=6, seed=2, form="hypothetical")
+    assert close(a.values, b.values)
+    refs = dinucleotide_shuffle(X, n=6, seed=2)
+    with torch.no_grad():
+        target = toy(X)[:, 1] - toy(refs.reshape(-1, 4, L))[:, 1].reshape(4, 6).mean(1)
+    assert close((a.values * X).sum(dim=(1, 2)), target, atol=1e-4)
+    assert a.delta.abs().max() < 1e-4
+    # captum alone gets neither model right: no rule for .max, and wrong multipliers for ReLU -> MaxPool.
+    assert deeplift_delta_by_captum(toy, X, refs, 1).abs().max() > 1e-2
+    assert deeplift_delta_by_captum(twin, X, refs, 1).abs().max() > 1e-2
+
+
+def test_consecutive_nonlinear_modules_sum_exactly():
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv1d(4, 5, 3, padding=1), nn.ReLU(), nn.MaxPool1d(2), nn.Sigmoid(), nn.Flatten(), nn.Linear(5 * L // 2, 1)
+    )
+    X = one_hot(random_sequences(3, L, seed=12))
+    result = deeplift_shap(SequenceModel(model, output=0, device="cpu"), X, n_references=4)
+    assert result.delta.abs().max() < 1e-4
+    refs = dinucleotide_shuffle(X, n=4, seed=0)
+    assert deeplift_delta_by_captum(model, X, refs, 0).abs().max() > 1e-3
