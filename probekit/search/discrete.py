@@ -41,6 +41,7 @@ from .._warnings import warn
 from ..results import ISMResult, SubstitutionResult
 
 METHODS = ("auto", "exhaustive", "greedy", "beam", "gradient")
+_INDEX_BUDGET = 2**24  # candidate indices held at once by the single-edit scan
 
 
 # ------------------------------------------------------------------ helpers
@@ -155,24 +156,28 @@ def _site_values(adapter, X, sites, fn, *, current, apply, n_values, skip=None, 
     row's value, and so do skipped sites. Returns (M, P, n_values, *).
     """
     m, p, a = X.shape[0], sites.numel(), n_values
-    cur = current(X)[:, sites]
-    need = torch.ones(m, p, a, dtype=torch.bool, device=X.device)
-    need.scatter_(2, cur.clamp_min(0)[..., None], (cur < 0)[..., None])
-    if skip is not None:
-        need &= ~skip[..., None]
     base = adapter.map(X, fn)
     rest = base.shape[1:]
     out = base[:, None, None].expand(m, p, a, *rest).clone()
-    flat = need.reshape(-1).nonzero().squeeze(1)
+    flat_out = out.view(m * p * a, *rest)
+    block = max(1, _INDEX_BUDGET // max(p * a, 1))  # rows whose candidate indices are held at once
+    for first in range(0, m, block):
+        last = min(m, first + block)
+        cur = current(X[first:last])[:, sites]
+        need = torch.ones(last - first, p, a, dtype=torch.bool, device=X.device)
+        need.scatter_(2, cur.clamp_min(0)[..., None], (cur < 0)[..., None])
+        if skip is not None:
+            need &= ~skip[first:last, :, None]
+        flat = need.reshape(-1).nonzero().squeeze(1) + first * p * a
 
-    def build(start, stop):
-        idx = flat[start:stop]
-        row, site, value = idx // (p * a), (idx // a) % p, idx % a
-        return apply(X[row].clone(), sites[site][:, None], value[:, None]), row
+        def build(start, stop, flat=flat):
+            idx = flat[start:stop]
+            row, site, value = idx // (p * a), (idx // a) % p, idx % a
+            return apply(X[row].clone(), sites[site][:, None], value[:, None]), row
 
-    values = _lazy_map(adapter, flat.numel(), build, fn, progress=progress, desc="single edits")
-    if values is not None:
-        out.view(m * p * a, *rest)[flat] = values
+        values = _lazy_map(adapter, flat.numel(), build, fn, progress=progress, desc="single edits")
+        if values is not None:
+            flat_out[flat] = values
     return out
 
 
@@ -591,8 +596,10 @@ def _search(adapter, space: _Space, goal, *, max_edits, method, beam_width, max_
     n = X.shape[0]
     state = _State(n, max_edits, X.device)
     with adapter.session():
-        bound = adapter.bind(goal, X).to(adapter.device)
-        score_before, g0 = adapter.evaluate(X, bound)
+        y0 = adapter.predict(X)
+        bound = goal.bind(adapter.output, y0).to(adapter.device)
+        score_before, g0 = adapter.output(y0), bound(y0)
+        del y0
         state.evals += 1
         met = g0 <= 0
         state.found |= met
