@@ -463,3 +463,22 @@ def test_consecutive_nonlinear_modules_sum_exactly():
     assert result.delta.abs().max() < 1e-4
     refs = dinucleotide_shuffle(X, n=4, seed=0)
     assert deeplift_delta_by_captum(model, X, refs, 0).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("strands", ["forward", "both"])
+def test_deeplift_nlc_model(strands):
+    class NLCConv(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(5)
+            self.conv = nn.Conv1d(4, 6, 5, padding=2)
+            self.linear = nn.Linear(6, 1)
+
+        def forward(self, x):  # x: (N, L, 4)
+            return self.linear(F.relu(self.conv(x.transpose(1, 2))).amax(dim=-1))
+
+    X = one_hot(random_sequences(3, L, seed=13))
+    adapter = SequenceModel(NLCConv(), output=0, layout="NLC", device="cpu", strands=strands)
+    result = deeplift_shap(adapter, X, n_references=4)
+    assert result.values.shape == X.shape
+    assert result.delta.abs().max() < 1e-4
