@@ -170,6 +170,15 @@ def probe(
         raise ValueError(f"max_edits must be at least 1, got {max_edits}")
     if baseline_draws < 1:
         raise ValueError(f"baseline_draws must be at least 1, got {baseline_draws}")
+    from .search.discrete import METHODS
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+    if attribution is not None:
+        from .attr import METHODS as ATTRIBUTIONS
+
+        if attribution not in ATTRIBUTIONS:
+            raise ValueError(f"unknown attribution {attribution!r}; choose from {sorted(ATTRIBUTIONS)}")
     t0 = time.perf_counter()
     goal = goals_module.parse(goal)
     motif_list = _motif_list(motifs)
@@ -180,8 +189,7 @@ def probe(
     groups = group_by_length(good["sequence"].tolist())
     settings = dict(
         goal=goal, max_edits=max_edits, baseline_draws=baseline_draws, method=method, attribution=attribution,
-        motif_list=motif_list, window=window, seed=seed, progress=progress, alpha=alpha, max_gap=max_gap,
-        min_length=min_length,
+        motif_list=motif_list, seed=seed, progress=progress, alpha=alpha, max_gap=max_gap, min_length=min_length,
     )  # fmt: skip
     parts = []
     iterator = groups.items()
@@ -193,8 +201,9 @@ def probe(
         ids = good["id"].iloc[index].tolist()
         seqs = good["sequence"].iloc[index].tolist()
         try:
-            parts.append(_probe_group(adapter, ids, seqs, **settings))
-        except (ModelCallError, ValueError) as error:
+            bounds = _window(window, length)
+            parts.append(_probe_group(adapter, ids, seqs, bounds=bounds, **settings))
+        except (ModelCallError, _WindowError) as error:
             warn(f"{len(ids)} sequences of length {length} were not probed: {error}")
             for i in ids:
                 errors[i] = f"record {i!r}: {error}"
@@ -207,7 +216,7 @@ def probe(
         "method": method,
         "attribution": attribution,
         "motifs": len(motif_list) if motif_list else False,
-        "window": list(window) if window is not None else None,
+        "window": None if window is None else ([window.start, window.stop] if isinstance(window, slice) else list(window)),
         "seed": seed,
         "alpha": alpha,
         "max_gap": max_gap,
@@ -236,6 +245,10 @@ def _motif_list(motifs):
     return motifs
 
 
+class _WindowError(ValueError):
+    pass
+
+
 def _window(window, length: int) -> tuple[int, int]:
     if window is None:
         return 0, length
@@ -246,19 +259,19 @@ def _window(window, length: int) -> tuple[int, int]:
     start = 0 if start is None else int(start)
     end = length if end is None else min(int(end), length)
     if not 0 <= start < end:
-        raise ValueError(f"window {window!r} holds no position of a sequence of length {length}")
+        raise _WindowError(f"window {window!r} holds no position of a sequence of length {length}")
     return start, end
 
 
-def _probe_group(adapter, ids, seqs, *, goal, max_edits, baseline_draws, method, attribution, motif_list, window, seed,
+def _probe_group(adapter, ids, seqs, *, bounds, goal, max_edits, baseline_draws, method, attribution, motif_list, seed,
                  progress, alpha, max_gap, min_length) -> dict:  # fmt: skip
-    """All tables of one group of equal-length sequences."""
+    """All tables of one group of equal-length sequences: the searches, then the tables."""
     from .search.baseline import random_substitutions
     from .search.discrete import min_substitutions, saturation_mutagenesis
 
     X = adapter.encode(seqs)
-    n, n_bases, length = X.shape
-    start, end = _window(window, length)
+    length = X.shape[2]
+    start, end = bounds
     positions = None if (start, end) == (0, length) else slice(start, end)
     with adapter.session():
         ism = saturation_mutagenesis(adapter, X, start=start, end=end, ids=ids, progress=progress)
@@ -277,9 +290,18 @@ def _probe_group(adapter, ids, seqs, *, goal, max_edits, baseline_draws, method,
             from .attr import attribute
 
             attr = attribute(adapter, X, method=attribution).per_position.cpu()
+    return _group_tables(
+        adapter, ids, seqs, X.detach().cpu(), ism, sub, adv, stats, bound, trajectory, attr, bounds=bounds, goal=goal,
+        motif_list=motif_list, alpha=alpha, max_gap=max_gap, min_length=min_length,
+    )  # fmt: skip
 
+
+def _group_tables(adapter, ids, seqs, X_cpu, ism, sub, adv, stats, bound, trajectory, attr, *, bounds, goal, motif_list,
+                  alpha, max_gap, min_length) -> dict:  # fmt: skip
+    """Importance, thresholds, regions, motifs and the tidy tables of one group."""
+    n, _, length = X_cpu.shape
+    start, end = bounds
     effects = ism.effects.cpu()
-    X_cpu = X.detach().cpu()
     ref_index = _ref_index(X_cpu)
     inside = torch.zeros(length, dtype=torch.bool)
     inside[start:end] = True

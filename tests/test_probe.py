@@ -185,6 +185,17 @@ def test_window_limits_scan_and_edits():
     assert report.regions()[["start", "end"]].values.tolist() == [[25, 32]]
 
 
+def test_bad_settings_fail_before_any_work():
+    adapter = SequenceModel(MotifCounter(MOTIF), output=0, device="cpu")
+    with pytest.raises(ValueError, match="unknown method"):
+        probe(adapter, ["ACGTACGT"], method="magic")
+    with pytest.raises(ValueError, match="unknown attribution"):
+        probe(adapter, ["ACGTACGT"], attribution="magic")
+    with pytest.warns(ProbekitWarning, match="window"):
+        report = probe(adapter, ["ACGTACGT", "ACGTACGTACGTAC"], window=slice(10, 14), max_edits=1, baseline_draws=5)
+    assert "window" in report.summary()["error"][0] and report.summary()["error"][1] is None
+
+
 def test_motif_annotation_names_the_planted_jaspar_motif():
     pytest.importorskip("pyjaspar")
     from probekit.motifs import Motif, jaspar_motifs
