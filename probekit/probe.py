@@ -83,6 +83,7 @@ def probe(
     alpha: float = 0.05,
     max_gap: int = 2,
     min_length: int = 3,
+    **feature_options,
 ) -> SensitivityReport:
     """Probe what a model relies on: minimal edits, their significance, and critical positions.
 
@@ -140,6 +141,9 @@ def probe(
         Level of the null threshold that marks critical positions.
     max_gap, min_length : int
         Region merging and minimum region length.
+    **feature_options
+        Feature models only: further options of ``probe_features`` (for example
+        ``flips=``, ``norm=``, ``attribution_kwargs=``).
 
     Returns
     -------
@@ -161,11 +165,14 @@ def probe(
             raise ValueError("motifs= and window= apply to DNA models only")
         from .report.molecules import probe_features  # written for feature and molecule models
 
-        extra = {} if alpha == 0.05 else {"alpha": alpha}
+        if attribution is not None:  # otherwise probe_features keeps its own default method
+            feature_options["attribution"] = attribution
         return probe_features(
             adapter, inputs, goal=goal, max_edits=max_edits, baseline_draws=baseline_draws, method=method,
-            attribution=attribution, seed=seed, progress=progress, **extra,
+            alpha=alpha, seed=seed, progress=progress, **feature_options,
         )  # fmt: skip
+    if feature_options:
+        raise TypeError(f"probe() got options {sorted(feature_options)} that apply to feature models only")
     if max_edits < 1:
         raise ValueError(f"max_edits must be at least 1, got {max_edits}")
     if baseline_draws < 1:

@@ -255,7 +255,12 @@ def test_feature_models_are_handed_to_the_molecule_report(monkeypatch):
     monkeypatch.setitem(sys.modules, "probekit.report.molecules", fake)
     adapter = FeatureModel(nn.Linear(3, 1), output=0, device="cpu")
     X = torch.zeros(2, 3)
-    assert probe(adapter, X, max_edits=4, seed=3) == "features report"
+    assert probe(adapter, X, max_edits=4, seed=3, norm="l2") == "features report"
     assert calls["adapter"] is adapter and calls["inputs"] is X and calls["max_edits"] == 4 and calls["seed"] == 3
+    assert calls["norm"] == "l2" and "attribution" not in calls  # its own default method stays
+    probe(adapter, X, attribution="saliency")
+    assert calls["attribution"] == "saliency"
     with pytest.raises(ValueError, match="DNA"):
         probe(adapter, X, motifs=True)
+    with pytest.raises(TypeError, match="feature models only"):
+        probe(SequenceModel(MotifCounter(MOTIF), output=0, device="cpu"), ["ACGT"], norm="l2")
