@@ -209,6 +209,18 @@ def _single_substitution_scores(adapter, X, positions, fn, *, skip=None, progres
         row's own base (and at skipped pairs) the value of the unedited row.
         At N columns that are not skipped all ``A`` bases are scanned.
 
+    Notes
+    -----
+    Plugging in another engine: it must return the same tensor. Every search
+    passes an ``fn`` that gives one scalar per row (ISM: the score; greedy and
+    beam: the bound goal value, with ``rows`` mapped to the original inputs
+    inside ``fn``), so an engine limited to scalar ``fn`` covers them; keep the
+    generic scan below as the fallback for other ``fn`` and for models the
+    engine cannot take. An engine that scans skipped pairs anyway must write
+    the unedited row's value there (``fn`` of ``X`` itself, broadcast over
+    bases), since searches rely on it to ignore N columns, protected and
+    already edited positions.
+
     Examples
     --------
     >>> import torch
@@ -905,7 +917,7 @@ def saturation_mutagenesis(
             "output": adapter.output.name,
             "device": str(adapter.device),
             "seconds": time.perf_counter() - t0,
-            "evaluations": scanned + 1,
+            "evaluations": scanned + 2,  # the reference is scored twice: once here, once by the scan
         },
     )
 
