@@ -96,7 +96,9 @@ def _fetch(collection: str, tax_group: str | None, matrix_ids: tuple | None, rel
     return tuple(Motif.from_biopython(m) for m in found)
 
 
-def jaspar_motifs(collection: str = "CORE", tax_group: str | None = "vertebrates", *, matrix_ids=None, release=None) -> list[Motif]:
+def jaspar_motifs(
+    collection: str = "CORE", tax_group: str | None = "vertebrates", *, matrix_ids=None, release=None
+) -> list[Motif]:
     """JASPAR matrices from pyjaspar's bundled database (no network), cached per process.
 
     Parameters

@@ -374,7 +374,10 @@ def _group_tables(adapter, ids, seqs, X_cpu, ism, sub, adv, stats, bound, trajec
         }
     )
     edits = trajectory[trajectory["step"] > 0].reset_index(drop=True)
-    return {"frame": frame, "summary": summary, "regions": regions, "edits": edits, "trajectory": trajectory, "motifs": motif_table}
+    return {
+        "frame": frame, "summary": summary, "regions": regions, "edits": edits, "trajectory": trajectory,
+        "motifs": motif_table,
+    }  # fmt: skip
 
 
 def _ref_index(X: torch.Tensor) -> torch.Tensor:
@@ -427,7 +430,10 @@ def _trajectory(adapter, X, edits, bound, ids, *, alphabet) -> pd.DataFrame:
         scores, g = (t.cpu() for t in adapter.evaluate(Xc, bound, rows=owner_t))
         for c, (i, j) in enumerate(zip(owner, steps)):
             position, ref, base = edits[i][j - 1]
-            rows.append({"id": ids[i], "step": j, "position": int(position), "ref": ref, "alt": base, "score": float(scores[c]), "g": float(g[c])})
+            rows.append(
+                {"id": ids[i], "step": j, "position": int(position), "ref": ref, "alt": base,
+                 "score": float(scores[c]), "g": float(g[c])}
+            )  # fmt: skip
     frame = pd.DataFrame(rows, columns=EDIT_COLUMNS)
     order = {i: n for n, i in enumerate(ids)}
     frame = frame.iloc[np.lexsort((frame["step"].to_numpy(), frame["id"].map(order).to_numpy()))].reset_index(drop=True)
@@ -524,7 +530,8 @@ def _assemble(parts: list[dict], records: pd.DataFrame, errors: dict) -> dict:
         cols = [frame[k].to_numpy() for k in reversed(keys)] + [rank]
         return frame.iloc[np.lexsort(cols)].reset_index(drop=True)
 
-    frame = in_order(join("frame", ["id", "position", "ref", "importance", "rank", "critical", "region", "motif"]), "position")
+    frame_columns = ["id", "position", "ref", "importance", "rank", "critical", "region", "motif"]
+    frame = in_order(join("frame", frame_columns), "position")
     good_ids = set()
     summary_parts = [p["summary"] for p in parts]
     if summary_parts:
@@ -546,7 +553,9 @@ def _assemble(parts: list[dict], records: pd.DataFrame, errors: dict) -> dict:
     edits = in_order(join("edits", EDIT_COLUMNS), "step")
     trajectory = in_order(join("trajectory", EDIT_COLUMNS), "step")
     motifs = in_order(join("motifs", MOTIF_COLUMNS), "region", "match_rank")
-    return {"frame": frame, "summary": summary, "regions": regions, "edits": edits, "trajectory": trajectory, "motifs": motifs}
+    return {
+        "frame": frame, "summary": summary, "regions": regions, "edits": edits, "trajectory": trajectory, "motifs": motifs,
+    }  # fmt: skip
 
 
 __all__ = ["probe"]

@@ -40,8 +40,9 @@ def toy_report(length=12, seed=0):
         rank = np.empty(length, dtype=np.int64)
         rank[np.argsort(-importance, kind="stable")] = np.arange(1, length + 1)
         for p in range(length):
+            inside = 4 <= p < 8
             row = {"id": id_, "position": p, "ref": seq[p], "importance": importance[p], "rank": int(rank[p]),
-                   "critical": 4 <= p < 8, "region": 1 if 4 <= p < 8 else None, "motif": "M1" if 4 <= p < 8 else None}  # fmt: skip
+                   "critical": inside, "region": 1 if inside else None, "motif": "M1" if inside else None}  # fmt: skip
             row.update({f"effect_{b}": effects[p, j] for j, b in enumerate(BASES)})
             rows.append(row)
         summary.append({"id": id_, "length": length, "score": 1.0 + i, "goal": "below:0.5", "goal_score": 0.5,

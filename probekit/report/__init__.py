@@ -16,4 +16,6 @@ from . import html
 from .sensitivity import SensitivityReport
 from .tables import critical_mask, find_regions, null_threshold, position_importance, rank_desc
 
-__all__ = ["SensitivityReport", "html", "position_importance", "null_threshold", "critical_mask", "find_regions", "rank_desc"]
+__all__ = [
+    "SensitivityReport", "html", "position_importance", "null_threshold", "critical_mask", "find_regions", "rank_desc",
+]  # fmt: skip

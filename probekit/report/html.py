@@ -114,7 +114,8 @@ def note(text: str, *, error: bool = False) -> str:
 
 def params_html(params: dict) -> str:
     """The parameters that produced a report, as a two-column table."""
-    rows = [{"parameter": k, "value": v if isinstance(v, (str, int, float, bool)) or v is None else json.dumps(v)} for k, v in params.items()]
+    plain = (str, int, float, bool, type(None))
+    rows = [{"parameter": k, "value": v if isinstance(v, plain) else json.dumps(v)} for k, v in params.items()]
     return table_html(pd.DataFrame(rows, columns=["parameter", "value"]), max_rows=None)
 
 

@@ -83,7 +83,8 @@ def plot_ism(report, id, ax, *, start=None, end=None, cmap: str = "RdBu_r", colo
             ax.scatter(x, np.full(len(x), j), s=4 if len(positions) > 100 else 10, c="k", marker="o", linewidths=0)
     for region in _input_regions(report, id).itertuples():
         if region.end > positions[0] and region.start <= positions[-1]:
-            ax.add_patch(Rectangle((region.start - 0.5, -0.5), region.end - region.start, len(bases), fill=False, edgecolor="k", lw=1.2))
+            corner = (region.start - 0.5, -0.5)
+            ax.add_patch(Rectangle(corner, region.end - region.start, len(bases), fill=False, edgecolor="k", lw=1.2))
     ax.set_xlim(extent[0], extent[1])
     _integer_ticks(ax)
     ax.set_xlabel("position")
@@ -273,7 +274,8 @@ def motifs_section(report, *, figures, max_inputs) -> str:
 
 
 for _order, _fn in enumerate(
-    (overview_section, regions_section, inputs_section, edits_section, motifs_section, html.errors_section, html.parameters_section)
+    (overview_section, regions_section, inputs_section, edits_section, motifs_section, html.errors_section,
+     html.parameters_section)
 ):
     SensitivityReport.register_section("dna", _fn, order=10 * (_order + 1))
 

@@ -128,7 +128,8 @@ class SensitivityReport:
             if not isinstance(table, pd.DataFrame):
                 raise TypeError(f"table {name!r} must be a pandas DataFrame, got {type(table).__name__}")
         object.__setattr__(self, "_kind", kind)
-        object.__setattr__(self, "_tables", MappingProxyType({n: t.reset_index(drop=True).copy() for n, t in tables.items()}))
+        own = {name: table.reset_index(drop=True).copy() for name, table in tables.items()}
+        object.__setattr__(self, "_tables", MappingProxyType(own))
         object.__setattr__(self, "_params", jsonable(dict(params or {})))
 
     def __setattr__(self, name, value):
@@ -338,7 +339,8 @@ class SensitivityReport:
         tables = {
             name: json.loads(t.to_json(orient="table", index=False, double_precision=15)) for name, t in self._tables.items()
         }
-        return json.dumps({"format": FORMAT, "version": FORMAT_VERSION, "kind": self._kind, "params": self._params, "tables": tables}, indent=indent)
+        payload = {"format": FORMAT, "version": FORMAT_VERSION, "kind": self._kind, "params": self._params, "tables": tables}
+        return json.dumps(payload, indent=indent)
 
     @classmethod
     def from_json(cls, text: str) -> "SensitivityReport":

@@ -93,7 +93,9 @@ def critical_mask(importance: torch.Tensor, threshold: torch.Tensor, *, rtol: fl
     return nonzero & (importance >= threshold[:, None] - rtol * scale)
 
 
-def find_regions(mask, *, max_gap: int = 2, min_length: int = 3, importance=None, grow: float = 0.5) -> list[tuple[int, int]]:
+def find_regions(
+    mask, *, max_gap: int = 2, min_length: int = 3, importance=None, grow: float = 0.5
+) -> list[tuple[int, int]]:
     """Runs of True, widened to half their peak, merged across gaps of at most ``max_gap``, at least ``min_length`` long.
 
     Parameters
@@ -233,4 +235,7 @@ def frame_from_plain(plain: dict) -> pd.DataFrame:
     return pd.DataFrame(series, columns=plain["columns"])
 
 
-__all__ = ["position_importance", "null_threshold", "critical_mask", "find_regions", "rank_desc", "frame_to_plain", "frame_from_plain", "jsonable"]
+__all__ = [
+    "position_importance", "null_threshold", "critical_mask", "find_regions", "rank_desc", "frame_to_plain",
+    "frame_from_plain", "jsonable",
+]  # fmt: skip
