@@ -423,3 +423,48 @@ def test_bit_flips_feature_masks_and_kinds():
             assert int(masked.n_edits[i]) == best
     with pytest.raises(ValueError, match="binary"):
         bit_flips(adapter, X, goal="flip", max_flips=1, features=[8])
+
+
+# ------------------------------------------------------------ search parts
+def test_greedy_picks_the_best_single_substitution_each_step():
+    """Greedy's k-th edit is the argmin of a per-mutant ISM of the sequence after its first k-1 edits."""
+    model = ToyConv(seed=70)
+    output = outputs.logit(0)
+    X = one_hot(random_sequences(2, 10, seed=71))
+    adapter = SequenceModel(model, output=output, device="cpu", batch_size=256)
+    result = min_substitutions(adapter, X, goal=goals.below(-50.0), max_edits=3, method="greedy")
+    assert not result.success.any() and result.n_edits.tolist() == [3, 3]
+    for i in range(2):
+        current = X[i : i + 1].clone()
+        edited = set()
+        for position, _, alt in result.edits[i]:
+            effects = ism_oracle(model, current, output)[0]
+            effects[torch.arange(10), current[0].argmax(dim=0)] = float("inf")  # effects are (L, A)
+            effects[list(edited)] = float("inf")
+            best = int(effects.argmin())
+            assert (position, "ACGT".index(alt)) == divmod(best, 4)
+            current[0, :, position] = 0
+            current[0, "ACGT".index(alt), position] = 1
+            edited.add(position)
+    beam_one = min_substitutions(adapter, X, goal=goals.below(-50.0), max_edits=3, method="beam", beam_width=1)
+    assert beam_one.edits == result.edits
+
+
+def test_unrank_enumerates_every_combination_once():
+    from probekit.search.discrete import _binomial_table, _unrank
+
+    n, k = 7, 3
+    table = _binomial_table(n, k, "cpu")
+    combos = _unrank(torch.arange(35), k, table)
+    assert sorted(map(tuple, combos.tolist())) == list(itertools.combinations(range(n), k))
+    assert (combos[:, 1:] > combos[:, :-1]).all()
+
+
+def test_top_distinct_keeps_lowest_distinct_per_group():
+    from probekit.search.discrete import _top_distinct
+
+    groups = torch.tensor([0, 0, 0, 0, 1, 1])
+    keys = torch.tensor([5, 5, 6, 7, 5, 8])
+    g = torch.tensor([0.3, 0.1, 0.2, 0.9, 0.5, 0.4])
+    picked = _top_distinct(groups, keys, g, 2)
+    assert sorted(picked.tolist()) == [1, 2, 4, 5]
