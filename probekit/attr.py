@@ -31,6 +31,9 @@ input x gradient this is the gradient itself; with its uniform reference of 1/4
 (``center=True``) it is the gradient minus its mean over the four bases. For
 saliency, ``hypothetical[b, l] = M[b, l]``.
 
+``X`` is taken to be one-hot: an ``N`` position (all-zero column) gets no
+attribution in either form.
+
 ``form="observed"`` keeps only the observed base: ``values = X * hypothetical``,
 so each position carries the sum over channels of captum's attribution
 (``sum_c M * (X - r)``) on its observed base; for input x gradient this is
@@ -490,6 +493,49 @@ _RULE_MODULES = (
 )
 
 
+class _MaxPool1d(nn.MaxPool1d):
+    """``nn.MaxPool1d`` with an exact DeepLIFT rule of its own (see :func:`_maxpool1d_rule`)."""
+
+
+def _maxpool1d_rule(module, inputs, outputs, grad_input, grad_output, eps: float = 1e-10):
+    """DeepLIFT max-pool rule that sums exactly.
+
+    As captum's rule, the change of each pooled output is routed to the positions
+    that won the max in the input and in the reference; unlike captum 0.9 it
+    accumulates (overlapping windows can share a winner) and falls back to each
+    example's own gradient, not the first example's, where the input does not change.
+    """
+    with torch.no_grad():
+        x, x_ref = inputs.chunk(2)
+        out, out_ref = outputs.chunk(2)
+        delta_in = torch.cat(2 * [x - x_ref])
+        cross = torch.max(out, out_ref)
+        delta_out = torch.cat([cross - out_ref, out - cross])
+        _, index = F.max_pool1d(
+            inputs, module.kernel_size, module.stride, module.padding, module.dilation, module.ceil_mode, True
+        )
+        routed = torch.zeros_like(inputs).scatter_add_(-1, index, grad_output * delta_out)
+        routed = torch.cat(2 * [sum(routed.chunk(2))])
+        small = delta_in.abs() < eps
+        return torch.where(small, grad_input, routed / torch.where(small, torch.ones_like(delta_in), delta_in))
+
+
+def _register_maxpool_rule() -> bool:
+    """Give :class:`_MaxPool1d` its rule in captum's table (a class only probekit uses)."""
+    try:
+        from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR
+    except ImportError:  # pragma: no cover - captum moved its table: keep captum's own rule
+        return False
+    SUPPORTED_NON_LINEAR[_MaxPool1d] = _maxpool1d_rule
+    return True
+
+
+def _exact_maxpool(module: nn.MaxPool1d) -> nn.Module:
+    if module.return_indices or not _register_maxpool_rule():
+        return copy.deepcopy(module)
+    return _MaxPool1d(module.kernel_size, module.stride, module.padding, module.dilation, False, module.ceil_mode)
+
+
 def _arg(args, kwargs, i, name, default):
     return args[i] if len(args) > i else kwargs.get(name, default)
 
@@ -558,7 +604,8 @@ def deeplift_ready(model, *, example: torch.Tensor | None = None):
                 continue
             module = _FACTORIES[name](node.args, node.kwargs)
         elif node.op == "call_module" and isinstance(gm.get_submodule(node.target), _RULE_MODULES):
-            module = copy.deepcopy(gm.get_submodule(node.target))
+            module = gm.get_submodule(node.target)
+            module = _exact_maxpool(module) if type(module) is nn.MaxPool1d else copy.deepcopy(module)
         else:
             continue
         target = f"_deeplift_{name or 'module'}_{count}"
@@ -627,7 +674,7 @@ def _replace_global_max(gm) -> int:
             continue  # the indices are used: leave it
         target = f"_deeplift_maxpool_{count}"
         count += 1
-        gm.add_submodule(target, nn.MaxPool1d(kernel_size=length))
+        gm.add_submodule(target, nn.MaxPool1d(kernel_size=length))  # made exact by the loop that follows
         with graph.inserting_before(node):
             pooled = graph.call_module(target, (node.args[0],))
             squeezed = graph.call_method("squeeze", (pooled, -1))
@@ -751,6 +798,10 @@ def deeplift_shap(
 ) -> Attribution:
     """DeepLIFT (rescale rule) averaged over references: DeepLIFT-SHAP through captum ``DeepLift``.
 
+    Each input is paired with each of its references; captum's ``DeepLift``
+    gives the multipliers of every pair, and the attributions are averaged over
+    the references.
+
     Parameters
     ----------
     adapter : SequenceModel or FeatureModel
@@ -779,8 +830,9 @@ def deeplift_shap(
 
     Notes
     -----
-    Functional nonlinearities in the model are turned into modules first
-    (:func:`deeplift_ready`), and so is the softmax or sigmoid of
+    Functional nonlinearities and global max pooling in the model are turned
+    into modules first, max pools get an exact rule, and consecutive
+    nonlinear modules are kept apart (:func:`deeplift_ready`); so is the softmax or sigmoid of
     ``outputs.prob``. A nonlinearity inside a custom output callable is handled
     by its gradient. captum's softmax rule does not sum exactly; sigmoid, ReLU
     and tanh do.

@@ -482,3 +482,39 @@ def test_deeplift_nlc_model(strands):
     result = deeplift_shap(adapter, X, n_references=4)
     assert result.values.shape == X.shape
     assert result.delta.abs().max() < 1e-4
+
+
+class PoolNet(nn.Module):
+    """conv, ReLU, an operation, then a max pool: captum's max rule is used without the consecutive-module issue."""
+
+    def __init__(self, kernel, stride, length=L):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.relu, self.pool = nn.Conv1d(4, 6, 5), nn.ReLU(), nn.MaxPool1d(kernel, stride)
+        self.linear = nn.Linear(6 * ((length - 4 - kernel) // stride + 1), 1)
+
+    def forward(self, x):
+        return self.linear(self.pool(self.relu(self.conv(x)) * 1.0).flatten(1))
+
+
+def test_max_pool_rule_equals_captum_where_captum_is_exact():
+    model = PoolNet(2, 2)
+    X = one_hot(random_sequences(3, L, seed=4))
+    refs = one_hot(random_sequences(6, L, seed=5)).reshape(3, 2, 4, L)  # unrelated sequences: no zero changes
+    inputs = X[:, None].expand_as(refs).reshape(-1, 4, L)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = DeepLift(model).attribute(
+            inputs.clone().requires_grad_(True), baselines=refs.reshape(-1, 4, L), target=0
+        )
+    ours = deeplift_shap(SequenceModel(model, output=0, device="cpu"), X, references=refs)
+    assert close(ours.per_position, expected.reshape(3, 2, 4, L).sum(2).mean(1))
+
+
+def test_overlapping_max_pool_sums_exactly():
+    model = PoolNet(4, 2)
+    X = one_hot(random_sequences(4, L, seed=3))
+    result = deeplift_shap(SequenceModel(model, output=0, device="cpu"), X, n_references=4)
+    assert result.delta.abs().max() < 1e-5
+    refs = dinucleotide_shuffle(X, n=4, seed=0)
+    assert deeplift_delta_by_captum(model, X, refs, 0).abs().max() > 1e-2  # captum drops shared winners
