@@ -236,7 +236,7 @@ def scan(
 
 
 def annotate_regions(
-    regions: pd.DataFrame, sequences, motifs, *, top: int = 3, min_rel_score: float = 0.8, pseudocount: float = 0.8
+    regions: pd.DataFrame, sequences, *, motifs, top: int = 3, min_rel_score: float = 0.8, pseudocount: float = 0.8
 ) -> pd.DataFrame:
     """Best motif matches overlapping each region.
 
@@ -261,7 +261,7 @@ def annotate_regions(
     Examples
     --------
     >>> regions = pd.DataFrame({"id": ["s"], "region": [1], "start": [5], "end": [9]})
-    >>> annotate_regions(regions, {"s": "AAAATGACTCAAAA"}, ["TGACTCA"], top=1)[["name", "offset"]].values.tolist()
+    >>> annotate_regions(regions, {"s": "AAAATGACTCAAAA"}, motifs=["TGACTCA"], top=1)[["name", "offset"]].values.tolist()
     [['TGACTCA', 4]]
     """
     motifs = _as_motifs(motifs)

@@ -326,7 +326,7 @@ def _group_tables(adapter, ids, seqs, X_cpu, ism, sub, adv, stats, bound, trajec
     if motif_list and not regions.empty:
         from .motifs import annotate_regions
 
-        motif_table = annotate_regions(regions, dict(zip(ids, seqs)), motif_list, top=3)
+        motif_table = annotate_regions(regions, dict(zip(ids, seqs)), motifs=motif_list, top=3)
         regions = _attach_best_motif(regions, motif_table)
     motif_of_region = {(r.id, r.region): r.motif for r in regions.itertuples()}
 

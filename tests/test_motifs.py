@@ -78,7 +78,7 @@ def test_annotate_regions_reports_overlapping_motif(ctcf):
     seq = background[:50] + site + background[50 + len(site) :]
     regions = pd.DataFrame({"id": ["s", "s"], "region": [1, 2], "start": [55, 2], "end": [62, 8]})
     ap1 = Motif.from_consensus("TGACTCA", name="AP1")
-    ann = annotate_regions(regions, {"s": seq}, [ctcf, ap1], top=2)
+    ann = annotate_regions(regions, {"s": seq}, motifs=[ctcf, ap1], top=2)
     first = ann[(ann["region"] == 1) & (ann["match_rank"] == 1)].iloc[0]
     assert first["name"] == "CTCF" and first["offset"] == 50 and first["strand"] == "-"
     # every reported match overlaps its region
