@@ -10,6 +10,16 @@
 
 from .crown import crown, substitution_bounds
 from .graph import UnsupportedOperation, trace
+from .hamming import CertificateResult, bit_flips, substitutions
 from .ibp import ibp
 
-__all__ = ["ibp", "crown", "substitution_bounds", "trace", "UnsupportedOperation"]
+__all__ = [
+    "ibp",
+    "crown",
+    "substitution_bounds",
+    "substitutions",
+    "bit_flips",
+    "CertificateResult",
+    "trace",
+    "UnsupportedOperation",
+]

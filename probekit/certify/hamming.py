@@ -1,0 +1,448 @@
+"""Discrete certificates: can k substitutions (or k bit flips) reach the goal?
+
+Robustness to k corrupted symbols, as in coding theory. Each input gets a
+status: ``certified`` (no set of at most k edits reaches the goal: proved),
+``falsified`` (a counterexample, with its edits) or ``unknown`` (the budget ran
+out first). Inputs whose edit sets are few enough are decided exactly by
+batched enumeration (:func:`probekit.search.min_substitutions` with
+``method="exhaustive"``); the others by CROWN bounds over the k-edit set, then a
+beam attack, then branch and bound: split on one position (left as it is, or
+set to each other base), bound every branch, and close those whose lower bound
+on the goal's ``g`` is positive.
+
+Examples
+--------
+>>> from probekit import SequenceModel, goals
+>>> from probekit.testing import MotifCounter
+>>> adapter = SequenceModel(MotifCounter("ACGT"), output=0, device="cpu")
+>>> r = substitutions(adapter, ["ACGTTTTT", "TTTTTTTT"], k=1, goal=goals.below(0.5))
+>>> r.status
+['falsified', 'certified']
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..goals import parse
+from ..results import Result
+from .crown import crown_rows
+from .ibp import Problem, bind_problem, prepare
+from .spec import BitFlips, Hamming, Spec
+
+
+@dataclass(frozen=True)
+class CertificateResult(Result):
+    """Per-input verdict of a discrete certificate.
+
+    Attributes
+    ----------
+    status : list of str
+        ``certified``, ``falsified`` or ``unknown`` per input.
+    edits : list of list of tuple
+        For falsified inputs, the counterexample ``(position, ref, alt)`` (or
+        ``(feature, old, new)``); empty otherwise.
+    g_lower : torch.Tensor of shape (N,)
+        Proved lower bound of the goal's ``g`` over the whole edit set (above 0 when certified).
+    g_best : torch.Tensor of shape (N,)
+        Smallest ``g`` found (at most 0 when falsified).
+    k : int
+    how : list of str
+        ``enumeration``, ``bounds``, ``attack`` or ``branch-and-bound`` per input.
+    evaluations : torch.Tensor of shape (N,)
+        Model evaluations and bound computations spent per input.
+    """
+
+    _tuple_lists = ("edits",)
+
+    status: list
+    edits: list
+    g_lower: torch.Tensor
+    g_best: torch.Tensor
+    k: int = 1
+    how: list = field(default_factory=list)
+    evaluations: torch.Tensor | None = None
+    ids: list = field(default_factory=list)
+    params: dict = field(default_factory=dict)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per input: id, status, how, k, g_lower, g_best, edits."""
+        n = len(self.status)
+        return pd.DataFrame(
+            {
+                "id": self.ids or [f"x{i}" for i in range(n)],
+                "status": self.status,
+                "how": self.how or [""] * n,
+                "k": self.k,
+                "g_lower": self.g_lower.numpy(),
+                "g_best": self.g_best.numpy(),
+                "edits": [" ".join(f"{p}{a}>{b}" for p, a, b in e) for e in self.edits],
+            }
+        )
+
+
+def _n_sets(n_sites: torch.Tensor, k: int, alternatives: int) -> np.ndarray:
+    return np.array([sum(math.comb(int(m), j) * alternatives**j for j in range(k + 1)) for m in n_sites.tolist()])
+
+
+class _Space:
+    """What an edit is: a base substitution (DNA) or a bit flip."""
+
+    def __init__(self, adapter, X, kind):
+        self.kind = kind
+        self.X = X
+        if kind == "dna":
+            self.alphabet = adapter.alphabet
+            self.free = X.sum(1) > 0
+            self.alternatives = X.shape[1] - 1
+        else:
+            kinds = adapter.kinds(X.shape[1])
+            self.names = adapter.names(X.shape[1])
+            binary = torch.tensor([kd == "binary" for kd in kinds], device=X.device)
+            if not binary.any():
+                raise ValueError("bit flips need binary features; this adapter has none")
+            self.free = binary[None].expand_as(X).clone()
+            self.alternatives = 1
+
+    def pset(self, x, k, free):
+        return Hamming(x, k, free) if self.kind == "dna" else BitFlips(x, k, free)
+
+    def first_order(self, x, grad, free):
+        """First-order best change of g per site (M, sites); +inf where not free."""
+        if self.kind == "dna":
+            ref = (grad * x).sum(1)
+            alt = grad.masked_fill(x.bool(), float("inf")).min(1).values
+            gain = alt - ref
+        else:
+            gain = grad * (1 - 2 * x)
+        return gain.masked_fill(~free, float("inf"))
+
+    def children(self, x, site):
+        """Inputs with ``site`` edited to each alternative: (M * alternatives, ...) and the edit labels."""
+        m = x.shape[0]
+        if self.kind == "dna":
+            a = x.shape[1]
+            ref = x[torch.arange(m), :, site].argmax(1)
+            alts = torch.stack([(ref + j) % a for j in range(1, a)], 1)  # (M, a-1)
+            xs = x.repeat_interleave(a - 1, 0).clone()
+            rows = torch.arange(m * (a - 1))
+            xs[rows, :, site.repeat_interleave(a - 1)] = 0.0
+            xs[rows, alts.reshape(-1), site.repeat_interleave(a - 1)] = 1.0
+            labels = [
+                (int(s), self.alphabet[int(r)], self.alphabet[int(b)])
+                for s, r, row in zip(site.tolist(), ref.tolist(), alts.tolist())
+                for b in row
+            ]
+            return xs, labels
+        xs = x.clone()
+        old = xs[torch.arange(m), site]
+        xs[torch.arange(m), site] = 1 - old
+        labels = [(self.names[int(s)], int(o), int(1 - o)) for s, o in zip(site.tolist(), old.tolist())]
+        return xs, labels
+
+
+def _goal_rows(spec: Spec, rows: torch.Tensor) -> Spec:
+    pick = lambda t: None if t is None else t[rows]  # noqa: E731
+    return Spec(spec.C[rows], spec.d[rows], spec.reduce, spec.post, pick(spec.a), pick(spec.b))
+
+
+def _g_lower(problem: Problem, x, k, free, rows, space: _Space) -> torch.Tensor:
+    goal = _goal_rows(problem.goal, rows)
+    with torch.no_grad():
+        sub = bind_problem(problem, x, space.pset(x, k, free), goal)
+        lo, hi = crown_rows(sub, goal)
+    return goal.interval(lo, hi)[0]
+
+
+def _branch_and_bound(adapter, space, problem, bound, X, k, todo, *, max_nodes, batch_size, progress):
+    """Decide inputs ``todo`` by branch and bound; returns per-input (status, edits, g_lower, g_best, work)."""
+    n = X.shape[0]
+    dev = X.device
+    status = {int(i): "unknown" for i in todo.tolist()}
+    edits: dict = {}
+    g_best = torch.full((n,), float("inf"), device=dev)
+    closed_min = torch.full((n,), float("inf"), device=dev)  # smallest lower bound among closed branches
+    work = torch.zeros(n, dtype=torch.long, device=dev)
+    # open branches: rows, inputs, free sites, remaining edits, parent bound, edit history
+    rows = todo.to(dev)
+    xs = X[rows].clone()
+    free = space.free[rows].clone()
+    ks = torch.full((len(rows),), k, device=dev, dtype=torch.long)
+    parent = torch.full((len(rows),), -float("inf"), device=dev)
+    hist = [[] for _ in range(len(rows))]
+    done = 0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=max_nodes, desc="branch and bound")
+    while len(rows) and done < max_nodes:
+        order = torch.argsort(parent)[:batch_size]  # best first: the weakest bound
+        keep = torch.ones(len(rows), dtype=torch.bool, device=dev)
+        keep[order] = False
+        b_rows, b_x, b_free, b_k, b_hist = rows[order], xs[order], free[order], ks[order], [hist[i] for i in order.tolist()]
+        rows, xs, free, ks, parent = rows[keep], xs[keep], free[keep], ks[keep], parent[keep]
+        hist = [h for h, kp in zip(hist, keep.tolist()) if kp]
+        done += len(b_rows)
+        if bar is not None:
+            bar.update(len(b_rows))
+        work.index_add_(0, b_rows, torch.full_like(b_rows, 2))
+        _, g_c = adapter.evaluate(b_x, bound, b_rows)
+        g_best.scatter_reduce_(0, b_rows, g_c, "amin")
+        for j in torch.nonzero(g_c <= 0)[:, 0].tolist():
+            r = int(b_rows[j])
+            if status[r] != "falsified":
+                status[r], edits[r] = "falsified", b_hist[j]
+        g_lo = _g_lower(problem, b_x, b_k, b_free, b_rows, space)
+        g_lo = torch.minimum(g_lo, g_c)
+        alive = torch.tensor([status[int(r)] != "falsified" for r in b_rows], device=dev, dtype=torch.bool)
+        can_split = (b_k > 0) & b_free.any(1)
+        split = alive & (g_lo <= 0) & can_split
+        closed = alive & ~split
+        closed_min.scatter_reduce_(0, b_rows[closed], g_lo[closed], "amin")
+        if not split.any():
+            continue
+        idx = torch.nonzero(split)[:, 0]
+        s_x, s_free, s_k, s_rows, s_lo = b_x[idx], b_free[idx], b_k[idx], b_rows[idx], g_lo[idx]
+        s_hist = [b_hist[i] for i in idx.tolist()]
+        _, grad = adapter.gradient(s_x, bound, rows=s_rows)
+        site = space.first_order(s_x, grad, s_free).reshape(len(idx), -1).argmin(1)
+        # branch 1: the site stays as it is
+        kept_free = s_free.clone()
+        kept_free[torch.arange(len(idx)), site] = False
+        # branches 2..: the site edited to each alternative
+        e_x, labels = space.children(s_x, site)
+        reps = space.alternatives
+        e_free = kept_free.repeat_interleave(reps, 0)
+        e_k = (s_k - 1).repeat_interleave(reps)
+        e_rows = s_rows.repeat_interleave(reps)
+        e_hist = [s_hist[i // reps] + [labels[i]] for i in range(len(labels))]
+        rows = torch.cat([rows, s_rows, e_rows])
+        xs = torch.cat([xs, s_x, e_x])
+        free = torch.cat([free, kept_free, e_free])
+        ks = torch.cat([ks, s_k, e_k])
+        parent = torch.cat([parent, s_lo, s_lo.repeat_interleave(reps)])
+        hist = hist + s_hist + e_hist
+    if bar is not None:
+        bar.close()
+    open_min = torch.full((n,), float("inf"), device=dev)
+    if len(rows):
+        open_min.scatter_reduce_(0, rows, parent, "amin")
+    g_lower = torch.minimum(closed_min, open_min)
+    still_open = set(rows.tolist())
+    for r in status:
+        if status[r] == "unknown" and r not in still_open:
+            status[r] = "certified"
+    return status, edits, g_lower, g_best, work
+
+
+def _certify(adapter, X, *, k, goal, kind, positions, max_enumerate, max_nodes, batch_size, beam_width, attack, progress, ids):
+    from ..search import discrete
+
+    start = time.perf_counter()
+    if not isinstance(k, int) or k < 0:
+        raise ValueError(f"k must be a non-negative int, got {k!r}")
+    goal = parse(goal)
+    X = adapter._as_input(X).to(adapter.dtype)
+    n = X.shape[0]
+    space = _Space(adapter, X, kind)
+    if positions is not None:
+        mask = torch.as_tensor(positions, device=X.device).bool()
+        space.free &= mask.expand_as(space.free)
+    search = discrete.min_substitutions if kind == "dna" else discrete.bit_flips
+    budget_key = "max_edits" if kind == "dna" else "max_flips"
+    where = "positions" if kind == "dna" else "features"
+    status, how = ["unknown"] * n, [""] * n
+    edits: list = [[] for _ in range(n)]
+    g_lower = torch.full((n,), -float("inf"))
+    g_best = torch.full((n,), float("inf"))
+    work = torch.zeros(n, dtype=torch.long)
+    with adapter.session():
+        counts = _n_sets(space.free.sum(1).cpu(), k, space.alternatives)
+        small = torch.from_numpy(counts <= max_enumerate)
+        if small.any():
+            idx = torch.nonzero(small)[:, 0]
+            r = search(adapter, X[idx.to(X.device)], goal=goal, method="exhaustive", **{budget_key: k, where: space.free[idx.to(X.device)]})
+            none = r.params["no_solution_within"]
+            _, g_after = adapter.evaluate(r.sequences.to(X.device), adapter.bind(goal, X[idx.to(X.device)]))
+            for j, i in enumerate(idx.tolist()):
+                how[i] = "enumeration"
+                work[i] = int(r.evaluations[j])
+                if bool(r.success[j]):
+                    status[i], edits[i] = "falsified", list(r.edits[j])
+                    g_best[i] = float(g_after[j])
+                elif bool(none[j]):
+                    status[i] = "certified"
+                    g_lower[i] = float(g_after[j]) if k == 0 else float("nan")
+        rest = torch.nonzero(~small)[:, 0]
+        if len(rest):
+            Xr = X[rest.to(X.device)]
+            with torch.no_grad():
+                problem = prepare(adapter, Xr, k=k, goal=goal)
+                problem.pset = space.pset(Xr, k, space.free[rest.to(X.device)])
+                lo, hi = crown_rows(problem, problem.goal)
+            g_lo = problem.goal.interval(lo, hi)[0].cpu()
+            attack_rows = []
+            for j, i in enumerate(rest.tolist()):
+                g_lower[i] = g_lo[j]
+                work[i] += 1
+                if g_lo[j] > 0:
+                    status[i], how[i] = "certified", "bounds"
+                else:
+                    attack_rows.append(j)
+            bound = adapter.bind(goal, Xr)
+            bab = attack_rows
+            if attack_rows and attack:
+                a_idx = torch.tensor(attack_rows, device=X.device)
+                r = search(
+                    adapter, Xr[a_idx], goal=goal, method="beam", beam_width=beam_width,
+                    **{budget_key: k, where: space.free[rest.to(X.device)][a_idx]},
+                )
+                _, g_att = adapter.evaluate(r.sequences.to(X.device), bound, a_idx)
+                bab = []
+                for j, jr in enumerate(attack_rows):
+                    i = int(rest[jr])
+                    work[i] += int(r.evaluations[j])
+                    g_best[i] = float(g_att[j])
+                    if bool(r.success[j]):
+                        status[i], how[i], edits[i] = "falsified", "attack", list(r.edits[j])
+                    else:
+                        bab.append(jr)
+            if bab:
+                sub_space = _Space.__new__(_Space)
+                sub_space.__dict__.update(space.__dict__)
+                sub_space.free = space.free[rest.to(X.device)]
+                st, ed, gl, gb, wk = _branch_and_bound(
+                    adapter, sub_space, problem, bound, Xr, k, torch.tensor(bab),
+                    max_nodes=max_nodes, batch_size=batch_size, progress=progress,
+                )
+                for jr in bab:
+                    i = int(rest[jr])
+                    status[i], how[i] = st[jr], "branch-and-bound"
+                    edits[i] = ed.get(jr, [])
+                    g_lower[i] = max(float(g_lower[i]), float(gl[jr]))
+                    g_best[i] = min(float(g_best[i]), float(gb[jr]))
+                    work[i] += int(wk[jr])
+    return CertificateResult(
+        status=status,
+        edits=edits,
+        g_lower=g_lower,
+        g_best=g_best,
+        k=k,
+        how=how,
+        evaluations=work,
+        ids=list(ids) if ids is not None else [],
+        params={
+            "goal": str(goal),
+            "kind": kind,
+            "max_enumerate": max_enumerate,
+            "max_nodes": max_nodes,
+            "output": adapter.output.name,
+            "device": str(adapter.device),
+            "seconds": time.perf_counter() - start,
+        },
+    )
+
+
+def substitutions(
+    adapter,
+    X,
+    *,
+    k: int,
+    goal=None,
+    positions=None,
+    max_enumerate: float = 2e4,
+    max_nodes: int = 4096,
+    batch_size: int = 64,
+    beam_width: int = 8,
+    attack: bool = True,
+    progress: bool = False,
+    ids=None,
+) -> CertificateResult:
+    """Certify or falsify, per sequence, that no ``k`` substitutions reach ``goal``.
+
+    Parameters
+    ----------
+    adapter : SequenceModel
+    X : torch.Tensor of shape (N, 4, L), or sequences the adapter can encode
+    k : int
+        Number of substitutions allowed.
+    goal : Goal or str, optional
+        Default :func:`probekit.goals.flip`.
+    positions : bool tensor of shape (L,) or (N, L), optional
+        Editable positions (N bases are never edited).
+    max_enumerate : float
+        Inputs with at most this many edit sets are decided by enumeration.
+    max_nodes : int
+        Branches bounded per call by branch and bound before the rest stay ``unknown``.
+    batch_size : int
+        Branches bounded together.
+    beam_width : int
+        Width of the beam attack run before branch and bound.
+    attack : bool
+        Run the beam attack before branch and bound (which finds counterexamples too).
+    progress : bool
+    ids : list of str, optional
+
+    Returns
+    -------
+    CertificateResult
+
+    Examples
+    --------
+    >>> from probekit import SequenceModel
+    >>> from probekit.testing import ToyConv
+    >>> adapter = SequenceModel(ToyConv(), output=1, device="cpu")
+    >>> substitutions(adapter, ["ACGTACGTAC"], k=0).status
+    ['certified']
+    """
+    return _certify(
+        adapter, X, k=k, goal=goal, kind="dna", positions=positions, max_enumerate=max_enumerate,
+        max_nodes=max_nodes, batch_size=batch_size, beam_width=beam_width, attack=attack, progress=progress, ids=ids,
+    )
+
+
+def bit_flips(
+    adapter,
+    X,
+    *,
+    k: int,
+    goal=None,
+    features=None,
+    max_enumerate: float = 2e4,
+    max_nodes: int = 4096,
+    batch_size: int = 64,
+    beam_width: int = 8,
+    attack: bool = True,
+    progress: bool = False,
+    ids=None,
+) -> CertificateResult:
+    """Certify or falsify, per input, that no ``k`` flips of binary features reach ``goal``.
+
+    Parameters are those of :func:`substitutions`; ``features`` (bool (F,) or
+    (N, F)) limits which binary features may flip.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from probekit import FeatureModel, outputs
+    >>> model = torch.nn.Linear(3, 1)
+    >>> with torch.no_grad():
+    ...     _ = model.weight.copy_(torch.tensor([[1.0, 1.0, 1.0]])); _ = model.bias.fill_(-1.5)
+    >>> adapter = FeatureModel(model, output=outputs.value(0), kinds="binary", device="cpu")
+    >>> bit_flips(adapter, torch.tensor([[1.0, 1.0, 1.0]]), k=1, goal="below:0").status
+    ['certified']
+    """
+    return _certify(
+        adapter, X, k=k, goal=goal, kind="bits", positions=features, max_enumerate=max_enumerate,
+        max_nodes=max_nodes, batch_size=batch_size, beam_width=beam_width, attack=attack, progress=progress, ids=ids,
+    )
+
+
+__all__ = ["substitutions", "bit_flips", "CertificateResult"]

@@ -1,0 +1,200 @@
+"""k-substitution bounds and certificates against brute-force enumeration on short sequences."""
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from probekit import FeatureModel, SequenceModel, goals, outputs
+from probekit.certify import bit_flips, crown, ibp, substitutions
+from probekit.certify.hamming import CertificateResult
+from probekit.testing import ToyConv
+
+TOL = 1e-4
+
+
+def one_hot(n, length, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return F.one_hot(torch.randint(0, 4, (n, length), generator=g), 4).float().transpose(1, 2)
+
+
+def all_edits(x, k):
+    """Every one-hot sequence within k substitutions of x (4, L), with its edit list."""
+    length = x.shape[1]
+    ref = x.argmax(0).tolist()
+    seqs, labels = [x.clone()], [[]]
+    for j in range(1, k + 1):
+        for pos in itertools.combinations(range(length), j):
+            for alts in itertools.product(range(3), repeat=j):
+                y = x.clone()
+                edit = []
+                for p, a in zip(pos, alts):
+                    b = (ref[p] + 1 + a) % 4
+                    y[:, p] = 0
+                    y[b, p] = 1
+                    edit.append((p, "ACGT"[ref[p]], "ACGT"[b]))
+                seqs.append(y)
+                labels.append(edit)
+    return torch.stack(seqs), labels
+
+
+def apply_edits(x, edits):
+    y = x.clone()
+    for p, _, alt in edits:
+        y[:, p] = 0
+        y["ACGT".index(alt), p] = 1
+    return y
+
+
+class SmallCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.conv = nn.Conv1d(4, 6, 3, padding=1)
+        self.conv2 = nn.Conv1d(6, 4, 3)
+        self.out = nn.Linear(4, 2)
+
+    def forward(self, x):
+        h = F.max_pool1d(torch.relu(self.conv(x)), 2)
+        return self.out(torch.relu(self.conv2(h)).mean(-1))
+
+
+class Linear(nn.Module):
+    """Linear in the one-hot input: k-substitution bounds must be exact."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(2)
+        self.conv = nn.Conv1d(4, 3, 3)
+
+    def forward(self, x):
+        return self.conv(x).sum(-1)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+@pytest.mark.parametrize("method", [ibp, crown])
+@pytest.mark.parametrize("layout", ["NCL", "NLC"])
+def test_substitution_bounds_contain_every_edited_sequence(method, k, layout):
+    model = SmallCNN()
+    wrapped = model if layout == "NCL" else _NLC(model)
+    adapter = SequenceModel(wrapped, output=outputs.margin(1), layout=layout, device="cpu")
+    X = one_hot(3, 8)
+    result = method(adapter, X, k=k)
+    for i in range(3):
+        seqs, _ = all_edits(X[i], k)
+        s = adapter.score(seqs)
+        assert result.lower[i] <= s.min() + TOL and result.upper[i] >= s.max() - TOL
+        g = adapter.evaluate(seqs, adapter.bind(goals.flip(), X[i : i + 1]), torch.zeros(len(seqs), dtype=torch.long))[1]
+        if result.certified[i]:
+            assert (g > 0).all()
+
+
+class _NLC(nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x.transpose(1, 2))
+
+
+def test_substitution_bounds_are_exact_for_a_linear_model():
+    adapter = SequenceModel(Linear(), output=outputs.logit(1), device="cpu")
+    X = one_hot(4, 8, seed=3)
+    for k in (1, 2):
+        for method in (ibp, crown):
+            result = method(adapter, X, k=k)
+            for i in range(4):
+                s = adapter.score(all_edits(X[i], k)[0])
+                torch.testing.assert_close(result.lower[i], s.min(), atol=1e-5, rtol=1e-5)
+                torch.testing.assert_close(result.upper[i], s.max(), atol=1e-5, rtol=1e-5)
+
+
+def _truth(adapter, X, k, goal):
+    out = []
+    for i in range(X.shape[0]):
+        seqs, _ = all_edits(X[i], k)
+        g = adapter.evaluate(seqs, adapter.bind(goal, X[i : i + 1]), torch.zeros(len(seqs), dtype=torch.long))[1]
+        out.append(float(g.min()))
+    return torch.tensor(out)
+
+
+def _check_against_truth(adapter, X, result, truth, goal):
+    assert isinstance(result, CertificateResult)
+    for i, status in enumerate(result.status):
+        if status == "certified":
+            assert truth[i] > 0, (i, truth[i])
+            if torch.isfinite(result.g_lower[i]):
+                assert result.g_lower[i] <= truth[i] + TOL
+        elif status == "falsified":
+            assert truth[i] <= 0
+            edited = apply_edits(X[i], result.edits[i])
+            g = adapter.evaluate(edited[None], adapter.bind(goal, X[i : i + 1]))[1]
+            assert g[0] <= 0 and len(result.edits[i]) <= result.k
+
+
+@pytest.mark.parametrize("path", ["enumeration", "branch-and-bound", "bounds+attack"])
+def test_substitutions_agree_with_brute_force(path):
+    adapter = SequenceModel(SmallCNN(), output=outputs.logit(0), device="cpu")
+    X = one_hot(8, 8, seed=4)
+    k = 2
+    drops = -_truth(adapter, X, k, goals.decrease(by=1e-3)) + 1e-3  # largest drop per input
+    for scale in (0.9, 1.1):  # goals just reachable / just out of reach
+        for i in range(X.shape[0]):
+            goal = goals.decrease(by=float(drops[i]) * scale)
+            truth = _truth(adapter, X[i : i + 1], k, goal)
+            kw = {"enumeration": dict(), "branch-and-bound": dict(max_enumerate=0, attack=False),
+                  "bounds+attack": dict(max_enumerate=0)}[path]
+            result = substitutions(adapter, X[i : i + 1], k=k, goal=goal, **kw)
+            _check_against_truth(adapter, X[i : i + 1], result, truth, goal)
+            assert result.status[0] != "unknown"
+            if path != "bounds+attack":
+                assert result.how[0] == path or (path == "branch-and-bound" and result.how[0] == "bounds")
+
+
+def test_flip_certificates_on_toy_conv():
+    adapter = SequenceModel(ToyConv(channels=6), output=1, device="cpu")
+    X = one_hot(10, 8, seed=5)
+    for k in (1, 2):
+        truth = _truth(adapter, X, k, goals.flip())
+        for kw in (dict(), dict(max_enumerate=0, attack=False)):
+            result = substitutions(adapter, X, k=k, **kw)
+            _check_against_truth(adapter, X, result, truth, goals.flip())
+            assert "unknown" not in result.status
+            assert [s == "certified" for s in result.status] == (truth > 0).tolist()
+
+
+def test_bit_flip_certificates_agree_with_brute_force():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))
+    adapter = FeatureModel(model, output=outputs.value(0), kinds="binary", device="cpu")
+    X = (torch.rand(10, 8, generator=torch.Generator().manual_seed(6)) > 0.5).float()
+    k = 2
+    flips = [torch.zeros(8)] + [F.one_hot(torch.tensor(list(c)), 8).sum(0).float() for j in (1, 2) for c in itertools.combinations(range(8), j)]
+    flips = torch.stack(flips)
+    s0 = adapter.score(X)
+    for kw in (dict(), dict(max_enumerate=0, attack=False)):
+        goal = goals.decrease(by=0.05)
+        result = bit_flips(adapter, X, k=k, goal=goal, **kw)
+        for i in range(10):
+            cands = (X[i] + flips) % 2
+            truth = float((adapter.score(cands) - (s0[i] - 0.05)).min())
+            assert result.status[i] == ("certified" if truth > 0 else "falsified")
+            if result.status[i] == "falsified":
+                x = X[i].clone()
+                names = [f"f{j}" for j in range(8)]
+                for name, old, new in result.edits[i]:
+                    assert x[names.index(name)] == old
+                    x[names.index(name)] = new
+                assert adapter.score(x[None])[0] <= s0[i] - 0.05 + TOL
+
+
+def test_result_round_trip(tmp_path):
+    adapter = SequenceModel(ToyConv(), output=1, device="cpu")
+    r = substitutions(adapter, one_hot(3, 8), k=1)
+    r.save(tmp_path / "c.pt")
+    back = CertificateResult.load(tmp_path / "c.pt")
+    assert back.status == r.status and back.edits == r.edits
+    assert list(r.to_frame().columns)[:3] == ["id", "status", "how"]
