@@ -42,6 +42,7 @@ from ..results import ISMResult, SubstitutionResult
 
 METHODS = ("auto", "exhaustive", "greedy", "beam", "gradient")
 _INDEX_BUDGET = 2**24  # candidate indices held at once by the single-edit scan
+_EXHAUSTIVE_WARN = 1e8  # edit sets per input above which exhaustive search warns
 
 
 # ------------------------------------------------------------------ helpers
@@ -411,7 +412,10 @@ def _exhaustive(adapter, space: _Space, bound, state: _State, max_level: torch.T
         if not active.any():
             break
         table = _binomial_table(int(n_pairs[active].max()), level, space.X.device)
-        total = torch.tensor([math.comb(int(c), level) for c in n_pairs.tolist()], device=space.X.device)
+        counts = [math.comb(int(c), level) if on else 0 for c, on in zip(n_pairs.tolist(), active.tolist())]
+        if max(counts) > _EXHAUSTIVE_WARN:
+            warn(f"exhaustive search of {max(counts):.3g} sets of {level} edits for one input; method='auto' bounds this")
+        total = torch.tensor([min(c, 2**62) for c in counts], device=space.X.device)
         remaining = torch.where(active, total, 0)
         done = torch.zeros_like(total)
         bar = _progress(None, progress, f"exhaustive, {level} edit(s)", total=int(remaining.sum())) if progress else None
