@@ -564,6 +564,14 @@ def deeplift_ready(model, *, example: torch.Tensor | None = None):
         An input in the model's layout, on its device, used to learn the
         lengths that global max pooling runs over.
 
+    Returns
+    -------
+    torch.fx.GraphModule, or ``model`` itself when it cannot be traced
+        Computes the same outputs as ``model``. Its ``nn.MaxPool1d`` modules are
+        replaced by a subclass whose DeepLIFT rule accumulates over overlapping
+        windows and falls back to each example's own gradient (captum 0.9's rule
+        drops shared winners and reuses the first example's gradient).
+
     Examples
     --------
     >>> from probekit.testing import ToyConv
@@ -830,12 +838,12 @@ def deeplift_shap(
 
     Notes
     -----
-    Functional nonlinearities and global max pooling in the model are turned
-    into modules first, max pools get an exact rule, and consecutive
-    nonlinear modules are kept apart (:func:`deeplift_ready`); so is the softmax or sigmoid of
-    ``outputs.prob``. A nonlinearity inside a custom output callable is handled
-    by its gradient. captum's softmax rule does not sum exactly; sigmoid, ReLU
-    and tanh do.
+    The model is prepared by :func:`deeplift_ready`: functional nonlinearities
+    and global max pooling become modules, 1-D max pools get an exact rule, and
+    nonlinear modules that follow each other are kept apart. The softmax or
+    sigmoid of ``outputs.prob`` gets its rule too; a nonlinearity inside a custom
+    output callable is handled by its gradient. captum's softmax rule does not
+    sum exactly; ReLU, sigmoid, tanh and max pooling do.
 
     Examples
     --------
