@@ -579,6 +579,31 @@ def deeplift_ready(model, *, example: torch.Tensor | None = None):
     >>> any(isinstance(m, torch.nn.ReLU) for m in ready.modules())
     True
     """
+
+    def record(gm):
+        from torch.fx.passes.shape_prop import ShapeProp
+
+        with torch.no_grad():
+            ShapeProp(gm).propagate(example)
+
+    return _prepare(model, record if example is not None else None)
+
+
+class _ShapeRecorder(nn.Module):
+    """Runs a traced model through ``ShapeProp``, so the adapter's forward path records its shapes."""
+
+    def __init__(self, gm):
+        super().__init__()
+        self.gm = gm
+
+    def forward(self, x):
+        from torch.fx.passes.shape_prop import ShapeProp
+
+        return ShapeProp(self.gm).propagate(x)
+
+
+def _prepare(model, record_shapes=None):
+    """:func:`deeplift_ready`, with ``record_shapes(gm)`` annotating tensor shapes on the traced graph."""
     try:
         gm = torch.fx.symbolic_trace(model)
     except Exception as error:  # noqa: BLE001 - any tracing failure falls back with a warning
@@ -589,13 +614,10 @@ def deeplift_ready(model, *, example: torch.Tensor | None = None):
         )
         return model
     graph = gm.graph
-    if example is not None:
-        from torch.fx.passes.shape_prop import ShapeProp
-
+    if record_shapes is not None:
         try:
-            with torch.no_grad():
-                ShapeProp(gm).propagate(example)
-        except Exception:  # noqa: BLE001 - without shapes, max pooling keeps its gradient
+            record_shapes(gm)
+        except Exception:  # noqa: BLE001 - without shapes, global max pooling keeps its gradient
             pass
     count = _replace_global_max(gm)
     for node in list(graph.nodes):
@@ -759,9 +781,12 @@ class _ProbHead(nn.Module):
 def _deeplift_adapter(adapter, X):
     """A copy of the adapter whose model carries every nonlinearity as a module of its own."""
     changes = {}
-    with adapter.session():  # the example runs where the model will run
-        example = adapter._to_model_layout(X[:1].to(adapter.dtype))
-        ready = [deeplift_ready(adapter.model, example=example) for _ in range(2 if _both_strands(adapter) else 1)]
+
+    def record(gm):  # one input through the adapter's own forward path
+        adapter.replace(model=_ShapeRecorder(gm)).predict(X[:1])
+
+    with adapter.session():
+        ready = [_prepare(adapter.model, record) for _ in range(2 if _both_strands(adapter) else 1)]
     if len(ready) == 2:
         net = _BothStrands(*ready, layout=adapter.layout, alphabet=adapter.alphabet)
         changes.update(strands="forward", layout="NCL")
