@@ -13,7 +13,13 @@ from probekit.search.discrete import (
     min_substitutions,
     saturation_mutagenesis,
 )
-from probekit.testing import MotifCounter, ProfileConv, ToyConv, ToyNLC, random_sequences
+from probekit.testing import (
+    MotifCounter,
+    ProfileConv,
+    ToyConv,
+    ToyNLC,
+    random_sequences,
+)
 
 METHODS = ["exhaustive", "greedy", "beam", "gradient", "auto"]
 
@@ -194,7 +200,7 @@ def test_single_substitution_engine_contract():
     X = one_hot(random_sequences(2, 9, seed=13))
     positions = torch.tensor([1, 4, 7])
     skip = torch.tensor([[False, True, False], [False, False, False]])
-    both = lambda y, rows: torch.stack([adapter.output(y), rows.float()], dim=1)  # noqa: E731
+    both = lambda y, rows: torch.stack([adapter.output(y), rows.float()], dim=1)
     values = _single_substitution_scores(adapter, X, positions, both, skip=skip)
     assert values.shape == (2, 3, 4, 2)
     ref_scores = outputs.logit(0)(_model_output(model, X))

@@ -175,4 +175,4 @@ def random_bit_flips(
     )
 
 
-__all__ = ["random_substitutions", "random_bit_flips"]
+__all__ = ["random_bit_flips", "random_substitutions"]

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -363,7 +363,7 @@ def _evaluate_sets(adapter, space: _Space, bound, source, index, inputs, sites, 
     def build(start, stop):
         return space.edited(source, index[start:stop], sites[start:stop], values[start:stop]), inputs[start:stop]
 
-    fn = lambda y, rows: torch.stack([adapter.output(y), bound(y, rows)], dim=1)  # noqa: E731
+    fn = lambda y, rows: torch.stack([adapter.output(y), bound(y, rows)], dim=1)
     both = _lazy_map(adapter, n, build, fn, progress=progress, desc="edit sets")
     return both[:, 0], both[:, 1]
 
@@ -472,7 +472,7 @@ def _beam(adapter, space: _Space, bound, state: _State, who: torch.Tensor, *, wi
         scan = free.any(dim=0).nonzero().squeeze(1)
         if scan.numel() == 0:
             break
-        fn = lambda y, rows, mi=member_input: bound(y, mi[rows])  # noqa: E731
+        fn = lambda y, rows, mi=member_input: bound(y, mi[rows])
         g = space.singles(adapter, member_x, scan, fn, skip=~free[:, scan])
         valid = space.allowed(member_x, free)[:, scan]
         state.evals.index_add_(0, member_input, valid.sum(dim=(1, 2)) + 1)
@@ -531,7 +531,7 @@ def _gradient(adapter, space: _Space, bound, state: _State, who, *, max_edits: i
         m = member_input.numel()
         if m == 0:
             break
-        fn = lambda y, rows, mi=member_input: bound(y, mi[rows])  # noqa: E731
+        fn = lambda y, rows, mi=member_input: bound(y, mi[rows])
         _, grad = adapter.gradient(member_x, fn)
         estimate = space.first_order(member_x, grad)
         valid = space.allowed(member_x, free)
@@ -622,7 +622,7 @@ def _search(adapter, space: _Space, goal, *, max_edits, method, beam_width, max_
         state.g = torch.where(met, g0, state.g)
         state.exhausted[~met] = 0
         everyone = torch.ones(n, dtype=torch.bool, device=X.device)
-        common = dict(budget=max_evaluations, progress=progress)
+        common = {"budget": max_evaluations, "progress": progress}
         if method == "exhaustive":
             _exhaustive(adapter, space, bound, state, torch.full((n,), max_edits, device=X.device), **common)
         elif method in ("greedy", "beam"):
@@ -926,4 +926,4 @@ def saturation_mutagenesis(
     )
 
 
-__all__ = ["saturation_mutagenesis", "min_substitutions", "bit_flips"]
+__all__ = ["bit_flips", "min_substitutions", "saturation_mutagenesis"]
