@@ -372,6 +372,13 @@ def test_deeplift_ready_leaves_the_model_alone():
     with torch.no_grad():
         assert close(ready(X), model(X))
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    # With an example input, a global max over the length becomes a max-pool module.
+    toy = ToyConv(seed=2)
+    pooled = deeplift_ready(toy, example=X[:1])
+    assert any(isinstance(m, nn.MaxPool1d) for m in pooled.modules())
+    assert not any(isinstance(m, nn.MaxPool1d) for m in deeplift_ready(toy).modules())
+    with torch.no_grad():
+        assert close(pooled(X), toy(X))
 
 
 def test_deeplift_probability_output_gets_its_rule():
