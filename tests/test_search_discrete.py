@@ -329,6 +329,8 @@ def test_position_specs_agree():
     assert results[0].edits == results[1].edits == results[2].edits
     with pytest.raises(ValueError, match="positions"):
         min_substitutions(adapter, X, goal="flip", max_edits=1, positions=[3, 40])
+    with pytest.raises(ValueError, match="bool mask"):
+        min_substitutions(adapter, X, goal="flip", max_edits=1, positions=per_input.int())
 
 
 def test_n_positions_are_never_edited():

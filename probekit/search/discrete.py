@@ -114,6 +114,10 @@ def _site_mask(spec, n: int, n_sites: int, device, *, names=None, what: str = "p
         if tensor.shape not in ((n_sites,), (n, n_sites)):
             raise ValueError(f"a {what} mask must have shape ({n_sites},) or ({n}, {n_sites}); got {tuple(tensor.shape)}")
         return tensor.expand(n, n_sites).clone().to(device)
+    if tensor.ndim > 1:
+        raise ValueError(f"{what} must be a bool mask, a 1-D list of indices or a slice; got shape {tuple(tensor.shape)}")
+    if tensor.is_floating_point():
+        raise ValueError(f"{what} must be a bool mask or integer indices, not {tensor.dtype} values")
     index = tensor.reshape(-1).long()
     if index.numel() and (index.min() < -n_sites or index.max() >= n_sites):
         raise ValueError(f"{what} must lie in [0, {n_sites}); got {index.tolist()[:10]}")
