@@ -12,6 +12,7 @@ from .crown import crown, substitution_bounds
 from .graph import UnsupportedOperation, trace
 from .hamming import CertificateResult, bit_flips, substitutions
 from .ibp import ibp
+from .smoothing import Smoothed, correlated_covariance, smoothing
 
 __all__ = [
     "ibp",
@@ -20,6 +21,9 @@ __all__ = [
     "substitutions",
     "bit_flips",
     "CertificateResult",
+    "smoothing",
+    "Smoothed",
+    "correlated_covariance",
     "trace",
     "UnsupportedOperation",
 ]
