@@ -242,13 +242,15 @@ class MolDemo:
     metrics: dict = field(default_factory=dict)
 
 
-def load_mol_demo(*, device=None, data_dir=None) -> MolDemo:
+def load_mol_demo(*, device=None, batch_size: int = 1024, data_dir=None) -> MolDemo:
     """Load the shipped affinity model as a :class:`probekit.FeatureModel` with its held-out compounds.
 
     Parameters
     ----------
     device : str or torch.device, optional
         Device of the adapter (``None``: CUDA when available).
+    batch_size : int
+        Inputs per forward pass of the adapter.
 
     Returns
     -------
@@ -272,7 +274,8 @@ def load_mol_demo(*, device=None, data_dir=None) -> MolDemo:
     heldout = pd.read_csv(paths["heldout"], dtype={"id": str})
     test = read_molecules(heldout, smiles_col="smiles", id_col="id")
     test["pIC50"] = heldout["pIC50"].to_numpy()
-    adapter = FeatureModel(model, featurizer=featurizer, output=outputs.value(0), device=device)
+    # a small MLP: large batches keep the many candidate evaluations of a search cheap on the CPU
+    adapter = FeatureModel(model, featurizer=featurizer, output=outputs.value(0), device=device, batch_size=batch_size)
     metrics = {k: meta[k] for k in ("test_r2", "test_rmse", "train_r2", "train_rmse", "n_train", "n_test")}
     return MolDemo(model=model, adapter=adapter, featurizer=featurizer, test=test, metrics=metrics)
 
