@@ -33,6 +33,8 @@ _LAZY_NAMES = {
     "Concat": ("probekit.encode.mol", "Concat"),
     "Matrix": ("probekit.encode.mol", "Matrix"),
     "Smoothed": ("probekit.certify", "Smoothed"),
+    "Attribution": ("probekit.attr", "Attribution"),
+    "attribute": ("probekit.attr", "attribute"),
 }
 
 
@@ -67,6 +69,8 @@ __all__ = [
     "Concat",
     "Matrix",
     "Smoothed",
+    "Attribution",
+    "attribute",
     "search",
     "attr",
     "certify",
