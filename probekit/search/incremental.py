@@ -258,6 +258,7 @@ class _Plan:
     consts: dict  # node -> value
     frontier: set
     suffix: set  # nodes run in full on spliced activations
+    reductions: dict = field(default_factory=dict)  # node -> (source, form, keepdim): max over positions
 
 
 def _analyse(model, graph: fx.Graph, x_model: torch.Tensor, pos_axis: int):
@@ -294,8 +295,57 @@ def _analyse(model, graph: fx.Graph, x_model: torch.Tensor, pos_axis: int):
     if not any(i.kind in ("delta_conv", "recompute") or i.params.get("compute") for i in local.values()):
         return None
     suffix = {n for n in graph.nodes if n in dependent and n not in local and n.op != "placeholder"}
-    frontier = {n for n in local if any(u not in local for u in n.users)}
-    return _Plan(graph, placeholder, local, consts, frontier, suffix), env
+    reductions = {}
+    for node in suffix:
+        found = _max_reduction(model, node, local, consts)
+        if found is not None:
+            reductions[node] = found
+    frontier = {n for n in local if any(u not in local and u not in reductions for u in n.users)}
+    return _Plan(graph, placeholder, local, consts, frontier, suffix, reductions), env
+
+
+def _max_reduction(model, node: fx.Node, local: dict, consts: dict):
+    """(source, form, keepdim) when ``node`` is a max over the position axis of one local tensor.
+
+    Such a maximum is read from prefix and suffix maxima of the reference plus the
+    window, without building the full activation; it is exact.
+    """
+    inputs = [n for n in _input_nodes(node) if n not in consts]
+    if len(inputs) != 1 or inputs[0] not in local or not node.args or node.args[0] is not inputs[0]:
+        return None
+    src = inputs[0]
+    pos_axis = local[src].pos_axis
+    if node.op == "call_module":
+        module = _fetch(model, node.target)
+        if isinstance(module, nn.AdaptiveMaxPool1d) and module.output_size in (1, (1,)) and pos_axis == 2:
+            if not module.return_indices and len(node.args) == 1:
+                return src, "tensor", True
+        return None
+    name = node.target if node.op == "call_method" else getattr(node.target, "__name__", None)
+    if node.op == "call_function" and node.target not in (torch.max, torch.amax):
+        return None
+    if name not in ("max", "amax"):
+        return None
+    rest = list(node.args[1:])
+    kwargs = dict(node.kwargs)
+    dim = kwargs.pop("dim", rest.pop(0) if rest else None)
+    keepdim = kwargs.pop("keepdim", rest.pop(0) if rest else False)
+    if kwargs or rest or isinstance(dim, fx.Node) or isinstance(keepdim, fx.Node):
+        return None
+    if isinstance(dim, (tuple, list)):
+        if len(dim) != 1:
+            return None
+        dim = dim[0]
+    if not isinstance(dim, int) or dim % 3 != pos_axis or not isinstance(keepdim, bool):
+        return None
+    if name == "max":
+        ok = all(
+            (u.op == "call_function" and u.target is getattr and u.args[1] == "values")
+            or (u.op == "call_function" and u.target is operator.getitem and u.args[1] == 0)
+            for u in node.users
+        )
+        return (src, "values", keepdim) if ok else None
+    return src, "tensor", keepdim
 
 
 def _is_layout_only(node: fx.Node) -> bool:
@@ -428,31 +478,66 @@ def _recompute_info(params: dict, src: _Local, value) -> _Local | None:
 # --------------------------------------------------------------------------- runtime
 
 class _Reference:
-    """Cached reference activations of one strand, in (N, C, L) layout, with padded unfolded views."""
+    """Cached reference activations of one strand and fast reads of their windows."""
 
     def __init__(self, plan: _Plan, env: dict):
         self.plan = plan
         self.env = env
-        self.canonical = {}
+        self.canonical = {}  # node -> (N, C, L)
         for node, info in plan.local.items():
             v = env[node]
             self.canonical[node] = v if info.pos_axis == 2 else v.transpose(1, 2)
-        self._views: dict = {}
+        self._flat: dict = {}
+        self._ranges: dict = {}
+        self._running_max: dict = {}
 
-    def windows(self, node, rows, q0, width, left, right, pad_value=0.0):
-        """Reference values of ``node`` at positions q0 .. q0 + width - 1 for each row: (M, C, width)."""
-        key = (node, width, left, right, pad_value)
-        view = self._views.get(key)
-        if view is None:
+    def running_max(self, node):
+        """Prefix and suffix maxima over positions, (N * (L + 1), C) each, in channel-last rows.
+
+        Row ``i`` of an input holds the maximum over positions ``< i`` (prefix) or ``>= i``
+        (suffix), with -inf for an empty range.
+        """
+        entry = self._running_max.get(node)
+        if entry is None:
+            ref = self.canonical[node].transpose(1, 2)  # (N, L, C)
+            n, length, c = ref.shape
+            fill = torch.full((n, 1, c), -math.inf, dtype=ref.dtype, device=ref.device)
+            prefix = torch.cat([fill, ref.cummax(dim=1).values], dim=1)
+            suffix = torch.cat([ref.flip(1).cummax(dim=1).values.flip(1), fill], dim=1)
+            entry = (prefix.reshape(-1, c).contiguous(), suffix.reshape(-1, c).contiguous(), length + 1)
+            self._running_max[node] = entry
+        return entry
+
+    def arange(self, width: int, device) -> torch.Tensor:
+        r = self._ranges.get(width)
+        if r is None:
+            r = self._ranges[width] = torch.arange(width, device=device)
+        return r
+
+    def windows(self, node, rows, q0, width, pads=(0, 0), pad_value=0.0) -> torch.Tensor:
+        """Reference values of ``node`` at q0 .. q0 + width - 1 for each row: (M, C, width).
+
+        ``pads`` (left, right) must cover every position read outside [0, L); they are
+        filled with ``pad_value``.
+        """
+        left, right = pads
+        key = (node, left, right, pad_value)
+        entry = self._flat.get(key)
+        if entry is None:
             ref = self.canonical[node]
             if left or right:
                 ref = F.pad(ref, (left, right), value=pad_value)
-            view = ref.unfold(2, width, 1)  # (N, C, L', width)
-            self._views[key] = view
-        return view[rows, :, q0 + left]
+            # (N * L', C): one row per position, so a window is a run of consecutive rows
+            entry = (ref.transpose(1, 2).reshape(-1, ref.shape[1]).contiguous(), ref.shape[2])
+            self._flat[key] = entry
+        flat, padded_length = entry
+        index = (rows * padded_length + q0 + left)[:, None] + self.arange(width, q0.device)
+        return flat.index_select(0, index.reshape(-1)).view(rows.shape[0], width, -1).transpose(1, 2)
 
 
 def _pads(q0: torch.Tensor, width: int, length: int) -> tuple[int, int]:
+    if q0.numel() == 0:
+        return 0, 0
     return max(0, -int(q0.min())), max(0, int(q0.max()) + width - length)
 
 
@@ -464,31 +549,59 @@ def _transpose_weight(weight: torch.Tensor, groups: int) -> torch.Tensor:
 
 
 class _Engine:
+    """Runs batches of mutants through a plan: windows of the local prefix, then the rest in full."""
+
     def __init__(self, model, plan: _Plan, ref: _Reference):
         self.model, self.plan, self.ref = model, plan, ref
-        self.cache: dict = {}
+        self.weights: dict = {}
         self.aligned: dict = {}  # binary node -> operands whose window is the output window
+        self.read_pads: dict = {}  # recompute node -> padding its input reads need
+        self.shifted: dict = {}  # delta_conv node -> whether its window ever starts off the contribution
         for node, info in plan.local.items():
             if info.kind == "delta_conv":
-                self.cache[node] = _transpose_weight(info.params["weight"], info.params["groups"])
+                self.weights[node] = _transpose_weight(info.params["weight"], info.params["groups"])
+                self.shifted[node] = info.width != info.params["full"]  # True: every window needs the shift
             elif info.kind == "binary":
                 self.aligned[node] = {
                     n for n in info.params["operands"]
                     if plan.local[n].width == info.width and torch.equal(plan.local[n].starts, info.starts)
                 }
+            elif info.kind == "recompute":
+                src = self._source(node)
+                self.read_pads[node] = _pads(info.params["q0"], info.params["read"], plan.local[src].length)
+        self.device_tables = {
+            node: {key: v.to(ref.canonical[plan.placeholder].device) for key, v in _tables(info).items()}
+            for node, info in plan.local.items()
+        }
 
-    def _spliced(self, node, rows, starts_in, q0, width, pad_value, win):
-        """Spliced mutant values of local ``node`` at q0 .. q0 + width - 1: (M, C, width)."""
+    def edges(self) -> torch.Tensor:
+        """(L,) bool on the CPU: positions whose windows are clamped at a sequence end somewhere."""
+        length = self.plan.local[self.plan.placeholder].length
+        edge = torch.zeros(length, dtype=torch.bool)
+        for info in self.plan.local.values():
+            if info.kind == "delta_conv":
+                edge |= info.params["shift"] != 0
+        return edge
+
+    def _source(self, node):
+        (src,) = {n for n in _input_nodes(node) if n not in self.plan.consts}
+        return src
+
+    def _spliced(self, node, rows, starts_in, win, q0, width, pads, pad_value):
+        """Mutant values of local ``node`` at q0 .. q0 + width - 1: (M, C, width)."""
         info = self.plan.local[node]
-        left, right = _pads(q0, width, info.length)
-        base = self.ref.windows(node, rows, q0, width, left, right, pad_value)
-        rel = q0[:, None] - starts_in[:, None] + torch.arange(width, device=q0.device)
+        base = self.ref.windows(node, rows, q0, width, pads, pad_value)
+        rel = (q0 - starts_in)[:, None] + self.ref.arange(width, q0.device)
         inside = (rel >= 0) & (rel < info.width)
         index = rel.clamp(0, info.width - 1)[:, None, :].expand(-1, win.shape[1], -1)
         return torch.where(inside[:, None, :], win.gather(2, index), base)
 
-    def run(self, rows: torch.Tensor, positions: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
-        """Raw outputs of mutants: row ``rows[i]`` with column ``columns[i]`` (M, C) at ``positions[i]``."""
+    def run(self, rows: torch.Tensor, positions: torch.Tensor, columns: torch.Tensor, *, edge: bool = True):
+        """Raw outputs of mutants: input ``rows[i]`` with column ``columns[i]`` (M, C) at ``positions[i]``.
+
+        ``edge=False`` promises that no position is an edge position (see :meth:`edges`).
+        """
+        self._edge = edge
         plan, ref, model = self.plan, self.ref, self.model
         wins: dict = {}
         starts: dict = {}
@@ -499,7 +612,7 @@ class _Engine:
             if node not in materialized:
                 info = plan.local[node]
                 base = ref.canonical[node][rows]
-                index = (starts[node][:, None] + torch.arange(info.width, device=rows.device))
+                index = starts[node][:, None] + ref.arange(info.width, rows.device)
                 base.scatter_(2, index[:, None, :].expand(-1, info.channels, -1), wins[node])
                 materialized[node] = base if info.pos_axis == 2 else base.transpose(1, 2)
             return materialized[node]
@@ -510,62 +623,99 @@ class _Engine:
         for node in plan.graph.nodes:
             info = plan.local.get(node)
             if info is None:
-                if node in plan.suffix:
-                    args = fx.node.map_arg(node.args, value_of)
-                    kwargs = fx.node.map_arg(node.kwargs, value_of)
-                    env[node] = _call(model, node, args, kwargs)
+                if node in plan.reductions:
+                    env[node] = self._max_over_positions(node, rows, starts, wins)
+                elif node in plan.suffix:
+                    env[node] = _call(model, node, fx.node.map_arg(node.args, value_of),
+                                      fx.node.map_arg(node.kwargs, value_of))
                 elif node.op == "output":
                     return value_of(node.args[0])
                 continue
-            s = info.starts[positions]
+            tables = self.device_tables[node]
+            s = tables["starts"][positions]
             starts[node] = s
             if info.kind == "input":
                 wins[node] = columns[:, :, None].to(ref.canonical[node].dtype)
-                continue
-            if info.kind == "binary":
-                operands = [
-                    wins[n] if n in self.aligned[node]
-                    else self._spliced(n, rows, starts[n], s, info.width, 0.0, wins[n])
-                    for n in info.params["operands"]
-                ]
-                operands = [o if info.pos_axis == 2 else o.transpose(1, 2) for o in operands]
-                values = dict(zip(info.params["operands"], operands))
+            elif info.kind == "binary":
+                values = {}
+                for n in info.params["operands"]:
+                    v = wins[n] if n in self.aligned[node] else self._spliced(
+                        n, rows, starts[n], wins[n], s, info.width, (0, 0), 0.0
+                    )
+                    values[n] = v if info.pos_axis == 2 else v.transpose(1, 2)
                 out = _call(model, node, fx.node.map_arg(node.args, lambda n: values.get(n, env.get(n))),
                             fx.node.map_arg(node.kwargs, lambda n: values.get(n, env.get(n))))
                 wins[node] = out if info.pos_axis == 2 else out.transpose(1, 2)
-                continue
-            (src,) = [n for n in _input_nodes(node) if n not in plan.consts]
-            src_info = plan.local[src]
-            if info.kind == "unary":
-                x = wins[src] if src_info.pos_axis == 2 else wins[src].transpose(1, 2)
+            elif info.kind == "unary":
+                src = self._source(node)
+                x = wins[src] if plan.local[src].pos_axis == 2 else wins[src].transpose(1, 2)
                 out = _call(model, node, fx.node.map_arg(node.args, lambda n: x if n is src else env[n]),
                             fx.node.map_arg(node.kwargs, lambda n: x if n is src else env[n]))
                 wins[node] = out if info.pos_axis == 2 else out.transpose(1, 2)
             elif info.kind == "delta_conv":
-                p = info.params
-                left, right = _pads(starts[src], src_info.width, src_info.length)
-                delta = wins[src] - ref.windows(src, rows, starts[src], src_info.width, left, right)
-                contrib = F.conv_transpose1d(delta, self.cache[node], dilation=p["d"], groups=p["groups"])
-                shift = p["shift"][positions]
-                if info.width != p["full"] or bool(shift.any()):
-                    cl, cr = _pads(shift, info.width, p["full"])
-                    contrib = F.pad(contrib, (cl, cr)).unfold(2, info.width, 1)[
-                        torch.arange(len(rows), device=rows.device), :, shift + cl
-                    ]
-                left, right = _pads(s, info.width, info.length)
-                wins[node] = ref.windows(node, rows, s, info.width, left, right) + contrib
-            else:  # recompute: pooling and strided convolutions
-                p = info.params
-                pad_value = -math.inf if p["kind"] == "max" else 0.0
-                x = self._spliced(src, rows, starts[src], p["q0"][positions], p["read"], pad_value, wins[src])
-                if p["kind"] == "conv":
-                    out = F.conv1d(x, p["weight"], p["bias"], stride=p["stride"], dilation=p["d"], groups=p["groups"])
-                elif p["kind"] == "max":
-                    out = F.max_pool1d(x, p["k"], p["stride"], 0, p["d"])
-                else:
-                    out = F.avg_pool1d(x, p["k"], p["stride"], 0)
-                wins[node] = out
+                wins[node] = self._delta_conv(node, info, rows, positions, starts, wins, s)
+            else:
+                wins[node] = self._recompute(node, info, rows, positions, starts, wins)
         raise RuntimeError("graph has no output")
+
+    def _max_over_positions(self, node, rows, starts, wins):
+        src, form, keepdim = self.plan.reductions[node]
+        info = self.plan.local[src]
+        prefix, suffix, stride = self.ref.running_max(src)
+        s = starts[src]
+        outside = torch.maximum(
+            prefix.index_select(0, rows * stride + s), suffix.index_select(0, rows * stride + s + info.width)
+        )
+        values = torch.maximum(outside, wins[src].amax(dim=2))  # (M, C)
+        if keepdim:
+            values = values.unsqueeze(info.pos_axis)
+        return _MaxResult(values, None) if form == "values" else values
+
+    def _delta_conv(self, node, info, rows, positions, starts, wins, s):
+        """New window = reference window + convolution of the change of the input window."""
+        p = info.params
+        src = self._source(node)
+        src_info = self.plan.local[src]
+        delta = wins[src] - self.ref.windows(src, rows, starts[src], src_info.width)
+        contrib = F.conv_transpose1d(delta, self.weights[node], dilation=p["d"], groups=p["groups"])
+        if self.shifted[node] or self._edge:
+            index = self.device_tables[node]["shift"][positions][:, None] + self.ref.arange(info.width, rows.device)
+            valid = (index >= 0) & (index < p["full"])
+            gathered = contrib.gather(2, index.clamp(0, p["full"] - 1)[:, None, :].expand(-1, contrib.shape[1], -1))
+            contrib = gathered * valid[:, None, :].to(gathered.dtype)
+        return self.ref.windows(node, rows, s, info.width) + contrib
+
+    def _recompute(self, node, info, rows, positions, starts, wins):
+        """Pooling and strided convolution: recompute the output window from the spliced input."""
+        p = info.params
+        src = self._source(node)
+        pad_value = -math.inf if p["kind"] == "max" else 0.0
+        q0 = self.device_tables[node]["q0"][positions]
+        x = self._spliced(src, rows, starts[src], wins[src], q0, p["read"], self.read_pads[node], pad_value)
+        if p["kind"] == "conv":
+            return F.conv1d(x, p["weight"], p["bias"], stride=p["stride"], dilation=p["d"], groups=p["groups"])
+        if p["kind"] == "max":
+            return F.max_pool1d(x, p["k"], p["stride"], 0, p["d"])
+        return F.avg_pool1d(x, p["k"], p["stride"], 0)
+
+
+class _MaxResult(tuple):
+    """Stands in for torch.return_types.max when only ``.values`` is read."""
+
+    def __new__(cls, values, indices):
+        return super().__new__(cls, (values, indices))
+
+    @property
+    def values(self):
+        return self[0]
+
+
+def _tables(info: _Local) -> dict:
+    tables = {"starts": info.starts}
+    for key in ("shift", "q0"):
+        if key in info.params:
+            tables[key] = info.params[key]
+    return tables
 
 
 def _call(model, node, args, kwargs):
@@ -588,7 +738,7 @@ def _chunk_size(plan: _Plan, device: torch.device) -> int:
         per_mutant += info.channels * (info.width + info.params.get("read", 0))
         if node in plan.frontier:
             per_mutant += 3 * info.channels * info.length
-    budget = 2**25 if device.type == "cuda" else 2**21
+    budget = 2**27 if device.type == "cuda" else 2**23
     return int(max(16, min(8192, budget // max(per_mutant, 1))))
 
 
@@ -668,18 +818,28 @@ def incremental_single_substitutions(adapter, X: torch.Tensor, positions, fn: Ca
         eye = torch.eye(c, device=device, dtype=Xd.dtype)
         columns_ref = Xd[:, :, positions].permute(0, 2, 1)  # (N, P, C)
         is_ref = (columns_ref[:, :, None, :] == eye).all(-1)  # (N, P, 4)
-        rows_i, cols_j, base_b = torch.nonzero(~is_ref, as_tuple=True)
+        # interior mutants first, so that most chunks skip the re-alignment of clamped windows
+        edge = torch.zeros(length, dtype=torch.bool)
+        for engine, (_, order) in zip(engines, views):
+            edge |= engine.edges() if order is None else engine.edges().flip(0)
+        edge_of_column = edge.to(device)[positions]
+        mutants = torch.nonzero(~is_ref)  # (M, 3): row, column, base
+        mutants = mutants[torch.argsort(edge_of_column[mutants[:, 1]].to(torch.uint8), stable=True)]
+        n_interior = int((~edge_of_column[mutants[:, 1]]).sum())
+        rows_i, cols_j, base_b = mutants.unbind(1)
         chunk = min(_chunk_size(e.plan, device) for e in engines)
         flat = result.view(-1)
+        complement = torch.as_tensor(order, device=device) if strands == "both" else None
         for start in range(0, rows_i.numel(), chunk):
             r, j, b = rows_i[start:start + chunk], cols_j[start:start + chunk], base_b[start:start + chunk]
             p = positions[j]
+            at_edge = start + chunk > n_interior
             raw = None
             for engine, (_, order) in zip(engines, views):
                 if order is None:
-                    out = engine.run(r, p, eye[b])
+                    out = engine.run(r, p, eye[b], edge=at_edge)
                 else:
-                    out = engine.run(r, length - 1 - p, eye[torch.as_tensor(order, device=device)[b]])
+                    out = engine.run(r, length - 1 - p, eye[complement[b]], edge=at_edge)
                 out = out.float() if out.dtype in (torch.float16, torch.bfloat16) else out
                 raw = out if raw is None else 0.5 * (raw + out)
             values = fn(raw, r)
