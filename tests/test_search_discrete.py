@@ -476,3 +476,23 @@ def test_top_distinct_keeps_lowest_distinct_per_group():
     g = torch.tensor([0.3, 0.1, 0.2, 0.9, 0.5, 0.4])
     picked = _top_distinct(groups, keys, g, 2)
     assert sorted(picked.tolist()) == [1, 2, 4, 5]
+
+
+def test_candidates_are_built_lazily_in_bounded_chunks():
+    """No model call sees more than a few batches of candidates: memory O(batch x L), not O(3L x L)."""
+    model = ToyConv(seed=80)
+    adapter = SequenceModel(model, output=0, device="cpu", batch_size=8)
+    largest = []
+    original_map = adapter.map
+
+    def recording_map(X, fn, *, rows=None):
+        largest.append(X.shape[0])
+        return original_map(X, fn, rows=rows)
+
+    adapter.map = recording_map
+    X = one_hot(random_sequences(2, 12, seed=81))
+    saturation_mutagenesis(adapter, X)
+    min_substitutions(adapter, X, goal="decrease:100", max_edits=2, method="exhaustive")
+    min_substitutions(adapter, X, goal="decrease:100", max_edits=2, method="beam", beam_width=3)
+    assert max(largest) <= 4 * adapter.batch_size
+    assert sum(largest) > 2 * (36 * 35 // 2 - 12 * 3)  # every pair of edits at distinct sites was scored
