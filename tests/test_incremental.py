@@ -170,7 +170,7 @@ def _mutants(X: torch.Tensor, positions: torch.Tensor):
 def _oracle(adapter, X, positions, fn):
     M, rows = _mutants(X.cpu(), positions.cpu())
     values = adapter.map(M.to(adapter.device), fn, rows=rows.to(adapter.device))
-    return values.reshape(X.shape[0], positions.numel(), X.shape[1])
+    return values.reshape(X.shape[0], positions.numel(), X.shape[1], *values.shape[1:])
 
 
 def _check(adapter, X, positions=None, fn=None):
@@ -271,3 +271,18 @@ def test_model_state_restored_and_input_untouched():
     incremental_single_substitutions(adapter, X, torch.arange(64), lambda y, rows: y[:, 0])
     assert model.training
     assert torch.equal(X, before)
+
+
+def test_skip_pairs_and_vector_valued_fn():
+    adapter = SequenceModel(_seeded(BassetSmall(outputs_=3)), output=0, device="cpu")
+    X = adapter.encode(random_sequences(2, 64, seed=6))
+    positions = torch.arange(0, 64, 3)
+    skip = torch.zeros(2, positions.numel(), dtype=torch.bool)
+    skip[0, 2] = skip[1, 5] = True
+    got = incremental_single_substitutions(adapter, X, positions, lambda y, rows: y, skip=skip)
+    want = _oracle(adapter, X, positions, lambda y, rows: y)
+    reference = adapter.predict(X)
+    want[0, 2] = reference[0]
+    want[1, 5] = reference[1]
+    assert got.shape == (2, positions.numel(), 4, 3)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * float(want.abs().max()))

@@ -742,7 +742,9 @@ def _chunk_size(plan: _Plan, device: torch.device) -> int:
     return int(max(16, min(8192, budget // max(per_mutant, 1))))
 
 
-def incremental_single_substitutions(adapter, X: torch.Tensor, positions, fn: Callable) -> torch.Tensor | None:
+def incremental_single_substitutions(
+    adapter, X: torch.Tensor, positions, fn: Callable, *, skip: torch.Tensor | None = None
+) -> torch.Tensor | None:
     """Score of every single substitution by windowed recomputation, or None if the model cannot be analysed.
 
     Parameters
@@ -754,14 +756,16 @@ def incremental_single_substitutions(adapter, X: torch.Tensor, positions, fn: Ca
     positions : sequence of int or torch.Tensor of shape (P,)
         Positions to substitute.
     fn : callable
-        ``fn(raw_output, rows) -> (M,)`` applied to the raw output of each mutant; ``rows`` says which
+        ``fn(raw_output, rows) -> (M, *)`` applied to the raw output of each mutant; ``rows`` says which
         input each mutant came from.
+    skip : torch.Tensor of shape (N, P), bool, optional
+        Input-position pairs not to scan; they get the unedited input's value.
 
     Returns
     -------
-    torch.Tensor of shape (N, P, 4) on ``adapter.device``, or None
-        ``fn`` of the mutant with base ``b`` at ``positions[j]`` (the reference output where ``b`` is the
-        reference base); None when the model is not a traceable ``torch.nn.Module`` with a local
+    torch.Tensor of shape (N, P, 4, *) on ``adapter.device``, or None
+        ``fn`` of the mutant with base ``b`` at ``positions[j]`` (the unedited input's value where ``b``
+        is the reference base, and at skipped pairs; at N columns every base is scanned); None when the model is not a traceable ``torch.nn.Module`` with a local
         first layer, or runs under autocast. Callers then fall back to full forward passes.
 
     Examples
@@ -814,10 +818,13 @@ def incremental_single_substitutions(adapter, X: torch.Tensor, positions, fn: Ca
             engines.append(_Engine(model, plan, _Reference(plan, env)))
 
         ref_values = fn(ref_raw, torch.arange(n, device=device))
-        result = ref_values[:, None, None].expand(n, positions.numel(), c).clone()
+        rest = tuple(ref_values.shape[1:])
+        result = ref_values[:, None, None].expand(n, positions.numel(), c, *rest).clone()
         eye = torch.eye(c, device=device, dtype=Xd.dtype)
         columns_ref = Xd[:, :, positions].permute(0, 2, 1)  # (N, P, C)
         is_ref = (columns_ref[:, :, None, :] == eye).all(-1)  # (N, P, 4)
+        if skip is not None:
+            is_ref |= skip.to(device=device, dtype=torch.bool).reshape(n, positions.numel())[:, :, None]
         # interior mutants first, so that most chunks skip the re-alignment of clamped windows
         edge = torch.zeros(length, dtype=torch.bool)
         for engine, (_, order) in zip(engines, views):
@@ -828,7 +835,7 @@ def incremental_single_substitutions(adapter, X: torch.Tensor, positions, fn: Ca
         n_interior = int((~edge_of_column[mutants[:, 1]]).sum())
         rows_i, cols_j, base_b = mutants.unbind(1)
         chunk = min(_chunk_size(e.plan, device) for e in engines)
-        flat = result.view(-1)
+        flat = result.view(-1, *rest)
         complement = torch.as_tensor(order, device=device) if strands == "both" else None
         for start in range(0, rows_i.numel(), chunk):
             r, j, b = rows_i[start:start + chunk], cols_j[start:start + chunk], base_b[start:start + chunk]
