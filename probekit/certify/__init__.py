@@ -12,6 +12,7 @@ from .crown import crown, substitution_bounds
 from .graph import UnsupportedOperation, trace
 from .hamming import CertificateResult, bit_flips, substitutions
 from .ibp import ibp
+from .lipschitz import LipschitzResult, error_bound, lipschitz
 from .smoothing import Smoothed, correlated_covariance, smoothing
 
 __all__ = [
@@ -24,6 +25,9 @@ __all__ = [
     "smoothing",
     "Smoothed",
     "correlated_covariance",
+    "lipschitz",
+    "error_bound",
+    "LipschitzResult",
     "trace",
     "UnsupportedOperation",
 ]

@@ -1,0 +1,366 @@
+"""Lipschitz constants: a global upper bound and a local lower bound.
+
+The global bound walks the traced graph and multiplies per-layer operator
+norms (sums of them at residual additions and concatenations): exact singular
+values for Linear layers, the Fourier bound for Conv1d (the largest singular
+value of the kernel's transfer matrix over the frequencies of a circular
+convolution long enough to hold the zero-padded one), power iteration (capped
+by the Hoelder bound ``sqrt(||J||_1 ||J||_inf)``) for other linear maps, exact
+row and column sums for the L-inf and L1 norms, and the largest slope of each
+activation. The local bound is the largest dual norm of the score's gradient
+found by a short random search around given inputs: the true constant lies
+between the two.
+
+Examples
+--------
+>>> import torch
+>>> from probekit import FeatureModel, outputs
+>>> model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+>>> adapter = FeatureModel(model, output=outputs.value(0), device="cpu")
+>>> r = lipschitz(adapter, X=torch.randn(4, 3))
+>>> bool((r.lower <= r.upper).all())
+True
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ..results import Result
+from .graph import Graph, trace
+from .ibp import abs_radius
+from .spec import output_spec
+
+_DUAL = {"l2": 2.0, "linf": 1.0, "l1": float("inf")}
+_SLOPES = {"relu": 1.0, "sigmoid": 0.25, "tanh": 1.0, "softplus": 1.0, "monotone": 1.0}
+
+
+@dataclass(frozen=True)
+class LipschitzResult(Result):
+    """Global upper and local lower bounds of a Lipschitz constant.
+
+    Attributes
+    ----------
+    upper : float
+        Guaranteed: ``|f(x) - f(x')| <= upper * ||x - x'||`` for all inputs.
+    lower : torch.Tensor of shape (N,) or None
+        Largest gradient dual norm found around each input (a lower bound).
+    norm : str
+    layers : list of (str, float)
+        Each operation's factor in the global bound.
+    """
+
+    upper: float
+    lower: torch.Tensor | None
+    norm: str = "l2"
+    layers: list = field(default_factory=list)
+    ids: list = field(default_factory=list)
+    params: dict = field(default_factory=dict)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per input: id, local lower bound, global upper bound, ratio."""
+        if self.lower is None:
+            return pd.DataFrame({"layer": [a for a, _ in self.layers], "factor": [b for _, b in self.layers]})
+        n = len(self.lower)
+        return pd.DataFrame(
+            {
+                "id": self.ids or [f"x{i}" for i in range(n)],
+                "norm": self.norm,
+                "local_lower": self.lower.numpy(),
+                "global_upper": self.upper,
+                "ratio": (self.upper / self.lower.clamp(min=1e-30)).numpy(),
+            }
+        )
+
+
+def _conv1d_norm(weight: torch.Tensor, length: int, padding: int, dilation: int, groups: int) -> float:
+    """Upper bound of a zero-padded Conv1d's spectral norm by its circular embedding."""
+    out_c, in_per, k = weight.shape
+    span = (k - 1) * dilation + 1
+    m = length + 2 * padding + span
+    kernel = torch.zeros(out_c, in_per, span, dtype=torch.float64, device=weight.device)
+    kernel[:, :, ::dilation] = weight.detach().double()
+    spectrum = torch.fft.fft(kernel, n=m, dim=-1).permute(2, 0, 1)  # (M, out, in_per)
+    if groups == 1:
+        return float(torch.linalg.matrix_norm(spectrum, ord=2).max())
+    og = out_c // groups
+    blocks = spectrum.reshape(m, groups, og, in_per)
+    return float(torch.linalg.matrix_norm(blocks, ord=2).max())
+
+
+def _linear_parts(bound, op, i: int, shapes):
+    """J_i v (the op's linear part in input ``i``) and its transpose, per input."""
+    zeros = [torch.zeros((1,) + s, dtype=torch.float32, device=bound.env[op.inputs[0]].device) for s in shapes]
+
+    def forward(v):
+        vals = list(zeros)
+        vals[i] = v
+        return bound.apply(op, *vals) - bound.apply(op, *zeros)
+
+    def transpose(u):
+        with torch.enable_grad():
+            v = zeros[i].clone().requires_grad_(True)
+            (g,) = torch.autograd.grad((forward(v) * u).sum(), v)
+        return g
+
+    return forward, transpose
+
+
+def _operator_norm(bound, op, i: int, shapes, norm: str, iterations: int = 100) -> float:
+    graph = bound.graph
+    forward, transpose = _linear_parts(bound, op, i, shapes)
+    module = graph.modules.get(op.node.target) if op.node.op == "call_module" else None
+    if norm in ("linf", "l1"):
+        ones_in = torch.ones((1,) + shapes[i], device=bound.env[op.inputs[0]].device)
+        single = len(op.inputs) == 1  # ops with several inputs (add, sub, cat) have one sign per input
+        if norm == "linf":  # largest row sum of |J|
+            out = abs_radius(bound, op, [ones_in], forward(ones_in)) if single else forward(ones_in).abs()
+            return float(out.max())
+        if single:  # largest column sum of |J|
+            with torch.enable_grad():
+                v = ones_in.clone().requires_grad_(True)
+                (g,) = torch.autograd.grad(abs_radius(bound, op, [v], forward(ones_in)).sum(), v)
+        else:
+            g = transpose(torch.ones_like(forward(ones_in))).abs()
+        return float(g.max())
+    if isinstance(module, nn.Linear):
+        return float(torch.linalg.matrix_norm(module.weight.detach().double(), ord=2))
+    if isinstance(module, nn.Conv1d) and isinstance(module.padding, tuple) and module.padding_mode == "zeros":
+        return _conv1d_norm(module.weight, shapes[i][-1], module.padding[0], module.dilation[0], module.groups)
+    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        scale = (module.running_var + module.eps).rsqrt()
+        if module.weight is not None:
+            scale = scale * module.weight
+        return float(scale.abs().max())
+    # power iteration on J^T J, capped by the Hoelder bound sqrt(||J||_1 ||J||_inf)
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    v = torch.randn((1,) + shapes[i], generator=gen).to(bound.env[op.inputs[0]].device)
+    sigma = 0.0
+    for _ in range(iterations):
+        v = v / v.norm().clamp(min=1e-30)
+        w = transpose(forward(v))
+        previous, sigma = sigma, float(w.norm().sqrt())
+        v = w
+        if abs(sigma - previous) <= 1e-7 * sigma:
+            break
+    holder = math.sqrt(_operator_norm(bound, op, i, shapes, "l1") * _operator_norm(bound, op, i, shapes, "linf"))
+    return min(holder, 1.01 * sigma)
+
+
+def _window_multiplicity(op) -> int:
+    idx = op.window
+    valid = idx[idx >= 0]
+    return int(torch.bincount(valid).max()) if valid.numel() else 1
+
+
+def global_bound(graph: Graph, bound, *, norm: str, spec=None) -> tuple[float, list]:
+    """Upper bound of the Lipschitz constant of the graph's output (and of ``spec`` of it)."""
+    const = {}
+    layers = []
+    for op in graph.ops:
+        if op.kind == "input":
+            const[op.name] = 1.0
+            continue
+        if op.kind == "alias":
+            const[op.name] = const[op.inputs[0]]
+            continue
+        if op.kind == "act":
+            if op.act == "convex" or (op.act == "monotone" and "exp" in op.label):
+                raise ValueError(f"{op.label} has no global Lipschitz constant")
+            slope = {"leaky_relu": max(1.0, abs(op.param)), "elu": max(1.0, op.param)}.get(op.act, _SLOPES.get(op.act, 1.0))
+            factor = slope
+            const[op.name] = factor * const[op.inputs[0]]
+        elif op.kind == "max":
+            m = _window_multiplicity(op)
+            factor = {"linf": 1.0, "l2": math.sqrt(m), "l1": float(m)}[norm]
+            const[op.name] = factor * const[op.inputs[0]]
+        else:
+            shapes = [graph.op(name).shape for name in op.inputs]
+            factors = [_operator_norm(bound, op, i, shapes, norm) for i in range(len(op.inputs))]
+            factor = max(factors)
+            const[op.name] = sum(f * const[name] for f, name in zip(factors, op.inputs))
+        layers.append((op.label, factor))
+    total = const[graph.output]
+    if spec is not None:
+        q = _DUAL[norm]
+        rows = torch.linalg.vector_norm(spec.C[0], ord=q, dim=-1).max()
+        factor = float(rows)
+        if spec.reduce == "softmax":
+            factor = 0.5  # |grad of a softmax probability| <= 1/2 in the L1, L2 and L-inf norms
+        if spec.post == "sigmoid":
+            factor *= 0.25
+        if spec.a is not None:
+            factor *= float(spec.a.abs().max())
+        layers.append(("output selection", factor))
+        total *= factor
+    return total, layers
+
+
+def _local_lower(adapter, X, *, norm, radius, n_samples, rounds, seed, whole_output) -> torch.Tensor:
+    q = _DUAL[norm]
+    gen = torch.Generator().manual_seed(seed)
+    n = X.shape[0]
+
+    def dual_norms(points, rows):
+        if whole_output:
+            y = adapter.predict(points[:1])
+            best = torch.zeros(points.shape[0], device=points.device)
+            for j in range(y[0].numel()):
+                fn = lambda out, r, j=j: out.reshape(out.shape[0], -1)[:, j]  # noqa: E731
+                _, grad = adapter.gradient(points, fn)
+                best = torch.maximum(best, torch.linalg.vector_norm(grad.flatten(1), ord=q, dim=1))
+            return best
+        _, grad = adapter.gradient(points)
+        return torch.linalg.vector_norm(grad.flatten(1), ord=q, dim=1)
+
+    rows = torch.arange(n, device=X.device)
+    best = dual_norms(X, rows)
+    centres = X.clone()
+    r = radius
+    for _ in range(rounds):
+        noise = torch.randn((n * n_samples,) + tuple(X.shape[1:]), generator=gen).to(X)
+        noise = noise / noise.flatten(1).norm(dim=1).view(-1, *[1] * (X.ndim - 1)) * r
+        pts = centres.repeat_interleave(n_samples, 0) + noise
+        vals = dual_norms(pts, rows.repeat_interleave(n_samples)).view(n, n_samples)
+        top, arg = vals.max(1)
+        better = top > best
+        best = torch.where(better, top, best)
+        cand = pts.view((n, n_samples) + tuple(X.shape[1:]))[torch.arange(n), arg]
+        centres = torch.where(better.view(-1, *[1] * (X.ndim - 1)), cand, centres)
+        r = r / 2
+    return best
+
+
+def lipschitz(
+    adapter_or_model,
+    *,
+    norm: str = "l2",
+    X=None,
+    input_shape=None,
+    radius: float = 0.1,
+    n_samples: int = 32,
+    rounds: int = 3,
+    seed: int = 0,
+) -> LipschitzResult:
+    """Global upper bound and local lower bounds of the Lipschitz constant.
+
+    Parameters
+    ----------
+    adapter_or_model : SequenceModel, FeatureModel or torch.nn.Module
+        For an adapter, the constant of its score; for a bare module, of its whole
+        output vector in the same norm.
+    norm : {"l2", "linf", "l1"}
+        The norm of input changes (and of output vectors for a bare module).
+    X : torch.Tensor of shape (N, ...), optional
+        Inputs around which to search for the local lower bound; they also give the
+        input shape (otherwise pass ``input_shape``).
+    input_shape : tuple, optional
+        Shape of one input when no ``X`` is given.
+    radius : float
+        Initial L2 radius of the random search around each input; halved each round.
+    n_samples, rounds, seed : int
+
+    Returns
+    -------
+    LipschitzResult
+
+    Examples
+    --------
+    >>> import torch
+    >>> layer = torch.nn.Linear(2, 2)
+    >>> with torch.no_grad():
+    ...     _ = layer.weight.copy_(torch.tensor([[3.0, 0.0], [0.0, 1.0]]))
+    >>> round(lipschitz(layer, input_shape=(2,)).upper, 4)
+    3.0
+    """
+    start = time.perf_counter()
+    if norm not in _DUAL:
+        raise ValueError(f"norm must be 'l2', 'linf' or 'l1', got {norm!r}")
+    whole = isinstance(adapter_or_model, nn.Module)
+    if whole:
+        from ..adapters import FeatureModel, SequenceModel
+
+        shape = tuple(X.shape[1:]) if X is not None else tuple(input_shape or ())
+        if not shape:
+            raise ValueError("pass X= or input_shape= with a bare model")
+        first = lambda y: y.reshape(y.shape[0], -1)[:, 0]  # noqa: E731 - any selection; the whole output is bounded
+        if len(shape) == 2 and shape[0] == 4:
+            adapter = SequenceModel(adapter_or_model, output=first, device=None)
+        else:
+            adapter = FeatureModel(adapter_or_model, output=first, device=None)
+    else:
+        adapter = adapter_or_model
+    if X is None:
+        if input_shape is None:
+            raise ValueError("pass X= (inputs) or input_shape= (the shape of one input)")
+        probe = torch.zeros((1,) + tuple(input_shape), device=adapter.device)
+    else:
+        probe = adapter._as_input(X).to(adapter.dtype)
+    with adapter.session(), torch.no_grad():
+        graph = trace(adapter, probe[:1])
+        bound = graph.bind(probe[:1])
+        spec = None if whole else output_spec(adapter.output, bound.value(graph.output))
+        upper, layers = global_bound(graph, bound, norm=norm, spec=spec)
+    lower = None
+    if X is not None:
+        lower = _local_lower(adapter, probe, norm=norm, radius=radius, n_samples=n_samples, rounds=rounds, seed=seed, whole_output=whole)
+    return LipschitzResult(
+        upper=float(upper),
+        lower=lower,
+        norm=norm,
+        layers=layers,
+        params={"seconds": time.perf_counter() - start, "radius": radius, "n_samples": n_samples, "rounds": rounds, "seed": seed},
+    )
+
+
+def error_bound(adapter, X, *, input_error: float, norm: str = "l2", method: str = "both") -> torch.Tensor:
+    """Guaranteed worst-case change of the score when each input is off by at most ``input_error``.
+
+    ``"lipschitz"`` gives ``L * input_error`` with the global bound ``L``;
+    ``"crown"`` the largest distance from the score to its CROWN bounds over the
+    ball; ``"both"`` (default) the smaller of the two, per input.
+
+    Parameters
+    ----------
+    adapter : SequenceModel or FeatureModel
+    X : torch.Tensor of shape (N, ...)
+    input_error : float
+        Radius of the measurement error in ``norm``.
+    norm : {"l2", "linf", "l1"}
+    method : {"both", "lipschitz", "crown"}
+
+    Returns
+    -------
+    torch.Tensor of shape (N,)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from probekit import FeatureModel, outputs
+    >>> adapter = FeatureModel(torch.nn.Linear(3, 1), output=outputs.value(0), device="cpu")
+    >>> error_bound(adapter, torch.zeros(2, 3), input_error=0.1).shape
+    torch.Size([2])
+    """
+    if method not in ("both", "lipschitz", "crown"):
+        raise ValueError(f"method must be 'both', 'lipschitz' or 'crown', got {method!r}")
+    X = adapter._as_input(X).to(adapter.dtype)
+    n = X.shape[0]
+    out = torch.full((n,), float("inf"))
+    if method in ("both", "lipschitz"):
+        out = torch.minimum(out, torch.full((n,), lipschitz(adapter, norm=norm, input_shape=tuple(X.shape[1:])).upper * input_error))
+    if method in ("both", "crown"):
+        from .crown import crown
+
+        b = crown(adapter, X, eps=input_error, norm=norm)
+        s = adapter.score(X).cpu()
+        out = torch.minimum(out, torch.maximum(b.upper - s, s - b.lower))
+    return out
+
+
+__all__ = ["lipschitz", "error_bound", "LipschitzResult"]
