@@ -636,6 +636,8 @@ def _search(adapter, space: _Space, goal, *, max_edits, method, beam_width, max_
             _gradient(adapter, space, bound, state, everyone, max_edits=max_edits, candidates=gradient_candidates, **common)
         else:
             n_pairs = space.allowed(X, space.mask).sum(dim=(1, 2))
+            if max_combinations is None:
+                max_combinations = 2e5 if adapter.device.type == "cuda" else 2e4
             _exhaustive(adapter, space, bound, state, _affordable_level(n_pairs, max_edits, max_combinations), **common)
             rest = ~state.found & (state.exhausted < max_edits)
             if rest.any():
@@ -666,7 +668,7 @@ def min_substitutions(
     positions=None,
     beam_width: int = 8,
     max_evaluations: int | None = None,
-    max_combinations: float = 2e5,
+    max_combinations: float | None = None,
     gradient_candidates: int = 16,
     ids=None,
     progress: bool = False,
@@ -698,8 +700,9 @@ def min_substitutions(
     beam_width : int
     max_evaluations : int, optional
         Budget of model evaluations per input, checked between chunks and steps.
-    max_combinations : float
-        Per-input number of edit sets up to which ``auto`` enumerates exhaustively.
+    max_combinations : float, optional
+        Per-input number of edit sets up to which ``auto`` enumerates exhaustively;
+        default 2e5 on CUDA and 2e4 on the CPU.
     gradient_candidates : int
         Candidates evaluated exactly per step of the gradient method.
     ids : list of str, optional
@@ -784,7 +787,7 @@ def bit_flips(
     features=None,
     beam_width: int = 8,
     max_evaluations: int | None = None,
-    max_combinations: float = 2e5,
+    max_combinations: float | None = None,
     gradient_candidates: int = 16,
     ids=None,
     progress: bool = False,
