@@ -58,13 +58,15 @@ SUMMARY_COLUMNS = {
     "error": object,
 }
 REGION_COLUMNS = [
-    "id", "region", "start", "end", "length", "sequence", "importance_sum", "importance_max", "n_edits_inside",
-    "motif", "motif_id", "motif_score", "motif_offset", "motif_strand",
+    "id", "region", "rank", "start", "end", "length", "sequence", "importance_sum", "importance_max", "n_edits_inside",
+    "motif", "motif_id", "motif_score", "motif_p_value", "motif_offset", "motif_strand",
 ]  # fmt: skip
 EDIT_COLUMNS = ["id", "step", "position", "ref", "alt", "score", "g"]
 # Critical runs widen through neighbours with at least this fraction of the run's peak importance.
 GROW = 0.5
-MOTIF_COLUMNS = ["id", "region", "match_rank", "name", "matrix_id", "score", "rel_score", "offset", "end", "strand", "match"]
+MOTIF_COLUMNS = [
+    "id", "region", "match_rank", "name", "matrix_id", "score", "rel_score", "p_value", "offset", "end", "strand", "match",
+]  # fmt: skip
 
 
 def probe(
@@ -455,10 +457,12 @@ def _regions(ids, seqs, importance, critical, edits, *, max_gap, min_length):
             region_of[i, s:e] = number
             rows.append(
                 {
-                    "id": id_, "region": number, "start": s, "end": e, "length": e - s, "sequence": seq[s:e].upper(),
+                    "id": id_, "region": number, "rank": number, "start": s, "end": e, "length": e - s,
+                    "sequence": seq[s:e].upper(),
                     "importance_sum": total, "importance_max": peak,
                     "n_edits_inside": sum(s <= p < e for p in edit_positions),
-                    "motif": None, "motif_id": None, "motif_score": math.nan, "motif_offset": None, "motif_strand": None,
+                    "motif": None, "motif_id": None, "motif_score": math.nan, "motif_p_value": math.nan,
+                    "motif_offset": None, "motif_strand": None,
                 }
             )  # fmt: skip
     return rows, region_of
@@ -474,6 +478,7 @@ def _attach_best_motif(regions: pd.DataFrame, motif_table: pd.DataFrame) -> pd.D
             regions.at[k, "motif"] = hit["name"]
             regions.at[k, "motif_id"] = hit["matrix_id"]
             regions.at[k, "motif_score"] = float(hit["score"])
+            regions.at[k, "motif_p_value"] = float(hit["p_value"])
             regions.at[k, "motif_offset"] = int(hit["offset"])
             regions.at[k, "motif_strand"] = hit["strand"]
     return regions

@@ -1,5 +1,7 @@
 """Motif scanning: planted JASPAR consensus recovered at its offset and strand; scores against brute force."""
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -69,7 +71,32 @@ def test_scan_sorted_and_threshold(ctcf):
     seq = random_sequences(1, 60, seed=1)[0]
     hits = scan(seq, [ctcf], min_rel_score=0.3)
     assert (hits["rel_score"] >= 0.3 - 1e-9).all()
-    assert hits["rel_score"].is_monotonic_decreasing
+    assert hits["p_value"].is_monotonic_increasing
+
+
+def test_p_values_equal_enumeration_of_all_sites():
+    counts = np.array([[8, 1, 0, 3, 2], [1, 6, 1, 3, 5], [0, 2, 9, 2, 1], [1, 1, 0, 2, 2]], dtype=float)
+    motif = Motif("toy", "", counts)
+    # p-values are exact for log-odds rounded to a grid of 0.05 bits (as FIMO does)
+    grid = np.round(motif.log_odds() / 0.05).astype(int)
+    all_sites = list(itertools.product(range(4), repeat=5))
+    all_scores = np.array([sum(grid[b, j] for j, b in enumerate(site)) for site in all_sites])
+    seq = random_sequences(1, 40, seed=2)[0]
+    hits = scan(seq, [motif], min_rel_score=0.0)
+    assert len(hits) == 2 * 36
+    for row in hits.itertuples():
+        site = row.match if row.strand == "+" else revcomp(row.match)
+        own = sum(grid["ACGT".index(b), j] for j, b in enumerate(site))
+        assert row.p_value == pytest.approx(np.mean(all_scores >= own), abs=1e-12)
+
+
+def test_longer_good_match_ranks_above_short_perfect_one(ctcf):
+    seq = random_sequences(1, 60, seed=11)[0]
+    site = list(ctcf.consensus)
+    site[3] = "A" if site[3] != "A" else "C"  # one mismatch in the 19-mer
+    seq = seq[:10] + "".join(site) + seq[29:40] + "CACGTG" + seq[46:]
+    best = scan(seq, [ctcf, Motif.from_consensus("CACGTG", name="Ebox")], top=1).iloc[0]
+    assert best["name"] == "CTCF" and best["offset"] == 10
 
 
 def test_annotate_regions_reports_overlapping_motif(ctcf):
@@ -98,4 +125,7 @@ def test_full_collection_loads_and_scans():
     motifs = jaspar_motifs()
     assert len(motifs) > 500
     seq = "GGG" + motifs[0].consensus + "GGG"
-    assert scan(seq, motifs, top=5)["rel_score"].iloc[0] == pytest.approx(1.0)
+    hits = scan(seq, motifs)
+    own = hits[(hits["matrix_id"] == motifs[0].matrix_id) & (hits["strand"] == "+")].iloc[0]
+    assert own["offset"] == 3 and own["rel_score"] == pytest.approx(1.0)
+    assert hits["p_value"].is_monotonic_increasing

@@ -76,7 +76,8 @@ class SensitivityReport:
     - ``summary``: id, length, score, goal, n_edits, success, proved_minimal,
       score_after, adversarial_delta, random_k, random_mean, random_std, ratio, z,
       p_value, threshold, n_critical, n_regions, top_region, error.
-    - ``regions``: id, region, start, end (exclusive), length, sequence,
+    - ``regions``: id, region (its number, also given as ``rank``: 1 is the strongest),
+      start, end (exclusive), length, sequence,
       importance_sum, importance_max, n_edits_inside, motif, motif_id, motif_score,
       motif_offset, motif_strand.
     - ``edits``: id, step, position, ref, alt, score, g (score and goal value after
