@@ -147,7 +147,8 @@ def plot_trajectory(report, id, ax):
     status = "goal reached" if bool(row.get("success", False)) else "goal not reached"
     if bool(row.get("proved_minimal", False)):
         status += ", proved minimal"
-    ax.set_title(f"{id}: {len(steps) - 1} edits, {status}")
+    n = len(steps) - 1
+    ax.set_title(f"{id}: {n} edit{'' if n == 1 else 's'}, {status}")
     ax.legend(loc="best", fontsize=8, frameon=False)
     return ax
 

@@ -79,7 +79,7 @@ class SensitivityReport:
     - ``regions``: id, region (its number, also given as ``rank``: 1 is the strongest),
       start, end (exclusive), length, sequence,
       importance_sum, importance_max, n_edits_inside, motif, motif_id, motif_score,
-      motif_offset, motif_strand.
+      motif_p_value, motif_offset, motif_strand (the best JASPAR match, with ``motifs=``).
     - ``edits``: id, step, position, ref, alt, score, g (score and goal value after
       the edits up to this one). ``trajectory`` adds step 0 (no edit) to these.
     - ``motifs``: the best JASPAR matches of each region (see :mod:`probekit.motifs`).
