@@ -216,7 +216,7 @@ def probe(
             warn(f"{len(ids)} sequences of length {length} were not probed: {error}")
             for i in ids:
                 errors[i] = f"record {i!r}: {error}"
-    tables = _assemble(parts, records, errors)
+    tables = _assemble(parts, records, errors, alphabet=alphabet)
     params = {
         "goal": str(goal),
         "output": adapter.output.name,
@@ -518,7 +518,7 @@ def _empty(columns) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
 
 
-def _assemble(parts: list[dict], records: pd.DataFrame, errors: dict) -> dict:
+def _assemble(parts: list[dict], records: pd.DataFrame, errors: dict, *, alphabet: str) -> dict:
     """Join group tables, add error rows, restore input order and fix dtypes."""
     order = {i: n for n, i in enumerate(records["id"])}
 
@@ -536,6 +536,7 @@ def _assemble(parts: list[dict], records: pd.DataFrame, errors: dict) -> dict:
         return frame.iloc[np.lexsort(cols)].reset_index(drop=True)
 
     frame_columns = ["id", "position", "ref", "importance", "rank", "critical", "region", "motif"]
+    frame_columns += [f"effect_{base}" for base in alphabet]
     frame = in_order(join("frame", frame_columns), "position")
     good_ids = set()
     summary_parts = [p["summary"] for p in parts]

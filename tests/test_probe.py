@@ -141,6 +141,10 @@ def test_bad_records_are_error_rows_and_the_rest_goes_on(tmp_path):
     for ok in ("ok", "ok2"):
         assert summary.loc[ok, "error"] is None and summary.loc[ok, "success"]
     assert set(report.to_frame()["id"]) == {"ok", "ok2"}
+    # nothing readable: a report of errors, with the usual columns
+    none = probe(adapter, ["ACGR", "", "AC-T"], baseline_draws=5)
+    assert none.summary()["error"].notna().all() and none.to_frame().empty
+    assert REQUIRED <= set(none.to_frame().columns)
 
 
 def test_length_the_model_cannot_take_becomes_error_rows():
