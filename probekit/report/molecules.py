@@ -145,6 +145,8 @@ def _baseline_flips(adapter, X, ks, adv, *, n_draws, seed, features) -> dict:
     n = X.shape[0]
     out = {name: np.full(n, np.nan) for name in ("random_mean", "ratio", "z", "p_value")}
     for k in torch.unique(ks).tolist():
+        if k < 1:  # nothing to flip: no baseline
+            continue
         rows = torch.nonzero(ks == k).flatten()
         sub = rows.to(X.device)
         base = random_bit_flips(adapter, X[sub], k=int(k), n_draws=n_draws, seed=seed, features=features[sub])
@@ -173,6 +175,7 @@ def _run_flips(adapter, X, ids, *, goal, binary, flips, max_flips, method, n_dra
     res = bit_flips(adapter, X, goal=goal, max_flips=max_flips, method=method, features=allowed, ids=ids, progress=progress)
     adv = (res.score_after - res.score_before).cpu()
     ks = torch.where(res.success, res.n_edits, torch.full_like(res.n_edits, max_flips)).clamp_min(1).cpu()
+    ks = torch.minimum(ks, allowed.sum(dim=1).cpu())  # never more random flips than flippable bits
     stats = _baseline_flips(adapter, X, ks, adv, n_draws=n_draws, seed=seed, features=allowed)
     stats["random_k"] = ks.numpy()
     return res, stats

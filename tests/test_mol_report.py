@@ -1,0 +1,302 @@
+"""probe_features: tables, re-scored bit flips, perturbations, atoms, HTML and the mol commands."""
+
+import argparse
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from rdkit import Chem
+
+from probekit import FeatureModel, goals, outputs
+from probekit.chem import atom_importance
+from probekit.encode.mol import Concat, Descriptors, Matrix, Morgan
+from probekit.report.molecules import (
+    ATOM_COLUMNS,
+    FRAME_COLUMNS,
+    MoleculeReport,
+    add_mol_arguments,
+    probe_features,
+    run_mol_cli,
+    run_mol_demo,
+)
+
+SMILES = ["CC(=O)Nc1ccc(O)cc1", "c1ccccc1O", "CCN(CC)CC", "C1CC(", "OCC(O)CO"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The models here are small: one thread avoids oversubscribing a shared CPU (4x faster under load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class BitSum(torch.nn.Module):
+    """score = w . x over the first ``n_bits`` features (+ v . descriptors): hand-computable effects."""
+
+    def __init__(self, w, v=None):
+        super().__init__()
+        self.register_buffer("w", torch.as_tensor(w, dtype=torch.float32))
+        self.register_buffer("v", torch.as_tensor(v if v is not None else [], dtype=torch.float32))
+
+    def forward(self, x):
+        n = self.w.numel()
+        out = x[:, :n] @ self.w
+        if self.v.numel():
+            out = out + x[:, n:] @ self.v
+        return out[:, None]
+
+
+@pytest.fixture(scope="module")
+def morgan_report():
+    fp = Morgan(radius=1, n_bits=32)
+    w = torch.linspace(-1.0, 1.0, 32)
+    adapter = FeatureModel(BitSum(w), featurizer=fp, output=outputs.value(0), device="cpu")
+    report = probe_features(adapter, SMILES, goal=goals.decrease(by=1.5), max_flips=2, baseline_draws=30, seed=1)
+    return adapter, fp, w, report
+
+
+def test_frame_columns_rows_and_ranks(morgan_report):
+    adapter, fp, w, report = morgan_report
+    assert isinstance(report, MoleculeReport) and report.kind == "features"
+    frame = report.to_frame()
+    assert list(frame.columns) == FRAME_COLUMNS
+    good = ["mol0", "mol1", "mol2", "mol4"]
+    assert frame["id"].unique().tolist() == good  # the bad record has no feature rows
+    assert len(frame) == len(good) * 32
+    for _, rows in frame.groupby("id"):
+        assert sorted(rows["rank"]) == list(range(1, 33))
+        top = rows.sort_values("rank")["importance"].to_numpy()
+        assert np.all(np.diff(top) <= 1e-9)
+    summary = report.summary()
+    assert summary["id"].tolist() == [f"mol{i}" for i in range(5)]
+    assert summary["error"][3].startswith("record 'mol3': ")
+    assert summary["error"].isna().sum() == 4
+
+
+def test_attributions_are_integrated_gradients_of_a_linear_model(morgan_report):
+    adapter, fp, w, report = morgan_report
+    frame = report.to_frame()
+    # IG from a zero baseline of a linear model is exactly w * x
+    expected = frame["value"].to_numpy() * w.numpy()[frame["index"].to_numpy()]
+    assert np.allclose(frame["attribution"].to_numpy(), expected, atol=1e-4)
+
+
+def test_minimal_bit_flips_reach_the_goal_when_rescored_and_are_minimal(morgan_report):
+    adapter, fp, w, report = morgan_report
+    summary = report.summary().set_index("id")
+    edits = report.edits()
+    X = fp.transform([s for s in SMILES if s != "C1CC("])
+    for k, id in enumerate(["mol0", "mol1", "mol2", "mol4"]):
+        x = X[k].clone()
+        mine = edits[edits["id"] == id].sort_values("step")
+        for e in mine.itertuples():
+            assert x[e.index] == e.old
+            x[e.index] = e.new
+            assert float(adapter.score(x[None])[0]) == pytest.approx(e.score_after, abs=1e-5)
+        after = float(adapter.score(x[None])[0])
+        before = float(adapter.score(X[k : k + 1])[0])
+        assert after == pytest.approx(summary.loc[id, "score_after_flips"], abs=1e-5)
+        # brute force over all single flips and pairs: is any smaller set enough, and is the goal reachable?
+        gains = (1 - 2 * X[k]) * w  # score change of flipping each bit
+        best = {1: float(gains.min()), 2: min(float(gains[i] + gains[j]) for i, j in itertools.combinations(range(32), 2))}
+        need = next((m for m in (1, 2) if best[m] <= -1.5 + 1e-6), None)
+        if need is None:
+            assert not summary.loc[id, "flips_success"]
+        else:
+            assert summary.loc[id, "flips_success"] and after <= before - 1.5 + 1e-5
+            assert summary.loc[id, "n_flips"] == need == len(mine)
+
+
+def test_flipped_columns_match_edits_and_critical(morgan_report):
+    _, _, _, report = morgan_report
+    frame, edits = report.to_frame(), report.edits()
+    flipped = frame[frame["flipped"]]
+    assert sorted(zip(flipped["id"], flipped["index"])) == sorted(zip(edits["id"], edits["index"]))
+    success = report.summary().set_index("id")["flips_success"]
+    for row in flipped.itertuples():
+        assert row.flip_to == 1 - row.value
+        if success[row.id]:
+            assert row.critical
+
+
+def test_random_baseline_ratio(morgan_report):
+    _, _, _, report = morgan_report
+    good = report.summary().dropna(subset=["score"])
+    assert (good["flip_ratio"] > 0).all() and good["flip_p_value"].between(0, 1).all()
+    assert (good["flip_random_k"] >= 1).all()
+
+
+def test_atoms_table_spreads_attributions(morgan_report):
+    adapter, fp, w, report = morgan_report
+    atoms = report.atoms()
+    assert list(atoms.columns) == ATOM_COLUMNS
+    frame = report.to_frame()
+    for i, s in enumerate(SMILES):
+        if s == "C1CC(":
+            assert f"mol{i}" not in set(atoms["id"])
+            continue
+        mol = Chem.MolFromSmiles(s)
+        mine = atoms[atoms["id"] == f"mol{i}"].sort_values("atom")
+        assert mine["atom"].tolist() == list(range(mol.GetNumAtoms()))
+        assert mine["element"].tolist() == [a.GetSymbol() for a in mol.GetAtoms()]
+        attr = frame[frame["id"] == f"mol{i}"].sort_values("index")["attribution"].to_numpy()
+        assert np.allclose(mine["importance"], atom_importance(mol, attr, fp), atol=1e-6)
+        assert mine["importance"].sum() == pytest.approx(attr.sum(), abs=1e-4)  # all set bits have atoms
+        drawn = report.mol(f"mol{i}")
+        assert drawn.GetNumAtoms() == mol.GetNumAtoms()
+        assert [a.GetSymbol() for a in drawn.GetAtoms()] == mine["element"].tolist()
+
+
+def test_feature_ranking(morgan_report):
+    _, _, w, report = morgan_report
+    ranking = report.features()
+    frame = report.to_frame()
+    assert ranking["rank"].tolist() == list(range(1, 33))
+    means = frame.groupby("feature")["importance"].mean()
+    assert np.allclose(ranking["mean_abs_attribution"], means[ranking["feature"]].to_numpy())
+    counts = frame[frame["flipped"]].groupby("feature").size()
+    assert (ranking.set_index("feature")["n_in_flips"].reindex(counts.index) == counts).all()
+
+
+def test_html_notebook_view_and_save(morgan_report, tmp_path):
+    _, _, _, report = morgan_report
+    path = report.to_html(tmp_path / "r.html", max_inputs=2)
+    text = path.read_text()
+    assert text.count("<svg") >= 2 and "Feature ranking" in text and "record 'mol3': SMILES Parse Error" in text
+    assert "<svg" in report._repr_html_()
+    report.save(tmp_path / "r.pt")
+    back = MoleculeReport.load(tmp_path / "r.pt")
+    assert back.equals(report) and len(back.atoms()) == len(report.atoms())
+    assert sorted(MoleculeReport.plot_kinds("features")) == ["atoms", "attribution"]
+    ax = report.plot("atoms", id="mol0")
+    assert ax is not None
+
+
+def test_flips_off_only_removes_bits_the_molecule_has():
+    fp = Morgan(radius=1, n_bits=32)
+    adapter = FeatureModel(BitSum(torch.linspace(-1.0, 1.0, 32)), featurizer=fp, output=outputs.value(0), device="cpu")
+    report = probe_features(adapter, SMILES[:3], goal=goals.decrease(by=0.5), flips="off", baseline_draws=10)
+    edits = report.edits()
+    assert len(edits) and (edits["old"] == 1).all() and (edits["new"] == 0).all()
+    assert edits["substructure"].notna().all() and (edits["atoms"] != "").all()
+
+
+def test_continuous_features_minimal_perturbation():
+    # score = 2 a - b over two continuous features; decrease by 1 in L1: the cheapest is to lower a by 0.5
+    names = ["a", "b", "flag"]
+    table = pd.DataFrame({"id": ["p", "q"], "a": [1.0, 2.0], "b": [0.0, 1.0], "flag": [1.0, 0.0]})
+    m = Matrix(names, kinds=["continuous", "continuous", "binary"], bounds=([-5, -5, 0], [5, 5, 1]))
+    model = BitSum([0.0], v=[2.0, -1.0, 0.0])  # w over zero bits; v over all three columns
+    model.w = torch.zeros(0)
+    adapter = FeatureModel(model, featurizer=m, output=outputs.value(0), device="cpu")
+    report = probe_features(adapter, table, goal=goals.decrease(by=1.0), norm="l1", baseline_draws=20)
+    summary = report.summary().set_index("id")
+    assert summary["perturbation_success"].all()
+    assert np.allclose(summary["perturbation_norm"], 0.5, atol=1e-3)
+    pert = report.perturbation()
+    carried = pert[pert["share"] >= 0.1]
+    assert set(carried["feature"]) == {"a"} and np.allclose(carried["delta"], -0.5, atol=1e-3)
+    assert report.atoms().empty
+    assert report.features().set_index("feature").loc["a", "n_in_perturbation"] == 2
+
+
+def test_feature_tensor_without_featurizer():
+    adapter = FeatureModel(torch.nn.Linear(4, 1), output=outputs.value(0), kinds="binary", device="cpu")
+    X = torch.tensor([[1.0, 0, 1, 0], [0, 1, 1, 1]])
+    report = probe_features(adapter, X, goal="decrease:0.01", baseline_draws=10)
+    assert report.to_frame()["id"].unique().tolist() == ["x0", "x1"]
+    assert report.atoms().empty
+
+
+def test_probe_dispatches_feature_models(morgan_report):
+    from probekit.probe import probe
+
+    adapter, _, _, _ = morgan_report
+    report = probe(adapter, SMILES[:2], goal=goals.decrease(by=0.5), max_edits=1, baseline_draws=10)
+    assert isinstance(report, MoleculeReport)
+    assert report.params["max_flips"] == 1
+
+
+def test_bad_arguments():
+    adapter = FeatureModel(torch.nn.Linear(4, 1), output=0, kinds="binary", device="cpu")
+    with pytest.raises(ValueError, match="flips"):
+        probe_features(adapter, torch.zeros(1, 4), flips="sideways")
+    with pytest.raises(ValueError, match="max_flips"):
+        probe_features(adapter, torch.zeros(1, 4), max_flips=0)
+
+
+@pytest.fixture(scope="module")
+def demo():
+    from probekit.mol_demo import load_mol_demo
+
+    return load_mol_demo(device="cpu")
+
+
+def test_demo_model_flips_reach_goal_when_rescored(demo):
+    heldout = demo.test.head(2)
+    report = probe_features(demo.adapter, heldout, goal=goals.decrease(by=0.5), max_flips=2, baseline_draws=20)
+    frame = report.to_frame()
+    assert list(frame.columns) == FRAME_COLUMNS and len(frame) == 2 * 2052
+    assert len(report.atoms()) == sum(m.GetNumAtoms() for m in heldout["mol"])
+    X = demo.featurizer.transform(heldout)
+    summary = report.summary().set_index("id")
+    edits = report.edits()
+    for k, id in enumerate(heldout["id"]):
+        x = X[k].clone()
+        for e in edits[edits["id"] == id].itertuples():
+            x[e.index] = e.new
+        after = float(demo.adapter.score(x[None])[0])
+        assert after == pytest.approx(summary.loc[id, "score_after_flips"], abs=1e-4)
+        if summary.loc[id, "flips_success"]:
+            assert after <= summary.loc[id, "score"] - 0.5 + 1e-5
+    # the continuous descriptors stay inside the bounds taken from the training set
+    lower, upper = demo.featurizer.bounds
+    pert = report.perturbation()
+    assert (pert["new_value"] >= lower[pert["index"]].numpy() - 1e-4).all()
+    assert (pert["new_value"] <= upper[pert["index"]].numpy() + 1e-4).all()
+
+
+def test_mol_command_end_to_end(tmp_path):
+    heldout = pd.read_csv("data/mol_demo_heldout.csv", dtype={"id": str}).head(2)[["id", "smiles"]]
+    heldout.loc[len(heldout)] = ["broken", "C1CC("]
+    heldout.to_csv(tmp_path / "m.csv", index=False)
+    parser = argparse.ArgumentParser()
+    add_mol_arguments(parser)
+    args = parser.parse_args([
+        "--model", "data/mol_demo.pt", "--arch", "probekit.mol_demo:AffinityMLP", "--molecules", str(tmp_path / "m.csv"),
+        "--featurizer", "morgan:2:2048+descriptors:MolLogP,TPSA,MolWt,FractionCSP3", "--goal", "decrease:0.5",
+        "--max-flips", "1", "--baseline-draws", "10", "--out", str(tmp_path / "r.html"), "--table", str(tmp_path / "t.csv"),
+        "--atoms-table", str(tmp_path / "a.csv"), "--device", "cpu", "--no-progress",
+    ])  # fmt: skip
+    lines = []
+    assert run_mol_cli(args, log=lines.append) == 0
+    assert any("skipping: record 'broken'" in line for line in lines)
+    assert (tmp_path / "r.html").read_text().count("<svg") >= 2
+    assert set(pd.read_csv(tmp_path / "t.csv", dtype={"id": str})["id"]) == set(heldout["id"][:2])
+    assert len(pd.read_csv(tmp_path / "a.csv")) > 0
+
+
+def test_mol_command_errors(tmp_path):
+    from probekit.cli import CLIError
+
+    parser = argparse.ArgumentParser()
+    add_mol_arguments(parser)
+    base = ["--model", "data/mol_demo.pt", "--out", str(tmp_path / "r.html")]
+    with pytest.raises(CLIError, match="molecule file not found"):
+        run_mol_cli(parser.parse_args(base + ["--molecules", str(tmp_path / "none.smi")]))
+    (tmp_path / "m.smi").write_text("CCO a\n")
+    with pytest.raises(CLIError, match="unknown featurizer"):
+        run_mol_cli(parser.parse_args(base + ["--molecules", str(tmp_path / "m.smi"), "--featurizer", "ecfp9x"]))
+
+
+def test_demo_command(tmp_path):
+    ns = argparse.Namespace(out=tmp_path, device="cpu", goal="flip", max_edits=1, baseline_draws=10, seed=0,
+                            n_molecules=2, no_progress=True)  # fmt: skip
+    lines = []
+    assert run_mol_demo(ns, log=lines.append) == 0
+    assert "held-out R^2 = 0.786" in lines[0]
+    assert (tmp_path / "mol_demo_report.html").exists() and (tmp_path / "mol_demo_atoms.csv").exists()
