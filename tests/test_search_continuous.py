@@ -328,3 +328,28 @@ def test_feature_pgd_on_device(device):
     cpu = pgd(FeatureModel(mlp(), output=outputs.margin(1), device="cpu"), X, goal=goals.flip(),
               eps=torch.linspace(0.1, 1.0, 5), norm="l1", steps=10)
     assert torch.allclose(r.x_adv, cpu.x_adv, atol=1e-4)
+
+
+def test_batch_size_invariance_and_seed():
+    X = torch.randn(7, 6, generator=torch.Generator().manual_seed(8))
+    small = FeatureModel(mlp(), output=outputs.margin(1), device="cpu", batch_size=2)
+    large = FeatureModel(mlp(), output=outputs.margin(1), device="cpu", batch_size=64)
+    kw = dict(goal=goals.flip(), eps=0.5, norm="l2", steps=10, restarts=3, seed=4)
+    a, b = pgd(small, X, **kw), pgd(large, X, **kw)
+    assert torch.allclose(a.x_adv, b.x_adv, atol=1e-5)
+    assert torch.equal(a.success, b.success)
+    c = pgd(large, X, **{**kw, "seed": 5})
+    assert not torch.allclose(c.x_adv, b.x_adv) or c.success.all()
+
+
+def test_bad_input_row_does_not_stop_the_batch():
+    from probekit import ProbekitWarning
+
+    adapter = FeatureModel(mlp(), output=outputs.margin(1), device="cpu")
+    X = torch.randn(3, 6, generator=torch.Generator().manual_seed(9))
+    X[1, 2] = float("nan")
+    with pytest.warns(ProbekitWarning, match=r"\[1\]"):
+        r = pgd(adapter, X, goal=goals.flip(), eps=3.0, norm="linf", steps=10)
+    assert not bool(r.success[1])
+    assert (r.delta[1] == 0).all()
+    assert r.success[[0, 2]].all()

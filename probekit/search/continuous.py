@@ -25,6 +25,7 @@ torch.Size([2, 3])
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -218,6 +219,13 @@ def _space(adapter, X: torch.Tensor, mask, relax_discrete: bool) -> _Space:
             f"{int(outside.any(dim=1).sum())} input(s) lie outside the feature bounds (first: input {i}, feature {j}); "
             "their out-of-bounds values are kept and never pushed further out"
         )
+    broken = ~torch.isfinite(x0).all(dim=1)
+    if broken.any():
+        warn(
+            f"input(s) {torch.nonzero(broken)[:, 0].tolist()[:10]} have non-finite features; they are left unchanged "
+            "and reported as not reaching the goal, and the other inputs go on"
+        )
+        free = free & ~broken[:, None]
     lower = torch.where(free, (lo - x0).clamp(max=0), torch.zeros_like(x0))
     upper = torch.where(free, (hi - x0).clamp(min=0), torch.zeros_like(x0))
     return _Space(x0, lower, upper, discrete & free.any(dim=0), tuple(X.shape[1:]))
@@ -252,6 +260,8 @@ def _round_discrete(delta, x0, discrete, eps, norm, lower, upper) -> torch.Tenso
     target = torch.round(x0 + delta) - x0
     toward = torch.trunc(delta)
     ok = (target >= lower) & (target <= upper)
+    if norm == "linf":
+        ok = ok & (target.abs() <= eps[:, None])
     rounded = torch.where(discrete & ok, target, torch.where(discrete, toward, delta))
     too_big = vector_norm(rounded, norm) > eps * (1 + 1e-6) + 1e-7
     truncated = torch.where(discrete, toward, delta)
@@ -514,8 +524,7 @@ def fgsm(adapter, X, *, goal=None, eps, norm: str = "linf", mask=None, relax_dis
     """
     result = pgd(adapter, X, goal=goal, eps=eps, norm=norm, steps=1, step_size=eps, mask=mask, early_stop=False,
                  relax_discrete=relax_discrete, l1_fraction=0.0, ids=ids)
-    result.params["method"] = "fgsm"
-    return result
+    return dataclasses.replace(result, params={**result.params, "method": "fgsm"})
 
 
 def _first_order_radius(adapter, space, bound, norm) -> tuple[torch.Tensor, torch.Tensor]:
