@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from . import html as _html
-from .tables import frame_from_plain, frame_to_plain, jsonable
+from .tables import frame_from_plain, frame_to_plain, jsonable, normalize_text
 
 FORMAT = "probekit.SensitivityReport"
 FORMAT_VERSION = 1
@@ -129,7 +129,7 @@ class SensitivityReport:
             if not isinstance(table, pd.DataFrame):
                 raise TypeError(f"table {name!r} must be a pandas DataFrame, got {type(table).__name__}")
         object.__setattr__(self, "_kind", kind)
-        own = {name: table.reset_index(drop=True).copy() for name, table in tables.items()}
+        own = {name: normalize_text(table.reset_index(drop=True)) for name, table in tables.items()}
         object.__setattr__(self, "_tables", MappingProxyType(own))
         object.__setattr__(self, "_params", jsonable(dict(params or {})))
 

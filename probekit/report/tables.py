@@ -169,6 +169,21 @@ def rank_desc(values: torch.Tensor) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------- storage
+def normalize_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as ``object`` with None for missing, whatever string dtype pandas inferred.
+
+    Keeps tables equal after save/load and JSON round trips across pandas versions.
+    """
+    out = frame.copy()
+    for column in out.columns:
+        dtype = out[column].dtype
+        if dtype == object or (pd.api.types.is_string_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)):
+            values = out[column].astype(object)
+            out[column] = values.where(values.notna(), None)
+    return out
+
+
+
 def jsonable(value):
     """Turn ``value`` into plain JSON types (tensors and arrays to lists, NaN to None)."""
     if isinstance(value, dict):
@@ -237,5 +252,5 @@ def frame_from_plain(plain: dict) -> pd.DataFrame:
 
 __all__ = [
     "position_importance", "null_threshold", "critical_mask", "find_regions", "rank_desc", "frame_to_plain",
-    "frame_from_plain", "jsonable",
+    "frame_from_plain", "normalize_text", "jsonable",
 ]  # fmt: skip
