@@ -335,7 +335,7 @@ def _standardize(record_id: str, mol):
     from rdkit import rdBase
     from rdkit.Chem.MolStandardize import rdMolStandardize
 
-    with rdBase.CaptureErrorLog() as capture:
+    with rdBase.BlockLogs(), rdBase.CaptureErrorLog() as capture:  # MolStandardize logs every step as info
         try:
             mol = rdMolStandardize.LargestFragmentChooser().choose(mol)
             mol = rdMolStandardize.Uncharger().uncharge(mol)
