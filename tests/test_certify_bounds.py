@@ -182,16 +182,16 @@ def test_ibp_equals_textbook_interval_arithmetic():
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
-@pytest.mark.parametrize("method", [ibp, crown])
 @pytest.mark.parametrize("name", ["mlp", "funky"])
-def test_feature_bounds_are_sound(name, method, norm):
+def test_feature_bounds_are_sound(name, norm):
     torch.manual_seed(0)
     model = mlp() if name == "mlp" else Funky(d=5)
     adapter = FeatureModel(model, output=outputs.margin(0), device="cpu")
     X = torch.randn(6, 5, generator=torch.Generator().manual_seed(2))
     eps = {"linf": 0.05, "l2": 0.15, "l1": 0.3}[norm]
-    result = method(adapter, X, eps=eps, norm=norm)
-    assert_sound(result, *extremes(adapter, X, eps, norm))
+    found = extremes(adapter, X, eps, norm)
+    for method in (ibp, crown):
+        assert_sound(method(adapter, X, eps=eps, norm=norm), *found)
 
 
 def test_feature_bounds_respect_feature_ranges():
@@ -205,14 +205,14 @@ def test_feature_bounds_respect_feature_ranges():
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
-@pytest.mark.parametrize("method", [ibp, crown])
-def test_sequence_cnn_bounds_are_sound(method, norm, device):
+def test_sequence_cnn_bounds_are_sound(norm, device):
     torch.manual_seed(0)
     adapter = SequenceModel(CNN(), output=outputs.logit(1), device=device)
     X = one_hot(4, 16)
     eps = 0.05 if norm == "linf" else 0.3
-    result = method(adapter, X, eps=eps, norm=norm)
-    assert_sound(result, *extremes(adapter.replace(device="cpu"), X, eps, norm))
+    found = extremes(adapter.replace(device="cpu"), X, eps, norm)
+    for method in (ibp, crown):
+        assert_sound(method(adapter, X.to(device), eps=eps, norm=norm), *found)
 
 
 @pytest.mark.parametrize("strands", ["forward", "both"])
@@ -231,7 +231,7 @@ def test_nlc_layout_and_strands_are_sound(strands):
 def test_goal_certificates_hold_under_attack(goal):
     torch.manual_seed(0)
     adapter = FeatureModel(mlp(), output=outputs.logit(0), device="cpu")
-    X = torch.randn(12, 5, generator=torch.Generator().manual_seed(4))
+    X = torch.randn(8, 5, generator=torch.Generator().manual_seed(4))
     result = crown(adapter, X, eps=0.05, goal=goal)
     smin, smax, gmin = extremes(adapter, X, 0.05, "linf", goal=goal)
     assert_sound(result, smin, smax, gmin)

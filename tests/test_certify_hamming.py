@@ -74,21 +74,21 @@ class Linear(nn.Module):
 
 
 @pytest.mark.parametrize("k", [1, 2])
-@pytest.mark.parametrize("method", [ibp, crown])
 @pytest.mark.parametrize("layout", ["NCL", "NLC"])
-def test_substitution_bounds_contain_every_edited_sequence(method, k, layout):
+def test_substitution_bounds_contain_every_edited_sequence(k, layout):
     model = SmallCNN()
     wrapped = model if layout == "NCL" else _NLC(model)
-    adapter = SequenceModel(wrapped, output=outputs.margin(1), layout=layout, device="cpu")
+    adapter = SequenceModel(wrapped, output=outputs.margin(1), layout=layout, strands="both", device="cpu")
     X = one_hot(3, 8)
-    result = method(adapter, X, k=k)
-    for i in range(3):
-        seqs, _ = all_edits(X[i], k)
-        s = adapter.score(seqs)
-        assert result.lower[i] <= s.min() + TOL and result.upper[i] >= s.max() - TOL
-        g = adapter.evaluate(seqs, adapter.bind(goals.flip(), X[i : i + 1]), torch.zeros(len(seqs), dtype=torch.long))[1]
-        if result.certified[i]:
-            assert (g > 0).all()
+    for method in (ibp, crown):
+        result = method(adapter, X, k=k)
+        for i in range(3):
+            seqs, _ = all_edits(X[i], k)
+            s = adapter.score(seqs)
+            assert result.lower[i] <= s.min() + TOL and result.upper[i] >= s.max() - TOL
+            g = adapter.evaluate(seqs, adapter.bind(goals.flip(), X[i : i + 1]), torch.zeros(len(seqs), dtype=torch.long))[1]
+            if result.certified[i]:
+                assert (g > 0).all()
 
 
 class _NLC(nn.Module):
@@ -138,10 +138,10 @@ def _check_against_truth(adapter, X, result, truth, goal):
 @pytest.mark.parametrize("path", ["enumeration", "branch-and-bound", "bounds+attack"])
 def test_substitutions_agree_with_brute_force(path):
     adapter = SequenceModel(SmallCNN(), output=outputs.logit(0), device="cpu")
-    X = one_hot(8, 8, seed=4)
+    X = one_hot(3, 8, seed=4)
     k = 2
     drops = -_truth(adapter, X, k, goals.decrease(by=1e-3)) + 1e-3  # largest drop per input
-    for scale in (0.9, 1.1):  # goals just reachable / just out of reach
+    for scale in (0.8, 1.2):  # goals just reachable / just out of reach
         for i in range(X.shape[0]):
             goal = goals.decrease(by=float(drops[i]) * scale)
             truth = _truth(adapter, X[i : i + 1], k, goal)
@@ -156,7 +156,7 @@ def test_substitutions_agree_with_brute_force(path):
 
 def test_flip_certificates_on_toy_conv():
     adapter = SequenceModel(ToyConv(channels=6), output=1, device="cpu")
-    X = one_hot(10, 8, seed=5)
+    X = one_hot(6, 8, seed=5)
     for k in (1, 2):
         truth = _truth(adapter, X, k, goals.flip())
         for kw in (dict(), dict(max_enumerate=0, attack=False)):
