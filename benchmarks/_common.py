@@ -100,3 +100,41 @@ def try_import(name: str):
         return __import__(name, fromlist=["_"])
     except Exception:  # noqa: BLE001 - a missing peer skips its rows
         return None
+
+
+def incremental_engine_wired() -> bool:
+    """True when probekit's single-substitution scan already goes through the incremental engine."""
+    import inspect
+
+    from probekit.search import discrete
+
+    return "incremental" in inspect.getsource(discrete._single_substitution_scores)
+
+
+class use_incremental_engine:
+    """Route probekit's single-substitution scan through the incremental engine (fallback kept).
+
+    A no-op when the library already does so; lets the benchmarks show the engine's
+    effect on ISM, greedy and beam searches either way.
+    """
+
+    def __enter__(self):
+        from probekit.search import discrete
+        from probekit.search.incremental import incremental_single_substitutions
+
+        self.module = discrete
+        self.original = discrete._single_substitution_scores
+        if incremental_engine_wired():
+            return self
+        original = self.original
+
+        def scan(adapter, X, positions, fn, *, skip=None, progress=False):
+            fast = incremental_single_substitutions(adapter, X, positions, fn, skip=skip)
+            return fast if fast is not None else original(adapter, X, positions, fn, skip=skip, progress=progress)
+
+        discrete._single_substitution_scores = scan
+        return self
+
+    def __exit__(self, *exc):
+        self.module._single_substitution_scores = self.original
+        return False
