@@ -300,3 +300,39 @@ def test_demo_command(tmp_path):
     assert run_mol_demo(ns, log=lines.append) == 0
     assert "held-out R^2 = 0.786" in lines[0]
     assert (tmp_path / "mol_demo_report.html").exists() and (tmp_path / "mol_demo_atoms.csv").exists()
+
+
+def test_probe_features_on_device_matches_cpu(device):
+    fp = Morgan(radius=1, n_bits=32)
+    w = torch.linspace(-1.0, 1.0, 32)
+    reports = [
+        probe_features(FeatureModel(BitSum(w), featurizer=fp, output=outputs.value(0), device=d), SMILES[:3],
+                       goal=goals.decrease(by=1.0), max_flips=2, baseline_draws=10, seed=0)
+        for d in ("cpu", device)
+    ]  # fmt: skip
+    a, b = (r.summary() for r in reports)
+    assert np.allclose(a["score"], b["score"], atol=1e-5)
+    assert a["n_flips"].tolist() == b["n_flips"].tolist()
+    assert np.allclose(reports[0].atoms()["importance"], reports[1].atoms()["importance"], atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["saliency", "feature_ablation"])
+def test_other_attribution_methods(method):
+    fp = Morgan(radius=1, n_bits=32)
+    w = torch.linspace(-1.0, 1.0, 32)
+    adapter = FeatureModel(BitSum(w), featurizer=fp, output=outputs.value(0), device="cpu")
+    report = probe_features(adapter, SMILES[:2], goal="decrease:0.5", attribution=method, baseline_draws=10)
+    frame = report.to_frame()
+    if method == "feature_ablation":  # replacing a feature by 0 removes w_j x_j exactly
+        expected = frame["value"].to_numpy() * w.numpy()[frame["index"].to_numpy()]
+        assert np.allclose(frame["attribution"], expected, atol=1e-5)
+    else:  # saliency: |gradient| = |w|
+        assert np.allclose(frame["attribution"], np.abs(w.numpy())[frame["index"].to_numpy()], atol=1e-5)
+    assert report.params["attribution"] == method
+
+
+def test_flips_on_only_adds_bits():
+    fp = Morgan(radius=1, n_bits=32)
+    adapter = FeatureModel(BitSum(torch.linspace(-1.0, 1.0, 32)), featurizer=fp, output=outputs.value(0), device="cpu")
+    edits = probe_features(adapter, SMILES[:2], goal="decrease:0.5", flips="on", baseline_draws=10).edits()
+    assert len(edits) and (edits["old"] == 0).all() and edits["substructure"].isna().all()
