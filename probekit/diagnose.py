@@ -195,8 +195,11 @@ def margin(
         hi = torch.where(torch.isfinite(upper), upper, _cont._eps_rows(attack.params["eps_lower"], X.shape[0], adapter.device))
         hi = torch.where(hi > 0, hi, first_order.clamp(max=1e6))
         certify_goal = bound.goal if goal is None or isinstance(goal, BoundGoal) else _goals.parse(goal)
-        lower = _certified_radius(fn, adapter, X, g0, hi, norm, certify_goal, search_steps + 4)
-        lower = torch.where(g0 > 0, lower, torch.zeros_like(lower))
+        try:
+            lower = _certified_radius(fn, adapter, X, g0, hi, norm, certify_goal, search_steps + 4)
+            lower = torch.where(g0 > 0, lower, torch.zeros_like(lower))
+        except Exception as error:  # noqa: BLE001 - the other columns are still worth returning
+            warn(f"certify.{certifier} failed on this model ({type(error).__name__}: {error}); 'lower' is left empty")
     frame = pd.DataFrame(
         {
             "id": _ids(ids, X.shape[0]),

@@ -186,3 +186,18 @@ def test_stochastic_model_flagged(masked_setup):
                                steps=5, n_search=8)
     assert verdict.flagged
     assert any("stochastic" in r for r in verdict.reasons)
+
+
+def test_diagnostics_on_one_hot_sequences(device):
+    from probekit import SequenceModel
+    from probekit.testing import ToyConv, random_sequences
+
+    adapter = SequenceModel(ToyConv(), output=outputs.margin(1), device=device)
+    X = adapter.encode(random_sequences(5, 12, seed=2))
+    frame = margin(adapter, X, norm="l2", search_steps=5, steps=10)
+    assert frame["attack_success"].all()
+    assert (frame["lower"].fillna(0) <= frame["upper"] + 1e-6).all()
+    curve = robustness_curve(adapter, X, eps=[0.0, 1.0], norm="l2", n_random=4, steps=10).to_frame()
+    assert (curve[curve.eps == 0.0].robust == 1.0).all()
+    verdict = gradient_masking(adapter, X, eps=1.0, norm="l2", steps=10, n_search=16)
+    assert not verdict.flagged, verdict.reasons
