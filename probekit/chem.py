@@ -106,11 +106,12 @@ def atom_importance(mol, weights, featurizer, *, info=None, normalize: bool = Fa
 
 
 def _colour(weight: float, scale: float) -> tuple[float, float, float]:
-    """White to red for positive weights, white to blue for negative ones."""
+    """Light to strong red for positive weights, light to strong blue for negative ones."""
     t = 0.0 if scale <= 0 else min(abs(weight) / scale, 1.0)
+    fade = 0.85 - 0.65 * t  # never white: a highlighted atom stays visible
     if weight >= 0:
-        return (1.0, 1.0 - 0.75 * t, 1.0 - 0.75 * t)
-    return (1.0 - 0.75 * t, 1.0 - 0.6 * t, 1.0)
+        return (1.0, fade, fade)
+    return (fade, fade + 0.1 * (1 - t), 1.0)
 
 
 def draw_atoms(mol, weights, *, size=(320, 240), fmt: str = "svg", legend: str = "", threshold: float = 0.05):
@@ -149,6 +150,14 @@ def draw_atoms(mol, weights, *, size=(320, 240), fmt: str = "svg", legend: str =
     scale = float(np.abs(weights).max()) if len(weights) else 0.0
     atoms = [int(i) for i in np.flatnonzero(np.abs(weights) > threshold * scale)] if scale > 0 else []
     colours = {i: _colour(weights[i], scale) for i in atoms}
+    radii = {i: 0.3 + 0.25 * min(abs(weights[i]) / scale, 1.0) for i in atoms}
+    chosen = set(atoms)
+    bonds, bond_colours = [], {}
+    for bond in mol.GetBonds():  # bonds between two highlighted atoms take their mean weight
+        a, b = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
+        if a in chosen and b in chosen:
+            bonds.append(bond.GetIdx())
+            bond_colours[bond.GetIdx()] = _colour(0.5 * (weights[a] + weights[b]), scale)
     if fmt == "svg":
         drawer = rdMolDraw2D.MolDraw2DSVG(*size)
     elif fmt == "png":
@@ -156,7 +165,8 @@ def draw_atoms(mol, weights, *, size=(320, 240), fmt: str = "svg", legend: str =
     else:
         raise ValueError(f"fmt must be 'svg' or 'png', got {fmt!r}")
     rdMolDraw2D.PrepareAndDrawMolecule(
-        drawer, mol, legend=legend, highlightAtoms=atoms, highlightAtomColors=colours, highlightBonds=[]
+        drawer, mol, legend=legend, highlightAtoms=atoms, highlightAtomColors=colours, highlightAtomRadii=radii,
+        highlightBonds=bonds, highlightBondColors=bond_colours,
     )
     drawer.FinishDrawing()
     return drawer.GetDrawingText()
