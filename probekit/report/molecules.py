@@ -654,9 +654,15 @@ def molecules_section(report, *, figures, max_inputs) -> str:
         body = "".join(html.note(line) for line in lines)
         if has_drawings:
             try:
-                svg = report.draw(id)
-                body += f'<div class="probekit-molecule">{svg[svg.find("<svg"):]}</div>'
-                body += html.note("Atoms coloured by importance: red raises the score, blue lowers it.")
+                views = [report.draw(id)]
+                caption = "Atoms coloured by importance: red raises the score, blue lowers it"
+                atoms = report.atoms()
+                if atoms[(atoms["id"] == id)]["in_flip"].any():
+                    views.append(report.draw(id, weights="flip_weight"))
+                    caption += "; right: atoms of the bits removed by the minimal flips"
+                body += "".join(f'<div class="probekit-molecule" style="display:inline-block">{v[v.find("<svg"):]}</div>'
+                                for v in views)  # fmt: skip
+                body += html.note(caption + ".")
             except (ValueError, ImportError) as error:
                 body += html.note(f"no drawing: {error}")
         if figures:
