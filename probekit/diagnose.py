@@ -82,11 +82,22 @@ def _certify_fn(method: str):
     return getattr(certify, method, None)
 
 
-def _certified(fn, adapter, X, eps_rows, norm, goal) -> torch.Tensor:
-    """``certified`` (N,) at a per-input radius, one certify call per distinct radius."""
+def _certified(fn, adapter, X, eps_rows, norm, goal, state) -> torch.Tensor:
+    """``certified`` (N,) at a per-input radius ``eps_rows`` (N,).
+
+    One call with the radii as a tensor when the certifier takes per-input radii,
+    otherwise one call per distinct radius (remembered in ``state``).
+    """
+    if state.get("per_input", True):
+        try:
+            cert = fn(adapter, X, eps=eps_rows, norm=norm, goal=goal).certified.to(adapter.device)
+            if cert.shape == eps_rows.shape:
+                return cert | (eps_rows <= 0)
+        except (TypeError, ValueError):
+            pass
+        state["per_input"] = False
     out = torch.zeros(X.shape[0], dtype=torch.bool, device=adapter.device)
-    values = torch.unique(eps_rows)
-    for value in values.tolist():
+    for value in torch.unique(eps_rows).tolist():
         rows = torch.nonzero(eps_rows == value)[:, 0]
         if value <= 0:
             out[rows] = True
@@ -102,8 +113,9 @@ def _certified_radius(fn, adapter, X, g0, hi, norm, goal, iters) -> torch.Tensor
     active = (g0 > 0) & torch.isfinite(hi) & (hi > 0)
     if not active.any():
         return lo
+    state: dict = {}
     rows = torch.nonzero(active)[:, 0]
-    at_hi = _certified(fn, adapter, X[rows], hi[rows], norm, goal)
+    at_hi = _certified(fn, adapter, X[rows], hi[rows], norm, goal, state)
     lo[rows[at_hi]] = hi[rows[at_hi]]
     up = hi.clone()
     rows = rows[~at_hi]
@@ -111,7 +123,7 @@ def _certified_radius(fn, adapter, X, g0, hi, norm, goal, iters) -> torch.Tensor
         if rows.numel() == 0:
             break
         mid = 0.5 * (lo[rows] + up[rows])
-        ok = _certified(fn, adapter, X[rows], mid, norm, goal)
+        ok = _certified(fn, adapter, X[rows], mid, norm, goal, state)
         lo[rows[ok]] = mid[ok]
         up[rows[~ok]] = mid[~ok]
     return lo

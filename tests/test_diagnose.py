@@ -201,3 +201,24 @@ def test_diagnostics_on_one_hot_sequences(device):
     assert (curve[curve.eps == 0.0].robust == 1.0).all()
     verdict = gradient_masking(adapter, X, eps=1.0, norm="l2", steps=10, n_search=16)
     assert not verdict.flagged, verdict.reasons
+
+
+def test_margin_uses_per_input_radii_when_the_certifier_takes_them(monkeypatch):
+    import probekit.diagnose as diagnose
+
+    w = torch.tensor(W)
+    adapter = FeatureModel(linear(W, 0.3), output=outputs.value(0), device="cpu")
+    calls = []
+
+    def exact_certifier(adapter, X, *, eps, norm, goal):
+        calls.append(torch.as_tensor(eps).numel())
+        eps = torch.as_tensor(eps).expand(X.shape[0])
+        lowest = adapter.score(X) - eps * torch.linalg.vector_norm(w, ord=DUAL[norm])
+        return type("B", (), {"certified": lowest > 0})()
+
+    monkeypatch.setattr(diagnose, "_certify_fn", lambda name: exact_certifier)
+    X = torch.tensor([[0.5, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 2.0], [3.0, -1.0, 0.0, 0.0]])
+    frame = margin(adapter, X, goal=goals.below(0.0), norm="l2", search_steps=12)
+    exact = (adapter.score(X) / w.norm()).numpy()
+    assert frame["lower"].to_numpy() == pytest.approx(exact, rel=1e-3)
+    assert all(n == 3 for n in calls[:1]) and len(calls) <= 1 + 12 + 4
