@@ -336,3 +336,11 @@ def test_flips_on_only_adds_bits():
     adapter = FeatureModel(BitSum(torch.linspace(-1.0, 1.0, 32)), featurizer=fp, output=outputs.value(0), device="cpu")
     edits = probe_features(adapter, SMILES[:2], goal="decrease:0.5", flips="on", baseline_draws=10).edits()
     assert len(edits) and (edits["old"] == 0).all() and edits["substructure"].isna().all()
+
+
+def test_only_bad_records_give_error_rows():
+    adapter = FeatureModel(torch.nn.Linear(32, 1), featurizer=Morgan(radius=1, n_bits=32), output=outputs.value(0), device="cpu")
+    report = probe_features(adapter, ["C1CC(", ""], baseline_draws=5)
+    assert report.summary()["error"].str.startswith(("record 'mol0'", "record 'mol1'")).all()
+    assert report.to_frame().empty and report.atoms().empty
+    assert "Records with errors" in report.to_html()
