@@ -425,8 +425,14 @@ class FeatureModel(Adapter):
         upper = torch.tensor([1.0 if k == "binary" else float("inf") for k in kinds])
         if self._bounds is not None:
             lo, hi = self._bounds
-            lower = torch.as_tensor(lo, dtype=torch.float32).expand(n_features).clone()
-            upper = torch.as_tensor(hi, dtype=torch.float32).expand(n_features).clone()
+            try:
+                lower = torch.as_tensor(lo, dtype=torch.float32).cpu().expand(n_features).clone()
+                upper = torch.as_tensor(hi, dtype=torch.float32).cpu().expand(n_features).clone()
+            except RuntimeError:
+                raise ValueError(
+                    f"bounds must be numbers or tensors of shape ({n_features},); got shapes "
+                    f"{tuple(torch.as_tensor(lo).shape)} and {tuple(torch.as_tensor(hi).shape)}"
+                ) from None
             if (lower > upper).any():
                 bad = int(torch.nonzero(lower > upper)[0])
                 raise ValueError(f"feature {self.names(n_features)[bad]!r} has lower bound above its upper bound")

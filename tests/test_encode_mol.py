@@ -197,3 +197,9 @@ def test_feature_model_kinds_and_bounds_without_featurizer():
     assert adapter.bounds(3)[1].tolist() == [1, 1, 5]
     table = pd.DataFrame({"f0": [1.0], "f1": [0.5], "f2": [2.0]})
     assert adapter.encode(table).tolist() == [[1.0, 0.5, 2.0]]
+
+
+def test_feature_model_bounds_of_the_wrong_shape():
+    adapter = FeatureModel(torch.nn.Linear(3, 1), output=0, bounds=(torch.zeros(2), torch.ones(2)), device="cpu")
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        adapter.bounds(3)
