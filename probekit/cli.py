@@ -217,11 +217,13 @@ def add_probe_arguments(parser: argparse.ArgumentParser, *, output: str = "margi
     parser.add_argument("--seed", type=int, default=0, help="seed of the random baseline")
     parser.add_argument("--chunk-size", type=int, default=16, help="sequences per saved chunk (default 16)")
     parser.add_argument("--keep-partial", action="store_true", help="keep <out>.partial/ after a successful run")
+    parser.add_argument("--max-figures", type=int, default=20,
+                        help="sequences that get their own figures in the report, strongest first (default 20)")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _check_numbers(args) -> None:
-    for name in ("max_edits", "baseline_draws", "chunk_size"):
+    for name in ("max_edits", "baseline_draws", "chunk_size", "max_figures"):
         if getattr(args, name) < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if getattr(args, "batch_size", None) is not None and args.batch_size < 1:
@@ -284,7 +286,7 @@ def _run_probe(adapter, records, settings, args, out: Path, log) -> "object":
     n_chunks = report.params.get("chunks", 1)
     if reused:
         log(f"resumed: reused {reused} of {n_chunks} chunks from {partial}")
-    report.to_html(out, title=f"probekit: {getattr(args, 'fasta', None) or 'demo'}")
+    report.to_html(out, title=f"probekit: {getattr(args, 'fasta', None) or 'demo'}", max_inputs=args.max_figures)
     log(f"wrote {out} ({len(report)} sequences, {time.perf_counter() - started:.1f} s)")
     table = getattr(args, "table", None)
     if table is not None:
@@ -332,8 +334,11 @@ def run_demo_dna(args, *, log: Callable[[str], None] = print) -> int:
         raise CLIError(str(error)) from None
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    args.batch_size = getattr(args, "batch_size", None)
     adapter = _adapter(model, args)
+    if args.limit is not None:
+        if args.limit < 1:
+            raise CLIError(f"--limit must be at least 1, got {args.limit}")
+        heldout = heldout.head(args.limit)
     records = heldout[["id", "sequence"]].assign(error=None)
     settings = _probe_settings(args, _file_digest(dna_demo_paths()["model"]), str(goal))
     report = _run_probe(adapter, records, settings, args, out_dir / "dna_demo_report.html", log)
@@ -369,6 +374,8 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", choices=sorted(DEMOS), help="which demo to run")
     parser.add_argument("--out", type=Path, default=Path("probekit-demo"), help="output folder (default probekit-demo)")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    parser.add_argument("--batch-size", type=int, default=None, help="inputs per forward pass")
+    parser.add_argument("--limit", type=int, help="probe only the first N held-out sequences")
     add_probe_arguments(parser)
 
 

@@ -353,9 +353,9 @@ def planted_motif_recovery(regions: pd.DataFrame, truth: pd.DataFrame) -> pd.Dat
     Parameters
     ----------
     regions : pandas.DataFrame
-        Critical regions with ``id``, ``start``, ``end`` (end exclusive) and a rank
-        (``rank``, 1 = most critical) or, lacking one, an ``importance`` column
-        (higher = more critical); as from ``SensitivityReport.regions()``.
+        Critical regions with ``id``, ``start``, ``end`` (end exclusive) and a rank:
+        ``rank`` or ``region`` (1 = most critical, as ``SensitivityReport.regions()``
+        numbers them) or, lacking both, ``importance_sum`` (higher = more critical).
     truth : pandas.DataFrame
         ``id``, ``label``, ``start``, ``end`` of the planted sites (as from :func:`load_dna_demo`).
 
@@ -374,10 +374,13 @@ def planted_motif_recovery(regions: pd.DataFrame, truth: pd.DataFrame) -> pd.Dat
     """
     regions = regions.copy()
     if "rank" not in regions.columns:
-        key = "importance" if "importance" in regions.columns else None
-        if key is None:
-            raise ValueError(f"regions need a 'rank' or 'importance' column; got {list(regions.columns)}")
-        regions["rank"] = regions.groupby("id")[key].rank(ascending=False, method="first")
+        if "region" in regions.columns:  # SensitivityReport numbers regions 1, 2, ... strongest first
+            regions["rank"] = regions["region"]
+        else:
+            key = next((k for k in ("importance_sum", "importance") if k in regions.columns), None)
+            if key is None:
+                raise ValueError(f"regions need a 'rank', 'region' or 'importance_sum' column; got {list(regions.columns)}")
+            regions["rank"] = regions.groupby("id")[key].rank(ascending=False, method="first")
     regions["id"] = regions["id"].astype(str)
     rows = []
     for site in truth[truth["label"] == 1].itertuples(index=False):
