@@ -349,7 +349,7 @@ def robustness_curve(
         raise ValueError(f"attack must be 'pgd', 'fgsm' or a callable; got {attack!r}")
     attacked = (~result.success).reshape(len(radii), n).float()
     space = _cont._space(adapter, Xr, mask_r, relax_discrete=False)
-    generator = torch.Generator(device=device).manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
     rows, delta = _cont._random_points(space, eps_rows, norm, n_random, generator)
     _, g = adapter.evaluate(space.unflat(space.x0[rows] + delta), goal_r, rows=rows)
     held = (g > 0).reshape(len(radii), n, n_random).float()
@@ -444,7 +444,7 @@ def distil_surrogate(adapter, X, *, eps, norm: str = "linf", n_samples: int = 10
     device = adapter.device
     n = X.shape[0]
     space = _cont._space(adapter, X, None, relax_discrete=False)
-    generator = torch.Generator(device=device).manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
     per = max(1, n_samples // n)
     rows = torch.arange(n, device=device).repeat_interleave(per)
     radius = torch.full((rows.numel(),), 1.5 * float(torch.as_tensor(eps, dtype=torch.float32).max()), device=device)
@@ -456,8 +456,9 @@ def distil_surrogate(adapter, X, *, eps, norm: str = "linf", n_samples: int = 10
     flat_model = model_view.reshape(inputs.shape[0], -1)
     mean, std = flat_model.mean(dim=0), flat_model.std(dim=0).clamp_min(1e-3)
     out_flat = targets.reshape(targets.shape[0], -1)
-    torch.manual_seed(seed)
-    net = _Surrogate(model_view.shape[1:], out_flat.shape[1], mean, std, width).to(device)
+    with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
+        torch.manual_seed(seed)
+        net = _Surrogate(model_view.shape[1:], out_flat.shape[1], mean, std, width).to(device)
     if targets.ndim > 2 or targets.ndim == 1:
         net.out_shape = tuple(targets.shape[1:])
     h = (flat_model - net.mean) / net.std
@@ -571,7 +572,7 @@ def gradient_masking(
     bound = _goal(adapter, X, goal)
     eps_rows = _cont._eps_rows(eps, n, device)
     space = _cont._space(adapter, X, mask, relax_discrete=False)
-    generator = torch.Generator(device=device).manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
     reasons = []
 
     # 1. gradients at the inputs and at a random point of each ball

@@ -287,16 +287,19 @@ def _steepest(grad, delta, lower, upper, norm, l1_fraction):
 
 
 def _random_in_ball(n, d, eps, norm, generator, device) -> torch.Tensor:
+    """Uniform draws in the ``norm`` ball of radius ``eps`` (n,), drawn on the CPU generator for device-free seeds."""
+    eps = eps.cpu()
     if norm == "linf":
-        u = torch.rand(n, d, generator=generator, device=device) * 2 - 1
-        return u * eps[:, None]
-    if norm == "l2":
-        g = torch.randn(n, d, generator=generator, device=device)
-        r = torch.rand(n, generator=generator, device=device) ** (1.0 / max(d, 1))
-        return g / vector_norm(g, "l2").clamp_min(1e-30)[:, None] * (r * eps)[:, None]
-    e = -torch.log(torch.rand(n, d + 1, generator=generator, device=device).clamp_min(1e-30))
-    signs = torch.randint(0, 2, (n, d), generator=generator, device=device) * 2 - 1
-    return signs * e[:, :d] / e.sum(dim=1, keepdim=True) * eps[:, None]
+        out = (torch.rand(n, d, generator=generator) * 2 - 1) * eps[:, None]
+    elif norm == "l2":
+        g = torch.randn(n, d, generator=generator)
+        r = torch.rand(n, generator=generator) ** (1.0 / max(d, 1))
+        out = g / vector_norm(g, "l2").clamp_min(1e-30)[:, None] * (r * eps)[:, None]
+    else:
+        e = -torch.log(torch.rand(n, d + 1, generator=generator).clamp_min(1e-30))
+        signs = torch.randint(0, 2, (n, d), generator=generator) * 2 - 1
+        out = signs * e[:, :d] / e.sum(dim=1, keepdim=True) * eps[:, None]
+    return out.to(device)
 
 
 def _better(g_new, n_new, g_old, n_old):
@@ -482,7 +485,7 @@ def pgd(
     bound = _bind(adapter, goal, X)
     n = X.shape[0]
     eps_rows = _eps_rows(eps, n, adapter.device)
-    generator = torch.Generator(device=adapter.device).manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
     with adapter.session():
         run = _pgd_core(adapter, space, bound, torch.arange(n, device=adapter.device), eps_rows, norm=norm,
                         steps=steps, step_size=step_size, restarts=restarts, random_start=random_start,
@@ -602,7 +605,7 @@ def min_perturbation(
     space = _space(adapter, X, mask, relax_discrete)
     bound = _bind(adapter, goal, X)
     n = X.shape[0]
-    generator = torch.Generator(device=device).manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
     options = dict(norm=norm, steps=steps, step_size=None, restarts=restarts, random_start=False, early_stop=True,
                    l1_fraction=l1_fraction, generator=generator)
     g0, radius = _first_order_radius(adapter, space, bound, norm)
@@ -689,24 +692,28 @@ def _shrink(adapter, space, bound, delta, rows_ok, norm, iters, evaluations):
 
 
 def _sphere(n, free, eps, norm, generator) -> torch.Tensor:
-    """Uniform draws on the ``norm`` sphere of radius ``eps`` (n,) over the free coordinates (n, D)."""
+    """Uniform draws on the ``norm`` sphere of radius ``eps`` (n,) over the free coordinates (n, D).
+
+    Drawn on the CPU generator, so a seed gives the same draws on every device.
+    """
     device = free.device
+    free, eps = free.cpu(), eps.cpu()
     d = free.shape[1]
-    zero = torch.zeros(n, d, device=device)
+    zero = torch.zeros(n, d)
     if norm == "linf":
-        u = torch.rand(n, d, generator=generator, device=device) * 2 - 1
-        pick = torch.where(free, torch.rand(n, d, generator=generator, device=device), torch.full_like(u, -1.0)).argmax(dim=1)
-        face = (torch.randint(0, 2, (n,), generator=generator, device=device) * 2 - 1).float()
-        u[torch.arange(n, device=device), pick] = face
+        u = torch.rand(n, d, generator=generator) * 2 - 1
+        pick = torch.where(free, torch.rand(n, d, generator=generator), torch.full_like(u, -1.0)).argmax(dim=1)
+        face = (torch.randint(0, 2, (n,), generator=generator) * 2 - 1).float()
+        u[torch.arange(n), pick] = face
         unit = torch.where(free, u, zero)
     elif norm == "l2":
-        g = torch.where(free, torch.randn(n, d, generator=generator, device=device), zero)
+        g = torch.where(free, torch.randn(n, d, generator=generator), zero)
         unit = g / vector_norm(g, "l2").clamp_min(1e-30)[:, None]
     else:
-        e = torch.where(free, -torch.log(torch.rand(n, d, generator=generator, device=device).clamp_min(1e-30)), zero)
-        signs = torch.randint(0, 2, (n, d), generator=generator, device=device) * 2 - 1
+        e = torch.where(free, -torch.log(torch.rand(n, d, generator=generator).clamp_min(1e-30)), zero)
+        signs = torch.randint(0, 2, (n, d), generator=generator) * 2 - 1
         unit = signs * e / e.sum(dim=1, keepdim=True).clamp_min(1e-30)
-    return unit * eps[:, None]
+    return (unit * eps[:, None]).to(device)
 
 
 def _random_points(space, eps, norm, n_draws, generator):
@@ -756,7 +763,7 @@ def random_perturbation(adapter, X, *, norm: str = "linf", eps, n_draws: int = 1
     space = _space(adapter, X, mask, relax_discrete=False)
     n = X.shape[0]
     eps_rows = _eps_rows(eps, n, adapter.device)
-    generator = torch.Generator(device=adapter.device).manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
     before = adapter.score(X)
     rows, delta = _random_points(space, eps_rows, norm, n_draws, generator)
     after = adapter.score(space.unflat(space.x0[rows] + delta))
