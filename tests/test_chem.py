@@ -105,3 +105,27 @@ def test_counterfactual_bits():
     out = counterfactual_bits(mol, [(bit, 1, 0), (5, 0, 1)], fp)
     assert out[0] == {"feature": bit, "change": "removed", "atoms": (1, 2), "smiles": "OC"}
     assert out[1]["change"] == "added" and out[1]["atoms"] == ()
+
+
+def test_counterfactual_molecules_are_valid_and_scored_exactly():
+    import torch
+
+    from probekit import FeatureModel, goals, outputs
+    from probekit.chem import counterfactual_molecules
+
+    desc = Descriptors(["MolWt"])
+    adapter = FeatureModel(torch.nn.Identity(), featurizer=desc, output=outputs.value(0), device="cpu")
+    table = counterfactual_molecules(adapter, "CC(=O)Nc1ccc(O)cc1", goal=goals.decrease(by=10.0))
+    assert len(table) == table["smiles"].nunique() > 10
+    from rdkit.Chem import Descriptors as RD
+
+    for row in table.itertuples():
+        mol = Chem.MolFromSmiles(row.smiles)
+        assert mol is not None
+        assert row.score == pytest.approx(RD.MolWt(mol), rel=1e-5)  # the model is MolWt itself
+    assert (table["success"] == (table["delta"] <= -10.0 + 1e-4)).all()
+    assert table["g"].is_monotonic_increasing
+    # only the atoms asked for change
+    only = counterfactual_molecules(adapter, "CC(=O)Nc1ccc(O)cc1", atoms=[8])
+    assert set(only["atoms"]) == {(8,)}
+    assert "delete atom 8 (O)" in set(only["edit"])
