@@ -223,7 +223,9 @@ def add_probe_arguments(parser: argparse.ArgumentParser, *, output: str = "margi
 
 
 def _check_numbers(args) -> None:
-    for name in ("max_edits", "baseline_draws", "chunk_size", "max_figures"):
+    if args.max_figures < 0:
+        raise CLIError(f"--max-figures must be at least 0, got {args.max_figures}")
+    for name in ("max_edits", "baseline_draws", "chunk_size"):
         if getattr(args, name) < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if getattr(args, "batch_size", None) is not None and args.batch_size < 1:

@@ -9,7 +9,7 @@ import torch
 from probekit import cli
 from probekit.datasets import DEMO_ARCH, dna_demo_paths, load_dna_demo
 
-FAST = ["--max-edits", "1", "--baseline-draws", "10", "--no-progress", "--device", "cpu", "--max-figures", "1", "--batch-size", "512"]
+FAST = ["--max-edits", "1", "--baseline-draws", "10", "--no-progress", "--device", "cpu", "--max-figures", "0", "--batch-size", "512"]
 WIDTH = 80  # the demo model pools over positions, so it takes windows of any length
 
 
