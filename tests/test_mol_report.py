@@ -200,6 +200,7 @@ def test_continuous_features_minimal_perturbation():
     pert = report.perturbation()
     carried = pert[pert["share"] >= 0.1]
     assert set(carried["feature"]) == {"a"} and np.allclose(carried["delta"], -0.5, atol=1e-3)
+    assert np.allclose(carried["range_fraction"], 0.5 / 10, atol=1e-4)  # bounds [-5, 5]
     assert report.atoms().empty
     assert report.features().set_index("feature").loc["a", "n_in_perturbation"] == 2
 

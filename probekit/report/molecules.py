@@ -55,7 +55,7 @@ FRAME_COLUMNS = [
 ]  # fmt: skip
 ATOM_COLUMNS = ["id", "atom", "element", "importance", "rank", "flip_weight", "in_flip", "critical"]
 EDIT_COLUMNS = ["id", "step", "feature", "index", "old", "new", "atoms", "substructure", "score_after"]
-PERTURBATION_COLUMNS = ["id", "feature", "index", "value", "delta", "new_value", "share"]
+PERTURBATION_COLUMNS = ["id", "feature", "index", "value", "delta", "new_value", "share", "range_fraction"]
 FEATURE_COLUMNS = [
     "feature", "index", "kind", "mean_abs_attribution", "mean_attribution", "n_present", "n_in_flips",
     "frac_in_flips", "n_in_perturbation", "frac_in_perturbation", "n_critical", "flip_ratio", "substructure", "rank",
@@ -501,7 +501,8 @@ def probe_features(
     frame = _frame(ids, names, kinds, Xn, attr, ranks, crit, flipped, flip_to, delta, share, subs)
     atoms, molecules = _atoms_table(ids, prov, good_rows, attr, flipped, crit)
     edits = _edits_table(ids, prov, good_rows, flip_res, name_index, trajectory)
-    pert_table = _perturbation_table(ids, names, Xn, delta, share)
+    lower, upper = (b.detach().cpu().numpy().astype(np.float64) for b in adapter.bounds(n_features))
+    pert_table = _perturbation_table(ids, names, Xn, delta, share, upper - lower)
     summary = _summary(prov, good_rows, ids, names, goal, scores, attr, flip_res, flip_stats, pert, pert_stats, crit)
     features = _feature_ranking(frame, summary[summary["error"].isna()])
     params = {
@@ -516,12 +517,15 @@ def probe_features(
     return MoleculeReport("features", tables, params)
 
 
-def _perturbation_table(ids, names, X, delta, share) -> pd.DataFrame:
+def _perturbation_table(ids, names, X, delta, share, width) -> pd.DataFrame:
+    """One row per changed feature; ``range_fraction`` is |delta| over the feature's valid range (NaN if unbounded)."""
     kk, jj = np.nonzero(delta != 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fraction = np.where(np.isfinite(width[jj]) & (width[jj] > 0), np.abs(delta[kk, jj]) / width[jj], np.nan)
     return pd.DataFrame(
         {"id": np.array(ids, dtype=object)[kk] if len(kk) else [], "feature": np.array(names, dtype=object)[jj] if len(jj) else [],
          "index": jj, "value": X[kk, jj], "delta": delta[kk, jj], "new_value": X[kk, jj] + delta[kk, jj],
-         "share": share[kk, jj]},
+         "share": share[kk, jj], "range_fraction": fraction},
         columns=PERTURBATION_COLUMNS,
     )  # fmt: skip
 
