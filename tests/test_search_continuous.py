@@ -353,3 +353,15 @@ def test_bad_input_row_does_not_stop_the_batch():
     assert not bool(r.success[1])
     assert (r.delta[1] == 0).all()
     assert r.success[[0, 2]].all()
+
+
+def test_min_perturbation_l1_exact_in_higher_dimension():
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(48, generator=g)
+    adapter = FeatureModel(linear(w.tolist()), output=outputs.value(0), device="cpu")
+    X = torch.randn(12, 48, generator=g)
+    X = X[adapter.score(X) > 0]
+    r = min_perturbation(adapter, X, goal=goals.below(0.0), norm="l1")
+    exact = adapter.score(X) / w.abs().max()
+    assert torch.allclose(r.norm, exact, rtol=1e-3)
+    assert ((r.delta != 0).sum(dim=1) == 1).all()  # all mass on the largest weight
