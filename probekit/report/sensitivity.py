@@ -73,9 +73,13 @@ class SensitivityReport:
       (the ``1 - alpha`` quantile of the absolute effects of all single substitutions
       of that input, i.e. of one random substitution); ``region`` (nullable int) is the
       critical region the position belongs to, 1 being the strongest.
-    - ``summary``: id, length, score, goal, n_edits, success, proved_minimal,
-      score_after, adversarial_delta, random_k, random_mean, random_std, ratio, z,
-      p_value, threshold, n_critical, n_regions, top_region, error.
+    - ``summary``: id, length, score, goal, goal_score (the score at which the goal is
+      reached; NaN for class goals, read in ``g``), n_edits, success, proved_minimal,
+      score_after, adversarial_delta, random_k (edits per random draw), random_mean,
+      random_std, ratio, z, p_value (adversarial vs. random, see
+      :meth:`probekit.results.BaselineResult.compare`), threshold (the null threshold),
+      n_critical, n_regions, top_region ("start-end"), evaluations, error. Bad records
+      have only id, length and error.
     - ``regions``: id, region (its number, also given as ``rank``: 1 is the strongest),
       start, end (exclusive), length, sequence,
       importance_sum, importance_max, n_edits_inside, motif, motif_id, motif_score,
