@@ -365,3 +365,14 @@ def test_min_perturbation_l1_exact_in_higher_dimension():
     exact = adapter.score(X) / w.abs().max()
     assert torch.allclose(r.norm, exact, rtol=1e-3)
     assert ((r.delta != 0).sum(dim=1) == 1).all()  # all mass on the largest weight
+
+
+def test_restarts_never_worse_than_one_run():
+    adapter = FeatureModel(mlp(seed=7), output=outputs.margin(1), device="cpu")
+    X = torch.randn(10, 6, generator=torch.Generator().manual_seed(10))
+    goal = adapter.bind(goals.decrease(by=1e6), X)
+    one = pgd(adapter, X, goal=goal, eps=0.4, norm="l2", steps=10)
+    many = pgd(adapter, X, goal=goal, eps=0.4, norm="l2", steps=10, restarts=4)
+    g_one = adapter.evaluate(one.x_adv, goal)[1]
+    g_many = adapter.evaluate(many.x_adv, goal)[1]
+    assert (g_many <= g_one + 1e-6).all()
