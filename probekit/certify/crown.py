@@ -30,6 +30,7 @@ import math
 import time
 
 import torch
+import torch.nn.functional as F
 
 from ..results import Bounds
 from .ibp import (
@@ -42,7 +43,7 @@ from .ibp import (
     prepare,
     spec_rows_interval,
 )
-from .spec import Box, Spec
+from .spec import Box, Hamming, LpBall, Spec, _k_smallest
 
 _CONVEX = {"elu", "softplus", "convex"}
 _S_SHAPED = {"sigmoid", "tanh"}
@@ -178,9 +179,79 @@ def _max_numel(problem: Problem, name: str) -> int:
     return max(_numel(op.shape) for op in problem.graph.ops[: names.index(name) + 1])
 
 
+def _conv_on_input(problem: Problem, op):
+    """The Conv1d module of ``op`` when it reads the canonical input directly (else None)."""
+    graph = problem.graph
+    module = graph.modules.get(op.node.target) if op.node.op == "call_module" else None
+    if not isinstance(module, torch.nn.Conv1d) or module.groups != 1 or module.padding_mode != "zeros":
+        return None
+    if not isinstance(module.padding, tuple):
+        return None
+    chain, name = [], op.inputs[0]
+    while name != graph.ops[0].name:
+        o = graph.op(name)
+        if not (o.kind == "alias" or (o.kind == "linear" and o.signed == "struct" and len(o.inputs) == 1)):
+            return None
+        chain.append(o)
+        name = o.inputs[0]
+    probe = torch.randn_like(problem.bound.value(graph.ops[0].name))
+    v = probe
+    for o in reversed(chain):
+        v = v if o.kind == "alias" else problem.bound.apply(o, v)
+    if v.shape != probe.shape or not torch.equal(v, probe):
+        return None
+    return module
+
+
+def _conv_first_layer(problem: Problem, op, module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact bounds of a Conv1d on one-hot input over k substitutions (or an Lp ball)."""
+    pset = problem.pset
+    y0 = problem.bound.value(op.name)
+    W = module.weight.detach().to(y0)
+    if isinstance(pset, LpBall):
+        q = {2.0: 2.0, 1.0: float("inf")}[pset.p]
+        radius = pset.eps * torch.linalg.vector_norm(W.flatten(1), ord=q, dim=1)
+        return y0 - radius[None, :, None], y0 + radius[None, :, None]
+    x0 = pset.x0
+    pad, dil, stride = module.padding[0], module.dilation[0], module.stride[0]
+    span = (W.shape[2] - 1) * dil + 1
+    win = F.pad(x0, (pad, pad)).unfold(-1, span, stride)[..., ::dil]  # (N, A, L', K)
+    editable = F.pad(pset.editable.to(x0.dtype), (pad, pad)).unfold(-1, span, stride)[..., ::dil] > 0.5
+    if win.shape[2] != y0.shape[-1]:
+        return None
+    ref = win.argmax(1)  # (N, L', K)
+    editable = editable & (win.sum(1) > 0)
+    w_ref = torch.einsum("caj,natj->nctj", W, win)
+    order = W.sort(dim=1)
+    lo1, lo2 = order.values[:, 0], order.values[:, 1]  # (C, K)
+    hi1, hi2 = order.values[:, -1], order.values[:, -2]
+    arg_lo, arg_hi = order.indices[:, 0], order.indices[:, -1]
+    is_lo = ref[:, None] == arg_lo[None, :, None, :]
+    is_hi = ref[:, None] == arg_hi[None, :, None, :]
+    alt_min = torch.where(is_lo, lo2[None, :, None], lo1[None, :, None])
+    alt_max = torch.where(is_hi, hi2[None, :, None], hi1[None, :, None])
+    mask = editable[:, None]
+    down = ((alt_min - w_ref).clamp(max=0) * mask).flatten(0, 2)  # (N*C*L', K)
+    up = ((alt_max - w_ref).clamp(min=0) * mask).flatten(0, 2)
+    n, c, length = y0.shape
+    k = pset.k.repeat_interleave(c * length)
+    lower = y0 + _k_smallest(down[None], k)[0].view(n, c, length)
+    upper = y0 - _k_smallest(-up[None], k)[0].view(n, c, length)
+    return lower, upper
+
+
 def node_bounds(problem: Problem, name: str, bounds: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """CROWN box of one operation's output (all its elements, in chunks of rows)."""
     op = problem.graph.op(name)
+    n = problem.bound.n
+    costly = _numel(op.shape) * _numel(problem.graph.ops[0].shape) * n > 4 * _BUDGET
+    # k substitutions: exact and fast; Lp balls: the full kernel's dual norm, looser at the edges
+    if (isinstance(problem.pset, Hamming) or (isinstance(problem.pset, LpBall) and costly)) and op.kind == "linear":
+        module = _conv_on_input(problem, op)
+        if module is not None:
+            fast = _conv_first_layer(problem, op, module)
+            if fast is not None:
+                return fast
     n = problem.bound.n
     m = _numel(op.shape)
     chunk = max(1, _BUDGET // (2 * n * _max_numel(problem, name)))

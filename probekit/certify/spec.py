@@ -40,8 +40,10 @@ class Box:
 
     def concretize(self, A: torch.Tensor) -> torch.Tensor:
         """Minimum of ``sum(A * x)`` over the set: A (S, N, ...) -> (S, N)."""
-        lo = A.clamp(min=0) * self.lower + A.clamp(max=0) * self.upper
-        return lo.flatten(2).sum(-1)
+        flat = A.flatten(2)
+        center = ((self.lower + self.upper) / 2).flatten(1)
+        radius = ((self.upper - self.lower) / 2).flatten(1)
+        return torch.einsum("snf,nf->sn", flat, center) - torch.einsum("snf,nf->sn", flat.abs(), radius)
 
     def select(self, rows: torch.Tensor) -> "Box":
         return Box(self.lower[rows], self.upper[rows])
