@@ -247,6 +247,10 @@ def _mutants(mol, atoms, elements) -> list[tuple[str, tuple, object]]:
                 Chem.SanitizeMol(candidate)
             except Exception:  # noqa: BLE001 - an impossible valence or ring: not a molecule
                 continue
+            if "delete" not in edit:  # no hypervalent swaps (a ring C turned into S(IV) is not a plausible analogue)
+                atom = candidate.GetAtomWithIdx(touched[0])
+                if atom.GetTotalValence() > periodic.GetDefaultValence(atom.GetAtomicNum()):
+                    continue
             valid.append((edit, touched, candidate))
     return valid
 
@@ -255,8 +259,9 @@ def counterfactual_molecules(adapter, mol, *, goal=None, atoms=None, elements=("
     """Real molecules one atom edit away, scored by the model: which small change moves the prediction?
 
     Every heavy atom (or those in ``atoms``) is swapped for each element of
-    ``elements``, and terminal atoms are also deleted; edits RDKit cannot sanitize
-    are dropped and duplicates merged. All candidates are featurized and scored in
+    ``elements`` (keeping the new element at its usual valence, so no
+    hypervalent S or N appear), and terminal atoms are also deleted; edits RDKit
+    cannot sanitize are dropped and duplicates merged. All candidates are featurized and scored in
     one batch through ``adapter``. The enumeration is deterministic (no seed needed).
 
     Parameters

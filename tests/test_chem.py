@@ -129,3 +129,23 @@ def test_counterfactual_molecules_are_valid_and_scored_exactly():
     only = counterfactual_molecules(adapter, "CC(=O)Nc1ccc(O)cc1", atoms=[8])
     assert set(only["atoms"]) == {(8,)}
     assert "delete atom 8 (O)" in set(only["edit"])
+
+
+def test_counterfactual_swaps_are_never_hypervalent():
+    import torch
+
+    from probekit import FeatureModel, outputs
+    from probekit.chem import counterfactual_molecules
+
+    periodic = Chem.GetPeriodicTable()
+
+    def hypervalent(smiles):
+        mol = Chem.MolFromSmiles(smiles)
+        return sum(a.GetTotalValence() > periodic.GetDefaultValence(a.GetAtomicNum()) for a in mol.GetAtoms())
+
+    adapter = FeatureModel(torch.nn.Identity(), featurizer=Descriptors(["MolWt"]), output=outputs.value(0), device="cpu")
+    original = "Cc1cnc(NS(=O)(=O)c2ccccc2C#N)s1"  # its sulfonyl S is the one hypervalent atom
+    table = counterfactual_molecules(adapter, original)
+    swapped = table[table["edit"].str.startswith("atom")]
+    assert len(swapped) > 5
+    assert all(hypervalent(s) == hypervalent(original) == 1 for s in swapped["smiles"])
