@@ -15,7 +15,7 @@ Examples
 >>> from probekit import SequenceModel, goals
 >>> from probekit.testing import MotifCounter
 >>> adapter = SequenceModel(MotifCounter("ACGT"), output=0, device="cpu")
->>> r = substitutions(adapter, ["ACGTTTTT", "TTTTTTTT"], k=1, goal=goals.below(0.5))
+>>> r = substitutions(adapter, ["ACGTTTTT", "ACGTACGT"], k=1, goal=goals.below(0.5))
 >>> r.status
 ['falsified', 'certified']
 """
@@ -49,7 +49,9 @@ class CertificateResult(Result):
         For falsified inputs, the counterexample ``(position, ref, alt)`` (or
         ``(feature, old, new)``); empty otherwise.
     g_lower : torch.Tensor of shape (N,)
-        Proved lower bound of the goal's ``g`` over the whole edit set (above 0 when certified).
+        Proved lower bound of the goal's ``g`` over the whole edit set from bounds (above 0
+        when certified by bounds or branch and bound; NaN where enumeration decided, -inf
+        where no bound holds).
     g_best : torch.Tensor of shape (N,)
         Smallest ``g`` found (at most 0 when falsified).
     k : int
@@ -274,9 +276,9 @@ def _certify(adapter, X, *, k, goal, kind, positions, max_enumerate, max_nodes, 
             for j, i in enumerate(idx.tolist()):
                 how[i] = "enumeration"
                 work[i] = int(r.evaluations[j])
+                g_best[i] = float(g_after[j])
                 if bool(r.success[j]):
                     status[i], edits[i] = "falsified", list(r.edits[j])
-                    g_best[i] = float(g_after[j])
                 elif bool(none[j]):
                     status[i] = "certified"
                     g_lower[i] = float(g_after[j]) if k == 0 else float("nan")
