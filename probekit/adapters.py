@@ -455,7 +455,7 @@ class FeatureModel(Adapter):
         ):
             X = self.featurizer.transform(inputs)
         elif isinstance(inputs, pd.DataFrame):
-            columns = self.feature_names or list(inputs.columns)
+            columns = self.feature_names or [c for c in inputs.columns if pd.api.types.is_numeric_dtype(inputs[c])]
             missing = [c for c in columns if c not in inputs.columns]
             if missing:
                 raise ValueError(f"DataFrame lacks feature columns {missing[:5]}")

@@ -203,3 +203,18 @@ def test_feature_model_bounds_of_the_wrong_shape():
     adapter = FeatureModel(torch.nn.Linear(3, 1), output=0, bounds=(torch.zeros(2), torch.ones(2)), device="cpu")
     with pytest.raises(ValueError, match=r"shape \(3,\)"):
         adapter.bounds(3)
+
+
+def test_molecule_table_with_nan_errors_and_missing_mols():
+    import numpy as np
+
+    frame = pd.DataFrame({"id": ["a", "b"], "mol": [Chem.MolFromSmiles("CCO"), None], "error": [np.nan, np.nan]})
+    X, prov = Morgan(radius=1, n_bits=16).featurize(frame)
+    assert prov.ok.tolist() == [True, False]
+    assert prov.errors[1] == "record 'b': no molecule"
+
+
+def test_feature_model_dataframe_uses_numeric_columns():
+    adapter = FeatureModel(torch.nn.Linear(2, 1), output=0, device="cpu")
+    table = pd.DataFrame({"id": ["p"], "x": [1.0], "y": [2.0]})
+    assert adapter.encode(table).tolist() == [[1.0, 2.0]]

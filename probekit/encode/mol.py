@@ -60,6 +60,12 @@ def molecule_frame(inputs) -> pd.DataFrame:
             frame["error"] = [None if m is not None else f"record {i!r}: no molecule" for i, m in zip(frame["id"], frame["mol"])]
         if "smiles" not in frame.columns:
             frame["smiles"] = [Chem.MolToSmiles(m) if m is not None else "" for m in frame["mol"]]
+        # a table read back from disk has NaN, not None, where there is no error
+        frame["error"] = [e if isinstance(e, str) and e else None for e in frame["error"]]
+        frame["error"] = [
+            e if e is not None or isinstance(m, Chem.Mol) else f"record {i!r}: no molecule"
+            for i, m, e in zip(frame["id"], frame["mol"], frame["error"])
+        ]
         return frame.reset_index(drop=True)
     if isinstance(inputs, Chem.Mol):
         inputs = [inputs]
