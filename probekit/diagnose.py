@@ -349,8 +349,7 @@ def robustness_curve(
     attacked = (~result.success).reshape(len(radii), n).float()
     space = _cont._space(adapter, Xr, mask_r, relax_discrete=False)
     generator = torch.Generator().manual_seed(seed)
-    rows, delta = _cont._random_points(space, eps_rows, norm, n_random, generator)
-    _, g = adapter.evaluate(space.unflat(space.x0[rows] + delta), goal_r, rows=rows)
+    _, g, _ = _cont._random_goal_values(adapter, space, goal_r, eps_rows, norm, n_random, generator)
     held = (g > 0).reshape(len(radii), n, n_random).float()
     frame = pd.concat(
         [

@@ -376,3 +376,15 @@ def test_restarts_never_worse_than_one_run():
     g_one = adapter.evaluate(one.x_adv, goal)[1]
     g_many = adapter.evaluate(many.x_adv, goal)[1]
     assert (g_many <= g_one + 1e-6).all()
+
+
+def test_random_perturbation_in_blocks(monkeypatch):
+    import probekit.search.continuous as continuous
+
+    adapter = FeatureModel(linear(W), output=outputs.value(0), device="cpu")
+    X = torch.randn(9, 4, generator=torch.Generator().manual_seed(2))
+    monkeypatch.setattr(continuous, "_DRAW_BUDGET", 40)  # 2 inputs of 5 draws per block
+    r = random_perturbation(adapter, X, norm="l2", eps=torch.linspace(0.1, 0.9, 9), n_draws=5)
+    assert r.deltas.shape == (9, 5)
+    assert torch.allclose(r.params["norms"], torch.linspace(0.1, 0.9, 9)[:, None].expand(9, 5), atol=1e-5)
+    assert (r.deltas.abs() <= torch.linspace(0.1, 0.9, 9)[:, None] * torch.tensor(W).norm() + 1e-5).all()

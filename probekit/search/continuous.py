@@ -723,13 +723,34 @@ def _sphere(n, free, eps, norm, generator) -> torch.Tensor:
     return (unit * eps[:, None]).to(device)
 
 
+_DRAW_BUDGET = 2**24  # perturbation entries held at once by the random draws
+
+
 def _random_points(space, eps, norm, n_draws, generator):
-    """(N * n_draws, D) perturbations, input-major, on the sphere and clipped to the bounds."""
-    rows = torch.arange(space.x0.shape[0], device=space.x0.device).repeat_interleave(n_draws)
-    free = (space.lower[rows] < 0) | (space.upper[rows] > 0)
-    delta = _sphere(rows.numel(), free, eps[rows], norm, generator)
-    delta = torch.minimum(torch.maximum(delta, space.lower[rows]), space.upper[rows])
-    return rows, delta
+    """Blocks of ``(rows, delta)``: input-major draws on the sphere, clipped to the bounds.
+
+    Inputs are taken a block at a time so that a block holds at most
+    ``_DRAW_BUDGET`` entries; the blocks depend only on the shapes, so a seed
+    gives the same draws whatever the batch size.
+    """
+    n, d = space.x0.shape
+    per_block = max(1, _DRAW_BUDGET // max(1, n_draws * d))
+    for start in range(0, n, per_block):
+        rows = torch.arange(start, min(n, start + per_block), device=space.x0.device).repeat_interleave(n_draws)
+        free = (space.lower[rows] < 0) | (space.upper[rows] > 0)
+        delta = _sphere(rows.numel(), free, eps[rows], norm, generator)
+        yield rows, torch.minimum(torch.maximum(delta, space.lower[rows]), space.upper[rows])
+
+
+def _random_goal_values(adapter, space, bound, eps, norm, n_draws, generator):
+    """Scores, goal values and norms (each (N, n_draws)) of random draws on the sphere of radius ``eps`` (N,)."""
+    parts = []
+    for rows, delta in _random_points(space, eps, norm, n_draws, generator):
+        scores, g = adapter.evaluate(space.unflat(space.x0[rows] + delta), bound, rows=rows)
+        parts.append(torch.stack([scores, g, vector_norm(delta, norm)], dim=1))
+    n = space.x0.shape[0]
+    both = torch.cat(parts) if parts else torch.zeros(0, 3, device=space.x0.device)
+    return both[:, 0].reshape(n, n_draws), both[:, 1].reshape(n, n_draws), both[:, 2].reshape(n, n_draws)
 
 
 def random_perturbation(adapter, X, *, norm: str = "linf", eps, n_draws: int = 100, seed: int = 0, mask=None,
@@ -771,12 +792,12 @@ def random_perturbation(adapter, X, *, norm: str = "linf", eps, n_draws: int = 1
     n = X.shape[0]
     eps_rows = _eps_rows(eps, n, adapter.device)
     generator = torch.Generator().manual_seed(seed)
-    before = adapter.score(X)
-    rows, delta = _random_points(space, eps_rows, norm, n_draws, generator)
-    after = adapter.score(space.unflat(space.x0[rows] + delta))
-    deltas = (after - before[rows]).reshape(n, n_draws)
+    bound = adapter.bind(_goals.below(0.0), X)  # only the scores are used
+    before, _ = adapter.evaluate(X, bound)
+    after, _, norms = _random_goal_values(adapter, space, bound, eps_rows, norm, n_draws, generator)
+    deltas = after - before[:, None]
     params = {"eps": eps_rows.cpu(), "n_draws": n_draws, "seed": seed, "device": str(adapter.device),
-              "seconds": time.perf_counter() - start, "norms": vector_norm(delta, norm).reshape(n, n_draws).cpu()}
+              "seconds": time.perf_counter() - start, "norms": norms.cpu()}
     k = float(eps) if not isinstance(eps, torch.Tensor) or eps.numel() == 1 else eps_rows.cpu()
     return BaselineResult(deltas=deltas, k=k, kind=norm, ids=list(ids or []), params=params)
 
