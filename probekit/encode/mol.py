@@ -57,15 +57,15 @@ def molecule_frame(inputs) -> pd.DataFrame:
         if "id" not in frame.columns:
             frame["id"] = [f"mol{i}" for i in range(len(frame))]
         if "error" not in frame.columns:
-            frame["error"] = [None if m is not None else f"record {i!r}: no molecule" for i, m in zip(frame["id"], frame["mol"])]
+            frame["error"] = None
         if "smiles" not in frame.columns:
             frame["smiles"] = [Chem.MolToSmiles(m) if m is not None else "" for m in frame["mol"]]
         # a table read back from disk has NaN, not None, where there is no error
-        frame["error"] = [e if isinstance(e, str) and e else None for e in frame["error"]]
-        frame["error"] = [
-            e if e is not None or isinstance(m, Chem.Mol) else f"record {i!r}: no molecule"
+        errors = [
+            e if isinstance(e, str) and e else (None if isinstance(m, Chem.Mol) else f"record {i!r}: no molecule")
             for i, m, e in zip(frame["id"], frame["mol"], frame["error"])
         ]
+        frame["error"] = pd.Series(errors, index=frame.index, dtype=object)
         return frame.reset_index(drop=True)
     if isinstance(inputs, Chem.Mol):
         inputs = [inputs]
