@@ -499,6 +499,30 @@ def _random_search(adapter, space, bound, eps, norm, n_samples, generator, chunk
     return best_g
 
 
+def _bad_gradients(adapter, space, bound, eps, norm, generator) -> torch.Tensor:
+    """(2N,) bool: goal gradient all zero (over free features) or not finite, at the inputs then at a random
+    point of each ball."""
+    n = space.x0.shape[0]
+    nearby = _cont.project(_cont._random_in_ball(n, space.x0.shape[1], eps, norm, generator, adapter.device),
+                           eps, norm, space.lower, space.upper)
+    points = torch.cat([space.x0, space.x0 + nearby])
+    _, grad = adapter.gradient(space.unflat(points), lambda y, r: bound(y, r),
+                               rows=torch.arange(n, device=adapter.device).repeat(2))
+    grad = grad.reshape(2 * n, -1)
+    free = ((space.lower < 0) | (space.upper > 0)).repeat(2, 1)
+    return ~torch.isfinite(grad).all(dim=1) | (torch.where(free, grad, torch.zeros_like(grad)) == 0).all(dim=1)
+
+
+def _disagreement(adapter, X, n_repeats) -> float:
+    """Largest relative difference between ``n_repeats`` forward passes of the same inputs."""
+    first = adapter.predict(X).float()
+    worst = 0.0
+    for _ in range(max(0, n_repeats - 1)):
+        again = adapter.predict(X).float()
+        worst = max(worst, float(torch.nan_to_num((again - first).abs() / first.abs().clamp_min(1.0), nan=math.inf).max()))
+    return worst
+
+
 def gradient_masking(
     adapter,
     X,
@@ -513,6 +537,7 @@ def gradient_masking(
     n_repeats: int = 3,
     mask=None,
     seed: int = 0,
+    ids=None,
 ) -> MaskingVerdict:
     """Check whether a model only looks robust because its gradients are useless to an attacker.
 
@@ -545,6 +570,8 @@ def gradient_masking(
         Points per input for the random search.
     n_repeats : int
         Forward passes compared for stochasticity.
+    ids : list of str, optional
+        Names of the inputs in the per-input evidence.
 
     Returns
     -------
@@ -573,15 +600,7 @@ def gradient_masking(
     generator = torch.Generator().manual_seed(seed)
     reasons = []
 
-    # 1. gradients at the inputs and at a random point of each ball
-    probe_delta = _cont.project(_cont._random_in_ball(n, space.x0.shape[1], eps_rows, norm, generator, device),
-                                eps_rows, norm, space.lower, space.upper)
-    points = torch.cat([space.x0, space.x0 + probe_delta])
-    _, grad = adapter.gradient(space.unflat(points), lambda y, r: bound(y, r),
-                               rows=torch.arange(n, device=device).repeat(2))
-    grad = grad.reshape(2 * n, -1)
-    free = ((space.lower < 0) | (space.upper > 0)).repeat(2, 1)
-    bad = ~torch.isfinite(grad).all(dim=1) | (torch.where(free, grad, torch.zeros_like(grad)) == 0).all(dim=1)
+    bad = _bad_gradients(adapter, space, bound, eps_rows, norm, generator)
     bad_at_input, bad_nearby = bad[:n], bad[n:]
     zero_fraction = float(bad.float().mean())
     if zero_fraction > ZERO_GRADIENT_FRACTION:
@@ -622,13 +641,7 @@ def gradient_masking(
             f"of inputs, white-box PGD on only {white_rate:.0%}"
         )
 
-    # 4. repeated forward passes
-    first = adapter.predict(X).float()
-    disagreement = 0.0
-    for _ in range(max(0, n_repeats - 1)):
-        again = adapter.predict(X).float()
-        scale = first.abs().clamp_min(1.0)
-        disagreement = max(disagreement, float(torch.nan_to_num((again - first).abs() / scale, nan=math.inf).max()))
+    disagreement = _disagreement(adapter, X, n_repeats)
     if disagreement > 1e-5:
         reasons.append(
             f"repeated forward passes of the same inputs disagree (relative difference up to {disagreement:.3g}): "
@@ -637,7 +650,7 @@ def gradient_masking(
 
     per_input = pd.DataFrame(
         {
-            "id": [f"x{i}" for i in range(n)],
+            "id": _ids(ids, n),
             "g": adapter.evaluate(X, bound)[1].cpu().numpy(),
             "gradient_bad": bad_at_input.cpu().numpy(),
             "gradient_bad_nearby": bad_nearby.cpu().numpy(),
