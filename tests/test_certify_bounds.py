@@ -304,3 +304,19 @@ def test_zero_radius_gives_the_point():
         r = method(adapter, X, eps=0.0)
         torch.testing.assert_close(r.lower, adapter.score(X), atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(r.upper, adapter.score(X), atol=1e-5, rtol=1e-5)
+
+
+def test_final_log_softmax_keeps_margins_and_refuses_raw_logits():
+    torch.manual_seed(0)
+    body = mlp()
+    with_ls = nn.Sequential(*body, nn.LogSoftmax(dim=-1))
+    X = torch.randn(5, 5, generator=torch.Generator().manual_seed(7))
+    for output in (outputs.margin(1), outputs.prob(2)):
+        a = crown(FeatureModel(with_ls, output=output, device="cpu"), X, eps=0.05)
+        b = crown(FeatureModel(body, output=output, device="cpu"), X, eps=0.05)
+        torch.testing.assert_close(a.lower, b.lower)
+        torch.testing.assert_close(a.upper, b.upper)
+    adapter = FeatureModel(with_ls, output=outputs.margin(0), device="cpu")
+    assert_sound(ibp(adapter, X, eps=0.05), *extremes(adapter, X, 0.05, "linf"))
+    with pytest.raises(UnsupportedOperation, match="LogSoftmax"):
+        crown(FeatureModel(with_ls, output=outputs.logit(0), device="cpu"), X, eps=0.05)

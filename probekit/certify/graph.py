@@ -11,7 +11,10 @@ operation that depends on the input is classified as
   ELU, Softplus, Hardtanh, ReLU6, clamp, exp);
 - ``max``: a maximum over windows (max pooling, adaptive max pooling, ``max`` and
   ``amax`` over axes);
-- ``alias``: identity (Dropout, Identity, dtype casts, ``.values`` of a max).
+- ``alias``: identity (Dropout, Identity, dtype casts, ``.values`` of a max);
+- ``shift``: a final ``log_softmax`` over the classes, which subtracts the same
+  value from every logit and so leaves margins unchanged (allowed only as the
+  last operation, under outputs and goals that compare logits).
 
 Anything else raises :class:`UnsupportedOperation` naming the operation.
 Values that do not depend on the input (parameters, constants) and shape
@@ -23,7 +26,7 @@ Examples
 >>> from probekit import FeatureModel, outputs
 >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
 >>> adapter = FeatureModel(model, output=outputs.logit(0), device="cpu")
->>> [op.kind for op in trace(adapter).ops]
+>>> [op.kind for op in trace(adapter, torch.zeros(1, 3)).ops]
 ['input', 'linear', 'act', 'linear']
 """
 
@@ -409,6 +412,8 @@ def _make_op(graph: Graph, node: fx.Node, deps: list, env: dict, n: int) -> Op |
             if module.training or module.running_var is None:
                 raise UnsupportedOperation(f"{label} needs eval mode with running statistics")
             return mk("linear", signed="bn_module")
+        if isinstance(module, nn.LogSoftmax):
+            return mk("shift")
         if isinstance(module, (nn.MaxPool1d, nn.AdaptiveMaxPool1d)):
             if getattr(module, "return_indices", False):
                 raise UnsupportedOperation(f"{label} with return_indices=True is not supported")
@@ -433,6 +438,8 @@ def _make_op(graph: Graph, node: fx.Node, deps: list, env: dict, n: int) -> Op |
             return mk("alias")
         if target in _MAX_FUNCTIONS:
             return _max_op(mk, node, _MAX_FUNCTIONS[target], label)
+        if target in (F.log_softmax, torch.log_softmax):
+            return mk("shift")
         if target in _STRUCT_FUNCTIONS:
             return mk("linear", signed="struct")
         if target in (operator.add, torch.add, operator.sub, torch.sub, operator.neg, torch.neg):
@@ -463,6 +470,8 @@ def _make_op(graph: Graph, node: fx.Node, deps: list, env: dict, n: int) -> Op |
             return mk("alias")
         if target in _MAX_METHODS:
             return _max_op(mk, node, _MAX_METHODS[target], label)
+        if target == "log_softmax":
+            return mk("shift")
         if target in _STRUCT_METHODS:
             return mk("linear", signed="struct")
         if target in ("add", "sub", "neg"):

@@ -26,7 +26,7 @@ import torch
 
 from ..goals import parse
 from ..results import Bounds
-from .graph import Bound, Graph, trace
+from .graph import Bound, Graph, UnsupportedOperation, trace
 from .spec import Box, Spec, goal_spec, make_set, output_spec
 
 
@@ -52,8 +52,26 @@ def prepare(adapter, X, *, eps=None, k=None, norm="linf", goal=None, graph: Grap
     score = output_spec(adapter.output, y)
     bound_goal = parse(goal).bind(adapter.output, y.detach())
     g = goal_spec(bound_goal.to(X.device), score, y[0].numel())
+    _drop_final_shift(graph, score, g)
+    y = bound.value(graph.output)
     pset = make_set(adapter, X, eps=eps, k=k, norm=norm)
     return Problem(graph, bound, pset, score, g, y)
+
+
+def _drop_final_shift(graph: Graph, *specs: Spec) -> None:
+    """Bound the logits before a final log_softmax when every form compares logits (rows sum to 0)."""
+    last = graph.op(graph.output)
+    if last.kind != "shift":
+        return
+    for spec in specs:
+        if spec.C.sum(-1).abs().max() > 1e-6:
+            raise UnsupportedOperation(
+                f"{last.label} as the last operation is supported only for outputs and goals that compare "
+                "logits (margins, probabilities, class flips and targets); select outputs.margin(...) or remove it"
+            )
+    graph.output = last.inputs[0]
+    graph.ops = [op for op in graph.ops if op.name != last.name]
+    graph.__post_init__()
 
 
 def bind_problem(problem: Problem, X: torch.Tensor, pset: Box, goal: Spec) -> Problem:
@@ -107,7 +125,7 @@ def interval_step(bound: Bound, op, bounds: dict) -> tuple[torch.Tensor, torch.T
         center = bound.apply(op, *centers)
         radius = abs_radius(bound, op, radii, center)
         return center - radius, center + radius
-    raise ValueError(f"unexpected operation kind {op.kind!r}")
+    raise UnsupportedOperation(f"{op.label} is supported only as the model's last operation")
 
 
 def affine_prefix(graph: Graph) -> set:

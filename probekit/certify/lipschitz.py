@@ -33,8 +33,8 @@ import torch
 from torch import nn
 
 from ..results import Result
-from .graph import Graph, trace
-from .ibp import abs_radius
+from .graph import Graph, UnsupportedOperation, trace
+from .ibp import _drop_final_shift, abs_radius
 from .spec import output_spec
 
 _DUAL = {"l2": 2.0, "linf": 1.0, "l1": float("inf")}
@@ -170,6 +170,8 @@ def global_bound(graph: Graph, bound, *, norm: str, spec=None) -> tuple[float, l
         if op.kind == "alias":
             const[op.name] = const[op.inputs[0]]
             continue
+        if op.kind == "shift":
+            raise UnsupportedOperation(f"{op.label}: no Lipschitz bound of the whole log-probability output")
         if op.kind == "act":
             if op.act == "convex" or (op.act == "monotone" and "exp" in op.label):
                 raise ValueError(f"{op.label} has no global Lipschitz constant")
@@ -306,6 +308,8 @@ def lipschitz(
         graph = trace(adapter, probe[:1])
         bound = graph.bind(probe[:1])
         spec = None if whole else output_spec(adapter.output, bound.value(graph.output))
+        if spec is not None:
+            _drop_final_shift(graph, spec)
         upper, layers = global_bound(graph, bound, norm=norm, spec=spec)
     lower = None
     if X is not None:
