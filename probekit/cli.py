@@ -14,8 +14,15 @@ the parser code.
 
 Examples
 --------
->>> import subprocess, sys
->>> main(["dna", "--help"])  # doctest: +SKIP
+>>> parser = build_parser()
+>>> args = parser.parse_args(["dna", "--model", "m.pt", "--fasta", "x.fa", "--out", "r.html", "--goal", "below:0"])
+>>> args.goal, args.max_edits, args.output
+('below:0', 3, 'margin:1')
+
+From a shell::
+
+    probekit dna --model model.pt --arch mypackage.models:Net --fasta enhancers.fa --out report.html
+    probekit demo dna --out demo/
 """
 
 from __future__ import annotations
@@ -272,7 +279,7 @@ def _probe_settings(args, model_digest: str, goal) -> dict:
     }
 
 
-def _run_probe(adapter, records, settings, args, out: Path, log) -> "object":
+def _run_probe(adapter, records, settings, args, out: Path, log):
     """Chunked probe, then the HTML report (and CSV table); returns the report."""
     import shutil
 
@@ -431,7 +438,8 @@ def main(argv=None) -> int:
     try:
         return args.run(args)
     except CLIError as error:
-        print(f"probekit: error: {error}", file=sys.stderr)
+        message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        print(f"probekit: error: {message}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         print("probekit: interrupted; finished chunks are kept and the next run resumes from them", file=sys.stderr)

@@ -11,8 +11,8 @@ sequences with their true motif positions.
 Examples
 --------
 >>> model, heldout = load_dna_demo()
->>> sorted(heldout.columns)[:4]
-['end', 'id', 'label', 'motif']
+>>> heldout.columns.tolist()[:7]
+['id', 'sequence', 'label', 'motif', 'matrix_id', 'start', 'end']
 >>> model(probekit.encode.dna.one_hot(heldout["sequence"].tolist()[:2])).shape
 torch.Size([2, 2])
 """
@@ -324,8 +324,9 @@ def load_dna_demo(*, data_dir=None) -> tuple[nn.Module, pd.DataFrame]:
     -------
     model : DemoCNN in eval mode, loaded with ``probekit.load_model`` (state_dict, no pickle)
     heldout : pandas.DataFrame
-        ``id``, ``sequence``, ``label``, ``motif``, ``start``, ``end``, ``strand``
-        (0-based, end exclusive; -1 and empty where no motif was planted).
+        ``id``, ``sequence``, ``label``, ``motif``, ``matrix_id``, ``start``, ``end``,
+        ``strand``, ``site`` (0-based, end exclusive; -1 and empty where no motif was
+        planted; decoys of label 0 name the shuffled motif).
 
     Examples
     --------

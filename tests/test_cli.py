@@ -64,6 +64,23 @@ def test_dna_end_to_end(tmp_path, fasta, windows, capsys):
     assert not out.with_name(out.name + ".partial").exists()  # cleaned up after success
 
 
+def test_cli_table_matches_library_call(tmp_path, fasta, windows, device):
+    """The CLI on ``device`` gives what probe() gives on the CPU (chunking and device change nothing)."""
+    from probekit import SequenceModel, outputs
+    from probekit.probe import probe
+
+    args = dna_args(fasta, tmp_path / "r.html", "--table", str(tmp_path / "t.csv"), "--chunk-size", "2")
+    args[args.index("--device") + 1] = device
+    cli.main(args)
+    table = pd.read_csv(tmp_path / "t.csv")
+    model, _ = load_dna_demo()
+    adapter = SequenceModel(model, output=outputs.margin(1), device="cpu")
+    expected = probe(adapter, windows[["id", "sequence"]], max_edits=1, baseline_draws=10).to_frame()
+    assert table["id"].tolist() == expected["id"].tolist()
+    for column in ["importance", "effect_A", "effect_C", "effect_G", "effect_T"]:
+        assert (table[column] - expected[column]).abs().max() < 1e-4, column
+
+
 def test_chunked_run_equals_one_chunk(tmp_path, fasta):
     """Merging chunk reports gives the same positions table as probing all at once."""
     a, b = tmp_path / "a.html", tmp_path / "b.html"
