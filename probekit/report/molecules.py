@@ -50,7 +50,7 @@ from . import html
 from .sensitivity import SensitivityReport
 
 FRAME_COLUMNS = [
-    "id", "feature", "index", "kind", "value", "attribution", "importance", "rank", "critical",
+    "id", "feature", "index", "kind", "value", "ref", "attribution", "importance", "rank", "critical",
     "flipped", "flip_to", "delta", "new_value", "share", "substructure",
 ]  # fmt: skip
 ATOM_COLUMNS = ["id", "atom", "element", "importance", "rank", "flip_weight", "in_flip", "critical"]
@@ -241,6 +241,7 @@ def _frame(ids, names, kinds, X, attr, ranks, crit, flipped, flip_to, delta, sha
             "index": jj,
             "kind": np.array(kinds, dtype=object)[jj],
             "value": X.reshape(-1),
+            "ref": X.reshape(-1),  # the unedited value: the column every report kind shares
             "attribution": attr.reshape(-1),
             "importance": np.abs(attr).reshape(-1),
             "rank": ranks.reshape(-1),
@@ -432,8 +433,9 @@ def probe_features(
     -------
     MoleculeReport
         A :class:`SensitivityReport` of kind ``"features"``: ``to_frame()`` one row per
-        molecule and feature (id, feature, index, kind, value, attribution, importance,
-        rank, critical, flipped, flip_to, delta, new_value, share, substructure);
+        molecule and feature (id, feature, index, kind, value, ref (= value, the column
+        shared with DNA reports), attribution, importance, rank, critical, flipped,
+        flip_to, delta, new_value, share, substructure);
         ``atoms()``, ``edits()``, ``perturbation()``, ``features()``, ``summary()``.
     """
     t0 = time.perf_counter()
