@@ -183,6 +183,15 @@ def test_flips_off_only_removes_bits_the_molecule_has():
     edits = report.edits()
     assert len(edits) and (edits["old"] == 1).all() and (edits["new"] == 0).all()
     assert edits["substructure"].notna().all() and (edits["atoms"] != "").all()
+    for e in edits.itertuples():  # each removed bit's SMARTS matches its molecule at the atoms named
+        mol = Chem.MolFromSmiles(SMILES[int(e.id[3:])])
+        atoms = {int(a) for a in e.atoms.split()}
+        matched = set()
+        for smarts in e.smarts.split("."):
+            for match in mol.GetSubstructMatches(Chem.MolFromSmarts(smarts)):
+                if set(match) <= atoms:
+                    matched |= set(match)
+        assert matched == atoms
 
 
 def test_continuous_features_minimal_perturbation():

@@ -54,7 +54,7 @@ FRAME_COLUMNS = [
     "flipped", "flip_to", "delta", "new_value", "share", "substructure",
 ]  # fmt: skip
 ATOM_COLUMNS = ["id", "atom", "element", "importance", "rank", "flip_weight", "in_flip", "critical"]
-EDIT_COLUMNS = ["id", "step", "feature", "index", "old", "new", "atoms", "substructure", "score_after"]
+EDIT_COLUMNS = ["id", "step", "feature", "index", "old", "new", "atoms", "substructure", "smarts", "score_after"]
 PERTURBATION_COLUMNS = ["id", "feature", "index", "value", "delta", "new_value", "share", "range_fraction"]
 FEATURE_COLUMNS = [
     "feature", "index", "kind", "mean_abs_attribution", "mean_attribution", "n_present", "n_in_flips",
@@ -301,6 +301,7 @@ def _edits_table(ids, prov, good_rows, flips, name_index, evaluate_after) -> pd.
                 {"id": ids[k], "step": step + 1, "feature": name, "index": j, "old": old, "new": new,
                  "atoms": " ".join(str(a) for a in sorted({a for e in envs for a in e["atoms"]})),
                  "substructure": ".".join(dict.fromkeys(e["smiles"] for e in envs)) or None,
+                 "smarts": ".".join(dict.fromkeys(e["smarts"] for e in envs)) or None,
                  "score_after": evaluate_after.get((k, step), np.nan)}
             )  # fmt: skip
     return pd.DataFrame(rows, columns=EDIT_COLUMNS)
