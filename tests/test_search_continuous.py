@@ -23,6 +23,15 @@ from probekit.search.continuous import (
 from probekit.testing import ToyConv
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These models are tiny: one intra-op thread is faster than two and does not thrash a busy machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def mlp(n_in=6, n_out=2, seed=0):
     torch.manual_seed(seed)
     return torch.nn.Sequential(torch.nn.Linear(n_in, 16), torch.nn.Tanh(), torch.nn.Linear(16, n_out))
