@@ -397,3 +397,29 @@ def test_random_perturbation_in_blocks(monkeypatch):
     assert r.deltas.shape == (9, 5)
     assert torch.allclose(r.params["norms"], torch.linspace(0.1, 0.9, 9)[:, None].expand(9, 5), atol=1e-5)
     assert (r.deltas.abs() <= torch.linspace(0.1, 0.9, 9)[:, None] * torch.tensor(W).norm() + 1e-5).all()
+
+
+def test_fgsm_matches_captum_where_the_step_helps():
+    from captum.robust import FGSM
+
+    model = mlp(seed=11)
+    adapter = FeatureModel(model, output=outputs.margin(1), device="cpu")
+    X = torch.randn(30, 6, generator=torch.Generator().manual_seed(12))
+    bound = adapter.bind(goals.decrease(by=1e6), X)
+    theirs = FGSM(model, loss_func=lambda out, target: bound(out)).perturb(X, epsilon=0.2, target=None, targeted=True)
+    ours = fgsm(adapter, X, goal=goals.decrease(by=1e6), eps=0.2)
+    helps = (bound(model(theirs)) < bound(model(X))).detach()
+    assert helps.sum() > 20
+    assert torch.allclose(ours.x_adv[helps], theirs[helps].detach(), atol=1e-6)
+    assert torch.equal(ours.x_adv[~helps], X[~helps])
+
+
+def test_per_input_masks():
+    adapter = FeatureModel(mlp(), output=outputs.margin(1), device="cpu")
+    X = torch.randn(4, 6, generator=torch.Generator().manual_seed(13))
+    mask = torch.rand(4, 6, generator=torch.Generator().manual_seed(14)) < 0.5
+    for norm in ("linf", "l2", "l1"):
+        r = pgd(adapter, X, goal=goals.flip(), eps=1.0, norm=norm, steps=10, mask=mask, random_start=True)
+        assert (r.delta[~mask] == 0).all()
+        m = min_perturbation(adapter, X, goal=goals.flip(), norm=norm, mask=mask, eps_max=2.0, steps=10, search_steps=3)
+        assert (m.delta[~mask] == 0).all()
