@@ -249,6 +249,10 @@ class RobustnessCurve:
         """The curve as a tidy DataFrame (a copy)."""
         return self.frame.copy()
 
+    def _repr_html_(self) -> str:
+        wide = self.frame.pivot(index="eps", columns="method", values="robust")
+        return f"<b>Fraction of goals not reached ({self.norm})</b>" + wide.to_html(float_format="{:.3f}".format)
+
     def plot(self, ax=None):
         """Draw robust fraction against eps, one line per method; returns ``self``."""
         try:
@@ -391,6 +395,15 @@ class MaskingVerdict:
     def __repr__(self) -> str:
         head = "gradient masking suspected" if self.flagged else "no sign of gradient masking"
         return "\n".join([f"MaskingVerdict: {head}"] + [f"  - {r}" for r in self.reasons])
+
+    def _repr_html_(self) -> str:
+        import html
+
+        head = "gradient masking suspected" if self.flagged else "no sign of gradient masking"
+        items = "".join(f"<li>{html.escape(r)}</li>" for r in self.reasons)
+        numbers = {k: v for k, v in self.evidence.items() if k != "per_input"}
+        table = pd.Series(numbers, name="value").to_frame().to_html()
+        return f"<b>{head}</b><ul>{items}</ul>{table}"
 
 
 class _Surrogate(torch.nn.Module):

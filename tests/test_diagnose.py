@@ -231,3 +231,13 @@ def test_margin_uses_per_input_radii_when_the_certifier_takes_them(monkeypatch):
     exact = (adapter.score(X) / w.norm()).numpy()
     assert frame["lower"].to_numpy() == pytest.approx(exact, rel=1e-3)
     assert all(n == 3 for n in calls[:1]) and len(calls) <= 1 + 12 + 4
+
+
+def test_displays():
+    adapter = FeatureModel(mlp(), output=outputs.margin(1), device="cpu")
+    X = torch.randn(6, 6, generator=torch.Generator().manual_seed(7))
+    curve = robustness_curve(adapter, X, eps=[0.0, 0.5], n_random=3, steps=5)
+    assert "<table" in curve._repr_html_()
+    verdict = gradient_masking(adapter, X, eps=0.5, steps=5, n_search=8, ids=[f"m{i}" for i in range(6)])
+    assert "<table" in verdict._repr_html_()
+    assert verdict.to_frame()["id"].tolist()[0] == "m0"
