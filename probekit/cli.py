@@ -108,7 +108,9 @@ def probe_in_chunks(
         ``id``, ``sequence``, ``error`` (as from :func:`probekit.read_fasta`).
     settings : dict
         Keyword arguments of :func:`probekit.probe` plus anything that identifies the
-        model (file digest, output, strands); their hash keys the saved chunks.
+        model (file digest, output, strands); their hash, with each chunk's ids and
+        sequences, keys the saved chunks. Device and batch size are left out: they
+        do not change the results.
     partial_dir : Path
         Where finished chunks are saved (``chunk-00000-<hash>.pt``).
     chunk_size : int
@@ -120,6 +122,20 @@ def probe_in_chunks(
         All chunks merged, in record order.
     reused : int
         Chunks read back from ``partial_dir`` instead of recomputed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from probekit import SequenceModel, sequence_frame
+    >>> from probekit.testing import ToyConv
+    >>> adapter = SequenceModel(ToyConv(), output=1, device="cpu")
+    >>> records = sequence_frame(["ACGTACGTAC", "TTGACCATGA", "GGGTACCATT"])
+    >>> settings = {"goal": "flip", "max_edits": 1, "baseline_draws": 10}
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> report, reused = probe_in_chunks(adapter, records, settings=settings, partial_dir=folder, chunk_size=2, progress=False)
+    >>> again, reused = probe_in_chunks(adapter, records, settings=settings, partial_dir=folder, chunk_size=2, progress=False)
+    >>> report.ids, reused, report.to_frame().equals(again.to_frame())
+    (['seq0', 'seq1', 'seq2'], 2, True)
     """
     from tqdm.auto import tqdm
 
