@@ -514,12 +514,8 @@ class _Reference:
             r = self._ranges[width] = torch.arange(width, device=device)
         return r
 
-    def windows(self, node, rows, q0, width, pads=(0, 0), pad_value=0.0) -> torch.Tensor:
-        """Reference values of ``node`` at q0 .. q0 + width - 1 for each row: (M, C, width).
-
-        ``pads`` (left, right) must cover every position read outside [0, L); they are
-        filled with ``pad_value``.
-        """
+    def flat(self, node, pads=(0, 0), pad_value=0.0):
+        """(N * L', C) reference rows of ``node``, padded by ``pads`` with ``pad_value``; L' and the left pad."""
         left, right = pads
         key = (node, left, right, pad_value)
         entry = self._flat.get(key)
@@ -527,10 +523,18 @@ class _Reference:
             ref = self.canonical[node]
             if left or right:
                 ref = F.pad(ref, (left, right), value=pad_value)
-            # (N * L', C): one row per position, so a window is a run of consecutive rows
-            entry = (ref.transpose(1, 2).reshape(-1, ref.shape[1]).contiguous(), ref.shape[2])
+            # one row per position, so that a window is a run of consecutive rows
+            entry = (ref.transpose(1, 2).reshape(-1, ref.shape[1]).contiguous(), ref.shape[2], left)
             self._flat[key] = entry
-        flat, padded_length = entry
+        return entry
+
+    def windows(self, node, rows, q0, width, pads=(0, 0), pad_value=0.0) -> torch.Tensor:
+        """Reference values of ``node`` at q0 .. q0 + width - 1 for each row: (M, C, width).
+
+        ``pads`` (left, right) must cover every position read outside [0, L); they are
+        filled with ``pad_value``.
+        """
+        flat, padded_length, left = self.flat(node, pads, pad_value)
         index = (rows * padded_length + q0 + left)[:, None] + self.arange(width, q0.device)
         return flat.index_select(0, index.reshape(-1)).view(rows.shape[0], width, -1).transpose(1, 2)
 
@@ -554,12 +558,16 @@ class _Engine:
     def __init__(self, model, plan: _Plan, ref: _Reference):
         self.model, self.plan, self.ref = model, plan, ref
         self.weights: dict = {}
+        self.first_layer: dict = {}  # delta_conv nodes whose input window is one column
         self.aligned: dict = {}  # binary node -> operands whose window is the output window
         self.read_pads: dict = {}  # recompute node -> padding its input reads need
         self.shifted: dict = {}  # delta_conv node -> whether its window ever starts off the contribution
         for node, info in plan.local.items():
             if info.kind == "delta_conv":
                 self.weights[node] = _transpose_weight(info.params["weight"], info.params["groups"])
+                if plan.local[self._source(node)].width == 1 and info.params["groups"] == 1 and info.params["d"] == 1:
+                    # (Cin, k * Cout): tap-major, so that the product is channel-last
+                    self.first_layer[node] = self.weights[node].permute(0, 2, 1).reshape(self.weights[node].shape[0], -1)
                 self.shifted[node] = info.width != info.params["full"]  # True: every window needs the shift
             elif info.kind == "binary":
                 self.aligned[node] = {
@@ -588,13 +596,25 @@ class _Engine:
         return src
 
     def _spliced(self, node, rows, starts_in, win, q0, width, pads, pad_value):
-        """Mutant values of local ``node`` at q0 .. q0 + width - 1: (M, C, width)."""
+        """Mutant values of local ``node`` at q0 .. q0 + width - 1: (M, C, width), a channel-last view.
+
+        The reference rows are read, then the window's columns are copied over the ones
+        they replace; columns of the window outside the read range go to spare rows.
+        """
         info = self.plan.local[node]
-        base = self.ref.windows(node, rows, q0, width, pads, pad_value)
-        rel = (q0 - starts_in)[:, None] + self.ref.arange(width, q0.device)
-        inside = (rel >= 0) & (rel < info.width)
-        index = rel.clamp(0, info.width - 1)[:, None, :].expand(-1, win.shape[1], -1)
-        return torch.where(inside[:, None, :], win.gather(2, index), base)
+        m, channels = rows.shape[0], win.shape[1]
+        flat, padded_length, left = self.ref.flat(node, pads, pad_value)
+        ar = self.ref.arange(width, q0.device)
+        buffer = torch.empty(m * (width + info.width), channels, dtype=flat.dtype, device=flat.device)
+        index = ((rows * padded_length + q0 + left)[:, None] + ar).reshape(-1)
+        torch.index_select(flat, 0, index, out=buffer[: m * width])
+        rel = (starts_in - q0)[:, None] + self.ref.arange(info.width, q0.device)  # (M, W_in)
+        inside = (rel >= 0) & (rel < width)
+        row = torch.arange(m, device=q0.device)[:, None]
+        spare = m * width + row * info.width + self.ref.arange(info.width, q0.device)
+        dest = torch.where(inside, row * width + rel, spare)
+        buffer.index_copy_(0, dest.reshape(-1), win.transpose(1, 2).reshape(-1, channels))
+        return buffer[: m * width].view(m, width, channels).transpose(1, 2)
 
     def run(self, rows: torch.Tensor, positions: torch.Tensor, columns: torch.Tensor, *, edge: bool = True):
         """Raw outputs of mutants: input ``rows[i]`` with column ``columns[i]`` (M, C) at ``positions[i]``.
@@ -677,12 +697,19 @@ class _Engine:
         src = self._source(node)
         src_info = self.plan.local[src]
         delta = wins[src] - self.ref.windows(src, rows, starts[src], src_info.width)
-        contrib = F.conv_transpose1d(delta, self.weights[node], dilation=p["d"], groups=p["groups"])
+        if node in self.first_layer:
+            # one changed input column: the change of the output is a matrix product (a column swap)
+            m, k = delta.shape[0], p["k"]
+            contrib = (delta.reshape(m, -1) @ self.first_layer[node]).view(m, k, -1).transpose(1, 2)
+        else:
+            contrib = F.conv_transpose1d(delta, self.weights[node], dilation=p["d"], groups=p["groups"])
         if self.shifted[node] or self._edge:
             index = self.device_tables[node]["shift"][positions][:, None] + self.ref.arange(info.width, rows.device)
             valid = (index >= 0) & (index < p["full"])
             gathered = contrib.gather(2, index.clamp(0, p["full"] - 1)[:, None, :].expand(-1, contrib.shape[1], -1))
             contrib = gathered * valid[:, None, :].to(gathered.dtype)
+        # windows are channel-last in memory; adding tensors of mixed layouts is several times slower
+        contrib = contrib.transpose(1, 2).contiguous().transpose(1, 2)
         return self.ref.windows(node, rows, s, info.width) + contrib
 
     def _recompute(self, node, info, rows, positions, starts, wins):
@@ -695,6 +722,10 @@ class _Engine:
         if p["kind"] == "conv":
             return F.conv1d(x, p["weight"], p["bias"], stride=p["stride"], dilation=p["d"], groups=p["groups"])
         if p["kind"] == "max":
+            if p["stride"] == p["k"] and p["d"] == 1 and p["read"] % p["k"] == 0:
+                # non-overlapping windows: a max over a reshaped channel-last view, exact like max_pool1d
+                m, channels = x.shape[0], x.shape[1]
+                return x.transpose(1, 2).reshape(m, p["read"] // p["k"], p["k"], channels).amax(2).transpose(1, 2)
             return F.max_pool1d(x, p["k"], p["stride"], 0, p["d"])
         return F.avg_pool1d(x, p["k"], p["stride"], 0)
 
@@ -738,8 +769,9 @@ def _chunk_size(plan: _Plan, device: torch.device) -> int:
         per_mutant += info.channels * (info.width + info.params.get("read", 0))
         if node in plan.frontier:
             per_mutant += 3 * info.channels * info.length
-    budget = 2**27 if device.type == "cuda" else 2**23
-    return int(max(16, min(8192, budget // max(per_mutant, 1))))
+    # large chunks: few, large operations (per-operation overhead dominates on a busy CPU)
+    budget = 2**27 if device.type == "cuda" else 2**25
+    return int(max(16, min(16384, budget // max(per_mutant, 1))))
 
 
 def incremental_single_substitutions(
