@@ -171,6 +171,11 @@ def test_html_notebook_view_and_save(morgan_report, tmp_path):
     report.save(tmp_path / "r.pt")
     back = MoleculeReport.load(tmp_path / "r.pt")
     assert back.equals(report) and len(back.atoms()) == len(report.atoms())
+    from probekit.report import SensitivityReport
+
+    generic = SensitivityReport.load(tmp_path / "r.pt")
+    assert isinstance(generic, MoleculeReport) and generic.equals(report)
+    assert isinstance(SensitivityReport.from_json(report.to_json()), MoleculeReport)
     assert sorted(MoleculeReport.plot_kinds("features")) == ["atoms", "attribution"]
     ax = report.plot("atoms", id="mol0")
     assert ax is not None

@@ -47,7 +47,7 @@ import torch
 
 from .. import goals as goals_module
 from . import html
-from .sensitivity import SensitivityReport
+from .sensitivity import SensitivityReport, register_report_class
 
 FRAME_COLUMNS = [
     "id", "feature", "index", "kind", "value", "ref", "attribution", "importance", "rank", "critical",
@@ -114,7 +114,12 @@ class MoleculeReport(SensitivityReport):
         return draw_atoms(mol, w, fmt=fmt, size=size, legend=str(id))
 
 
+register_report_class("features", MoleculeReport)
+
+
 # ------------------------------------------------------------------- inputs
+
+
 def _records(adapter, inputs):
     """Features of every record plus provenance; bad records keep a NaN row and an error."""
     from ..encode.mol import Matrix, Provenance

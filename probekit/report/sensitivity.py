@@ -27,6 +27,19 @@ _KIND_MODULES = {"dna": "probekit.report.plots", "features": "probekit.report.mo
 
 
 _LOADED: set = set()
+# kind -> the SensitivityReport subclass that load() and from_json() give back
+_CLASSES: dict[str, type] = {}
+
+
+def register_report_class(kind: str, report_class: type) -> None:
+    """Make :meth:`SensitivityReport.load` and ``from_json`` return ``report_class`` for ``kind``."""
+    _CLASSES[kind] = report_class
+
+
+def _class_for(kind: str, default: type) -> type:
+    _ensure_kind(kind)
+    chosen = _CLASSES.get(kind, default)
+    return chosen if issubclass(chosen, default) else default
 
 
 def _ensure_kind(kind: str) -> None:
@@ -356,7 +369,7 @@ class SensitivityReport:
         if payload.get("format") != FORMAT:
             raise ValueError("not a probekit SensitivityReport JSON document")
         tables = {name: pd.read_json(StringIO(json.dumps(t)), orient="table") for name, t in payload["tables"].items()}
-        return cls(payload["kind"], tables, payload["params"])
+        return _class_for(payload["kind"], cls)(payload["kind"], tables, payload["params"])
 
     def save(self, path) -> Path:
         """Write the report to ``path``: a ``torch.save`` file of plain columns (no pickled objects).
@@ -384,7 +397,7 @@ class SensitivityReport:
         if payload.get("version", 0) > FORMAT_VERSION:
             raise ValueError(f"{path} was written by a newer probekit (format {payload['version']})")
         tables = {name: frame_from_plain(t) for name, t in payload["tables"].items()}
-        return cls(payload["kind"], tables, json.loads(payload["params"]))
+        return _class_for(payload["kind"], cls)(payload["kind"], tables, json.loads(payload["params"]))
 
 
 __all__ = ["SensitivityReport"]
