@@ -504,7 +504,7 @@ def _random_search(adapter, space, bound, eps, norm, n_samples, generator, chunk
         k = min(per_chunk, n_samples - done)
         rows = torch.arange(n, device=space.x0.device).repeat_interleave(k)
         delta = _cont._random_in_ball(rows.numel(), d, eps[rows], norm, generator, space.x0.device)
-        delta = _cont.project(delta, eps[rows], norm, space.lower[rows], space.upper[rows])
+        delta = _cont.project(delta, eps[rows], norm=norm, lower=space.lower[rows], upper=space.upper[rows])
         _, g = adapter.evaluate(space.unflat(space.x0[rows] + delta), bound, rows=rows)
         g = torch.nan_to_num(g, nan=math.inf).reshape(n, k)
         best_g = torch.minimum(best_g, g.amin(dim=1))
@@ -517,7 +517,7 @@ def _bad_gradients(adapter, space, bound, eps, norm, generator) -> torch.Tensor:
     point of each ball."""
     n = space.x0.shape[0]
     nearby = _cont.project(_cont._random_in_ball(n, space.x0.shape[1], eps, norm, generator, adapter.device),
-                           eps, norm, space.lower, space.upper)
+                           eps, norm=norm, lower=space.lower, upper=space.upper)
     points = torch.cat([space.x0, space.x0 + nearby])
     _, grad = adapter.gradient(space.unflat(points), lambda y, r: bound(y, r),
                                rows=torch.arange(n, device=adapter.device).repeat(2))

@@ -161,12 +161,12 @@ def test_projection_feasible(seed, norm, scale):
     frozen = torch.rand(n, d, generator=g) < 0.3
     lower, upper = torch.where(frozen, 0.0, lower), torch.where(frozen, 0.0, upper)
     eps = torch.rand(n, generator=g) * 3
-    p = project(z, eps, norm, lower, upper)
+    p = project(z, eps, norm=norm, lower=lower, upper=upper)
     assert (vector_norm(p, norm) <= eps + 1e-6).all()
     assert (p >= lower).all() and (p <= upper).all()
     assert (p[frozen] == 0).all()
     # a point already feasible is left where it is
-    assert torch.allclose(project(p, eps, norm, lower, upper), p, atol=1e-5)
+    assert torch.allclose(project(p, eps, norm=norm, lower=lower, upper=upper), p, atol=1e-5)
 
 
 def scipy_projection(z, eps, norm, lower, upper):
@@ -199,7 +199,7 @@ def test_projection_equals_solver(norm, boxed):
         upper = rng.uniform(0.05, 1.5, size=d) if boxed else np.full(d, 1e3)
         expected = scipy_projection(z, eps, norm, lower, upper)
         t = lambda a: torch.tensor(a, dtype=torch.float32)[None]  # noqa: E731
-        ours = project(t(z), torch.tensor([eps]), norm, t(lower), t(upper))[0].numpy()
+        ours = project(t(z), torch.tensor([eps]), norm=norm, lower=t(lower), upper=t(upper))[0].numpy()
         assert np.allclose(ours, expected, atol=2e-4), (z, eps, ours, expected)
         if norm == "l1" and not boxed:
             duchi = project_l1_ball(t(z), torch.tensor([eps]))[0].numpy()

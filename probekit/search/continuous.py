@@ -89,11 +89,11 @@ def project_l1_ball(z: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     return torch.where(inside[:, None], z, out)
 
 
-def project(delta: torch.Tensor, eps: torch.Tensor, norm: str, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+def project(delta: torch.Tensor, eps, *, norm: str = "linf", lower=None, upper=None) -> torch.Tensor:
     """Project each row of ``delta`` (N, D) onto {||d|| <= eps} ∩ {lower <= d <= upper}.
 
     ``lower <= 0 <= upper`` (N, D) are the bounds of the *perturbation* (feature
-    bounds minus the input; both 0 for a frozen feature). The projection is the
+    bounds minus the input; both 0 for a frozen feature); ``None`` means unbounded. The projection is the
     exact Euclidean one: a clamp for L-inf; for L2 and L1 the closed form
     (rescaling, Duchi's sorting algorithm) when it lies in the box, otherwise the
     KKT form ``clamp(z / (1 + lam))`` resp. ``clamp(soft_threshold(z, tau))`` with
@@ -107,11 +107,13 @@ def project(delta: torch.Tensor, eps: torch.Tensor, norm: str, lower: torch.Tens
     Examples
     --------
     >>> d = torch.tensor([[3.0, 4.0]])
-    >>> project(d, torch.tensor([1.0]), "l2", -torch.ones(1, 2), torch.ones(1, 2))
+    >>> project(d, torch.tensor([1.0]), norm="l2", lower=-torch.ones(1, 2), upper=torch.ones(1, 2))
     tensor([[0.6000, 0.8000]])
     """
     norm = _check_norm(norm)
     eps = torch.as_tensor(eps, dtype=delta.dtype, device=delta.device).expand(delta.shape[0]).clamp_min(0)
+    lower = torch.full_like(delta, -math.inf) if lower is None else torch.as_tensor(lower).to(delta).expand_as(delta)
+    upper = torch.full_like(delta, math.inf) if upper is None else torch.as_tensor(upper).to(delta).expand_as(delta)
     if norm == "linf":
         return torch.minimum(torch.maximum(delta, torch.maximum(lower, -eps[:, None])), torch.minimum(upper, eps[:, None]))
     boxed = torch.minimum(torch.maximum(delta, lower), upper)
@@ -333,7 +335,7 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     rand = (starts > 0) | bool(random_start)
     if rand.any():
         draw = _random_in_ball(int(rand.sum()), d, e[rand], norm, generator, device)
-        delta[rand] = project(draw, e[rand], norm, lower[rand], upper[rand])
+        delta[rand] = project(draw, e[rand], norm=norm, lower=lower[rand], upper=upper[rand])
     fn = lambda y, r: bound(y, r)  # noqa: E731
     best = delta.clone()
     best_g = torch.full((m * restarts,), math.inf, device=device)
@@ -375,7 +377,7 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
             if idx.numel() == 0:
                 break
         step = _steepest(grad, da, lower[idx], upper[idx], norm, l1_fraction)
-        delta[idx] = project(da + alpha[idx, None] * step, e[idx], norm, lower[idx], upper[idx])
+        delta[idx] = project(da + alpha[idx, None] * step, e[idx], norm=norm, lower=lower[idx], upper=upper[idx])
     # best of the restarts of each row
     out, out_g, out_n = best[:m].clone(), best_g[:m].clone(), best_n[:m].clone()
     for r in range(1, restarts):
