@@ -320,3 +320,19 @@ def test_final_log_softmax_keeps_margins_and_refuses_raw_logits():
     assert_sound(ibp(adapter, X, eps=0.05), *extremes(adapter, X, 0.05, "linf"))
     with pytest.raises(UnsupportedOperation, match="LogSoftmax"):
         crown(FeatureModel(with_ls, output=outputs.logit(0), device="cpu"), X, eps=0.05)
+
+
+def test_one_radius_per_input_equals_separate_calls():
+    torch.manual_seed(0)
+    adapter = FeatureModel(mlp(), output=outputs.margin(1), device="cpu")
+    X = torch.randn(3, 5, generator=torch.Generator().manual_seed(8))
+    eps = torch.tensor([0.01, 0.1, 0.5])
+    for norm in ("linf", "l2", "l1"):
+        for method in (ibp, crown):
+            together = method(adapter, X, eps=eps, norm=norm)
+            for i in range(3):
+                alone = method(adapter, X[i : i + 1], eps=float(eps[i]), norm=norm)
+                torch.testing.assert_close(together.lower[i : i + 1], alone.lower, atol=1e-5, rtol=1e-5)
+                torch.testing.assert_close(together.upper[i : i + 1], alone.upper, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="one radius per input"):
+        ibp(adapter, X, eps=torch.tensor([0.1, 0.2]))

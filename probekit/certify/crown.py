@@ -194,29 +194,40 @@ def _conv_on_input(problem: Problem, op):
             return None
         chain.append(o)
         name = o.inputs[0]
-    probe = torch.randn_like(problem.bound.value(graph.ops[0].name))
-    v = probe
+    x = problem.bound.value(graph.ops[0].name)
+    if x.ndim != 3:
+        return None
+    # the chain must move whole columns (positions) and permute channels: identity, flips, reverse complement
+    ids = torch.arange(x[0].numel(), device=x.device, dtype=x.dtype).reshape(x.shape[1:])[None].expand_as(x)
+    v = ids
     for o in reversed(chain):
         v = v if o.kind == "alias" else problem.bound.apply(o, v)
-    if v.shape != probe.shape or not torch.equal(v, probe):
+    if v.shape != x.shape or not torch.equal(v.sort(1).values.flatten(1).sort(1).values, ids.flatten(1)):
         return None
-    return module
+    source = (v.long() % x.shape[2])[0]  # (A, L) input position of each entry
+    if not (source == source[:1]).all():
+        return None
+    return module, chain, source[0]
 
 
-def _conv_first_layer(problem: Problem, op, module) -> tuple[torch.Tensor, torch.Tensor]:
+def _conv_first_layer(problem: Problem, op, found) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact bounds of a Conv1d on one-hot input over k substitutions (or an Lp ball)."""
+    module, chain, source = found
     pset = problem.pset
     y0 = problem.bound.value(op.name)
     W = module.weight.detach().to(y0)
     if isinstance(pset, LpBall):
         q = {2.0: 2.0, 1.0: float("inf")}[pset.p]
-        radius = pset.eps * torch.linalg.vector_norm(W.flatten(1), ord=q, dim=1)
-        return y0 - radius[None, :, None], y0 + radius[None, :, None]
+        radius = pset.eps[:, None, None] * torch.linalg.vector_norm(W.flatten(1), ord=q, dim=1)[None, :, None]
+        return y0 - radius, y0 + radius
     x0 = pset.x0
+    for o in reversed(chain):
+        x0 = x0 if o.kind == "alias" else problem.bound.apply(o, x0)
     pad, dil, stride = module.padding[0], module.dilation[0], module.stride[0]
     span = (W.shape[2] - 1) * dil + 1
     win = F.pad(x0, (pad, pad)).unfold(-1, span, stride)[..., ::dil]  # (N, A, L', K)
-    editable = F.pad(pset.editable.to(x0.dtype), (pad, pad)).unfold(-1, span, stride)[..., ::dil] > 0.5
+    edit_mask = pset.editable[:, source].to(x0.dtype)
+    editable = F.pad(edit_mask, (pad, pad)).unfold(-1, span, stride)[..., ::dil] > 0.5
     if win.shape[2] != y0.shape[-1]:
         return None
     ref = win.argmax(1)  # (N, L', K)
@@ -247,9 +258,9 @@ def node_bounds(problem: Problem, name: str, bounds: dict) -> tuple[torch.Tensor
     costly = _numel(op.shape) * _numel(problem.graph.ops[0].shape) * n > 4 * _BUDGET
     # k substitutions: exact and fast; Lp balls: the full kernel's dual norm, looser at the edges
     if (isinstance(problem.pset, Hamming) or (isinstance(problem.pset, LpBall) and costly)) and op.kind == "linear":
-        module = _conv_on_input(problem, op)
-        if module is not None:
-            fast = _conv_first_layer(problem, op, module)
+        found = _conv_on_input(problem, op)
+        if found is not None:
+            fast = _conv_first_layer(problem, op, found)
             if fast is not None:
                 return fast
     n = problem.bound.n
@@ -319,8 +330,9 @@ def crown(
     ----------
     adapter : SequenceModel or FeatureModel
     X : torch.Tensor of shape (N, ...) or inputs the adapter can encode
-    eps : float, optional
-        Radius of the ball in ``norm``, intersected with the inputs' valid range.
+    eps : float or torch.Tensor of shape (N,), optional
+        Radius of the ball in ``norm`` (one per input, or one for all), intersected
+        with the inputs' valid range.
     k : int, optional
         Instead of ``eps``: sequences within ``k`` substitutions, or ``k`` bit flips.
     norm : {"linf", "l2", "l1"}

@@ -210,7 +210,7 @@ def finish(problem: Problem, lo_rows, hi_rows, *, method, eps, norm, k, seconds,
         upper=upper,
         certified=g_lower > 0,
         method=method,
-        eps=eps if k is None else k,
+        eps=(eps.tolist() if isinstance(eps, torch.Tensor) and eps.ndim else eps) if k is None else k,
         norm=norm if k is None else problem.pset.kind,
         params={
             "g_lower": g_lower,
@@ -229,9 +229,10 @@ def ibp(adapter, X, *, eps=None, k=None, norm: str = "linf", goal=None) -> Bound
     ----------
     adapter : SequenceModel or FeatureModel
     X : torch.Tensor of shape (N, ...) or inputs the adapter can encode
-    eps : float, optional
-        Radius of the ball (in ``norm``), intersected with the valid range of the
-        inputs ([0, 1] for one-hot DNA, the feature bounds otherwise).
+    eps : float or torch.Tensor of shape (N,), optional
+        Radius of the ball (in ``norm``), one for all inputs or one per input,
+        intersected with the valid range of the inputs ([0, 1] for one-hot DNA, the
+        feature bounds otherwise).
     k : int, optional
         Instead of ``eps``: the sequences within ``k`` substitutions (one-hot DNA),
         or the vectors within ``k`` bit flips of binary features.

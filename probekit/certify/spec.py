@@ -54,21 +54,24 @@ class LpBall(Box):
 
     kind = "lp"
 
-    def __init__(self, x0: torch.Tensor, eps: float, p: float, lower: torch.Tensor, upper: torch.Tensor):
-        super().__init__(torch.maximum(x0 - eps, lower), torch.minimum(x0 + eps, upper))
-        self.x0, self.eps, self.p = x0, float(eps), p
+    def __init__(self, x0: torch.Tensor, eps, p: float, lower: torch.Tensor, upper: torch.Tensor):
+        # eps: a number or one radius per input (N,)
+        self.eps = eps if isinstance(eps, torch.Tensor) else torch.full((x0.shape[0],), float(eps), device=x0.device, dtype=x0.dtype)
+        wide = self.eps.view((-1,) + (1,) * (x0.ndim - 1))
+        super().__init__(torch.maximum(x0 - wide, lower), torch.minimum(x0 + wide, upper))
+        self.x0, self.p = x0, p
 
     def concretize(self, A: torch.Tensor) -> torch.Tensor:
         flat = A.flatten(2)
         q = {2.0: 2.0, 1.0: float("inf")}[self.p]
-        ball = (flat * self.x0.flatten(1)).sum(-1) - self.eps * torch.linalg.vector_norm(flat, ord=q, dim=-1)
+        ball = (flat * self.x0.flatten(1)).sum(-1) - self.eps[None] * torch.linalg.vector_norm(flat, ord=q, dim=-1)
         # the box holds the ball's intersection with the valid range, so both are lower bounds
         return torch.maximum(ball, super().concretize(A))
 
     def select(self, rows):
         new = LpBall.__new__(LpBall)
         Box.__init__(new, self.lower[rows], self.upper[rows])
-        new.x0, new.eps, new.p = self.x0[rows], self.eps, self.p
+        new.x0, new.eps, new.p = self.x0[rows], self.eps[rows], self.p
         return new
 
 
@@ -145,6 +148,8 @@ def make_set(adapter, X: torch.Tensor, *, eps=None, k=None, norm: str = "linf"):
     if (eps is None) == (k is None):
         raise ValueError("give exactly one of eps= (a norm ball) or k= (substitutions / bit flips)")
     lower, upper = valid_range(adapter, X)
+    # an input outside its stated range still belongs to its own set
+    lower, upper = torch.minimum(lower, X), torch.maximum(upper, X)
     if k is not None:
         if X.ndim == 3:
             return Hamming(X, k)
@@ -153,13 +158,22 @@ def make_set(adapter, X: torch.Tensor, *, eps=None, k=None, norm: str = "linf"):
         if not flippable.any():
             raise ValueError("k= bit flips need binary features; this adapter has none")
         return BitFlips(X, k, flippable)
-    eps = float(eps)
-    if eps < 0:
-        raise ValueError(f"eps must be non-negative, got {eps}")
+    eps = torch.as_tensor(eps, dtype=X.dtype, device=X.device)
+    if eps.ndim == 0:
+        eps = float(eps)
+        if eps < 0:
+            raise ValueError(f"eps must be non-negative, got {eps}")
+        wide = eps
+    else:
+        if eps.shape != (X.shape[0],):
+            raise ValueError(f"eps must be a number or one radius per input, shape ({X.shape[0]},); got {tuple(eps.shape)}")
+        if (eps < 0).any():
+            raise ValueError(f"eps must be non-negative; input {int(torch.nonzero(eps < 0)[0])} has {float(eps.min())}")
+        wide = eps.view((-1,) + (1,) * (X.ndim - 1))
     if norm == "linf":
-        return Box(torch.maximum(X - eps, lower), torch.minimum(X + eps, upper))
+        return Box(torch.maximum(X - wide, lower), torch.minimum(X + wide, upper))
     if norm in ("l2", "l1"):
-        return LpBall(X, eps, 2.0 if norm == "l2" else 1.0, lower, upper)
+        return LpBall(X, eps if isinstance(eps, torch.Tensor) else float(eps), 2.0 if norm == "l2" else 1.0, lower, upper)
     raise ValueError(f"norm must be 'linf', 'l2' or 'l1', got {norm!r}")
 
 
