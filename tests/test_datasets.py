@@ -128,7 +128,7 @@ def test_demo_model_flags_the_planted_motif(demo):
 
     model, heldout = demo
     positives = heldout[heldout["label"] == 1].head(20)
-    adapter = SequenceModel(model, output=outputs.margin(1), device="cpu")
+    adapter = SequenceModel(model, output=outputs.margin(1), device="cpu", batch_size=512)
     report = probe(adapter, positives[["id", "sequence"]], max_edits=1, baseline_draws=20)
     recovery = planted_motif_recovery(report.regions(), positives)
     assert len(recovery) == 20
