@@ -130,10 +130,11 @@ class _Space:
         m = x.shape[0]
         if self.kind == "dna":
             a = x.shape[1]
-            ref = x[torch.arange(m), :, site].argmax(1)
+            ar = torch.arange(m, device=x.device)
+            ref = x[ar, :, site].argmax(1)
             alts = torch.stack([(ref + j) % a for j in range(1, a)], 1)  # (M, a-1)
             xs = x.repeat_interleave(a - 1, 0).clone()
-            rows = torch.arange(m * (a - 1))
+            rows = torch.arange(m * (a - 1), device=x.device)
             xs[rows, :, site.repeat_interleave(a - 1)] = 0.0
             xs[rows, alts.reshape(-1), site.repeat_interleave(a - 1)] = 1.0
             labels = [
@@ -143,8 +144,9 @@ class _Space:
             ]
             return xs, labels
         xs = x.clone()
-        old = xs[torch.arange(m), site]
-        xs[torch.arange(m), site] = 1 - old
+        ar = torch.arange(m, device=x.device)
+        old = xs[ar, site]
+        xs[ar, site] = 1 - old
         labels = [(self.names[int(s)], int(o), int(1 - o)) for s, o in zip(site.tolist(), old.tolist())]
         return xs, labels
 
@@ -217,7 +219,7 @@ def _branch_and_bound(adapter, space, problem, bound, X, k, todo, *, max_nodes, 
         site = space.first_order(s_x, grad, s_free).reshape(len(idx), -1).argmin(1)
         # branch 1: the site stays as it is
         kept_free = s_free.clone()
-        kept_free[torch.arange(len(idx)), site] = False
+        kept_free[torch.arange(len(idx), device=dev), site] = False
         # branches 2..: the site edited to each alternative
         e_x, labels = space.children(s_x, site)
         reps = space.alternatives

@@ -233,7 +233,7 @@ def _local_lower(adapter, X, *, norm, radius, n_samples, rounds, seed, whole_out
         top, arg = vals.max(1)
         better = top > best
         best = torch.where(better, top, best)
-        cand = pts.view((n, n_samples) + tuple(X.shape[1:]))[torch.arange(n), arg]
+        cand = pts.view((n, n_samples) + tuple(X.shape[1:]))[torch.arange(n, device=X.device), arg]
         centres = torch.where(better.view(-1, *[1] * (X.ndim - 1)), cand, centres)
         r = r / 2
     return best

@@ -330,7 +330,7 @@ def goal_spec(bound: BoundGoal, score: Spec, y_numel: int) -> Spec:
         keep = cls[:, None] != torch.arange(y_numel, device=dev)[None]
         # the own class's row is zero; replace it by a duplicate of a real row so min/max ignore it
         first_other = torch.where(cls == 0, 1, 0)
-        rows = torch.where(keep[:, :, None], rows, rows[torch.arange(n), first_other][:, None, :])
+        rows = torch.where(keep[:, :, None], rows, rows[torch.arange(n, device=dev), first_other][:, None, :])
         if bound.mode == "leave_class":
             return Spec(rows, torch.zeros(n, y_numel, device=dev, dtype=dt), "min")
         return Spec(-rows, torch.zeros(n, y_numel, device=dev, dtype=dt), "max")
