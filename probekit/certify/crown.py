@@ -32,6 +32,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from .._warnings import warn
 from ..results import Bounds
 from .ibp import (
     Problem,
@@ -292,7 +293,7 @@ def spec_bounds(problem: Problem, spec: Spec, bounds: dict) -> tuple[torch.Tenso
     return low[:s].T + spec.d, -low[s:].T + spec.d
 
 
-def crown_rows(problem: Problem, spec: Spec, *, intermediate: str = "crown", max_neurons: int = 4096):
+def crown_rows(problem: Problem, spec: Spec, *, intermediate: str = "crown", max_neurons: int = 4096, warn_wide: bool = False):
     """CROWN bounds of a spec's rows, intersected with IBP."""
     if intermediate not in ("crown", "ibp"):
         raise ValueError(f"intermediate must be 'crown' or 'ibp', got {intermediate!r}")
@@ -300,14 +301,25 @@ def crown_rows(problem: Problem, spec: Spec, *, intermediate: str = "crown", max
     needed = consumed_by_nonlinear(graph) - {graph.ops[0].name}
     prefix = affine_prefix(graph) if type(problem.pset) is not Box else set()
 
+    wide = []
+    first = affine_prefix(graph)
+
     def tighten(op, bounds, box):
         if op.name not in needed:
             return None
         if op.name in prefix or (intermediate == "crown" and _numel(op.shape) <= max_neurons):
             return node_bounds(problem, op.name, bounds)
+        if intermediate == "crown" and op.name not in first:  # IBP is exact on a first affine layer
+            wide.append(op.label)
         return None
 
     bounds = intervals(problem, tighten=tighten)
+    if wide and warn_wide:
+        warn(
+            f"{len(wide)} layer(s) wider than max_neurons={max_neurons} (first: {wide[0]}) got IBP boxes; "
+            "raise max_neurons for tighter (slower) bounds",
+            stacklevel=4,
+        )
     lo, hi = spec_bounds(problem, spec, bounds)
     ilo, ihi = spec_rows_interval(spec, *bounds[graph.output])
     return torch.maximum(lo, ilo), torch.minimum(hi, ihi)
@@ -360,7 +372,9 @@ def crown(
     start = time.perf_counter()
     with adapter.session(), torch.no_grad():
         problem = prepare(adapter, X, eps=eps, k=k, norm=norm, goal=goal)
-        lo, hi = crown_rows(problem, _stack(problem.score, problem.goal), intermediate=intermediate, max_neurons=max_neurons)
+        lo, hi = crown_rows(
+            problem, _stack(problem.score, problem.goal), intermediate=intermediate, max_neurons=max_neurons, warn_wide=True
+        )
     result = finish(problem, lo, hi, method="crown", eps=eps, norm=norm, k=k, seconds=time.perf_counter() - start, adapter=adapter)
     return result
 
