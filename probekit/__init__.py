@@ -19,12 +19,12 @@ from ._warnings import ProbekitWarning
 from .adapters import FeatureModel, ModelCallError, SequenceModel
 from .io import read_fasta, sequence_frame
 from .loading import load_model
+from .probe import probe  # bound eagerly so that the function, not the module, is probekit.probe
 
 __version__ = "0.1.0"
 
 _LAZY_MODULES = {"search", "attr", "certify", "diagnose", "report", "motifs", "chem", "datasets", "testing", "encode"}
 _LAZY_NAMES = {
-    "probe": ("probekit.probe", "probe"),
     "SensitivityReport": ("probekit.report.sensitivity", "SensitivityReport"),
     "read_molecules": ("probekit.io", "read_molecules"),
     "Morgan": ("probekit.encode.mol", "Morgan"),

@@ -400,7 +400,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("probekit-demo"), help="output folder (default probekit-demo)")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--batch-size", type=int, default=None, help="inputs per forward pass")
-    parser.add_argument("--limit", type=int, help="probe only the first N held-out sequences")
+    parser.add_argument("--limit", type=int, help="probe only the first N held-out sequences or molecules")
     add_probe_arguments(parser)
 
 
@@ -409,15 +409,38 @@ def run_demo(args, *, log: Callable[[str], None] = print) -> int:
     return DEMOS[args.name](args, log=log)
 
 
+def _add_mol_arguments(parser: argparse.ArgumentParser) -> None:
+    from .report.molecules import add_mol_arguments
+
+    add_mol_arguments(parser)
+
+
+def _run_mol(args, *, log: Callable[[str], None] = print) -> int:
+    from .report.molecules import run_mol_cli
+
+    return run_mol_cli(args, log=log)
+
+
+def _run_demo_mol(args, *, log: Callable[[str], None] = print) -> int:
+    from .report.molecules import run_mol_demo
+
+    if getattr(args, "limit", None) is not None:
+        if args.limit < 1:
+            raise CLIError(f"--limit must be at least 1, got {args.limit}")
+        args.n_molecules = args.limit
+    return run_mol_demo(args, log=log)
+
+
 # ------------------------------------------------------------------------ registry
 #: name -> runner of ``probekit demo NAME`` (runner(args, log=print) -> exit code).
 #: ``probekit demo mol`` plugs in here.
-DEMOS: dict[str, Callable] = {"dna": run_demo_dna}
+DEMOS: dict[str, Callable] = {"dna": run_demo_dna, "mol": _run_demo_mol}
 
 #: name -> (help, add_arguments(parser), run(args, log=print) -> exit code).
 #: ``probekit mol`` and ``probekit certify`` plug in here.
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "dna": ("probe a DNA-sequence model on a FASTA file", add_dna_arguments, run_dna),
+    "mol": ("probe a molecule or feature model on SMILES, CSV or SDF", _add_mol_arguments, _run_mol),
     "demo": ("run a bundled demo end to end", add_demo_arguments, run_demo),
 }
 

@@ -247,3 +247,12 @@ def test_registry_has_room_for_more_commands():
     assert set(cli.COMMANDS) >= {"dna", "demo"}
     assert "dna" in cli.DEMOS
     assert parser.parse_args(["demo", "dna"]).name == "dna"
+
+
+def test_mol_command_is_wired_through_main(tmp_path, capsys):
+    (tmp_path / "m.smi").write_text("CCO a\n")
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["mol", "--model", str(tmp_path / "missing.pt"), "--molecules", str(tmp_path / "m.smi"), "--out", str(tmp_path / "r.html")])
+    assert stop.value.code == 2
+    assert "missing.pt" in capsys.readouterr().err
+    assert "mol" in cli.DEMOS
