@@ -336,3 +336,19 @@ def test_one_radius_per_input_equals_separate_calls():
                 torch.testing.assert_close(together.upper[i : i + 1], alone.upper, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="one radius per input"):
         ibp(adapter, X, eps=torch.tensor([0.1, 0.2]))
+
+
+class _Branchy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 1)
+
+    def forward(self, x):
+        if x.sum() > 0:  # data-dependent control flow cannot be traced
+            return self.lin(x)
+        return -self.lin(x)
+
+
+def test_untraceable_model_is_a_clear_error():
+    with pytest.raises(UnsupportedOperation, match="torch.fx"):
+        crown(FeatureModel(_Branchy(), output=0, device="cpu"), torch.ones(2, 4), eps=0.1)
