@@ -190,8 +190,10 @@ def _single_substitution_scores(adapter, X, positions, fn, *, skip=None, progres
     """``fn(raw output, rows)`` for every input, position and base: the single-substitution engine.
 
     This is the one core of saturation mutagenesis and of the greedy and beam
-    searches over DNA; a faster engine can replace this body as long as it
-    keeps the contract below.
+    searches over DNA. Models whose early layers are local go through the exact
+    incremental engine (:mod:`probekit.search.incremental`); the others, and
+    any model it cannot analyse, through batched full forward passes of lazily
+    built mutants. Both keep the contract below.
 
     Parameters
     ----------
@@ -236,6 +238,11 @@ def _single_substitution_scores(adapter, X, positions, fn, *, skip=None, progres
     >>> _single_substitution_scores(adapter, X, torch.arange(6), lambda y, r: adapter.output(y)).shape
     torch.Size([1, 6, 4])
     """
+    from .incremental import incremental_single_substitutions
+
+    fast = incremental_single_substitutions(adapter, X, positions, fn, skip=skip)
+    if fast is not None:
+        return fast
     return _site_values(
         adapter, X, positions, fn, current=_dna_current, apply=_set_bases, n_values=X.shape[1], skip=skip, progress=progress
     )
