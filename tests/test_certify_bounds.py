@@ -352,3 +352,27 @@ class _Branchy(nn.Module):
 def test_untraceable_model_is_a_clear_error():
     with pytest.raises(UnsupportedOperation, match="torch.fx"):
         crown(FeatureModel(_Branchy(), output=0, device="cpu"), torch.ones(2, 4), eps=0.1)
+
+
+class _ShapeBranch(CNN):
+    """Control flow on the input's shape: torch.fx cannot trace it, torch.export can."""
+
+    def forward(self, x):
+        if x.shape[-1] > 12:
+            x = x[..., :12]
+        return super().forward(x)
+
+
+def test_models_fx_cannot_trace_go_through_torch_export():
+    torch.manual_seed(0)
+    model = _ShapeBranch()
+    adapter = SequenceModel(model, output=outputs.logit(0), device="cpu")
+    plain = SequenceModel(CNN(), output=outputs.logit(0), device="cpu")
+    plain.model.load_state_dict(model.state_dict())
+    X = one_hot(3, 16)
+    for method in (ibp, crown):
+        a = method(adapter, X, eps=0.05)
+        b = method(plain, X[..., :12], eps=0.05)
+        torch.testing.assert_close(a.lower, b.lower, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(a.upper, b.upper, atol=1e-5, rtol=1e-5)
+    assert_sound(crown(adapter, X, eps=0.05), *extremes(adapter, X, 0.05, "linf"))

@@ -1,7 +1,8 @@
 """Trace an adapter's model into a graph of operations that bounds can run through.
 
 :func:`trace` turns the model (with the adapter's layout and strand handling)
-into a list of :class:`Op` in topological order with ``torch.fx``. Every
+into a list of :class:`Op` in topological order with ``torch.fx``, or, for
+models fx cannot trace (control flow on shapes), with ``torch.export``. Every
 operation that depends on the input is classified as
 
 - ``linear``: affine in its input-dependent arguments (Linear, Conv, BatchNorm in
@@ -215,7 +216,7 @@ class Bound:
     def value(self, name: str) -> torch.Tensor:
         """The concrete output of an operation on the batch's centre inputs."""
         v = self.env[name]
-        return v.values if isinstance(v, tuple) and hasattr(v, "values") else v
+        return v[0] if isinstance(v, tuple) and v and isinstance(v[0], torch.Tensor) else v
 
     def apply(self, op: Op, *values: torch.Tensor, absolute: bool = False) -> torch.Tensor:
         """Run ``op`` with its input-dependent arguments replaced by ``values``.
@@ -307,16 +308,32 @@ def trace(adapter, X: torch.Tensor) -> Graph:
 
         complement = complement_order(adapter.alphabet)
     wrapped = _Wrapped(model, transpose, complement)
+    X = X.to(adapter.dtype)
     try:
         gm = fx.symbolic_trace(wrapped)
-    except Exception as error:  # noqa: BLE001 - re-raised with the reason
-        raise UnsupportedOperation(
-            f"the model cannot be traced by torch.fx ({type(error).__name__}: {error}); "
-            "bounds need a forward without data-dependent control flow"
-        ) from error
-    graph = Graph([], gm, root=wrapped, modules=dict(wrapped.named_modules()))
-    _classify(graph, X.to(adapter.dtype))
+        root = wrapped
+    except Exception as error:  # noqa: BLE001 - torch.export is tried next
+        try:
+            gm = _export(wrapped, X)
+            root = gm
+        except Exception as second:  # noqa: BLE001 - both reasons are reported
+            raise UnsupportedOperation(
+                f"the model cannot be traced by torch.fx ({type(error).__name__}: {error}) nor exported by "
+                f"torch.export ({type(second).__name__}: {str(second).splitlines()[0] if str(second) else ''}); "
+                "bounds need a forward without data-dependent control flow"
+            ) from error
+    graph = Graph([], gm, root=root, modules=dict(root.named_modules()))
+    _classify(graph, X)
     return graph
+
+
+def _export(wrapped: nn.Module, X: torch.Tensor) -> fx.GraphModule:
+    """An fx graph of aten operations from torch.export, with a dynamic batch size when possible."""
+    try:
+        program = torch.export.export(wrapped, (X,), dynamic_shapes={"x": {0: torch.export.Dim.AUTO}}, strict=False)
+    except Exception:  # noqa: BLE001 - a fixed batch size still serves one call
+        program = torch.export.export(wrapped, (X,), strict=False)
+    return program.module()
 
 
 def _label(graph: Graph, node: fx.Node) -> str:
@@ -347,6 +364,8 @@ def _classify(graph: Graph, X: torch.Tensor) -> None:
                 continue
             if node.op == "output":
                 result = node.args[0]
+                if isinstance(result, (tuple, list)) and len(result) == 1:  # torch.export flattens outputs
+                    result = result[0]
                 if not isinstance(result, fx.Node) or result.name not in variable:
                     raise UnsupportedOperation("the model must return one tensor that depends on its input")
                 graph.output = result.name
@@ -356,14 +375,14 @@ def _classify(graph: Graph, X: torch.Tensor) -> None:
             for m in node.all_input_nodes:
                 if m.name in variable and m.name not in deps:
                     deps.append(m.name)
-            if not deps:
+            if not deps or not node.users:
                 continue
             value = env[node.name]
             op = _make_op(graph, node, deps, env, n)
             if op is None:  # shape arithmetic: evaluated per batch, not bounded
                 continue
             variable.add(node.name)
-            out = value.values if op.kind == "max" and isinstance(value, tuple) else value
+            out = value[0] if op.kind == "max" and isinstance(value, tuple) else value
             if not isinstance(out, torch.Tensor):
                 raise UnsupportedOperation(f"{op.label} returns a {type(out).__name__}, not a tensor")
             if out.ndim == 0 or out.shape[0] != n:
@@ -419,6 +438,8 @@ def _make_op(graph: Graph, node: fx.Node, deps: list, env: dict, n: int) -> Op |
                 raise UnsupportedOperation(f"{label} with return_indices=True is not supported")
             return mk("max")
         raise UnsupportedOperation(f"unsupported operation: {label}")
+    if node.op == "call_function" and isinstance(target, torch._ops.OpOverload):
+        return _make_aten_op(mk, node, deps, label, target)
     if node.op == "call_function":
         if target in _ACT_FUNCTIONS:
             name = _ACT_FUNCTIONS[target]
@@ -480,6 +501,52 @@ def _make_op(graph: Graph, node: fx.Node, deps: list, env: dict, n: int) -> Op |
             fn = {"mul": operator.mul, "div": operator.truediv, "matmul": operator.matmul}[target]
             return _product(mk, node, deps, label, fn)
         raise UnsupportedOperation(f"unsupported operation: {label}")
+    raise UnsupportedOperation(f"unsupported operation: {label}")
+
+
+_ATEN_ACT = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "leaky_relu": "leaky_relu", "elu": "elu",
+             "softplus": "softplus", "hardtanh": "monotone", "clamp": "monotone", "clamp_min": "monotone",
+             "clamp_max": "monotone", "exp": "convex"}
+_ATEN_ALIAS = {"dropout", "clone", "contiguous", "alias", "detach", "_to_copy", "lift_fresh_copy"}
+_ATEN_STRUCT = {"view", "reshape", "_unsafe_view", "flatten", "transpose", "permute", "cat", "slice", "select",
+                "index", "flip", "unsqueeze", "squeeze", "expand", "mean", "sum", "avg_pool1d", "adaptive_avg_pool1d",
+                "avg_pool2d", "adaptive_avg_pool2d", "stack", "t", "narrow", "movedim", "repeat", "unflatten"}
+_ATEN_MAX = {"max_pool1d": "max_pool1d", "adaptive_max_pool1d": "adaptive_max_pool1d", "max": "max", "amax": "amax"}
+
+
+def _make_aten_op(mk, node, deps, label, target) -> Op:
+    """Classify an aten operation of a graph from torch.export."""
+    name = target._schema.name.split("::")[-1]
+    if name in _ATEN_ACT:
+        param = 0.0
+        if name == "leaky_relu":
+            param = float(_arg(node, 1, "negative_slope", 0.01))
+        elif name == "elu":
+            param = float(_arg(node, 1, "alpha", 1.0))
+        return _act(mk, _ATEN_ACT[name], param)
+    if name in _ATEN_ALIAS:
+        if name == "dropout" and _arg(node, 2, "train", False):
+            raise UnsupportedOperation(f"{label} in training mode")
+        return mk("alias")
+    if name in _ATEN_MAX:
+        return _max_op(mk, node, _ATEN_MAX[name], label)
+    if name in _ATEN_STRUCT:
+        return mk("linear", signed="struct")
+    if name in ("add", "sub", "neg"):
+        return mk("linear", signed="addsub")
+    if name in ("mul", "div", "matmul", "mm"):
+        fn = {"mul": operator.mul, "div": operator.truediv}.get(name, operator.matmul)
+        return _product(mk, node, deps, label, fn)
+    if name == "linear":
+        return _needs_const_weight(mk, node, deps, label, "linear_fn")
+    if name in ("conv1d", "conv2d"):
+        return _needs_const_weight(mk, node, deps, label, "conv_fn")
+    if name == "batch_norm":
+        if _arg(node, 5, "training", False):
+            raise UnsupportedOperation(f"{label} in training mode mixes the inputs of a batch")
+        return _needs_const_weight(mk, node, deps, label, "bn_fn")
+    if name in ("log_softmax", "_log_softmax"):
+        return mk("shift")
     raise UnsupportedOperation(f"unsupported operation: {label}")
 
 
