@@ -231,6 +231,9 @@ def accuracy(model: nn.Module, sequences, labels) -> float:
     return float((pred == torch.tensor(np.array(labels))).float().mean())
 
 
+TRAINING_THREADS = 2
+
+
 def train_dna_demo(
     *,
     n_train: int = 12000,
@@ -283,14 +286,20 @@ def train_dna_demo(
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
-    for _ in tqdm(range(epochs), desc="training DemoCNN", disable=not progress):
-        order = torch.randperm(n_train, generator=generator)
-        for start in range(0, n_train, batch_size):
-            batch = order[start : start + batch_size]
-            optimiser.zero_grad()
-            loss = loss_fn(model(X[batch]), y[batch])
-            loss.backward()
-            optimiser.step()
+    # The order of floating-point reductions depends on the thread count; two threads made the shipped weights.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(TRAINING_THREADS)
+    try:
+        for _ in tqdm(range(epochs), desc="training DemoCNN", disable=not progress):
+            order = torch.randperm(n_train, generator=generator)
+            for start in range(0, n_train, batch_size):
+                batch = order[start : start + batch_size]
+                optimiser.zero_grad()
+                loss = loss_fn(model(X[batch]), y[batch])
+                loss.backward()
+                optimiser.step()
+    finally:
+        torch.set_num_threads(threads)
     model.eval()
     info = {
         "train_accuracy": accuracy(model, train["sequence"], train["label"]),
