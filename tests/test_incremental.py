@@ -286,3 +286,32 @@ def test_skip_pairs_and_vector_valued_fn():
     want[1, 5] = reference[1]
     assert got.shape == (2, positions.numel(), 4, 3)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * float(want.abs().max()))
+
+
+class OOMHead(nn.Module):
+    """Conv body whose head runs out of memory (simulated) on batches above 40."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 6, 5, padding=2)
+        self.fc = nn.Linear(6, 1)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x)).mean(dim=-1)
+        return self.fc(h) + _oom_if_large(h)
+
+
+@torch.fx.wrap
+def _oom_if_large(h):
+    if h.shape[0] > 40:
+        raise RuntimeError("CUDA out of memory (simulated)")
+    return torch.zeros(h.shape[0], 1, dtype=h.dtype, device=h.device)
+
+
+def test_out_of_memory_halves_the_chunk_and_goes_on():
+    from probekit import ProbekitWarning
+
+    adapter = SequenceModel(_seeded(OOMHead()), output=0, device="cpu", batch_size=8)
+    X = adapter.encode(random_sequences(2, 64, seed=8))
+    with pytest.warns(ProbekitWarning, match="halved"):
+        _check(adapter, X)

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from .._device import map_batches
 from ..encode.dna import complement_order
 
 # --------------------------------------------------------------------------- op tables
@@ -869,10 +870,11 @@ def incremental_single_substitutions(
         chunk = min(_chunk_size(e.plan, device) for e in engines)
         flat = result.view(-1, *rest)
         complement = torch.as_tensor(order, device=device) if strands == "both" else None
-        for start in range(0, rows_i.numel(), chunk):
-            r, j, b = rows_i[start:start + chunk], cols_j[start:start + chunk], base_b[start:start + chunk]
+
+        def run(start: int, stop: int) -> torch.Tensor:
+            r, j, b = rows_i[start:stop], cols_j[start:stop], base_b[start:stop]
             p = positions[j]
-            at_edge = start + chunk > n_interior
+            at_edge = stop > n_interior
             raw = None
             for engine, (_, order) in zip(engines, views):
                 if order is None:
@@ -881,8 +883,12 @@ def incremental_single_substitutions(
                     out = engine.run(r, length - 1 - p, eye[complement[b]], edge=at_edge)
                 out = out.float() if out.dtype in (torch.float16, torch.bfloat16) else out
                 raw = out if raw is None else 0.5 * (raw + out)
-            values = fn(raw, r)
-            flat[(r * positions.numel() + j) * c + b] = values.to(flat.dtype)
+            return fn(raw, r).to(flat.dtype)
+
+        # CUDA out-of-memory halves the chunk and goes on
+        parts = map_batches(run, rows_i.numel(), chunk, on_backoff=getattr(adapter, "_on_backoff", None))
+        if parts:
+            flat[(rows_i * positions.numel() + cols_j) * c + base_b] = torch.cat(parts)
     return result
 
 
