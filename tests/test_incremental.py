@@ -9,7 +9,7 @@ from probekit import SequenceModel, outputs
 from probekit.search.incremental import incremental_single_substitutions
 from probekit.testing import ProfileConv, ToyConv
 
-from tests.conftest import random_sequences
+from probekit.testing import random_sequences
 
 
 def _seeded(model: nn.Module, seed: int = 0, scale: float = 0.3) -> nn.Module:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from probekit.motifs import Motif, annotate_regions, jaspar_motifs, scan
-from tests.conftest import random_sequences
+from probekit.testing import random_sequences
 
 pytest.importorskip("pyjaspar")
 
