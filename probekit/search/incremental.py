@@ -119,18 +119,11 @@ def _input_nodes(node: fx.Node) -> list[fx.Node]:
 
 def _run_node(model: nn.Module, node: fx.Node, env: dict):
     """Execute one graph node with arguments looked up in ``env``."""
+    if node.op not in ("get_attr", "call_module", "call_function", "call_method"):
+        raise RuntimeError(f"cannot run graph node {node.op}")
     args = fx.node.map_arg(node.args, lambda n: env[n])
     kwargs = fx.node.map_arg(node.kwargs, lambda n: env[n])
-    if node.op == "get_attr":
-        return _fetch(model, node.target)
-    if node.op == "call_module":
-        return _fetch(model, node.target)(*args, **kwargs)
-    if node.op == "call_function":
-        return node.target(*args, **kwargs)
-    if node.op == "call_method":
-        self_obj, *rest = args
-        return getattr(self_obj, node.target)(*rest, **kwargs)
-    raise RuntimeError(f"cannot run graph node {node.op}")
+    return _call(model, node, args, kwargs)
 
 
 # --------------------------------------------------------------------------- analysis helpers
@@ -347,10 +340,6 @@ def _max_reduction(model, node: fx.Node, local: dict, consts: dict):
         )
         return (src, "values", keepdim) if ok else None
     return src, "tensor", keepdim
-
-
-def _is_layout_only(node: fx.Node) -> bool:
-    return _layout_swap(node) or (node.op == "call_method" and node.target in ("contiguous", "float"))
 
 
 def _local_info(model, node: fx.Node, env: dict, local: dict, consts: dict) -> _Local | None:
