@@ -315,3 +315,9 @@ def test_out_of_memory_halves_the_chunk_and_goes_on():
     X = adapter.encode(random_sequences(2, 64, seed=8))
     with pytest.warns(ProbekitWarning, match="halved"):
         _check(adapter, X)
+
+
+def test_nlc_layout_with_both_strands():
+    adapter = SequenceModel(_seeded(NLCModel()), output=outputs.value(0), layout="NLC", device="cpu", strands="both")
+    X = adapter.encode(random_sequences(2, 32, seed=11))
+    _check(adapter, X, positions=[0, 5, 16, 31])
