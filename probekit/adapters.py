@@ -33,6 +33,8 @@ from .goals import BoundGoal, Goal
 from .outputs import Output, as_output
 
 AUTOCAST_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Seconds the automatic batch-size probe may spend, once per adapter.
+AUTO_BATCH_BUDGET_S = 0.5
 
 
 class ModelCallError(RuntimeError):
@@ -61,13 +63,26 @@ class Adapter:
         self.device: torch.device = resolve_device(device)
         self.dtype: torch.dtype = dtype or model_dtype(model) or torch.float32
         self.autocast = autocast
-        if batch_size == "auto":
-            batch_size = _default_batch_size(self.device)
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int or 'auto', got {batch_size!r}")
-        self.batch_size: int = batch_size
+        self._set_batch_size(batch_size)
+        self._batch_setting_auto = self._auto_batch
         self._depth = 0
         self._on_backoff = backoff_warner()
+
+    def _set_batch_size(self, batch_size) -> None:
+        """An int, or ``"auto"``: a short timed probe on the first inputs picks the fastest batch."""
+        self._auto_batch = batch_size == "auto"
+        if self._auto_batch:
+            batch_size = _default_batch_size(self.device)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int or 'auto', got {batch_size!r}")
+        self.batch_size: int = batch_size
+
+    def _resolve_batch_size(self, X: torch.Tensor) -> None:
+        if self._auto_batch and X.shape[0] > 0:
+            from ._batching import pick_batch_size
+
+            self._auto_batch = False  # the probe itself runs with the default batch
+            self.batch_size = pick_batch_size(self, X[:1], budget_s=AUTO_BATCH_BUDGET_S)
 
     # ------------------------------------------------------------------ state
     @contextlib.contextmanager
@@ -96,13 +111,18 @@ class Adapter:
         new = copy.copy(self)
         new._depth = 0
         for key, value in changes.items():
+            if key.startswith("_") or not hasattr(new, key):
+                raise TypeError(f"{type(self).__name__} has no setting {key!r}")
+            if key == "batch_size":
+                new._set_batch_size(value)
+                continue
             if key == "output":
                 value = as_output(value)
             elif key == "device":
                 value = resolve_device(value)
-            if not hasattr(new, key):
-                raise TypeError(f"{type(self).__name__} has no setting {key!r}")
             setattr(new, key, value)
+        if "batch_size" not in changes and changes.keys() & {"model", "device", "dtype", "autocast", "strands", "layout"}:
+            new._auto_batch = getattr(self, "_batch_setting_auto", False)
         return new
 
     # --------------------------------------------------------------- forward
@@ -162,6 +182,7 @@ class Adapter:
         torch.Tensor of shape (N, ...) on :attr:`device`
         """
         X = self._as_input(X)
+        self._resolve_batch_size(X)
         n = X.shape[0]
         if rows is None:
             rows = torch.arange(n, device=self.device)
@@ -212,6 +233,7 @@ class Adapter:
         grads : torch.Tensor of the shape of ``X``
         """
         X = self._as_input(X)
+        self._resolve_batch_size(X)
         n = X.shape[0]
         rows = torch.arange(n, device=self.device) if rows is None else rows.to(self.device)
         fn = fn or (lambda y, r: self.output(y))
@@ -245,7 +267,9 @@ class SequenceModel(Adapter):
     layout : {"NCL", "NLC"}
         The layout the model takes; probekit's tensors are always (N, 4, L).
     batch_size : int or "auto"
-        Inputs per forward pass.
+        Inputs per forward pass. ``"auto"`` times a short probe (about half a second)
+        on the first inputs and keeps the fastest batch for this model and device;
+        on CUDA out-of-memory the batch is halved and the run goes on.
     device : str or torch.device, optional
         ``None`` picks CUDA when available.
     dtype : torch.dtype, optional

@@ -154,3 +154,18 @@ def test_bad_settings_rejected():
         SequenceModel(ToyConv(), output=0, batch_size=0)
     with pytest.raises(TypeError):
         SequenceModel(42, output=0)
+
+
+def test_auto_batch_size_is_probed_on_first_use_and_gives_the_same_scores():
+    X = one_hot(random_sequences(9, 30))
+    adapter = SequenceModel(ToyConv(), output=0, device="cpu")
+    assert adapter._auto_batch
+    auto = adapter.score(X)
+    assert not adapter._auto_batch
+    assert adapter.batch_size in (8, 16, 32, 64, 128, 256, 512)
+    assert torch.allclose(auto, SequenceModel(ToyConv(), output=0, device="cpu", batch_size=1).score(X), atol=1e-6)
+    fixed = adapter.replace(batch_size=4)
+    assert fixed.batch_size == 4 and not fixed._auto_batch
+    assert adapter.replace(batch_size="auto")._auto_batch
+    with pytest.raises(ValueError):
+        adapter.replace(batch_size=True)

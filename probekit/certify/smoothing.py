@@ -227,9 +227,9 @@ def smoothing(
     X = adapter._as_input(X).to(adapter.dtype)
     noise = _Noise(X.shape[1:], sigma, covariance, adapter.device)
     generator = torch.Generator(device=adapter.device).manual_seed(seed)
-    batch_size = batch_size or adapter.batch_size * 8
     with adapter.session():
-        y0 = adapter.predict(X)
+        y0 = adapter.predict(X)  # also settles an automatic batch size before the noise is chunked
+        batch_size = batch_size or adapter.batch_size * 8
         bound = parse(goal).bind(adapter.output, y0).to(adapter.device) if goal is not None else None
         classes = _class_fn(adapter, bound)
         c = _n_classes(adapter, y0)
