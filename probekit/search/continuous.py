@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import goals as _goals
+from .._device import map_batches
 from .._warnings import warn
 from ..goals import BoundGoal
 from ..results import BaselineResult, PerturbationResult
@@ -318,13 +319,55 @@ class _Run:
     g: torch.Tensor  # (M,)
     norm: torch.Tensor  # (M,)
     evaluations: torch.Tensor  # (N,) model evaluations per input
+    score: torch.Tensor | None = None  # (M,) score at the best perturbation
+    score0: torch.Tensor | None = None  # (M,) score at the unperturbed input, when it was evaluated
+
+
+def _probe(adapter, space, bound, x, rows, *, grad: bool):
+    """Scores, goal values ``g`` (M,) and, with ``grad``, ``dg/dx`` (M, D) of the flat candidates ``x`` (M, D).
+
+    One pass through :meth:`~probekit.adapters.Adapter.forward` per batch of the
+    adapter (halved on out-of-memory), with no stacking of values and gradients.
+    """
+    m = x.shape[0]
+    parts = []
+
+    def run(start: int, stop: int) -> torch.Tensor:
+        xb = space.unflat(x[start:stop])
+        if grad:
+            xb = xb.detach().requires_grad_(True)
+        y = adapter.forward(xb)
+        g = bound(y, rows[start:stop])
+        dg = torch.autograd.grad(g.sum(), xb)[0].reshape(stop - start, -1) if grad else None
+        parts.append((adapter.output(y).detach().float(), g.detach().float(), dg))
+        return g
+
+    with adapter.session(), (torch.enable_grad() if grad else torch.no_grad()):
+        map_batches(run, m, getattr(adapter, "batch_size", m) or m, on_backoff=getattr(adapter, "_on_backoff", None))
+    if not parts:
+        empty = torch.zeros(0, device=x.device)
+        return empty, empty, torch.zeros_like(x) if grad else None
+    if len(parts) == 1:
+        return parts[0]
+    scores, g, dg = zip(*parts)
+    return torch.cat(scores), torch.cat(g), torch.cat(dg) if grad else None
 
 
 def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, restarts, random_start, early_stop,
               l1_fraction, generator, progress=False) -> _Run:
-    """PGD on the inputs ``rows`` (M,) of ``space`` with per-row ``eps`` (M,); best of restarts per row."""
+    """PGD on the inputs ``rows`` (M,) of ``space`` with per-row ``eps`` (M,); best of restarts per row.
+
+    The copies (restarts times rows) still running are held as compact tensors,
+    shrunk only when some finish (early stop), so a step touches each (K, D)
+    tensor a handful of times: for L-inf the step and the projection are one
+    ``addcmul`` and one ``clamp`` to the precomputed box ``[max(lower, -eps),
+    min(upper, eps)]``, which is the exact projection. The last iterate is only
+    evaluated (no gradient). Norms are computed only where two successes are
+    compared; the kept norms are recomputed from the kept perturbations at the end.
+    """
     device = adapter.device
     m, d = rows.shape[0], space.x0.shape[1]
+    k = m * restarts
     rr = rows.repeat(restarts)  # restart-major copies of the rows
     slot = torch.arange(m, device=device).repeat(restarts)
     x0, lower, upper = space.x0[rr], space.lower[rr], space.upper[rr]
@@ -333,64 +376,119 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     delta = torch.zeros_like(x0)
     starts = torch.arange(restarts, device=device).repeat_interleave(m)
     rand = (starts > 0) | bool(random_start)
-    if rand.any():
+    if restarts > 1 or random_start:
         draw = _random_in_ball(int(rand.sum()), d, e[rand], norm, generator, device)
         delta[rand] = project(draw, e[rand], norm=norm, lower=lower[rand], upper=upper[rand])
-    fn = lambda y, r: bound(y, r)  # noqa: E731
-    best = delta.clone()
-    best_g = torch.full((m * restarts,), math.inf, device=device)
-    best_n = torch.full((m * restarts,), math.inf, device=device)
+    discrete = bool(space.discrete.any())
+    # the copies still running, compact; `pos` says which of the k copies each one is
+    st = {"pos": torch.arange(k, device=device), "rows": rr, "slot": slot, "x0": x0, "e": e, "alpha": alpha[:, None],
+          "delta": delta, "best": delta.clone(), "best_g": torch.full((k,), math.inf, device=device),
+          "best_n": torch.full((k,), math.inf, device=device), "best_s": torch.full((k,), math.nan, device=device)}
+    if norm == "linf":
+        st["lo"] = torch.maximum(lower, -e[:, None])
+        st["hi"] = torch.minimum(upper, e[:, None])
+    if norm != "linf" or discrete:
+        st["lower"], st["upper"] = lower, upper
+    full = {name: torch.empty((k,) + st[name].shape[1:], dtype=st[name].dtype, device=device)
+            for name in ("best", "best_g", "best_n", "best_s")}
+    spare = None  # a (K, D) buffer free for the next iterate
     evaluations = torch.zeros(space.x0.shape[0], device=device)
-    active = torch.ones(m * restarts, dtype=torch.bool, device=device)
-    done = torch.zeros(m, dtype=torch.bool, device=device)
+    hits = torch.zeros(m, device=device)  # successes per row (early stop)
+    score0 = None
+    cheap_sync = device.type == "cpu"  # reading a flag costs nothing on the CPU; elsewhere only every few steps
+    seen_success = False
+
+    def write_back(which):
+        for name in full:
+            full[name][st["pos"][which]] = st[name][which]
+
     iterator = range(steps + 1)
     if progress:
         from tqdm.auto import tqdm
 
         iterator = tqdm(iterator, desc=f"pgd ({norm})")
     for t in iterator:
-        idx = torch.nonzero(active)[:, 0]
-        if idx.numel() == 0:
-            break
-        da = delta[idx]
-        g, grad = adapter.gradient(space.unflat(x0[idx] + da), fn, rows=rr[idx])
-        evaluations.index_add_(0, rr[idx], torch.ones(idx.numel(), device=device))
-        grad = torch.nan_to_num(grad.reshape(idx.numel(), d).float(), nan=0.0, posinf=0.0, neginf=0.0)
-        candidate = da
-        if space.discrete.any():
-            candidate = _round_discrete(da, x0[idx], space.discrete, e[idx], norm, lower[idx], upper[idx])
-            _, g = adapter.evaluate(space.unflat(x0[idx] + candidate), bound, rows=rr[idx])
-            evaluations.index_add_(0, rr[idx], torch.ones(idx.numel(), device=device))
-        g = torch.nan_to_num(g.float(), nan=math.inf)
-        n_new = vector_norm(candidate, norm)
-        better = _better(g, n_new, best_g[idx], best_n[idx])
-        sel = idx[better]
-        best[sel], best_g[sel], best_n[sel] = candidate[better], g[better], n_new[better]
+        delta, x0a, ra = st["delta"], st["x0"], st["rows"]
+        live = None if not early_stop or cheap_sync else hits[st["slot"]] == 0
+        scores, g, grad = _probe(adapter, space, bound, x0a + delta, ra, grad=t < steps)
+        ones = torch.ones(ra.shape[0], device=device)
+        evaluations.index_add_(0, ra, ones)
+        if t == 0 and not random_start:
+            score0 = scores[:m]
+        candidate = delta
+        if discrete:
+            candidate = _round_discrete(delta, x0a, space.discrete, st["e"], norm, st["lower"], st["upper"])
+            scores, g, _ = _probe(adapter, space, bound, x0a + candidate, ra, grad=False)
+            evaluations.index_add_(0, ra, ones)
+        g = torch.nan_to_num(g, nan=math.inf)
+        ok = g <= 0
+        need_norm = not early_stop and (not cheap_sync or seen_success or bool(ok.any()))
+        seen_success = seen_success or need_norm
+        n_new = vector_norm(candidate, norm) if need_norm else st["best_n"]
+        better = _better(g, n_new, st["best_g"], st["best_n"])
+        if live is not None:
+            better = better & live
+        if cheap_sync and bool(better.all()):
+            if candidate is delta:
+                spare = st["best"]
+            st["best"] = candidate
+        else:
+            st["best"] = torch.where(better[:, None], candidate, st["best"])
+        st["best_g"] = torch.where(better, g, st["best_g"])
+        st["best_n"] = torch.where(better, n_new, st["best_n"])
+        st["best_s"] = torch.where(better, scores, st["best_s"])
         if t == steps:
             break
         if early_stop:
-            done[slot[idx[g <= 0]]] = True
-            keep = ~done[slot[idx]]
-            idx, da, grad = idx[keep], da[keep], grad[keep]
-            active = torch.zeros_like(active)
-            active[idx] = True
-            if idx.numel() == 0:
-                break
-        step = _steepest(grad, da, lower[idx], upper[idx], norm, l1_fraction)
-        delta[idx] = project(da + alpha[idx, None] * step, e[idx], norm=norm, lower=lower[idx], upper=upper[idx])
+            hits.index_add_(0, st["slot"], ok.float())
+            if cheap_sync or t % 8 == 7:
+                keep = hits[st["slot"]] == 0
+                if not bool(keep.all()):
+                    write_back(~keep)
+                    st = {name: value[keep] for name, value in st.items()}
+                    grad = grad[keep]
+                    spare = None
+                    if st["pos"].numel() == 0:
+                        break
+        delta = st["delta"]
+        if norm == "linf":
+            step = grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0).sign_()
+            # write the next iterate over the current one unless it is also the kept best
+            out = delta if st["best"] is not delta else spare
+            if out is None or out.shape != delta.shape:
+                out = torch.empty_like(delta)
+            st["delta"] = torch.addcmul(delta, st["alpha"], step, value=-1.0, out=out).clamp_(st["lo"], st["hi"])
+        else:
+            grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
+            step = _steepest(grad, delta, st["lower"], st["upper"], norm, l1_fraction)
+            st["delta"] = project(delta + st["alpha"] * step, st["e"], norm=norm, lower=st["lower"], upper=st["upper"])
+        spare = None
+    write_back(torch.ones(st["pos"].shape[0], dtype=torch.bool, device=device))
+    best, best_g, best_s = full["best"], full["best_g"], full["best_s"]
+    best_n = torch.where(best_g < math.inf, vector_norm(best, norm), torch.full_like(best_g, math.inf))
     # best of the restarts of each row
-    out, out_g, out_n = best[:m].clone(), best_g[:m].clone(), best_n[:m].clone()
+    out, out_g, out_n, out_s = best[:m].clone(), best_g[:m].clone(), best_n[:m].clone(), best_s[:m].clone()
     for r in range(1, restarts):
         part = slice(r * m, (r + 1) * m)
         better = _better(best_g[part], best_n[part], out_g, out_n)
         out[better], out_g[better], out_n[better] = best[part][better], best_g[part][better], best_n[part][better]
-    return _Run(out, out_g, out_n, evaluations)
+        out_s[better] = best_s[part][better]
+    return _Run(out, out_g, out_n, evaluations, out_s, score0)
 
 
-def _result(adapter, space, bound, X, delta, *, norm, ids, params, start, evaluations) -> PerturbationResult:
+def _result(adapter, space, bound, X, delta, *, norm, ids, params, start, evaluations, run=None) -> PerturbationResult:
+    """The result for the perturbations ``delta`` (N, D); scores a ``run`` already has are not evaluated again."""
     x_adv = space.x0 + delta
-    before, _ = adapter.evaluate(X, bound)
-    after, g = adapter.evaluate(space.unflat(x_adv), bound)
+    if run is not None and run.score0 is not None:
+        before = run.score0
+    else:
+        before, _ = adapter.evaluate(X, bound)
+        evaluations = evaluations + 1
+    if run is not None and run.score is not None and bool((run.g < math.inf).all()):
+        after, g = run.score, run.g
+    else:
+        after, g = adapter.evaluate(space.unflat(x_adv), bound)
+        evaluations = evaluations + 1
     names = []
     if X.ndim == 2 and hasattr(adapter, "names"):
         names = list(adapter.names(X.shape[1]))
@@ -500,7 +598,7 @@ def pgd(
               "restarts": restarts, "random_start": random_start, "seed": seed, "early_stop": early_stop,
               "relax_discrete": relax_discrete}
     return _result(adapter, space, bound, X, run.delta, norm=norm, ids=ids, params=params, start=start,
-                   evaluations=run.evaluations + 2)
+                   evaluations=run.evaluations, run=run)
 
 
 def fgsm(adapter, X, *, goal=None, eps, norm: str = "linf", mask=None, relax_discrete: bool = False, ids=None) -> PerturbationResult:
@@ -676,7 +774,7 @@ def min_perturbation(
               "eps_lower": lo.cpu(), "steps": steps, "search_steps": search_steps, "restarts": restarts, "seed": seed,
               "relax_discrete": relax_discrete}
     return _result(adapter, space, bound, X, best, norm=norm, ids=ids, params=params, start=start,
-                   evaluations=evaluations + 2)
+                   evaluations=evaluations)
 
 
 def _shrink(adapter, space, bound, delta, rows_ok, norm, iters, evaluations):
