@@ -31,7 +31,7 @@ from .adapters import FeatureModel, ModelCallError
 from .encode.dna import group_by_length
 from .io import sequence_frame
 from .report.sensitivity import SensitivityReport
-from .report.tables import critical_mask, find_regions, null_threshold, position_importance, rank_desc
+from .report.tables import critical_mask, find_regions, null_threshold, outlier_floor, position_importance, rank_desc
 
 SUMMARY_COLUMNS = {
     "id": object,
@@ -101,8 +101,11 @@ def probe(
     4. position ``importance`` = the largest absolute ISM effect over the
        alternative bases at the position, and its ``rank`` within the input;
     5. ``critical`` positions: importance at or above the input's null threshold,
-       the ``1 - alpha`` quantile of the absolute effect of one random substitution
-       (exactly: of all single-substitution effects in the same input's ISM);
+       the larger of the ``1 - alpha`` quantile of the absolute effect of one random
+       substitution (exactly: of all single-substitution effects in the same input's
+       ISM) and a robust outlier floor over positions (median + z MAD, Bonferroni
+       over positions; :func:`probekit.report.tables.outlier_floor`), so that a
+       sequence the model finds nothing in gets few or no critical positions;
     6. critical regions: runs of critical positions, widened on both sides through
        contiguous positions with at least half the run's peak importance (its full
        width at half maximum: when a motif covers more than ``alpha`` of the input's
@@ -316,7 +319,8 @@ def _group_tables(adapter, ids, seqs, X_cpu, ism, sub, adv, stats, bound, trajec
     inside[start:end] = True
     alternatives = (X_cpu.transpose(1, 2) == 0) & (ref_index >= 0)[..., None] & inside[None, :, None]
     importance = position_importance(effects)
-    threshold = null_threshold(effects, alternatives, alpha=alpha)
+    in_window = importance[:, start:end]
+    threshold = torch.maximum(null_threshold(effects, alternatives, alpha=alpha), outlier_floor(in_window, alpha=alpha))
     critical = critical_mask(importance, threshold) & inside[None]
     ranks = rank_desc(importance)
 

@@ -268,3 +268,33 @@ def test_feature_models_are_handed_to_the_molecule_report(monkeypatch):
         probe(adapter, X, motifs=True)
     with pytest.raises(TypeError, match="feature models only"):
         probe(SequenceModel(MotifCounter(MOTIF), output=0, device="cpu"), ["ACGT"], norm="l2")
+
+
+def _pwm_adapter(weight):
+    from probekit import SequenceModel
+
+    class PWM(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("w", weight)
+
+        def forward(self, x):
+            return (x * self.w).sum(dim=(1, 2))[:, None]
+
+    return SequenceModel(PWM(), output=0, device="cpu", batch_size=64)
+
+
+def test_critical_positions_are_the_planted_block_and_nothing_in_a_flat_model():
+    from probekit.testing import random_sequences
+
+    g = torch.Generator().manual_seed(0)
+    flat = torch.randn(4, 120, generator=g) * 0.1
+    planted = flat.clone()
+    planted[:, 50:58] += torch.randn(4, 8, generator=g) * 3.0
+    seqs = random_sequences(3, 120, seed=1)
+    strong = probe(_pwm_adapter(planted), seqs, goal=goals.below(-100.0), max_edits=1, baseline_draws=20).to_frame()
+    crit = strong[strong["critical"]]
+    assert len(crit) and crit["position"].between(50, 57).all()
+    quiet = probe(_pwm_adapter(flat), seqs, goal=goals.below(-100.0), max_edits=1, baseline_draws=20).to_frame()
+    # without the floor the top alpha (5%) of substitutions, about 6 positions per sequence, would be critical
+    assert quiet.groupby("id")["critical"].sum().max() <= 2

@@ -76,6 +76,41 @@ def null_threshold(effects: torch.Tensor, alternatives: torch.Tensor, *, alpha: 
     return torch.nanquantile(values, 1 - alpha, dim=1, interpolation="lower").to(effects.dtype)
 
 
+def outlier_floor(importance: torch.Tensor, *, alpha: float = 0.05) -> torch.Tensor:
+    """Per-input floor under which no position counts as critical: a robust outlier test.
+
+    The bulk of an input's positions has small importance; a position stands
+    out when it exceeds ``median + z * 1.4826 * MAD`` of the input's position
+    importances, with ``z`` the normal quantile of ``1 - alpha / L``
+    (Bonferroni over the L positions). A sequence without a motif then gets few
+    or no critical positions instead of always its top ``alpha``.
+
+    Parameters
+    ----------
+    importance : torch.Tensor of shape (N, L)
+    alpha : float
+
+    Returns
+    -------
+    torch.Tensor of shape (N,)
+
+    Examples
+    --------
+    >>> imp = torch.tensor([[1.0, 1.1, 0.9, 1.0, 9.0, 1.05, 0.95, 1.0]])
+    >>> bool(outlier_floor(imp)[0] < 9.0), bool(outlier_floor(imp)[0] > 1.1)
+    (True, True)
+    """
+    from statistics import NormalDist
+
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+    values = importance.double()
+    median = values.median(dim=1).values
+    mad = (values - median[:, None]).abs().median(dim=1).values
+    z = NormalDist().inv_cdf(1 - alpha / max(values.shape[1], 1))
+    return (median + z * 1.4826 * mad).to(importance.dtype)
+
+
 def critical_mask(importance: torch.Tensor, threshold: torch.Tensor, *, rtol: float = 1e-6) -> torch.Tensor:
     """Positions whose importance reaches the input's threshold and is not zero.
 
