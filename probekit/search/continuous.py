@@ -212,25 +212,32 @@ def _space(adapter, X: torch.Tensor, mask, relax_discrete: bool) -> _Space:
     discrete = torch.zeros(d, dtype=torch.bool, device=X.device)
     if kinds is not None:
         discrete = torch.tensor([k != "continuous" for k in kinds], device=X.device)
-    free = _mask_rows(mask, X)
-    if not relax_discrete:
-        free = free & ~discrete
-    outside = (x0 < lo) | (x0 > hi)
-    if outside.any():
+    free = None if mask is None else _mask_rows(mask, X)
+    if not relax_discrete and kinds is not None and bool(discrete.any()):
+        free = (torch.ones(n, d, dtype=torch.bool, device=X.device) if free is None else free) & ~discrete
+    # one pass finds both problems: the clamp moves out-of-bounds values, and NaN / inf never compare equal
+    suspect = bool((x0.clamp(lo, hi) != x0).any()) or not bool(torch.isfinite(x0).all())
+    outside = (x0 < lo) | (x0 > hi) if suspect else None
+    if suspect and outside.any():
         i, j = (int(v) for v in torch.nonzero(outside)[0])
         warn(
             f"{int(outside.any(dim=1).sum())} input(s) lie outside the feature bounds (first: input {i}, feature {j}); "
             "their out-of-bounds values are kept and never pushed further out"
         )
-    broken = ~torch.isfinite(x0).all(dim=1)
-    if broken.any():
+    broken = ~torch.isfinite(x0).all(dim=1) if suspect else None
+    if suspect and broken.any():
+        free = torch.ones(n, d, dtype=torch.bool, device=X.device) if free is None else free
         warn(
             f"input(s) {torch.nonzero(broken)[:, 0].tolist()[:10]} have non-finite features; they are left unchanged "
             "and reported as not reaching the goal, and the other inputs go on"
         )
         free = free & ~broken[:, None]
-    lower = torch.where(free, (lo - x0).clamp(max=0), torch.zeros_like(x0))
-    upper = torch.where(free, (hi - x0).clamp(min=0), torch.zeros_like(x0))
+    lower = torch.sub(lo, x0).clamp_(max=0)
+    upper = torch.sub(hi, x0).clamp_(min=0)
+    if free is None:
+        return _Space(x0, lower, upper, discrete, tuple(X.shape[1:]))
+    lower.masked_fill_(~free, 0.0)
+    upper.masked_fill_(~free, 0.0)
     return _Space(x0, lower, upper, discrete & free.any(dim=0), tuple(X.shape[1:]))
 
 
@@ -331,6 +338,9 @@ def _probe(adapter, space, bound, x, rows, *, grad: bool):
     """
     m = x.shape[0]
     parts = []
+    resolve = getattr(adapter, "_resolve_batch_size", None)  # batch_size="auto" probes once, on first use
+    if resolve is not None:
+        resolve(space.unflat(x))
 
     def run(start: int, stop: int) -> torch.Tensor:
         xb = space.unflat(x[start:stop])
@@ -366,11 +376,16 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     compared; the kept norms are recomputed from the kept perturbations at the end.
     """
     device = adapter.device
+    everyone = rows is None  # all inputs once: the space's tensors serve as they are
+    rows = torch.arange(space.x0.shape[0], device=device) if everyone else rows
     m, d = rows.shape[0], space.x0.shape[1]
     k = m * restarts
     rr = rows.repeat(restarts)  # restart-major copies of the rows
     slot = torch.arange(m, device=device).repeat(restarts)
-    x0, lower, upper = space.x0[rr], space.lower[rr], space.upper[rr]
+    if everyone and restarts == 1:
+        x0, lower, upper = space.x0, space.lower, space.upper
+    else:
+        x0, lower, upper = space.x0[rr], space.lower[rr], space.upper[rr]
     e = eps.repeat(restarts)
     alpha = (2.5 * e / max(steps, 1)) if step_size is None else _eps_rows(step_size, m, device).repeat(restarts)
     delta = torch.zeros_like(x0)
@@ -382,15 +397,14 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     discrete = bool(space.discrete.any())
     # the copies still running, compact; `pos` says which of the k copies each one is
     st = {"pos": torch.arange(k, device=device), "rows": rr, "slot": slot, "x0": x0, "e": e, "alpha": alpha[:, None],
-          "delta": delta, "best": delta.clone(), "best_g": torch.full((k,), math.inf, device=device),
+          "delta": delta, "best": delta, "best_g": torch.full((k,), math.inf, device=device),
           "best_n": torch.full((k,), math.inf, device=device), "best_s": torch.full((k,), math.nan, device=device)}
     if norm == "linf":
         st["lo"] = torch.maximum(lower, -e[:, None])
         st["hi"] = torch.minimum(upper, e[:, None])
     if norm != "linf" or discrete:
         st["lower"], st["upper"] = lower, upper
-    full = {name: torch.empty((k,) + st[name].shape[1:], dtype=st[name].dtype, device=device)
-            for name in ("best", "best_g", "best_n", "best_s")}
+    full = {}  # the kept best of copies that have left the running set, filled on the first compaction
     spare = None  # a (K, D) buffer free for the next iterate
     evaluations = torch.zeros(space.x0.shape[0], device=device)
     hits = torch.zeros(m, device=device)  # successes per row (early stop)
@@ -399,7 +413,9 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     seen_success = False
 
     def write_back(which):
-        for name in full:
+        for name in ("best", "best_g", "best_n", "best_s"):
+            if name not in full:
+                full[name] = torch.empty((k,) + st[name].shape[1:], dtype=st[name].dtype, device=device)
             full[name][st["pos"][which]] = st[name][which]
 
     iterator = range(steps + 1)
@@ -410,7 +426,8 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     for t in iterator:
         delta, x0a, ra = st["delta"], st["x0"], st["rows"]
         live = None if not early_stop or cheap_sync else hits[st["slot"]] == 0
-        scores, g, grad = _probe(adapter, space, bound, x0a + delta, ra, grad=t < steps)
+        zero_start = t == 0 and restarts == 1 and not random_start
+        scores, g, grad = _probe(adapter, space, bound, x0a if zero_start else x0a + delta, ra, grad=t < steps)
         ones = torch.ones(ra.shape[0], device=device)
         evaluations.index_add_(0, ra, ones)
         if t == 0 and not random_start:
@@ -429,7 +446,7 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
         if live is not None:
             better = better & live
         if cheap_sync and bool(better.all()):
-            if candidate is delta:
+            if candidate is delta and st["best"] is not delta:
                 spare = st["best"]
             st["best"] = candidate
         else:
@@ -463,9 +480,14 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
             step = _steepest(grad, delta, st["lower"], st["upper"], norm, l1_fraction)
             st["delta"] = project(delta + st["alpha"] * step, st["e"], norm=norm, lower=st["lower"], upper=st["upper"])
         spare = None
-    write_back(torch.ones(st["pos"].shape[0], dtype=torch.bool, device=device))
+    if full:
+        write_back(torch.ones(st["pos"].shape[0], dtype=torch.bool, device=device))
+    else:
+        full = st
     best, best_g, best_s = full["best"], full["best_g"], full["best_s"]
     best_n = torch.where(best_g < math.inf, vector_norm(best, norm), torch.full_like(best_g, math.inf))
+    if restarts == 1:
+        return _Run(best, best_g, best_n, evaluations, best_s, score0)
     # best of the restarts of each row
     out, out_g, out_n, out_s = best[:m].clone(), best_g[:m].clone(), best_n[:m].clone(), best_s[:m].clone()
     for r in range(1, restarts):
@@ -484,7 +506,8 @@ def _result(adapter, space, bound, X, delta, *, norm, ids, params, start, evalua
     else:
         before, _ = adapter.evaluate(X, bound)
         evaluations = evaluations + 1
-    if run is not None and run.score is not None and bool((run.g < math.inf).all()):
+    reuse = run is not None and run.score is not None and bool((run.g < math.inf).all())
+    if reuse:
         after, g = run.score, run.g
     else:
         after, g = adapter.evaluate(space.unflat(x_adv), bound)
@@ -495,7 +518,7 @@ def _result(adapter, space, bound, X, delta, *, norm, ids, params, start, evalua
     params = {**params, "norm": norm, "device": str(adapter.device), "seconds": time.perf_counter() - start,
               "evaluations": evaluations.cpu()}
     return PerturbationResult(
-        x_adv=space.unflat(x_adv), delta=space.unflat(delta), norm=vector_norm(delta, norm),
+        x_adv=space.unflat(x_adv), delta=space.unflat(delta), norm=run.norm if reuse else vector_norm(delta, norm),
         score_before=before, score_after=after, success=g <= 0, ids=list(ids or []), feature_names=names,
         params=params,
     )
@@ -591,7 +614,7 @@ def pgd(
     eps_rows = _eps_rows(eps, n, adapter.device)
     generator = torch.Generator().manual_seed(seed)
     with adapter.session():
-        run = _pgd_core(adapter, space, bound, torch.arange(n, device=adapter.device), eps_rows, norm=norm,
+        run = _pgd_core(adapter, space, bound, None, eps_rows, norm=norm,
                         steps=steps, step_size=step_size, restarts=restarts, random_start=random_start,
                         early_stop=early_stop, l1_fraction=l1_fraction, generator=generator, progress=progress)
     params = {"method": "pgd", "goal": str(bound.goal), "eps": eps_rows.cpu(), "steps": steps, "step_size": step_size,
