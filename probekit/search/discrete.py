@@ -422,6 +422,9 @@ def _exhaustive(adapter, space: _Space, bound, state: _State, max_level: torch.T
         active = ~state.found & (max_level >= level) & (state.exhausted == level - 1)
         if not active.any():
             break
+        if level == 1 and budget is None:
+            _exhaustive_singles(adapter, space, bound, state, active)
+            continue
         table = _binomial_table(int(n_pairs[active].max()), level, space.X.device)
         counts = [math.comb(int(c), level) if on else 0 for c, on in zip(n_pairs.tolist(), active.tolist())]
         if max(counts) > _EXHAUSTIVE_WARN:
@@ -458,6 +461,22 @@ def _exhaustive(adapter, space: _Space, bound, state: _State, max_level: torch.T
             bar.close()
         complete = active & ~state.found & (done == total)
         state.exhausted[complete] = level
+
+
+def _exhaustive_singles(adapter, space: _Space, bound, state: _State, active: torch.Tensor) -> None:
+    """Every single edit of the ``active`` inputs through the single-edit engine (incremental for DNA)."""
+    a = space.n_values
+    index = active.nonzero().squeeze(1)
+    rows = space.X[index]
+    sites = torch.arange(space.n_sites, device=rows.device)
+    g = space.singles(adapter, rows, sites, lambda y, r: bound(y, index[r]), skip=~space.mask[index])
+    valid = space.allowed(rows, space.mask[index])
+    state.evals.index_add_(0, index, valid.sum(dim=(1, 2)))
+    flat = valid.reshape(-1).nonzero().squeeze(1)
+    p = sites.numel()
+    cm, cp, ca = flat // (p * a), (flat // a) % p, flat % a
+    _best_per_input(state, index[cm], sites[cp][:, None], ca[:, None], g.reshape(-1)[flat], space.X.shape[0])
+    state.exhausted[active & ~state.found] = 1
 
 
 # ------------------------------------------------------------------- beam
