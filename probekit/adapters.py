@@ -30,9 +30,12 @@ import torch
 from ._device import backoff_warner, map_batches, model_dtype, model_on, resolve_device
 from .encode.dna import one_hot, reverse_complement
 from .goals import BoundGoal, Goal
+from ._warnings import warn
 from .outputs import Output, as_output
 
 AUTOCAST_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Largest relative difference from full precision that mixed precision may show before a warning.
+AUTOCAST_TOLERANCE = 1e-2
 # Seconds the automatic batch-size probe may spend, once per adapter.
 AUTO_BATCH_BUDGET_S = 0.5
 
@@ -63,6 +66,7 @@ class Adapter:
         self.device: torch.device = resolve_device(device)
         self.dtype: torch.dtype = dtype or model_dtype(model) or torch.float32
         self.autocast = autocast
+        self.autocast_error: float | None = None  # measured on the first mixed-precision batch
         self._set_batch_size(batch_size)
         self._batch_setting_auto = self._auto_batch
         self._depth = 0
@@ -121,6 +125,8 @@ class Adapter:
             elif key == "device":
                 value = resolve_device(value)
             setattr(new, key, value)
+        if changes.keys() & {"model", "device", "dtype", "autocast"}:
+            new.autocast_error = None
         if "batch_size" not in changes and changes.keys() & {"model", "device", "dtype", "autocast", "strands", "layout"}:
             new._auto_batch = getattr(self, "_batch_setting_auto", False)
         return new
@@ -135,6 +141,8 @@ class Adapter:
         if self.autocast is not None:
             with torch.autocast(self.device.type, dtype=AUTOCAST_DTYPES[self.autocast]):
                 y = self.model(x)
+            if self.autocast_error is None and x.shape[0] > 0:
+                self._check_autocast(x, y)
         else:
             y = self.model(x)
         if isinstance(y, (tuple, list)):
@@ -142,6 +150,18 @@ class Adapter:
                 "the model returned a tuple; wrap it so that it returns one tensor, or pick one with a callable"
             )
         return y.float() if y.dtype in (torch.float16, torch.bfloat16) else y
+
+    def _check_autocast(self, x: torch.Tensor, y_low: torch.Tensor) -> None:
+        """Compare the first mixed-precision batch with full precision; warn when they disagree."""
+        with torch.no_grad():
+            y_full = self.model(x).float()
+            scale = y_full.abs().max().clamp_min(1e-12)
+            self.autocast_error = float((y_low.detach().float() - y_full).abs().max() / scale)
+        if self.autocast_error > AUTOCAST_TOLERANCE:
+            warn(
+                f"autocast={self.autocast!r} changes the model's outputs by up to {self.autocast_error:.2g} of their "
+                f"scale on the first batch (tolerance {AUTOCAST_TOLERANCE}); results may differ from full precision"
+            )
 
     def _call(self, X: torch.Tensor) -> torch.Tensor:
         try:
@@ -277,7 +297,9 @@ class SequenceModel(Adapter):
     strands : {"forward", "both"}
         ``"both"`` averages the raw outputs of the sequence and its reverse complement.
     autocast : {None, "bf16", "fp16"}
-        Mixed precision inside the forward pass.
+        Mixed precision inside the forward pass (for GPUs). The first batch is also
+        run in full precision: the largest relative difference is kept in
+        ``autocast_error``, and a ``ProbekitWarning`` says when it exceeds 1e-2.
 
     Examples
     --------

@@ -169,3 +169,33 @@ def test_auto_batch_size_is_probed_on_first_use_and_gives_the_same_scores():
     assert adapter.replace(batch_size="auto")._auto_batch
     with pytest.raises(ValueError):
         adapter.replace(batch_size=True)
+
+
+def test_autocast_is_checked_against_full_precision():
+    X = one_hot(random_sequences(6, 40))
+    full = SequenceModel(ToyConv(), output=1, device="cpu").score(X)
+    mixed = SequenceModel(ToyConv(), output=1, device="cpu", autocast="bf16")
+    scores = mixed.score(X)
+    assert mixed.autocast_error is not None and mixed.autocast_error < 0.05
+    assert torch.allclose(scores, full, rtol=0.05, atol=0.05)
+
+    class Cancelling(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(4 * 40, 1)
+            with torch.no_grad():
+                self.linear.bias.fill_(1e4)
+
+        def forward(self, x):
+            return self.linear(x.flatten(1)) - 1e4
+
+    import warnings
+
+    from probekit import ProbekitWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fragile = SequenceModel(Cancelling(), output=0, device="cpu", autocast="bf16")
+        fragile.score(X)
+    assert fragile.autocast_error > 0.01
+    assert any(issubclass(w.category, ProbekitWarning) and "autocast" in str(w.message) for w in caught)
