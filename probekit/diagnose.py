@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
 import torch
 
 from . import goals as _goals
@@ -115,17 +117,22 @@ def _certified_radius(fn, adapter, X, g0, hi, norm, goal, iters) -> torch.Tensor
         return lo
     state: dict = {}
     rows = torch.nonzero(active)[:, 0]
-    at_hi = _certified(fn, adapter, X[rows], hi[rows], norm, goal, state)
-    lo[rows[at_hi]] = hi[rows[at_hi]]
-    up = hi.clone()
-    rows = rows[~at_hi]
-    for _ in range(iters):
-        if rows.numel() == 0:
-            break
-        mid = 0.5 * (lo[rows] + up[rows])
-        ok = _certified(fn, adapter, X[rows], mid, norm, goal, state)
-        lo[rows[ok]] = mid[ok]
-        up[rows[~ok]] = mid[~ok]
+    # The certifier is called once per bisection step: say each of its warnings once, not every step.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        at_hi = _certified(fn, adapter, X[rows], hi[rows], norm, goal, state)
+        lo[rows[at_hi]] = hi[rows[at_hi]]
+        up = hi.clone()
+        rows = rows[~at_hi]
+        for _ in range(iters):
+            if rows.numel() == 0:
+                break
+            mid = 0.5 * (lo[rows] + up[rows])
+            ok = _certified(fn, adapter, X[rows], mid, norm, goal, state)
+            lo[rows[ok]] = mid[ok]
+            up[rows[~ok]] = mid[~ok]
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        warn(message)
     return lo
 
 
