@@ -423,3 +423,68 @@ def test_per_input_masks():
         assert (r.delta[~mask] == 0).all()
         m = min_perturbation(adapter, X, goal=goals.flip(), norm=norm, mask=mask, eps_max=2.0, steps=10, search_steps=3)
         assert (m.delta[~mask] == 0).all()
+
+
+def reference_linf_pgd(model, bound, X, eps, alpha, steps, lo, hi, mask, early_stop):
+    """Textbook L-inf PGD with per-input eps, feature bounds, masks, early stop and the kept best iterate
+    (success first, then the smaller norm, else the lower g), one input at a time."""
+    best, best_g, best_n, evaluations = torch.zeros_like(X), [], [], []
+    for i in range(X.shape[0]):
+        x0, delta = X[i:i + 1], torch.zeros_like(X[i:i + 1])
+        kept_g, kept_n, count = math.inf, math.inf, 0
+        for t in range(steps + 1):
+            x = (x0 + delta).requires_grad_(True)
+            g = bound(model(x), torch.tensor([i]))
+            (grad,) = torch.autograd.grad(g.sum(), x)
+            count += 1
+            g, n = float(g.detach()), float(delta.abs().max())
+            if (g <= 0 < kept_g) or (g <= 0 and kept_g <= 0 and n < kept_n) or (g > 0 and kept_g > 0 and g < kept_g):
+                best[i], kept_g, kept_n = delta[0], g, n
+            if t == steps or (early_stop and g <= 0):
+                break
+            with torch.no_grad():
+                delta = torch.clamp(delta - alpha * grad.sign(), -float(eps[i]), float(eps[i]))
+                delta = torch.clamp(x0 + delta, lo, hi) - x0
+                delta = torch.where(mask[i], delta, torch.zeros_like(delta))
+        best_g.append(kept_g)
+        best_n.append(kept_n)
+        evaluations.append(count)
+    return X + best, torch.tensor(best_g), torch.tensor(evaluations, dtype=torch.float32)
+
+
+@pytest.mark.parametrize("early_stop", [True, False])
+def test_linf_pgd_with_bounds_masks_and_per_input_eps_equals_reference(early_stop):
+    model = mlp()
+    adapter = FeatureModel(model, output=outputs.margin(1), bounds=(0.0, 1.0), device="cpu", batch_size=3)
+    X = torch.rand(10, 6, generator=torch.Generator().manual_seed(2))
+    mask = torch.rand(10, 6, generator=torch.Generator().manual_seed(3)) > 0.3
+    eps = torch.linspace(0.02, 0.6, 10)
+    goal = goals.flip()
+    bound = adapter.bind(goal, X)
+    ours = pgd(adapter, X, goal=goal, eps=eps, steps=15, step_size=0.04, mask=mask, early_stop=early_stop)
+    ref_x, ref_g, ref_evals = reference_linf_pgd(model, bound, X, eps, 0.04, 15, 0.0, 1.0, mask, early_stop)
+    assert 0 < int(ours.success.sum()) < 10  # both kinds of input are exercised
+    assert torch.allclose(ours.x_adv, ref_x, atol=1e-5)
+    assert torch.equal(ours.success, ref_g <= 0)
+    # the reported scores are those of the reported points and inputs
+    assert torch.allclose(ours.score_after, adapter.score(ours.x_adv), atol=1e-5)
+    assert torch.allclose(ours.score_before, adapter.score(X), atol=1e-6)
+    assert torch.allclose(ours.norm, (ours.x_adv - X).abs().amax(dim=1), atol=1e-6)
+    assert torch.equal(ours.params["evaluations"], ref_evals)
+
+
+def test_restarts_with_rounded_discrete_features_report_their_own_scores():
+    kinds = ["continuous"] * 4 + ["binary"] * 2
+    adapter = FeatureModel(mlp(), output=outputs.margin(1), kinds=kinds, bounds=(0.0, 1.0), device="cpu")
+    X = torch.rand(6, 6, generator=torch.Generator().manual_seed(4))
+    X[:, 4:] = (X[:, 4:] > 0.5).float()
+    eps = torch.linspace(0.1, 1.0, 6)
+    for norm in ("linf", "l2", "l1"):
+        r = pgd(adapter, X, goal=goals.flip(), eps=eps, norm=norm, steps=8, restarts=3, relax_discrete=True, seed=1)
+        assert torch.equal(r.x_adv[:, 4:], r.x_adv[:, 4:].round())
+        assert (vector_norm(r.x_adv - X, norm) <= eps * (1 + 1e-5) + 1e-6).all()
+        assert ((r.x_adv >= 0) & (r.x_adv <= 1)).all()
+        after, g = adapter.evaluate(r.x_adv, adapter.bind(goals.flip(), X))
+        assert torch.allclose(r.score_after, after, atol=1e-5)
+        assert torch.equal(r.success, g <= 0)
+        assert torch.allclose(r.norm, vector_norm(r.x_adv - X, norm), atol=1e-6)

@@ -215,8 +215,10 @@ def _space(adapter, X: torch.Tensor, mask, relax_discrete: bool) -> _Space:
     free = None if mask is None else _mask_rows(mask, X)
     if not relax_discrete and kinds is not None and bool(discrete.any()):
         free = (torch.ones(n, d, dtype=torch.bool, device=X.device) if free is None else free) & ~discrete
-    # one pass finds both problems: the clamp moves out-of-bounds values, and NaN / inf never compare equal
-    suspect = bool((x0.clamp(lo, hi) != x0).any()) or not bool(torch.isfinite(x0).all())
+    lower, upper = torch.sub(lo, x0), torch.sub(hi, x0)
+    # out-of-bounds inputs make lower > 0 or upper < 0; NaN or infinite ones make a NaN or such a sign (max and
+    # min propagate NaN), so two reductions tell whether the detailed checks are needed
+    suspect = x0.numel() > 0 and not bool((lower.max() <= 0) & (upper.min() >= 0))
     outside = (x0 < lo) | (x0 > hi) if suspect else None
     if suspect and outside.any():
         i, j = (int(v) for v in torch.nonzero(outside)[0])
@@ -232,8 +234,8 @@ def _space(adapter, X: torch.Tensor, mask, relax_discrete: bool) -> _Space:
             "and reported as not reaching the goal, and the other inputs go on"
         )
         free = free & ~broken[:, None]
-    lower = torch.sub(lo, x0).clamp_(max=0)
-    upper = torch.sub(hi, x0).clamp_(min=0)
+    lower.clamp_(max=0)
+    upper.clamp_(min=0)
     if free is None:
         return _Space(x0, lower, upper, discrete, tuple(X.shape[1:]))
     lower.masked_fill_(~free, 0.0)
@@ -445,12 +447,16 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
         better = _better(g, n_new, st["best_g"], st["best_n"])
         if live is not None:
             better = better & live
-        if cheap_sync and bool(better.all()):
-            if candidate is delta and st["best"] is not delta:
-                spare = st["best"]
+        if st["best"] is candidate:
+            pass  # the first iterate, kept as it is
+        elif cheap_sync and bool(better.all()):
+            if candidate is delta:
+                spare = st["best"]  # its buffer takes the next iterate
             st["best"] = candidate
-        else:
+        elif st["best"] is delta:  # the first iterate is still the kept one; the rounded candidate replaces it
             st["best"] = torch.where(better[:, None], candidate, st["best"])
+        else:
+            torch.where(better[:, None], candidate, st["best"], out=st["best"])
         st["best_g"] = torch.where(better, g, st["best_g"])
         st["best_n"] = torch.where(better, n_new, st["best_n"])
         st["best_s"] = torch.where(better, scores, st["best_s"])
