@@ -488,3 +488,20 @@ def test_restarts_with_rounded_discrete_features_report_their_own_scores():
         assert torch.allclose(r.score_after, after, atol=1e-5)
         assert torch.equal(r.success, g <= 0)
         assert torch.allclose(r.norm, vector_norm(r.x_adv - X, norm), atol=1e-6)
+
+
+def test_early_stop_without_per_step_host_reads_gives_the_same_result(monkeypatch):
+    """Off the CPU, finished inputs stay in the batch (frozen) for a few steps: same points, same counts."""
+    from probekit.search import continuous
+
+    adapter = FeatureModel(mlp(), output=outputs.margin(1), bounds=(0.0, 1.0), device="cpu")
+    X = torch.rand(12, 6, generator=torch.Generator().manual_seed(5))
+    kw = dict(goal=goals.flip(), eps=torch.linspace(0.05, 0.8, 12), steps=20, restarts=2, seed=2)
+    for norm in ("linf", "l2"):
+        a = pgd(adapter, X, norm=norm, **kw)
+        monkeypatch.setattr(continuous, "_cheap_sync", lambda device: False)
+        b = pgd(adapter, X, norm=norm, **kw)
+        monkeypatch.undo()
+        assert 0 < int(a.success.sum()) < 12
+        assert torch.equal(a.x_adv, b.x_adv) and torch.equal(a.success, b.success)
+        assert torch.equal(a.params["evaluations"], b.params["evaluations"])

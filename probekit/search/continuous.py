@@ -365,6 +365,11 @@ def _probe(adapter, space, bound, x, rows, *, grad: bool):
     return torch.cat(scores), torch.cat(g), torch.cat(dg) if grad else None
 
 
+def _cheap_sync(device) -> bool:
+    """Whether reading a flag back to Python is free (the CPU); elsewhere PGD reads one only every few steps."""
+    return device.type == "cpu"
+
+
 def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, restarts, random_start, early_stop,
               l1_fraction, generator, progress=False) -> _Run:
     """PGD on the inputs ``rows`` (M,) of ``space`` with per-row ``eps`` (M,); best of restarts per row.
@@ -411,7 +416,7 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     evaluations = torch.zeros(space.x0.shape[0], device=device)
     hits = torch.zeros(m, device=device)  # successes per row (early stop)
     score0 = None
-    cheap_sync = device.type == "cpu"  # reading a flag costs nothing on the CPU; elsewhere only every few steps
+    cheap_sync = _cheap_sync(device)
     seen_success = False
 
     def write_back(which):
@@ -430,7 +435,7 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
         live = None if not early_stop or cheap_sync else hits[st["slot"]] == 0
         zero_start = t == 0 and restarts == 1 and not random_start
         scores, g, grad = _probe(adapter, space, bound, x0a if zero_start else x0a + delta, ra, grad=t < steps)
-        ones = torch.ones(ra.shape[0], device=device)
+        ones = torch.ones(ra.shape[0], device=device) if live is None else live.float()  # finished copies not counted
         evaluations.index_add_(0, ra, ones)
         if t == 0 and not random_start:
             score0 = scores[:m]
