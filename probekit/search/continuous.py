@@ -452,8 +452,13 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
         better = _better(g, n_new, st["best_g"], st["best_n"])
         if live is not None:
             better = better & live
+        pending = None
         if st["best"] is candidate:
             pass  # the first iterate, kept as it is
+        elif cheap_sync and candidate is delta and norm == "linf" and t < steps:
+            # after the step, this iterate's buffer becomes the kept best: only the rows that did not
+            # improve are copied back into it from the old best
+            pending = better
         elif cheap_sync and bool(better.all()):
             if candidate is delta:
                 spare = st["best"]  # its buffer takes the next iterate
@@ -472,6 +477,9 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
             if cheap_sync or t % 8 == 7:
                 keep = hits[st["slot"]] == 0
                 if not bool(keep.all()):
+                    if pending is not None:
+                        torch.where(pending[:, None], delta, st["best"], out=st["best"])
+                        pending = None
                     write_back(~keep)
                     st = {name: value[keep] for name, value in st.items()}
                     grad = grad[keep]
@@ -479,6 +487,15 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
                     if st["pos"].numel() == 0:
                         break
         delta = st["delta"]
+        if norm == "linf" and pending is not None:
+            step = grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0).sign_()
+            out = spare if spare is not None and spare.shape == delta.shape else torch.empty_like(delta)
+            st["delta"] = torch.addcmul(delta, st["alpha"], step, value=-1.0, out=out).clamp_(st["lo"], st["hi"])
+            worse = torch.nonzero(~pending)[:, 0]
+            if worse.numel():
+                delta.index_copy_(0, worse, st["best"].index_select(0, worse))
+            spare, st["best"] = st["best"], delta
+            continue
         if norm == "linf":
             step = grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0).sign_()
             # write the next iterate over the current one unless it is also the kept best
