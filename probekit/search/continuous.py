@@ -418,6 +418,7 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     score0 = None
     cheap_sync = _cheap_sync(device)
     seen_success = False
+    x = None
 
     def write_back(which):
         for name in ("best", "best_g", "best_n", "best_s"):
@@ -433,8 +434,11 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     for t in iterator:
         delta, x0a, ra = st["delta"], st["x0"], st["rows"]
         live = None if not early_stop or cheap_sync else hits[st["slot"]] == 0
-        zero_start = t == 0 and restarts == 1 and not random_start
-        scores, g, grad = _probe(adapter, space, bound, x0a if zero_start else x0a + delta, ra, grad=t < steps)
+        if t == 0 and restarts == 1 and not random_start:
+            x = x0a  # the zero start
+        else:  # the model's input buffer is reused from step to step (the graph of the last step is freed)
+            x = torch.add(x0a, delta, out=x if x is not None and x is not x0a and x.shape == delta.shape else None)
+        scores, g, grad = _probe(adapter, space, bound, x, ra, grad=t < steps)
         ones = torch.ones(ra.shape[0], device=device) if live is None else live.float()  # finished copies not counted
         evaluations.index_add_(0, ra, ones)
         if t == 0 and not random_start:
