@@ -25,7 +25,6 @@ torch.Size([2, 3])
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -635,6 +634,13 @@ def pgd(
     >>> float(r.norm[0])
     0.5
     """
+    return _pgd(adapter, X, goal=goal, eps=eps, norm=norm, steps=steps, step_size=step_size, restarts=restarts,
+                random_start=random_start, mask=mask, seed=seed, early_stop=early_stop, relax_discrete=relax_discrete,
+                l1_fraction=l1_fraction, ids=ids, progress=progress, method="pgd")
+
+
+def _pgd(adapter, X, *, goal, eps, norm, steps, step_size, restarts, random_start, mask, seed, early_stop,
+         relax_discrete, l1_fraction, ids, progress, method) -> PerturbationResult:
     start = time.perf_counter()
     norm = _check_norm(norm)
     if steps < 0 or restarts < 1:
@@ -649,7 +655,7 @@ def pgd(
         run = _pgd_core(adapter, space, bound, None, eps_rows, norm=norm,
                         steps=steps, step_size=step_size, restarts=restarts, random_start=random_start,
                         early_stop=early_stop, l1_fraction=l1_fraction, generator=generator, progress=progress)
-    params = {"method": "pgd", "goal": str(bound.goal), "eps": eps_rows.cpu(), "steps": steps, "step_size": step_size,
+    params = {"method": method, "goal": str(bound.goal), "eps": eps_rows.cpu(), "steps": steps, "step_size": step_size,
               "restarts": restarts, "random_start": random_start, "seed": seed, "early_stop": early_stop,
               "relax_discrete": relax_discrete}
     return _result(adapter, space, bound, X, run.delta, norm=norm, ids=ids, params=params, start=start,
@@ -684,9 +690,9 @@ def fgsm(adapter, X, *, goal=None, eps, norm: str = "linf", mask=None, relax_dis
     >>> fgsm(adapter, torch.zeros(1, 2), goal=goals.decrease(by=100.0), eps=0.1).norm
     tensor([0.1000])
     """
-    result = pgd(adapter, X, goal=goal, eps=eps, norm=norm, steps=1, step_size=eps, mask=mask, early_stop=False,
-                 relax_discrete=relax_discrete, l1_fraction=0.0, ids=ids)
-    return dataclasses.replace(result, params={**result.params, "method": "fgsm"})
+    return _pgd(adapter, X, goal=goal, eps=eps, norm=norm, steps=1, step_size=eps, restarts=1, random_start=False,
+                mask=mask, seed=0, early_stop=False, relax_discrete=relax_discrete, l1_fraction=0.0, ids=ids,
+                progress=False, method="fgsm")
 
 
 def _first_order_radius(adapter, space, bound, norm) -> tuple[torch.Tensor, torch.Tensor]:
