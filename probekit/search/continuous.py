@@ -317,8 +317,8 @@ def _random_in_ball(n, d, eps, norm, generator, device) -> torch.Tensor:
 
 def _better(g_new, n_new, g_old, n_old):
     """Where a candidate beats the kept one: success first, then smaller norm, else lower g."""
-    s_new, s_old = g_new <= 0, g_old <= 0
-    return (s_new & ~s_old) | (s_new & s_old & (n_new < n_old)) | (~s_new & ~s_old & (g_new < g_old))
+    fail_old = g_old > 0
+    return torch.where(g_new <= 0, fail_old | (n_new < n_old), fail_old & (g_new < g_old))
 
 
 @dataclass
@@ -471,7 +471,8 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
         else:
             torch.where(better[:, None], candidate, st["best"], out=st["best"])
         st["best_g"] = torch.where(better, g, st["best_g"])
-        st["best_n"] = torch.where(better, n_new, st["best_n"])
+        if need_norm:
+            st["best_n"] = torch.where(better, n_new, st["best_n"])
         st["best_s"] = torch.where(better, scores, st["best_s"])
         if t == steps:
             break
@@ -494,8 +495,8 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
             step = grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0).sign_()
             out = spare if spare is not None and spare.shape == delta.shape else torch.empty_like(delta)
             st["delta"] = torch.addcmul(delta, st["alpha"], step, value=-1.0, out=out).clamp_(st["lo"], st["hi"])
-            worse = torch.nonzero(~pending)[:, 0]
-            if worse.numel():
+            if not bool(pending.all()):
+                worse = torch.nonzero(~pending)[:, 0]
                 delta.index_copy_(0, worse, st["best"].index_select(0, worse))
             spare, st["best"] = st["best"], delta
             continue
