@@ -81,12 +81,19 @@ class Adapter:
             raise ValueError(f"batch_size must be a positive int or 'auto', got {batch_size!r}")
         self.batch_size: int = batch_size
 
-    def _resolve_batch_size(self, X: torch.Tensor) -> None:
+    def resolve_batch_size(self, X) -> int:
+        """Settle ``batch_size="auto"`` with a short timed probe on inputs ``X``; returns the batch size.
+
+        Called by every batched method on its first inputs; searches that call the
+        model through :meth:`forward` call it themselves.
+        """
+        X = self._as_input(X)
         if self._auto_batch and X.shape[0] > 0:
             from ._batching import pick_batch_size
 
             self._auto_batch = False  # the probe itself runs with the default batch
             self.batch_size = pick_batch_size(self, X[:1], budget_s=AUTO_BATCH_BUDGET_S)
+        return self.batch_size
 
     # ------------------------------------------------------------------ state
     @contextlib.contextmanager
@@ -202,7 +209,7 @@ class Adapter:
         torch.Tensor of shape (N, ...) on :attr:`device`
         """
         X = self._as_input(X)
-        self._resolve_batch_size(X)
+        self.resolve_batch_size(X)
         n = X.shape[0]
         if rows is None:
             rows = torch.arange(n, device=self.device)
@@ -253,7 +260,7 @@ class Adapter:
         grads : torch.Tensor of the shape of ``X``
         """
         X = self._as_input(X)
-        self._resolve_batch_size(X)
+        self.resolve_batch_size(X)
         n = X.shape[0]
         rows = torch.arange(n, device=self.device) if rows is None else rows.to(self.device)
         fn = fn or (lambda y, r: self.output(y))

@@ -30,6 +30,8 @@ def _to_cpu(value):
     if isinstance(value, torch.Tensor):
         return value.detach().cpu()
     if isinstance(value, list):
+        if not any(isinstance(v, (torch.Tensor, list, tuple, dict)) for v in value):
+            return value  # names and numbers: nothing to move
         return [_to_cpu(v) for v in value]
     if isinstance(value, tuple):
         return tuple(_to_cpu(v) for v in value)

@@ -339,7 +339,7 @@ def _probe(adapter, space, bound, x, rows, *, grad: bool):
     """
     m = x.shape[0]
     parts = []
-    resolve = getattr(adapter, "_resolve_batch_size", None)  # batch_size="auto" probes once, on first use
+    resolve = getattr(adapter, "resolve_batch_size", None)  # batch_size="auto" probes once, on first use
     if resolve is not None:
         resolve(space.unflat(x))
 
