@@ -60,9 +60,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(machine())
+    # The reference MLP of the peer measurements: 2048 -> 256 -> 64 -> 1, seed 0, 32 random binary inputs.
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 1)).eval()
-    X = torch.randn(32, 64, generator=torch.Generator().manual_seed(1))
+    model = nn.Sequential(nn.Linear(2048, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, 1)).eval()
+    X = (torch.rand(32, 2048, generator=torch.Generator().manual_seed(1)) > 0.5).float()
     adapter = FeatureModel(model, output=outputs.value(0), device="cpu")
     certify = try_import("probekit.certify")
     lirpa = try_import("auto_LiRPA")
@@ -79,6 +80,7 @@ def main(argv=None):
         methods = {}
         if certify is not None and hasattr(certify, "ibp"):
             methods["probekit IBP"] = lambda: certify.ibp(adapter, X, eps=eps)
+            methods["probekit CROWN-IBP"] = lambda: certify.crown(adapter, X, eps=eps, intermediate="ibp")
             methods["probekit CROWN"] = lambda: certify.crown(adapter, X, eps=eps)
         for name, fn in methods.items():
             try:
@@ -88,7 +90,7 @@ def main(argv=None):
             except Exception as error:  # noqa: BLE001 - a failing method is reported, the rest go on
                 row[name] = f"error: {type(error).__name__}"
         if lirpa is not None:
-            bounded = lirpa.BoundedModule(model, torch.zeros(1, 64))
+            bounded = lirpa.BoundedModule(model, torch.zeros(1, 2048))
             ptb = lirpa.PerturbationLpNorm(norm=float("inf"), eps=eps)
             x = lirpa.BoundedTensor(X, ptb)
             for method in ("IBP", "CROWN"):
@@ -97,7 +99,7 @@ def main(argv=None):
                 row[f"auto_LiRPA {method} s"] = seconds
         rows.append(row)
     columns = ["eps", "attack width (lower estimate)"]
-    for name in ("probekit IBP", "probekit CROWN", "auto_LiRPA IBP", "auto_LiRPA CROWN"):
+    for name in ("probekit IBP", "probekit CROWN-IBP", "probekit CROWN", "auto_LiRPA IBP", "auto_LiRPA CROWN"):
         if any(name in r for r in rows):
             columns += [name, name + " s"]
     print()
