@@ -19,6 +19,7 @@ torch.Size([2])
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import copy
 from typing import Callable, Sequence
@@ -48,7 +49,7 @@ def _default_batch_size(device: torch.device) -> int:
     return 256 if device.type == "cuda" else 32
 
 
-class Adapter:
+class Adapter(abc.ABC):
     """Common machinery of :class:`SequenceModel` and :class:`FeatureModel`.
 
     Subclasses define how inputs are encoded (:meth:`encode`) and laid out for
@@ -276,8 +277,9 @@ class Adapter:
         both = torch.cat(parts) if parts else torch.zeros(0, 1 + X[0].numel(), device=self.device)
         return both[:, 0], both[:, 1:].reshape(X.shape)
 
-    def encode(self, inputs) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def encode(self, inputs) -> torch.Tensor:
+        """Inputs in the adapter's canonical tensor layout, on :attr:`device`."""
 
 
 class SequenceModel(Adapter):

@@ -16,6 +16,7 @@ torch.Size([2, 5])
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +60,7 @@ def _plain(value):
     return str(value)
 
 
-class Result:
+class Result(abc.ABC):
     """Shared behaviour of result dataclasses: CPU tensors, save/load, summary."""
 
     def __post_init__(self):
@@ -86,8 +87,9 @@ class Result:
         """One row per input with the result's main per-input numbers."""
         return self.to_frame()
 
-    def to_frame(self) -> pd.DataFrame:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    def to_frame(self) -> pd.DataFrame:
+        """The result as a tidy table; each result type defines its rows."""
 
 
 def _meta():

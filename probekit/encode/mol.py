@@ -190,8 +190,9 @@ class Featurizer:
         self._bounds = (lower, upper)
         return self
 
-    def _compute(self, mol) -> tuple[np.ndarray, dict]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def _compute(self, mol) -> tuple[np.ndarray, dict]:
+        """Values and provenance of one molecule; featurizers built from others override ``featurize`` instead."""
+        raise TypeError(f"{type(self).__name__} does not featurize one molecule at a time; call featurize()")
 
     def environments(self, mol, feature: int, *, info=None) -> list[dict]:
         """Atom environments of ``feature`` in ``mol``; none for features without a substructure."""
