@@ -470,14 +470,27 @@ class FeatureModel(Adapter):
                 raise ValueError(f"feature kind must be one of {self.KINDS}, got {k!r}")
         return kinds
 
+    def kind_mask(self, n_features: int, kind: str) -> torch.Tensor:
+        """Where the features are of ``kind`` (continuous, binary or integer): bool, shape (F,), on the CPU.
+
+        Examples
+        --------
+        >>> FeatureModel(torch.nn.Linear(3, 1), output=0, kinds=["binary", "continuous", "binary"]).kind_mask(3, "binary")
+        tensor([ True, False,  True])
+        """
+        kinds = self.kinds(n_features)
+        if isinstance(self._kinds, str):
+            return torch.full((n_features,), self._kinds == kind)
+        return torch.from_numpy(np.asarray(kinds, dtype=object) == kind)
+
     def bounds(self, n_features: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Lower and upper bound of each feature, shape (F,) each, on :attr:`device`.
 
         Binary features default to [0, 1]; others to (-inf, inf) unless given.
         """
-        kinds = self.kinds(n_features)
-        lower = torch.tensor([0.0 if k == "binary" else -float("inf") for k in kinds])
-        upper = torch.tensor([1.0 if k == "binary" else float("inf") for k in kinds])
+        binary = self.kind_mask(n_features, "binary")
+        lower = torch.where(binary, 0.0, -float("inf"))
+        upper = torch.where(binary, 1.0, float("inf"))
         if self._bounds is not None:
             lo, hi = self._bounds
             try:

@@ -27,11 +27,14 @@ import pandas as pd
 import torch
 
 
+_PLAIN_TYPES = {str, int, float, bool, type(None)}
+
+
 def _to_cpu(value):
     if isinstance(value, torch.Tensor):
         return value.detach().cpu()
     if isinstance(value, list):
-        if not any(isinstance(v, (torch.Tensor, list, tuple, dict)) for v in value):
+        if {type(v) for v in value} <= _PLAIN_TYPES:
             return value  # names and numbers: nothing to move
         return [_to_cpu(v) for v in value]
     if isinstance(value, tuple):

@@ -503,5 +503,6 @@ def test_early_stop_without_per_step_host_reads_gives_the_same_result(monkeypatc
         b = pgd(adapter, X, norm=norm, **kw)
         monkeypatch.undo()
         assert 0 < int(a.success.sum()) < 12
-        assert torch.equal(a.x_adv, b.x_adv) and torch.equal(a.success, b.success)
+        # the batches differ in size, and matrix products may round the last bit differently with the size
+        assert torch.allclose(a.x_adv, b.x_adv, rtol=0, atol=1e-6) and torch.equal(a.success, b.success)
         assert torch.equal(a.params["evaluations"], b.params["evaluations"])
