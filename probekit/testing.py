@@ -5,7 +5,7 @@ Examples
 >>> from probekit import SequenceModel
 >>> adapter = SequenceModel(ToyConv(), output=0, device="cpu")
 >>> report = check_adapter(adapter, adapter.encode(["ACGTACGTACGT", "TTTTACGTAAAA"]))
->>> report["passed"].all()
+>>> bool(report["passed"].all())
 True
 """
 

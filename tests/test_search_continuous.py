@@ -506,3 +506,58 @@ def test_early_stop_without_per_step_host_reads_gives_the_same_result(monkeypatc
         # the batches differ in size, and matrix products may round the last bit differently with the size
         assert torch.allclose(a.x_adv, b.x_adv, rtol=0, atol=1e-6) and torch.equal(a.success, b.success)
         assert torch.equal(a.params["evaluations"], b.params["evaluations"])
+
+
+class CountingModel(torch.nn.Module):
+    """Counts the batches the model is called on."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.model(x)
+
+
+@pytest.mark.parametrize(
+    "goal, output",
+    [
+        (goals.flip(), outputs.logit(1)),  # leaves the reference class: bound per input to its argmax
+        (goals.flip(), outputs.value(0)),  # crosses the threshold from the reference side
+        (goals.target(0), outputs.logit(0)),
+        (goals.decrease(by=0.3), outputs.value(1)),
+        (goals.above(0.2), outputs.value(0)),
+    ],
+)
+@pytest.mark.parametrize("batch_size", [64, 3])
+def test_goal_bound_in_the_first_pass_is_the_goal_bound_beforehand(goal, output, batch_size):
+    """Binding the goal to the first gradient pass (in batches) gives the same search as binding it first."""
+    model = CountingModel(mlp())
+    adapter = FeatureModel(model, output=output, bounds=(0.0, 1.0), device="cpu", batch_size=batch_size)
+    X = torch.rand(7, 6, generator=torch.Generator().manual_seed(3))
+    bound = adapter.bind(goal, X)
+    for kw in (dict(norm="linf", eps=0.3), dict(norm="l2", eps=0.6)):
+        fused = pgd(adapter, X, goal=goal, steps=6, early_stop=False, **kw)
+        first = pgd(adapter, X, goal=bound, steps=6, early_stop=False, **kw)
+        assert torch.equal(fused.x_adv, first.x_adv) and torch.equal(fused.success, first.success)
+        assert torch.equal(fused.score_before, first.score_before) and torch.equal(fused.score_after, first.score_after)
+    model.calls = 0
+    fgsm(adapter, X, goal=goal, eps=0.2)
+    # one gradient pass that also binds the goal, one evaluation of the stepped points: no other model call
+    assert model.calls == 2 * math.ceil(7 / batch_size)
+
+
+def test_pgd_reports_the_points_it_evaluated_within_eps_and_bounds():
+    """The iterates live in input space; the reported perturbations stay exactly inside the ball and the bounds."""
+    adapter = FeatureModel(mlp(n_in=64), output=outputs.margin(1), bounds=(0.0, 1.0), device="cpu")
+    X = torch.rand(32, 64, generator=torch.Generator().manual_seed(4))
+    X[:, :8] = X[:, :8].round()  # inputs on the bounds, where x0 + eps - x0 rounds
+    eps = torch.linspace(0.01, 0.9, 32)
+    r = pgd(adapter, X, goal=goals.flip(), eps=eps, steps=12, step_size=0.37 * eps, early_stop=False)
+    assert (r.delta.abs().amax(dim=1) <= eps).all()
+    assert ((r.x_adv >= 0) & (r.x_adv <= 1)).all()
+    assert torch.allclose(r.x_adv, X + r.delta, rtol=0, atol=1e-6)
+    after = adapter.score(r.x_adv)
+    assert torch.equal(r.score_after, after)
