@@ -88,6 +88,15 @@ def main(argv=None):
         fgsm_atk = torchattacks.FGSM(wrapped, eps=EPS)
         runs["torchattacks PGD"] = keep("torchattacks PGD", lambda: pgd_atk(X, labels))
         runs["torchattacks FGSM"] = keep("torchattacks FGSM", lambda: fgsm_atk(X, labels))
+
+        def fgsm_and_score():
+            # what probekit's FGSM returns besides the points: their scores (and so whether each step helped)
+            x_adv = fgsm_atk(X, labels)
+            with torch.no_grad():
+                mlp(x_adv)
+            return x_adv
+
+        runs["torchattacks FGSM + scores"] = keep("torchattacks FGSM + scores", fgsm_and_score)
     else:
         print("torchattacks not installed (pip install --no-deps torchattacks): its rows are skipped")
     captum_robust = try_import("captum.robust")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import copy
+import functools
 from typing import Callable, Sequence
 
 import numpy as np
@@ -282,6 +283,11 @@ class Adapter(abc.ABC):
         """Inputs in the adapter's canonical tensor layout, on :attr:`device`."""
 
 
+@functools.lru_cache(maxsize=8)
+def _default_names(n_features: int) -> tuple[str, ...]:
+    return tuple(f"f{i}" for i in range(n_features))
+
+
 class SequenceModel(Adapter):
     """Wrap a model that takes one-hot DNA.
 
@@ -458,7 +464,7 @@ class FeatureModel(Adapter):
             if len(self.feature_names) != n_features:
                 raise ValueError(f"{len(self.feature_names)} feature names for inputs with {n_features} features")
             return self.feature_names
-        return [f"f{i}" for i in range(n_features)]
+        return list(_default_names(n_features))
 
     def kinds(self, n_features: int) -> list[str]:
         """Kind of each feature: continuous, binary or integer."""
