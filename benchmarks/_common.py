@@ -44,6 +44,42 @@ class DilatedResidual(nn.Module):
         return self.head(self.pool(x))
 
 
+class DeepSTARRLike(nn.Module):
+    """Short enhancer sequences (249 bp): four convolutions with batch norm and pooling, then two dense layers."""
+
+    def __init__(self, length: int = 249):
+        super().__init__()
+
+        def block(c_in, c_out, k):
+            return [nn.Conv1d(c_in, c_out, k, padding=k // 2), nn.BatchNorm1d(c_out), nn.ReLU(), nn.MaxPool1d(2)]
+
+        self.body = nn.Sequential(*block(4, 246, 7), *block(246, 60, 3), *block(60, 60, 5), *block(60, 120, 3))
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(120 * (length // 16), 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 2)
+        )
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+class ConvAttention(nn.Module):
+    """Convolutions and pooling, then self-attention over all positions and a mean: a non-local tail."""
+
+    def __init__(self, channels: int = 64):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv1d(4, channels, 15, padding=7), nn.ReLU(), nn.MaxPool1d(4),
+            nn.Conv1d(channels, channels, 5, padding=2), nn.ReLU(), nn.MaxPool1d(4),
+        )
+        self.attention = nn.MultiheadAttention(channels, 4, batch_first=True)
+        self.linear = nn.Linear(channels, 1)
+
+    def forward(self, x):
+        h = self.body(x).transpose(1, 2)
+        a, _ = self.attention(h, h, h, need_weights=False)
+        return self.linear((h + a).mean(dim=1))
+
+
 def seeded(model: nn.Module, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     for m in model.modules():

@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks._common import (  # noqa: E402
-    Basset, DilatedResidual, interleaved, machine, median, random_one_hot, seeded, table, try_import,
+    Basset, ConvAttention, DeepSTARRLike, DilatedResidual, interleaved, machine, median, random_one_hot, seeded, table, try_import,
 )
 from probekit import SequenceModel, outputs  # noqa: E402
 from probekit.search.incremental import incremental_single_substitutions  # noqa: E402
@@ -142,6 +142,12 @@ def main(argv=None):
     rows = bench(f"Basset-like, {n1} x {l1} bp", seeded(Basset()).to(args.device), n1, l1,
                  repeats=args.repeats, device=args.device)
     rows += bench(f"dilated residual, {n2} x {l2} bp", seeded(DilatedResidual(l2)).to(args.device), n2, l2,
+                  repeats=args.repeats, device=args.device)
+    n3, l3 = (4, 249) if args.quick else (16, 249)
+    rows += bench(f"DeepSTARR-like, {n3} x {l3} bp", seeded(DeepSTARRLike(l3)).to(args.device), n3, l3,
+                  repeats=args.repeats, device=args.device)
+    n4, l4 = (2, 500) if args.quick else (8, 500)
+    rows += bench(f"conv + attention, {n4} x {l4} bp", seeded(ConvAttention()).to(args.device), n4, l4,
                   repeats=args.repeats, device=args.device)
     print()
     print(table(rows, ["model", "method", "median s", "mutants/s", "x probekit time"]))
