@@ -563,12 +563,15 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     scratch = scratch if scratch is not None and scratch.shape == best.shape else None
     delta = torch.sub(best, x0, out=scratch).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
     torch.minimum(torch.maximum(delta, lower, out=delta), upper, out=delta)
-    if norm == "linf":
-        delta.clamp_(-e[:, None], e[:, None])
-    else:
-        length = vector_norm(delta, norm)
-        delta = delta * torch.where(length > e, e / length.clamp_min(1e-30), torch.ones_like(length))[:, None]
-    best_n = torch.where(best_g < math.inf, vector_norm(delta, norm), torch.full_like(best_g, math.inf))
+    length = vector_norm(delta, norm)
+    over = length > e
+    if not _cheap_sync(device) or bool(over.any()):
+        if norm == "linf":
+            delta.clamp_(-e[:, None], e[:, None])
+        else:
+            delta = delta * torch.where(over, e / length.clamp_min(1e-30), torch.ones_like(length))[:, None]
+        length = torch.minimum(length, e) if norm == "linf" else vector_norm(delta, norm)
+    best_n = torch.where(best_g < math.inf, length, torch.full_like(best_g, math.inf))
     if restarts == 1:
         return _Run(delta, best_g, best_n, evaluations, best_s, score0, best, bound)
     # best of the restarts of each row
