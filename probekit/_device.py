@@ -17,16 +17,20 @@ from ._warnings import warn
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """Return ``device`` as a :class:`torch.device`; ``None`` means CUDA when available.
 
+    A CUDA device always carries its index (``"cuda"`` becomes the current
+    device, e.g. ``cuda:0``), so that it compares equal to the device tensors
+    and parameters report.
+
     Examples
     --------
     >>> resolve_device("cpu")
     device(type='cpu')
     """
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device is None else device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {device} was asked for but CUDA is not available")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
     return device
 
 

@@ -930,7 +930,9 @@ def _ablation(
         explainer = captum_cls(adapter.score_fn)
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
-                torch.manual_seed(seed)  # the same feature orders for every batch
+                # the same feature orders for every batch; only the CPU generator (which the orders come from)
+                # is seeded, inside the fork that restores it, so no device's random state changes
+                torch.random.default_generator.manual_seed(seed)
             return explainer.attribute(
                 X[a:b], baselines=r[a:b], feature_mask=mask, perturbations_per_eval=per_eval, **kwargs
             )

@@ -475,7 +475,7 @@ def distil_surrogate(adapter, X, *, eps, norm: str = "linf", n_samples: int = 10
     mean, std = flat_model.mean(dim=0), flat_model.std(dim=0).clamp_min(1e-3)
     out_flat = targets.reshape(targets.shape[0], -1)
     with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
-        torch.manual_seed(seed)
+        torch.random.default_generator.manual_seed(seed)  # the CPU generator only: fork_rng restores it
         net = _Surrogate(model_view.shape[1:], out_flat.shape[1], mean, std, width).to(device)
     if targets.ndim > 2 or targets.ndim == 1:
         net.out_shape = tuple(targets.shape[1:])

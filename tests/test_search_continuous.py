@@ -561,3 +561,28 @@ def test_pgd_reports_the_points_it_evaluated_within_eps_and_bounds():
     assert torch.allclose(r.x_adv, X + r.delta, rtol=0, atol=1e-6)
     after = adapter.score(r.x_adv)
     assert torch.equal(r.score_after, after)
+
+
+def test_pgd_runs_on_an_adapter_with_its_own_gradient():
+    """A smoothed model has no autograd forward; PGD asks it for its Monte-Carlo gradient instead."""
+    from probekit.certify.smoothing import Smoothed
+
+    torch.manual_seed(0)
+    smooth = Smoothed(FeatureModel(torch.nn.Linear(4, 2), output=1, device="cpu"), sigma=0.5, n=512)
+    X = torch.randn(6, 4, generator=torch.Generator().manual_seed(1)) * 0.3
+    calls = smooth.predict(X).argmax(dim=1)
+    r = pgd(smooth, X, goal=goals.flip(), eps=1.5, norm="l2", steps=20)
+    assert bool(r.success.all())
+    assert torch.equal(smooth.predict(r.x_adv).argmax(dim=1) != calls, r.success)
+    assert torch.allclose(r.score_after, smooth.score(r.x_adv))
+    assert (vector_norm(r.delta, "l2") <= 1.5 + 1e-5).all()
+
+
+@pytest.mark.parametrize("norm", ["l2", "l1"])
+def test_projection_without_bounds_is_the_projection_with_infinite_bounds(norm):
+    z = torch.randn(16, 9, generator=torch.Generator().manual_seed(2)) * 3
+    eps = torch.linspace(0.1, 5.0, 16)
+    free = project(z, eps, norm=norm)
+    infinite = project(z, eps, norm=norm, lower=torch.full_like(z, -math.inf), upper=torch.full_like(z, math.inf))
+    assert torch.allclose(free, infinite, atol=1e-6)
+    assert (vector_norm(free, norm) <= eps * (1 + 1e-6)).all()

@@ -34,6 +34,7 @@ import torch
 from .. import goals as _goals
 from .._device import map_batches
 from .._warnings import warn
+from ..adapters import Adapter
 from ..goals import BoundGoal
 from ..results import BaselineResult, PerturbationResult
 
@@ -114,6 +115,14 @@ def project(delta: torch.Tensor, eps, *, norm: str = "linf", lower=None, upper=N
     """
     norm = _check_norm(norm)
     eps = torch.as_tensor(eps, dtype=delta.dtype, device=delta.device).expand(delta.shape[0]).clamp_min(0)
+    if lower is None and upper is None and norm != "linf":  # the ball alone: no box to meet, no bisection
+        if norm == "l2":
+            length = vector_norm(delta, "l2")
+            out = delta * torch.where(length > eps, eps / length.clamp_min(1e-30), torch.ones_like(length))[:, None]
+        else:
+            out = project_l1_ball(delta, eps)
+        length = vector_norm(out, norm)
+        return out * torch.where(length > eps, eps / length.clamp_min(1e-30), torch.ones_like(length))[:, None]
     lower = torch.full_like(delta, -math.inf) if lower is None else torch.as_tensor(lower).to(delta).expand_as(delta)
     upper = torch.full_like(delta, math.inf) if upper is None else torch.as_tensor(upper).to(delta).expand_as(delta)
     if norm == "linf":
@@ -270,8 +279,6 @@ def _round_discrete(delta, x0, discrete, eps, norm, lower, upper) -> torch.Tenso
     the box, or where the rounded row exceeds ``eps``, it is truncated towards the
     input instead (which never increases ``|delta|``).
     """
-    if not discrete.any():
-        return delta
     target = torch.round(x0 + delta) - x0
     toward = torch.trunc(delta)
     ok = (target >= lower) & (target <= upper)
@@ -346,6 +353,11 @@ def _join_bound(parts: list[BoundGoal]) -> BoundGoal:
     return BoundGoal(first.goal, first.output, cat("reference"), cat("ref_class"), cat("sign"), first.mode)
 
 
+def _own_gradient(adapter) -> bool:
+    """Whether ``adapter`` computes input gradients its own way (e.g. a smoothed model, whose forward has none)."""
+    return type(adapter).gradient is not Adapter.gradient
+
+
 def _probe(adapter, space, bound, x, rows, *, grad: bool, bind=None):
     """Scores, goal values ``g`` (M,) and, with ``grad``, ``dg/dx`` (M, D) of the flat candidates ``x`` (M, D).
 
@@ -364,6 +376,16 @@ def _probe(adapter, space, bound, x, rows, *, grad: bool, bind=None):
 
     def run(start: int, stop: int) -> torch.Tensor:
         xb = space.unflat(x[start:stop])
+        if grad and _own_gradient(adapter):
+            scores = []
+
+            def goal_value(y, r):
+                scores.append(adapter.output(y).detach().float())
+                return bound(y, r)
+
+            g, dg = adapter.gradient(xb, goal_value, rows=rows[start:stop])
+            parts.append((torch.cat(scores), g.detach().float(), dg.reshape(stop - start, -1)))
+            return g
         if grad:
             xb = xb.detach().requires_grad_(True)
         y = adapter.forward(xb)
@@ -457,6 +479,8 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
         st["hi"] = torch.minimum(upper, e[:, None]).add_(x0)
     if not fast:
         st["lower"], st["upper"] = lower, upper
+    # whether any bound is finite (decided once): without one, L2 and L1 projections never need a bisection
+    boxed = not fast and bool(torch.isfinite(lower).any() | torch.isfinite(upper).any())
     full = {}  # the kept best of copies that have left the running set, filled on the first compaction
     spare = None  # a (K, D) buffer free for the next iterate
     hits = torch.zeros(m, device=device)  # successes per row (early stop)
@@ -466,10 +490,12 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     per_step = 2.0 if discrete else 1.0  # evaluations per step: the iterate, and its rounded point
 
     def write_back(which):
+        """Keep the results of the running copies at indices ``which`` in ``full``."""
+        pos = st["pos"].index_select(0, which)
         for name in ("best", "best_g", "best_n", "best_s", "evals"):
             if name not in full:
                 full[name] = torch.empty((k,) + st[name].shape[1:], dtype=st[name].dtype, device=device)
-            full[name][st["pos"][which]] = st[name][which]
+            full[name].index_copy_(0, pos, st[name].index_select(0, which))
 
     iterator = range(steps + 1)
     if progress:
@@ -519,7 +545,8 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
                 delta = x - x0a
                 step = _steepest(torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0), delta, st["lower"],
                                  st["upper"], norm, l1_fraction)
-                new = project(delta + st["alpha"] * step, st["e"], norm=norm, lower=st["lower"], upper=st["upper"]).add_(x0a)
+                lo, hi = (st["lower"], st["upper"]) if boxed else (None, None)
+                new = project(delta + st["alpha"] * step, st["e"], norm=norm, lower=lo, upper=hi).add_(x0a)
         spare = None
         kept = st["best"]
         if kept is candidate:
@@ -546,13 +573,15 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
             if cheap_sync or t % 8 == 7:
                 keep = hits[st["slot"]] == 0
                 if not bool(keep.all()):
-                    write_back(~keep)
-                    st = {name: value[keep] for name, value in st.items()}
+                    # one read of the mask's indices; every tensor is then gathered without another
+                    done, kept_rows = torch.nonzero(~keep)[:, 0], torch.nonzero(keep)[:, 0]
+                    write_back(done)
+                    st = {name: value.index_select(0, kept_rows) for name, value in st.items()}
                     spare = None
                     if st["pos"].numel() == 0:
                         break
     if full:
-        write_back(torch.ones(st["pos"].shape[0], dtype=torch.bool, device=device))
+        write_back(torch.arange(st["pos"].shape[0], device=device))
     else:
         full = st
     best, best_g, best_s = full["best"], full["best_g"], full["best_s"]
@@ -703,7 +732,7 @@ def _pgd(adapter, X, *, goal, eps, norm, steps, step_size, restarts, random_star
         raise ValueError("steps must be >= 0 and restarts >= 1")
     X = _as_inputs(adapter, X)
     space = _space(adapter, X, mask, relax_discrete)
-    if restarts == 1 and not random_start and not isinstance(goal, BoundGoal):
+    if restarts == 1 and not random_start and not isinstance(goal, BoundGoal) and not _own_gradient(adapter):
         bound = _goals.parse(goal)  # bound to the outputs of the first gradient pass, which starts at X
     else:
         bound = _bind(adapter, goal, X)
