@@ -376,3 +376,22 @@ def test_models_fx_cannot_trace_go_through_torch_export():
         torch.testing.assert_close(a.lower, b.lower, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(a.upper, b.upper, atol=1e-5, rtol=1e-5)
     assert_sound(crown(adapter, X, eps=0.05), *extremes(adapter, X, 0.05, "linf"))
+
+
+def test_crown_bounds_do_not_depend_on_the_chunk_of_rows(monkeypatch):
+    # a small budget bounds a few neurons per backward pass (3 to 7 rows; some last chunks are short)
+    import importlib
+
+    crown_module = importlib.import_module("probekit.certify.crown")
+    torch.manual_seed(0)
+    cases = [
+        (FeatureModel(mlp(), output=outputs.margin(0), device="cpu"), torch.randn(4, 5), {"eps": 0.1}),
+        (SequenceModel(CNN(), output=outputs.logit(1), device="cpu"), one_hot(3, 16), {"eps": 0.05}),
+        (SequenceModel(CNN(), output=outputs.logit(1), device="cpu"), one_hot(3, 16), {"k": 2}),
+    ]
+    whole = [crown(adapter, X, **kw) for adapter, X, kw in cases]
+    monkeypatch.setattr(crown_module, "_BUDGET", 2000)
+    for (adapter, X, kw), want in zip(cases, whole):
+        got = crown(adapter, X, **kw)
+        torch.testing.assert_close(got.lower, want.lower, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(got.upper, want.upper, rtol=1e-6, atol=1e-6)

@@ -198,3 +198,67 @@ def test_result_round_trip(tmp_path):
     back = CertificateResult.load(tmp_path / "c.pt")
     assert back.status == r.status and back.edits == r.edits
     assert list(r.to_frame().columns)[:3] == ["id", "status", "how"]
+
+
+def test_k_edit_sets_with_per_input_k_minimise_exactly():
+    from probekit.certify.spec import BitFlips, Hamming
+
+    x0 = one_hot(3, 5, seed=7)
+    k = torch.tensor([0, 2, 1])
+    A = torch.randn(4, 3, 4, 5, generator=torch.Generator().manual_seed(8))
+    sets = Hamming(x0, k)
+    assert sets.kmax == 2 and Hamming(x0, 1).kmax == 1 and Hamming(x0[:0], 3).kmax == 0
+    got = sets.concretize(A)
+    for n in range(3):
+        seqs, _ = all_edits(x0[n], int(k[n]))
+        want = torch.einsum("sal,mal->sm", A[:, n], seqs).min(1).values
+        torch.testing.assert_close(got[:, n], want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(Hamming(x0, k, kmax=2).concretize(A), got, rtol=0, atol=0)
+
+    bits = (torch.rand(3, 6, generator=torch.Generator().manual_seed(9)) > 0.5).float()
+    flippable = torch.tensor([True, True, False, True, True, True])
+    B = torch.randn(4, 3, 6, generator=torch.Generator().manual_seed(10))
+    flips = BitFlips(bits, k, flippable[None])
+    assert flips.kmax == 2
+    got = flips.concretize(B)
+    free = flippable.nonzero()[:, 0].tolist()
+    for n in range(3):
+        cands = [bits[n]]
+        for j in range(1, int(k[n]) + 1):
+            for c in itertools.combinations(free, j):
+                x = bits[n].clone()
+                x[list(c)] = 1 - x[list(c)]
+                cands.append(x)
+        want = (B[:, n] @ torch.stack(cands).T).min(1).values
+        torch.testing.assert_close(got[:, n], want, atol=1e-5, rtol=1e-5)
+
+
+def test_branch_and_bound_in_small_batches_agrees_with_brute_force():
+    # small batches leave most branches open between batches: their order and histories must stay in step
+    adapter = SequenceModel(SmallCNN(), output=outputs.logit(0), device="cpu")
+    X = one_hot(6, 6, seed=4)
+    drops = (-_truth(adapter, X, 2, goals.decrease(by=1e-3)) + 1e-3).sort().values
+    goal = goals.decrease(by=float(drops[2:4].mean()))  # half the inputs can reach it
+    truth = _truth(adapter, X, 2, goal)
+    results = [substitutions(adapter, X, k=2, goal=goal, max_enumerate=0, attack=False, batch_size=b) for b in (7, 64)]
+    for result in results:
+        _check_against_truth(adapter, X, result, truth, goal)
+        assert result.how == ["branch-and-bound"] * 6
+        assert [s == "certified" for s in result.status] == (truth > 0).tolist()
+    certified = truth > 0
+    assert 0 < int(certified.sum()) < 6
+    # a certified input's tree is searched whole, whatever the batches
+    torch.testing.assert_close(results[0].g_lower[certified], results[1].g_lower[certified], rtol=0, atol=1e-6)
+
+
+def test_branch_and_bound_stops_splitting_an_input_with_a_counterexample():
+    adapter = SequenceModel(ToyConv(), output=1, device="cpu")
+    X = one_hot(4, 8, seed=6)
+    s = adapter.score(X).sort().values
+    goal = goals.below(float(s[1:3].mean()))  # two inputs are below it already
+    result = substitutions(adapter, X, k=2, goal=goal, max_enumerate=0, attack=False)
+    at_goal = adapter.score(X) < float(s[1:3].mean())
+    assert int(at_goal.sum()) == 2
+    for i in at_goal.nonzero()[:, 0].tolist():
+        assert result.status[i] == "falsified" and result.edits[i] == []
+        assert int(result.evaluations[i]) == 3  # the first bound, then the root's evaluation and bound: no split

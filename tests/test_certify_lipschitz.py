@@ -92,3 +92,54 @@ def test_exp_has_no_global_constant():
 
     with pytest.raises(ValueError, match="exp"):
         lipschitz(FeatureModel(Exp(), output=0, device="cpu"), input_shape=(3,))
+
+
+class _MatMul(nn.Module):
+    """``x @ W``: a linear map without a closed-form norm, so power iteration bounds it."""
+
+    def __init__(self, d=6, seed=6):
+        super().__init__()
+        self.W = nn.Parameter(torch.randn(d, d, generator=torch.Generator().manual_seed(seed)))
+
+    def forward(self, x):
+        return x @ self.W
+
+
+def _power_iteration_each_step(forward, transpose, shape, iterations):
+    """Reference: read the estimate and test convergence after every step."""
+    v = torch.randn((1,) + shape, generator=torch.Generator().manual_seed(0))
+    sigma = 0.0
+    for _ in range(iterations):
+        v = v / v.norm().clamp(min=1e-30)
+        w = transpose(forward(v))
+        previous, sigma = sigma, float(w.norm().sqrt())
+        v = w
+        if abs(sigma - previous) <= 1e-7 * sigma:
+            break
+    return sigma
+
+
+@pytest.mark.parametrize("iterations", [1, 7, 10, 25, 56, 100])
+def test_power_iteration_read_in_blocks_equals_reading_every_step(iterations):
+    # the map converges at step 56, inside a block of reads; any step budget gives the per-step answer
+    import math
+
+    from probekit.certify.graph import trace
+    from probekit.certify.lipschitz import _linear_parts, _operator_norm
+
+    model = _MatMul()
+    adapter = FeatureModel(model, output=outputs.value(0), device="cpu")
+    X = torch.randn(1, 6)
+    with torch.no_grad():
+        graph = trace(adapter, X)
+        bound = graph.bind(X)
+        op = next(op for op in graph.ops if op.kind == "linear")
+        shapes = [graph.op(name).shape for name in op.inputs]
+        forward, transpose = _linear_parts(bound, op, 0, shapes)
+        sigma = _power_iteration_each_step(forward, transpose, shapes[0], iterations)
+        holder = math.sqrt(_operator_norm(bound, op, 0, shapes, "l1") * _operator_norm(bound, op, 0, shapes, "linf"))
+        got = _operator_norm(bound, op, 0, shapes, "l2", iterations=iterations)
+    assert got == min(holder, 1.01 * sigma)
+    if iterations == 100:
+        exact = float(torch.linalg.matrix_norm(model.W.detach().double(), 2))
+        assert exact * (1 - 1e-5) <= got <= 1.01 * exact * (1 + 1e-5)

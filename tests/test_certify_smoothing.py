@@ -124,3 +124,50 @@ def test_bad_noise_is_an_error():
         smoothing(adapter, torch.zeros(1, 4), sigma=-1.0)
     with pytest.raises(ValueError, match="shape"):
         smoothing(adapter, torch.zeros(1, 4), covariance=torch.eye(3))
+
+
+def test_replace_draws_noise_for_the_new_settings():
+    adapter, _, _ = linear_adapter()
+    X = torch.randn(5, 4, generator=torch.Generator().manual_seed(7))
+    smooth = Smoothed(adapter, sigma=0.1, n=256)
+    before = smooth.predict(X)
+    smooth.gradient(X)  # fills both noise caches
+    for changes in ({"sigma": 2.0}, {"seed": 7}, {"n": 64}):
+        copy = smooth.replace(**changes)
+        fresh = Smoothed(adapter, **{"sigma": 0.1, "n": 256, **changes})
+        torch.testing.assert_close(copy.predict(X), fresh.predict(X), rtol=0, atol=0)
+        for got, want in zip(copy.gradient(X), fresh.gradient(X)):
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+    torch.testing.assert_close(smooth.predict(X), before, rtol=0, atol=0)
+
+
+def test_noise_cache_is_keyed_by_device_and_copies_keep_their_own():
+    adapter, _, _ = linear_adapter()
+    X = torch.randn(3, 4, generator=torch.Generator().manual_seed(8))
+    smooth = Smoothed(adapter, sigma=0.5, n=32)
+    smooth.predict(X)
+    smooth.gradient(X)
+    cache = dict(smooth._noise_cache)
+    assert len(cache) == 2
+    for key, noise in cache.items():
+        assert smooth.device in key and noise.device == smooth.device
+    copy = smooth.replace(device="cpu")
+    assert copy.base.device == copy.device
+    assert copy._noise_cache == {} and copy._noise_cache is not smooth._noise_cache
+    torch.testing.assert_close(copy.predict(X), smooth.predict(X), rtol=0, atol=0)  # same seed, same device type
+    assert smooth._noise_cache.keys() == cache.keys()
+    assert all(smooth._noise_cache[key] is cache[key] for key in cache)
+
+
+def test_replace_dtype_moves_the_base_adapter_too():
+    adapter, _, _ = linear_adapter()
+    X = torch.randn(3, 4, generator=torch.Generator().manual_seed(9))
+    smooth = Smoothed(adapter, sigma=0.5, n=64)
+    wide = smooth.replace(dtype=torch.float64)
+    assert wide.base.dtype == torch.float64 and smooth.base.dtype == torch.float32
+    torch.testing.assert_close(wide.predict(X), smooth.predict(X), rtol=0, atol=0)
+    value, grad = wide.gradient(X)
+    assert grad.dtype == torch.float64
+    want_value, want_grad = smooth.gradient(X)
+    torch.testing.assert_close(value, want_value.double(), rtol=0, atol=1e-6)
+    torch.testing.assert_close(grad, want_grad.double(), rtol=1e-4, atol=1e-5)

@@ -120,7 +120,7 @@ def _linear_backward(bound, op, a: torch.Tensor):
 
 def _max_backward(op, a: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor):
     s, n = a.shape[:2]
-    idx = op.window.to(a.device)
+    idx = op.window.to(a.device)  # already there: graph tracing puts the windows on the inputs' device
     pad = idx < 0
     gidx = idx.clamp(min=0)
     wl = lower.reshape(n, -1)[:, gidx].masked_fill(pad, -float("inf"))
@@ -247,8 +247,8 @@ def _conv_first_layer(problem: Problem, op, found) -> tuple[torch.Tensor, torch.
     up = ((alt_max - w_ref).clamp(min=0) * mask).flatten(0, 2)
     n, c, length = y0.shape
     k = pset.k.repeat_interleave(c * length)
-    lower = y0 + _k_smallest(down[None], k)[0].view(n, c, length)
-    upper = y0 - _k_smallest(-up[None], k)[0].view(n, c, length)
+    lower = y0 + _k_smallest(down[None], k, pset.kmax)[0].view(n, c, length)
+    upper = y0 - _k_smallest(-up[None], k, pset.kmax)[0].view(n, c, length)
     return lower, upper
 
 
@@ -271,7 +271,8 @@ def node_bounds(problem: Problem, name: str, bounds: dict) -> tuple[torch.Tensor
     lows, highs = [], []
     for s in range(0, m, chunk):
         e = min(m, s + chunk)
-        rows = torch.eye(m, dtype=ref.dtype, device=ref.device)[s:e]
+        rows = torch.zeros(e - s, m, dtype=ref.dtype, device=ref.device)  # rows s..e-1 of the identity
+        rows.scatter_(1, torch.arange(s, e, device=ref.device)[:, None], 1.0)
         A = torch.cat([rows, -rows])[:, None].expand(-1, n, -1).reshape((2 * (e - s), n) + op.shape)
         low = backward(problem, name, A, bounds)
         lows.append(low[: e - s])

@@ -389,7 +389,7 @@ def _classify(graph: Graph, X: torch.Tensor) -> None:
                 raise UnsupportedOperation(f"{op.label} mixes inputs of a batch (output shape {tuple(out.shape)})")
             op.shape = tuple(out.shape[1:])
             if op.kind == "max":
-                op.window = _window(op, graph, node, env)
+                op.window = _window(op, graph, node, env).to(out.device)  # once, not per backward pass
             ops.append(op)
     graph.ops = ops
     graph.__post_init__()

@@ -112,8 +112,8 @@ class _Space:
             self.free = binary[None].expand_as(X).clone()
             self.alternatives = 1
 
-    def pset(self, x, k, free):
-        return Hamming(x, k, free) if self.kind == "dna" else BitFlips(x, k, free)
+    def pset(self, x, k, free, kmax=None):
+        return Hamming(x, k, free, kmax=kmax) if self.kind == "dna" else BitFlips(x, k, free, kmax=kmax)
 
     def first_order(self, x, grad, free):
         """First-order best change of g per site (M, sites); +inf where not free."""
@@ -137,17 +137,15 @@ class _Space:
             rows = torch.arange(m * (a - 1), device=x.device)
             xs[rows, :, site.repeat_interleave(a - 1)] = 0.0
             xs[rows, alts.reshape(-1), site.repeat_interleave(a - 1)] = 1.0
-            labels = [
-                (int(s), self.alphabet[int(r)], self.alphabet[int(b)])
-                for s, r, row in zip(site.tolist(), ref.tolist(), alts.tolist())
-                for b in row
-            ]
+            table = torch.cat([site[:, None], ref[:, None], alts], 1).tolist()  # one read for all labels
+            labels = [(s, self.alphabet[r], self.alphabet[b]) for s, r, *row in table for b in row]
             return xs, labels
         xs = x.clone()
         ar = torch.arange(m, device=x.device)
         old = xs[ar, site]
         xs[ar, site] = 1 - old
-        labels = [(self.names[int(s)], int(o), int(1 - o)) for s, o in zip(site.tolist(), old.tolist())]
+        table = torch.stack([site.double(), old.double()], 1).tolist()
+        labels = [(self.names[int(s)], int(o), int(1 - o)) for s, o in table]
         return xs, labels
 
 
@@ -156,25 +154,32 @@ def _goal_rows(spec: Spec, rows: torch.Tensor) -> Spec:
     return Spec(spec.C[rows], spec.d[rows], spec.reduce, spec.post, pick(spec.a), pick(spec.b))
 
 
-def _g_lower(problem: Problem, x, k, free, rows, space: _Space) -> torch.Tensor:
+def _g_lower(problem: Problem, x, k, free, rows, space: _Space, kmax: int) -> torch.Tensor:
     goal = _goal_rows(problem.goal, rows)
     with torch.no_grad():
-        sub = bind_problem(problem, x, space.pset(x, k, free), goal)
+        sub = bind_problem(problem, x, space.pset(x, k, free, kmax=kmax), goal)
         lo, hi = crown_rows(sub, goal)
     return goal.interval(lo, hi)[0]
 
 
 def _branch_and_bound(adapter, space, problem, bound, X, k, todo, *, max_nodes, batch_size, progress):
-    """Decide inputs ``todo`` by branch and bound; returns per-input (status, edits, g_lower, g_best, work)."""
+    """Decide inputs ``todo`` by branch and bound; returns per-input (status, edits, g_lower, g_best, work).
+
+    The host reads from the device a few times per batch of branches, never once per branch.
+    """
     n = X.shape[0]
     dev = X.device
-    status = {int(i): "unknown" for i in todo.tolist()}
+    todo_l = todo.tolist()
+    status = {i: "unknown" for i in todo_l}
     edits: dict = {}
     g_best = torch.full((n,), float("inf"), device=dev)
     closed_min = torch.full((n,), float("inf"), device=dev)  # smallest lower bound among closed branches
     work = torch.zeros(n, dtype=torch.long, device=dev)
-    # open branches: rows, inputs, free sites, remaining edits, parent bound, edit history
+    hits = torch.zeros(n, dtype=torch.long, device=dev)  # branches per input that reached the goal
+    # open branches: rows, inputs, free sites, remaining edits, parent bound, edit history;
+    # rows_h mirrors rows on the host, like hist
     rows = todo.to(dev)
+    rows_h = list(todo_l)
     xs = X[rows].clone()
     free = space.free[rows].clone()
     ks = torch.full((len(rows),), k, device=dev, dtype=torch.long)
@@ -187,39 +192,50 @@ def _branch_and_bound(adapter, space, problem, bound, X, k, todo, *, max_nodes, 
 
         bar = tqdm(total=max_nodes, desc="branch and bound")
     while len(rows) and done < max_nodes:
-        order = torch.argsort(parent)[:batch_size]  # best first: the weakest bound
-        keep = torch.ones(len(rows), dtype=torch.bool, device=dev)
-        keep[order] = False
-        b_rows, b_x, b_free, b_k, b_hist = rows[order], xs[order], free[order], ks[order], [hist[i] for i in order.tolist()]
-        rows, xs, free, ks, parent = rows[keep], xs[keep], free[keep], ks[keep], parent[keep]
-        hist = [h for h, kp in zip(hist, keep.tolist()) if kp]
-        done += len(b_rows)
+        perm = torch.argsort(parent)  # best first: the weakest bound
+        order = perm[:batch_size]
+        rest = perm[batch_size:].sort().values  # the branches left open, in their order
+        order_l = order.tolist()
+        b_rows, b_x, b_free, b_k = rows[order], xs[order], free[order], ks[order]
+        b_hist = [hist[i] for i in order_l]
+        b_rows_h = [rows_h[i] for i in order_l]
+        rows, xs, free, ks, parent = rows[rest], xs[rest], free[rest], ks[rest], parent[rest]
+        taken = set(order_l)
+        hist = [h for i, h in enumerate(hist) if i not in taken]
+        rows_h = [r for i, r in enumerate(rows_h) if i not in taken]
+        done += len(order_l)
         if bar is not None:
-            bar.update(len(b_rows))
+            bar.update(len(order_l))
         work.index_add_(0, b_rows, torch.full_like(b_rows, 2))
         _, g_c = adapter.evaluate(b_x, bound, b_rows)
         g_best.scatter_reduce_(0, b_rows, g_c, "amin")
-        for j in torch.nonzero(g_c <= 0)[:, 0].tolist():
-            r = int(b_rows[j])
-            if status[r] != "falsified":
-                status[r], edits[r] = "falsified", b_hist[j]
-        g_lo = _g_lower(problem, b_x, b_k, b_free, b_rows, space)
+        reached = g_c <= 0
+        hits.index_add_(0, b_rows, reached.long())
+        kmax = max(k - len(h) for h in b_hist)  # every edit in a branch's history spent one of its k
+        g_lo = _g_lower(problem, b_x, b_k, b_free, b_rows, space, kmax)
         g_lo = torch.minimum(g_lo, g_c)
-        alive = torch.tensor([status[int(r)] != "falsified" for r in b_rows], device=dev, dtype=torch.bool)
+        alive = hits[b_rows] == 0  # inputs without a counterexample so far
         can_split = (b_k > 0) & b_free.any(1)
         split = alive & (g_lo <= 0) & can_split
         closed = alive & ~split
-        closed_min.scatter_reduce_(0, b_rows[closed], g_lo[closed], "amin")
-        if not split.any():
+        closed_min.scatter_reduce_(0, b_rows, torch.where(closed, g_lo, torch.full_like(g_lo, float("inf"))), "amin")
+        reached_l, split_l = torch.stack([reached, split]).tolist()
+        for j, hit in enumerate(reached_l):
+            r = b_rows_h[j]
+            if hit and status[r] != "falsified":
+                status[r], edits[r] = "falsified", b_hist[j]
+        idx_l = [j for j, s in enumerate(split_l) if s]
+        if not idx_l:
             continue
-        idx = torch.nonzero(split)[:, 0]
+        idx = torch.argsort((~split).to(torch.uint8), stable=True)[: len(idx_l)]  # the split rows, in order
         s_x, s_free, s_k, s_rows, s_lo = b_x[idx], b_free[idx], b_k[idx], b_rows[idx], g_lo[idx]
-        s_hist = [b_hist[i] for i in idx.tolist()]
+        s_hist = [b_hist[i] for i in idx_l]
+        s_rows_h = [b_rows_h[i] for i in idx_l]
         _, grad = adapter.gradient(s_x, bound, rows=s_rows)
-        site = space.first_order(s_x, grad, s_free).reshape(len(idx), -1).argmin(1)
+        site = space.first_order(s_x, grad, s_free).reshape(len(idx_l), -1).argmin(1)
         # branch 1: the site stays as it is
         kept_free = s_free.clone()
-        kept_free[torch.arange(len(idx), device=dev), site] = False
+        kept_free[torch.arange(len(idx_l), device=dev), site] = False
         # branches 2..: the site edited to each alternative
         e_x, labels = space.children(s_x, site)
         reps = space.alternatives
@@ -228,6 +244,7 @@ def _branch_and_bound(adapter, space, problem, bound, X, k, todo, *, max_nodes, 
         e_rows = s_rows.repeat_interleave(reps)
         e_hist = [s_hist[i // reps] + [labels[i]] for i in range(len(labels))]
         rows = torch.cat([rows, s_rows, e_rows])
+        rows_h = rows_h + s_rows_h + [r for r in s_rows_h for _ in range(reps)]
         xs = torch.cat([xs, s_x, e_x])
         free = torch.cat([free, kept_free, e_free])
         ks = torch.cat([ks, s_k, e_k])
@@ -239,7 +256,7 @@ def _branch_and_bound(adapter, space, problem, bound, X, k, todo, *, max_nodes, 
     if len(rows):
         open_min.scatter_reduce_(0, rows, parent, "amin")
     g_lower = torch.minimum(closed_min, open_min)
-    still_open = set(rows.tolist())
+    still_open = set(rows_h)
     for r in status:
         if status[r] == "unknown" and r not in still_open:
             status[r] = "certified"
@@ -272,9 +289,12 @@ def _certify(adapter, X, *, k, goal, kind, positions, max_enumerate, max_nodes, 
         small = torch.from_numpy(counts <= max_enumerate)
         if small.any():
             idx = torch.nonzero(small)[:, 0]
-            r = search(adapter, X[idx.to(X.device)], goal=goal, method="exhaustive", **{budget_key: k, where: space.free[idx.to(X.device)]})
+            idx_d = idx.to(X.device)
+            Xs = X[idx_d]
+            r = search(adapter, Xs, goal=goal, method="exhaustive", **{budget_key: k, where: space.free[idx_d]})
             none = r.params["no_solution_within"]
-            _, g_after = adapter.evaluate(r.sequences.to(X.device), adapter.bind(goal, X[idx.to(X.device)]))
+            _, g_after = adapter.evaluate(r.sequences.to(X.device), adapter.bind(goal, Xs))
+            g_after = g_after.cpu()
             for j, i in enumerate(idx.tolist()):
                 how[i] = "enumeration"
                 work[i] = int(r.evaluations[j])
@@ -286,10 +306,11 @@ def _certify(adapter, X, *, k, goal, kind, positions, max_enumerate, max_nodes, 
                     g_lower[i] = float(g_after[j]) if k == 0 else float("nan")
         rest = torch.nonzero(~small)[:, 0]
         if len(rest):
-            Xr = X[rest.to(X.device)]
+            rest_d = rest.to(X.device)
+            Xr, free_r = X[rest_d], space.free[rest_d]
             with torch.no_grad():
                 problem = prepare(adapter, Xr, k=k, goal=goal)
-                problem.pset = space.pset(Xr, k, space.free[rest.to(X.device)])
+                problem.pset = space.pset(Xr, k, free_r)
                 lo, hi = crown_rows(problem, problem.goal)
             g_lo = problem.goal.interval(lo, hi)[0].cpu()
             attack_rows = []
@@ -306,9 +327,10 @@ def _certify(adapter, X, *, k, goal, kind, positions, max_enumerate, max_nodes, 
                 a_idx = torch.tensor(attack_rows, device=X.device)
                 r = search(
                     adapter, Xr[a_idx], goal=goal, method="beam", beam_width=beam_width,
-                    **{budget_key: k, where: space.free[rest.to(X.device)][a_idx]},
+                    **{budget_key: k, where: free_r[a_idx]},
                 )
                 _, g_att = adapter.evaluate(r.sequences.to(X.device), bound, a_idx)
+                g_att = g_att.cpu()
                 bab = []
                 for j, jr in enumerate(attack_rows):
                     i = int(rest[jr])
@@ -321,11 +343,12 @@ def _certify(adapter, X, *, k, goal, kind, positions, max_enumerate, max_nodes, 
             if bab:
                 sub_space = _Space.__new__(_Space)
                 sub_space.__dict__.update(space.__dict__)
-                sub_space.free = space.free[rest.to(X.device)]
+                sub_space.free = free_r
                 st, ed, gl, gb, wk = _branch_and_bound(
                     adapter, sub_space, problem, bound, Xr, k, torch.tensor(bab),
                     max_nodes=max_nodes, batch_size=batch_size, progress=progress,
                 )
+                gl, gb, wk = gl.cpu(), gb.cpu(), wk.cpu()
                 for jr in bab:
                     i = int(rest[jr])
                     status[i], how[i] = st[jr], "branch-and-bound"

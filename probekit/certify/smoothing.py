@@ -199,6 +199,9 @@ def smoothing(
     batch_size : int, optional
         Noisy copies per forward pass (default: the adapter's batch size).
     seed : int
+        Seeds a generator on the adapter's device, so the noise is drawn where it is used:
+        the same seed gives the same draws (and certificates) on the same device type,
+        but not across CPU and GPU.
     goal : Goal, optional
         For a single-score output, classes are the goal's side (1 = ``g > 0``, the goal
         not reached); without a goal, the side of the output's threshold. Class
@@ -298,9 +301,17 @@ class Smoothed(Adapter):
     n : int
         Noisy copies per input.
     seed : int
+        Seeds a generator on the adapter's device, as in :func:`smoothing`: the same seed
+        gives the same noise on the same device type, not across CPU and GPU.
     covariance : torch.Tensor, optional
     output : Output, optional
         Which frequency to score (default the base output's class).
+
+    Notes
+    -----
+    The noise is drawn once per input shape and device, and reused.
+    :meth:`replace` gives a copy with its own noise; a new ``device`` or ``dtype``
+    applies to the base adapter too.
 
     Examples
     --------
@@ -332,9 +343,37 @@ class Smoothed(Adapter):
     def encode(self, inputs):
         return self.base.encode(inputs)
 
+    def replace(self, **changes) -> "Smoothed":
+        """A copy with some settings changed; ``device=`` and ``dtype=`` move the base adapter too.
+
+        The copy draws its own noise (its cache starts empty), so a new ``sigma``, ``n``,
+        ``seed``, device or dtype never reuses noise drawn for the old settings.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from probekit import FeatureModel
+        >>> smooth = Smoothed(FeatureModel(torch.nn.Linear(2, 2), output=1, device="cpu"), sigma=0.5, n=8)
+        >>> smooth.replace(sigma=1.0).sigma
+        1.0
+        """
+        new = super().replace(**changes)
+        moved = {key: changes[key] for key in ("device", "dtype") if key in changes}
+        if moved:
+            new.base = new.base.replace(**moved)
+        new.model = _SmoothedModel(new.base)
+        new._noise_cache = {}
+        for cached in ("_classes", "_n_cls"):  # they describe the old base adapter
+            new.__dict__.pop(cached, None)
+        return new
+
+    def _cache_key(self, kind: str, shape) -> tuple:
+        # the draws are float32 whatever the dtype (cast where used), so the device is the only other key
+        return (kind, tuple(shape), self.device)
+
     def _whitened(self, shape) -> torch.Tensor:
         """``S^-1 eps`` for the cached noise (n, F): the score function of the Gaussian."""
-        key = ("white",) + tuple(shape)
+        key = self._cache_key("white", shape)
         if key not in self._noise_cache:
             noise = _Noise(shape, self.sigma, self.covariance, self.device)
             eps = self._noise(shape).reshape(self.n, -1)
@@ -368,7 +407,8 @@ class Smoothed(Adapter):
                 xb = X[s : s + per]
                 b = xb.shape[0]
                 noisy = (xb[:, None] + eps[None]).reshape((b * self.n,) + shape)
-                hot = torch.nn.functional.one_hot(base.map(noisy, self._classes), self._n_cls).float().reshape(b, self.n, -1)
+                hot = torch.nn.functional.one_hot(base.map(noisy, self._classes), self._n_cls)
+                hot = hot.to(X.dtype).reshape(b, self.n, -1)
                 freq = hot.mean(1)
                 jac = torch.einsum("bnc,nf->bcf", hot, white) / self.n
                 with torch.enable_grad():
@@ -382,7 +422,8 @@ class Smoothed(Adapter):
         return torch.cat(values), torch.cat(grads)
 
     def _noise(self, shape) -> torch.Tensor:
-        key = tuple(shape)
+        """The noise (n, *shape) added to every input of this shape, on :attr:`device`."""
+        key = self._cache_key("noise", shape)
         if key not in self._noise_cache:
             noise = _Noise(shape, self.sigma, self.covariance, self.device)
             generator = torch.Generator(device=self.device).manual_seed(self.seed)

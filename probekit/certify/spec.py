@@ -78,15 +78,17 @@ class LpBall(Box):
 class Hamming(Box):
     """One-hot sequences (N, A, L) within ``k`` substitutions of ``x0`` at editable positions.
 
-    ``k`` may differ per input; positions without a base (N) are never edited.
+    ``k`` may differ per input; positions without a base (N) are never edited. ``kmax``,
+    the largest ``k``, may be given when the caller knows it (else it is read once here).
     """
 
     kind = "hamming"
 
-    def __init__(self, x0: torch.Tensor, k, editable: torch.Tensor | None = None):
+    def __init__(self, x0: torch.Tensor, k, editable: torch.Tensor | None = None, *, kmax: int | None = None):
         n = x0.shape[0]
         self.x0 = x0
         self.k = torch.as_tensor(k, device=x0.device).long().expand(n).clone()
+        self.kmax = _largest(k, n) if kmax is None else int(kmax)
         has_base = x0.sum(1) > 0
         self.editable = has_base if editable is None else editable & has_base
         free = (self.editable & (self.k[:, None] > 0))[:, None, :].expand_as(x0)
@@ -101,21 +103,22 @@ class Hamming(Box):
 
     def concretize(self, A: torch.Tensor) -> torch.Tensor:
         base = (A * self.x0).flatten(2).sum(-1)
-        return base + _k_smallest(self.gains(A), self.k)
+        return base + _k_smallest(self.gains(A), self.k, self.kmax)
 
     def select(self, rows):
         return Hamming(self.x0[rows], self.k[rows], self.editable[rows])
 
 
 class BitFlips(Box):
-    """Binary vectors (N, F) within ``k`` flips of ``x0`` at flippable features."""
+    """Binary vectors (N, F) within ``k`` flips of ``x0`` at flippable features (``kmax`` as in :class:`Hamming`)."""
 
     kind = "bitflip"
 
-    def __init__(self, x0: torch.Tensor, k, flippable: torch.Tensor):
+    def __init__(self, x0: torch.Tensor, k, flippable: torch.Tensor, *, kmax: int | None = None):
         n = x0.shape[0]
         self.x0 = x0
         self.k = torch.as_tensor(k, device=x0.device).long().expand(n).clone()
+        self.kmax = _largest(k, n) if kmax is None else int(kmax)
         self.flippable = flippable.expand_as(x0).clone()
         free = self.flippable & (self.k[:, None] > 0)
         super().__init__(torch.where(free, torch.zeros_like(x0), x0), torch.where(free, torch.ones_like(x0), x0))
@@ -126,15 +129,21 @@ class BitFlips(Box):
 
     def concretize(self, A: torch.Tensor) -> torch.Tensor:
         base = (A * self.x0).flatten(2).sum(-1)
-        return base + _k_smallest(self.gains(A).flatten(2), self.k)
+        return base + _k_smallest(self.gains(A).flatten(2), self.k, self.kmax)
 
     def select(self, rows):
         return BitFlips(self.x0[rows], self.k[rows], self.flippable[rows])
 
 
-def _k_smallest(gains: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """Sum of the ``k[n]`` smallest entries of ``gains`` (S, N, L) along the last axis."""
-    kmax = int(k.max()) if k.numel() else 0
+def _largest(k, n: int) -> int:
+    """The largest of ``k`` (a number or one value per input) as a host int; 0 for no inputs."""
+    if n == 0:
+        return 0
+    return int(torch.as_tensor(k).long().max())
+
+
+def _k_smallest(gains: torch.Tensor, k: torch.Tensor, kmax: int) -> torch.Tensor:
+    """Sum of the ``k[n]`` smallest entries of ``gains`` (S, N, L) along the last axis; ``kmax`` = max(k)."""
     kmax = min(kmax, gains.shape[-1])
     if kmax == 0:
         return torch.zeros(gains.shape[:2], dtype=gains.dtype, device=gains.device)
