@@ -2,11 +2,13 @@
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 
 from probekit import FeatureModel, SequenceModel, goals, outputs
 from probekit.encode.dna import decode, one_hot
+from probekit.search.baseline import random_bit_flips, random_substitutions
 from probekit.search.discrete import (
     _single_substitution_scores,
     bit_flips,
@@ -333,6 +335,61 @@ def test_position_specs_agree():
         min_substitutions(adapter, X, goal="flip", max_edits=1, positions=per_input.int())
 
 
+def test_position_and_feature_specs_on_the_device_agree(device):
+    """Index tensors (on the adapter's device or not), lists, arrays and bool masks select the same sites."""
+    X = one_hot(random_sequences(2, 12, seed=34))
+    adapter = SequenceModel(ToyConv(seed=32), output=0, device=device, batch_size=256)
+    mask = torch.zeros(12, dtype=torch.bool)
+    mask[[1, 4, 5, 9]] = True
+    index = [1, 4, 5, 9]
+    specs = (index, np.array(index), torch.tensor(index, device=device), torch.tensor(index, dtype=torch.int32))
+    specs += (mask, mask.to(device), mask.expand(2, 12).to(device))
+    results = [min_substitutions(adapter, X, goal="decrease:0.5", max_edits=2, method="exhaustive", positions=p) for p in specs]
+    assert all(r.edits == results[0].edits for r in results)
+    assert all(p in index for edits in results[0].edits for p, _, _ in edits)
+    draws = [random_substitutions(adapter, X, k=2, n_draws=10, positions=p).params["sites"] for p in specs]
+    assert all(torch.equal(d, draws[0]) for d in draws) and torch.isin(draws[0], torch.tensor(index)).all()
+
+    names = [f"f{j}" for j in range(10)]
+    bits = (torch.rand(3, 10, generator=torch.Generator().manual_seed(35)) > 0.5).float()
+    features = FeatureModel(_mlp(10, 36), output=outputs.value(0), feature_names=names, kinds="binary", device=device)
+    chosen = [0, 3, 7]
+    feature_mask = torch.zeros(10, dtype=torch.bool)
+    feature_mask[chosen] = True
+    specs = (chosen, ["f0", "f3", "f7"], torch.tensor(chosen, device=device), feature_mask.to(device))
+    results = [bit_flips(features, bits, goal="decrease:1.0", max_flips=2, method="exhaustive", features=f) for f in specs]
+    assert all(r.edits == results[0].edits for r in results)
+    assert all(j in chosen for flipped in results[0].params["feature_indices"] for j in flipped)
+    draws = [random_bit_flips(features, bits, k=2, n_draws=10, features=f).params["sites"] for f in specs]
+    assert all(torch.equal(d, draws[0]) for d in draws)
+
+
+def test_exhaustive_scores_every_edit_set_once_whatever_the_chunking():
+    """Inputs with different numbers of editable sites: each distinct set of 1 or 2 edits is scored exactly once."""
+    X = one_hot(random_sequences(3, 9, seed=37))
+    mask = torch.zeros(3, 9, dtype=torch.bool)
+    for i, m in enumerate((9, 2, 5)):
+        mask[i, :m] = True
+    results = []
+    for batch_size in (1, 3, 7, 256):
+        adapter = SequenceModel(ToyConv(seed=38), output=0, device="cpu", batch_size=batch_size)
+        results.append(min_substitutions(adapter, X, goal="decrease:100", max_edits=2, method="exhaustive", positions=mask))
+    expected = [1 + 3 * m + 9 * m * (m - 1) // 2 + 1 for m in (9, 2, 5)]  # reference, singles, pairs at distinct sites, final
+    for result in results:
+        assert result.evaluations.tolist() == expected
+        assert result.params["levels_exhausted"].tolist() == [2, 2, 2] and result.params["no_solution_within"].all()
+        assert result.edits == results[0].edits
+    model, goal, output = ToyConv(seed=43), goals.decrease(by=0.8), outputs.logit(0)
+    truth = [brute_force_min(model, X[i], goal, output, 2, allowed=range(m), setter=_set_dna) for i, m in enumerate((9, 2, 5))]
+    assert truth.count(2) >= 1 and truth.count(None) >= 1  # one input needs two edits, one has no solution
+    for batch_size in (1, 3, 256):
+        adapter = SequenceModel(model, output=output, device="cpu", batch_size=batch_size)
+        result = min_substitutions(adapter, X, goal=goal, max_edits=2, method="exhaustive", positions=mask)
+        check_valid_dna(result, model, X, goal, output)
+        assert [int(n) if ok else None for n, ok in zip(result.n_edits, result.success)] == truth
+        assert result.proved_minimal.tolist() == [best is not None for best in truth]
+
+
 def test_n_positions_are_never_edited():
     model = MotifCounter("ACGT")
     adapter = SequenceModel(model, output=0, device="cpu")
@@ -456,6 +513,65 @@ def test_greedy_picks_the_best_single_substitution_each_step():
             edited.add(position)
     beam_one = min_substitutions(adapter, X, goal=goals.below(-50.0), max_edits=3, method="beam", beam_width=1)
     assert beam_one.edits == result.edits
+
+
+def test_edit_writers_match_a_loop_and_ignore_unused_slots():
+    """Unused slots (site -1) anywhere in a row, and rows with none used, leave the rest of the row as it was."""
+    from probekit.search.discrete import _set_bases, _set_bits
+
+    generator = torch.Generator().manual_seed(90)
+    X = one_hot(random_sequences(5, 7, seed=91))
+    X[0, :, 0] = 0.0  # an N column at site 0 of a row with no edit
+    X[1, :, 0] = 0.25  # a soft column at site 0 of a row with no edit
+    sites = torch.tensor([[-1, -1, -1], [-1, -1, -1], [-1, 2, 5], [0, -1, 3], [6, 1, 0]])
+    values = torch.randint(0, 4, (5, 3), generator=generator)
+    expected = X.clone()
+    for i in range(5):
+        for site, value in zip(sites[i].tolist(), values[i].tolist()):
+            if site >= 0:
+                expected[i, :, site] = 0
+                expected[i, value, site] = 1
+    assert torch.equal(_set_bases(X.clone(), sites, values), expected)
+    assert torch.equal(_set_bases(X.clone(), sites[:, :0], values[:, :0]), X)
+
+    B = torch.rand(5, 7, generator=generator).round()
+    B[0, 0] = 0.5
+    expected = B.clone()
+    for i in range(5):
+        for site, value in zip(sites[i].tolist(), (values[i] % 2).tolist()):
+            if site >= 0:
+                expected[i, site] = value
+    assert torch.equal(_set_bits(B.clone(), sites, values % 2), expected)
+
+
+def test_segment_argmin_takes_the_first_minimum_and_marks_empty_groups():
+    from probekit.search.discrete import _segment_argmin
+
+    values = torch.tensor([3.0, 1.0, 2.0, 1.0, 5.0, float("inf"), 0.5])
+    groups = torch.tensor([0, 0, 2, 0, 2, 3, 4])
+    lowest, first = _segment_argmin(values, groups, 6)
+    assert lowest.tolist() == [1.0, float("inf"), 2.0, float("inf"), 0.5, float("inf")]
+    assert first.tolist() == [1, -1, 2, 5, 6, -1]
+
+
+def test_best_per_input_offers_each_input_its_lowest_candidate():
+    """Only inputs with candidates change; a success is final; otherwise a lower g replaces the best so far."""
+    from probekit.search.discrete import _best_per_input, _State
+
+    state = _State(4, 3, "cpu")
+    state.found[3], state.g[3], state.sites[3, 0] = True, -1.0, 8
+    state.g[2] = 0.5
+    inputs = torch.tensor([0, 0, 2, 3, 2, 0])
+    sites = torch.tensor([[1, 4], [2, 5], [3, 6], [0, 7], [4, 9], [6, 3]])
+    values = torch.arange(12).reshape(6, 2)
+    g = torch.tensor([-0.5, 0.2, 0.7, -2.0, 0.4, -0.5])
+    _best_per_input(state, inputs, sites, values, g, 4)
+    assert state.found.tolist() == [True, False, False, True]
+    assert torch.equal(state.g, torch.tensor([-0.5, float("inf"), 0.4, -1.0]))
+    assert state.sites.tolist() == [[1, 4, -1], [-1, -1, -1], [4, 9, -1], [8, -1, -1]]
+    assert state.values[[0, 2]].tolist() == [[0, 1, 0], [8, 9, 0]]
+    _best_per_input(state, torch.tensor([0, 2]), sites[:2], values[:2], torch.tensor([-9.0, 0.45]), 4)
+    assert torch.equal(state.g, torch.tensor([-0.5, float("inf"), 0.4, -1.0])) and state.sites[0].tolist() == [1, 4, -1]
 
 
 def test_unrank_enumerates_every_combination_once():

@@ -76,10 +76,11 @@ def _segment_argmin(values: torch.Tensor, groups: torch.Tensor, n: int) -> tuple
     lowest = torch.full((n,), float("inf"), device=device, dtype=values.dtype)
     lowest = lowest.scatter_reduce(0, groups, values, reduce="amin")
     is_min = values == lowest[groups]
-    order = torch.arange(values.numel(), device=device)
-    first = torch.full((n,), values.numel(), device=device, dtype=torch.long)
-    first = first.scatter_reduce(0, groups[is_min], order[is_min], reduce="amin")
-    return lowest, torch.where(first == values.numel(), -1, first)
+    absent = values.numel()  # past every index: marks non-minima and empty groups
+    order = torch.where(is_min, torch.arange(absent, device=device), absent)
+    first = torch.full((n,), absent, device=device, dtype=torch.long)
+    first = first.scatter_reduce(0, groups, order, reduce="amin")
+    return lowest, torch.where(first == absent, -1, first)
 
 
 def _ids(X, ids, n: int) -> list:
@@ -121,7 +122,7 @@ def _site_mask(spec, n: int, n_sites: int, device, *, names=None, what: str = "p
     index = tensor.reshape(-1).long()
     if index.numel() and (index.min() < -n_sites or index.max() >= n_sites):
         raise ValueError(f"{what} must lie in [0, {n_sites}); got {index.tolist()[:10]}")
-    mask = torch.zeros(n_sites, dtype=torch.bool)
+    mask = torch.zeros(n_sites, dtype=torch.bool, device=index.device)  # user indices may live on any device
     mask[index] = True
     return mask.expand(n, n_sites).clone().to(device)
 
@@ -132,13 +133,31 @@ def _dna_current(X: torch.Tensor) -> torch.Tensor:
     return torch.where(X.abs().sum(dim=1) > 0, X.argmax(dim=1), -1)
 
 
+def _edit_slots(sites: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sites and values (B, k) to write for edit sets whose unused slots have sites < 0, without a host sync.
+
+    An unused slot repeats a used slot of its row, so that write happens twice
+    with the same value. A row with no used slot points every slot at site 0;
+    ``keep`` (B, 1) is false for it, meaning "write site 0's current value back".
+    """
+    used = sites >= 0
+    top, slot = sites.max(dim=1, keepdim=True)  # a used slot of each row, if it has one
+    sites = torch.where(used, sites, top).clamp_min(0)
+    values = torch.where(used, values, values.gather(1, slot))
+    return sites, values, top >= 0
+
+
 def _set_bases(X: torch.Tensor, sites: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """Set base ``values`` at ``sites`` (B, k) of rows ``X`` (B, A, L), in place; sites < 0 are ignored."""
-    valid = sites >= 0
-    b = torch.arange(X.shape[0], device=X.device)[:, None].expand_as(sites)[valid]
-    s, v = sites[valid], values[valid]
-    X[b, :, s] = 0
-    X[b, v, s] = 1
+    """Set base ``values`` at ``sites`` (B, k) of rows ``X`` (B, A, L), in place; sites < 0 are ignored.
+
+    The sites of a row must be distinct.
+    """
+    if sites.shape[1] == 0:
+        return X
+    sites, values, keep = _edit_slots(sites, values)
+    one_hot = torch.arange(X.shape[1], device=X.device) == values[..., None]  # (B, k, A)
+    rows = torch.arange(X.shape[0], device=X.device)[:, None]
+    X[rows, :, sites] = torch.where(keep[..., None], one_hot, X[:, None, :, 0])
     return X
 
 
@@ -147,10 +166,15 @@ def _bit_current(X: torch.Tensor) -> torch.Tensor:
 
 
 def _set_bits(X: torch.Tensor, sites: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """Set features ``sites`` (B, k) of rows ``X`` (B, F) to ``values``, in place; sites < 0 are ignored."""
-    valid = sites >= 0
-    b = torch.arange(X.shape[0], device=X.device)[:, None].expand_as(sites)[valid]
-    X[b, sites[valid]] = values[valid].to(X.dtype)
+    """Set features ``sites`` (B, k) of rows ``X`` (B, F) to ``values``, in place; sites < 0 are ignored.
+
+    The sites of a row must be distinct.
+    """
+    if sites.shape[1] == 0:
+        return X
+    sites, values, keep = _edit_slots(sites, values)
+    rows = torch.arange(X.shape[0], device=X.device)[:, None]
+    X[rows, sites] = torch.where(keep, values.to(X.dtype), X[:, :1])
     return X
 
 
@@ -261,7 +285,7 @@ class _Space:
     mask: torch.Tensor  # (N, S) editable sites
     n_values: int
     current: Callable[[torch.Tensor], torch.Tensor]  # rows -> (M, S) value index, -1 none
-    apply: Callable  # (rows clone, sites (B, k), values (B, k)) -> rows, sites < 0 ignored
+    apply: Callable  # (rows clone, sites (B, k) distinct per row, values (B, k)) -> rows, sites < 0 ignored
     singles: Callable  # (adapter, rows, sites (P,), fn, skip=(M, P)) -> (M, P, A)
     first_order: Callable  # (rows, grad of g) -> (M, S, A) estimated change of g
 
@@ -347,21 +371,30 @@ class _State:
     def n_edits(self) -> torch.Tensor:
         return (self.sites >= 0).sum(dim=1)
 
-    def offer(self, inputs, sites, values, g) -> None:
-        """Keep candidate edit sets (one per distinct input) that succeed or beat the best so far."""
-        take = ~self.found[inputs] & ((g <= 0) | (g < self.g[inputs]))
-        if not take.any():
-            return
-        inputs, sites, values, g = inputs[take], sites[take], values[take], g[take]
-        padded = torch.full((inputs.numel(), self.sites.shape[1]), -1, dtype=torch.long, device=sites.device)
-        padded[:, : sites.shape[1]] = sites
-        vals = torch.zeros_like(padded)
-        vals[:, : values.shape[1]] = values
-        self.sites[inputs], self.values[inputs], self.g[inputs] = padded, vals, g
-        self.found[inputs] |= g <= 0
+    def offer(self, inputs, sites, values, g, usable=None) -> None:
+        """Keep candidate edit sets that succeed or beat the best so far.
 
-    def count(self, inputs, n) -> None:
-        self.evals.index_add_(0, inputs, torch.as_tensor(n, device=inputs.device).expand_as(inputs).long())
+        ``inputs`` (B,) are distinct input indices, or None for every input in
+        order; ``usable`` (B,) bool marks the candidates to consider (default all).
+        """
+        rows = slice(None) if inputs is None else inputs
+        found, best = self.found[rows], self.g[rows]
+        hit = g <= 0
+        better = hit | (g < best)
+        if usable is not None:
+            hit, better = hit & usable, better & usable
+        take = ~found & better
+        extra = self.sites.shape[1] - sites.shape[1]
+        if extra:
+            sites = torch.nn.functional.pad(sites, (0, extra), value=-1)
+            values = torch.nn.functional.pad(values, (0, extra))
+        self.sites[rows] = torch.where(take[:, None], sites, self.sites[rows])
+        self.values[rows] = torch.where(take[:, None], values, self.values[rows])
+        self.g[rows] = torch.where(take, g, best)
+        self.found[rows] = found | hit
+
+    def count(self, inputs, n: int) -> None:
+        self.evals.index_add_(0, inputs, torch.full_like(inputs, n))
 
 
 def _evaluate_sets(adapter, space: _Space, bound, source, index, inputs, sites, values, *, progress=False):
@@ -384,9 +417,8 @@ def _best_per_input(state: _State, inputs, sites, values, g, n: int) -> None:
     if g.numel() == 0:
         return
     _, first = _segment_argmin(g, inputs, n)
-    has = first >= 0
-    pick = first[has]
-    state.offer(inputs[pick], sites[pick], values[pick], g[pick])
+    pick = first.clamp_min(0)  # group i is input i; empty groups are masked out by ``usable``
+    state.offer(None, sites[pick], values[pick], g[pick], usable=first >= 0)
 
 
 # ------------------------------------------------------------- exhaustive
@@ -447,10 +479,10 @@ def _exhaustive(adapter, space: _Space, bound, state: _State, max_level: torch.T
             combo = _unrank(local, level, table)
             sites = pair_site[inputs[:, None], combo]
             values = pair_value[inputs[:, None], combo]
-            taken = torch.bincount(inputs, minlength=n)
-            done += taken
-            remaining = remaining - taken
-            distinct = (sites[:, 1:] != sites[:, :-1]).all(dim=1)
+            left = (cum - size).clamp_min(0).minimum(remaining)  # what each input has left after this chunk
+            done += remaining - left
+            remaining = left
+            distinct = (sites[:, 1:] != sites[:, :-1]).all(dim=1).nonzero().squeeze(1)
             inputs, sites, values = inputs[distinct], sites[distinct], values[distinct]
             _, g = _evaluate_sets(adapter, space, bound, space.X, inputs, inputs, sites, values)
             state.count(inputs, 1)
