@@ -101,6 +101,9 @@ def main(argv=None):
     y0 = model(x[None])[0].detach()
     print(f"chosen sequence: logits {y0.tolist()}")
     adapter = SequenceModel(model, output=outputs.logit(0), device="cpu")
+    # batch_size="auto" times a short probe once per adapter (about half a second); done before the timings,
+    # as for a user who runs several searches with one adapter
+    print(f"batch size picked by the probe: {adapter.resolve_batch_size(x[None])}")
 
     def probekit_method(method):
         def run():
