@@ -99,10 +99,17 @@ def interleaved(runs: dict, repeats: int) -> dict:
     times = {name: [] for name in runs}
     for _ in range(repeats):
         for name, fn in runs.items():
+            synchronize()
             start = time.perf_counter()
             fn()
+            synchronize()  # GPU work is asynchronous: a run ends when its kernels have finished
             times[name].append(time.perf_counter() - start)
     return times
+
+
+def synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def median(values) -> float:

@@ -6,7 +6,7 @@ fall below the attack's width (the score range a PGD attack reaches inside the
 ball); the closer to it, the tighter. Medians of widths over inputs; times are
 medians over repeats.
 
-Run: ``python benchmarks/bench_bounds.py [--repeats 3] [--threads 2]``
+Run: ``python benchmarks/bench_bounds.py [--repeats 3] [--threads 2] [--device cuda]``
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks._common import machine, median, table, try_import  # noqa: E402
+from benchmarks._common import machine, median, synchronize, table, try_import  # noqa: E402
 from probekit import FeatureModel, outputs  # noqa: E402
 
 
@@ -47,8 +47,10 @@ def attack_range(model, X, eps, steps=100):
 def timed(fn, repeats):
     times, out = [], None
     for _ in range(repeats):
+        synchronize()
         start = time.perf_counter()
         out = fn()
+        synchronize()
         times.append(time.perf_counter() - start)
     return out, median(times)
 
@@ -57,6 +59,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(machine())
@@ -64,7 +67,8 @@ def main(argv=None):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(2048, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, 1)).eval()
     X = (torch.rand(32, 2048, generator=torch.Generator().manual_seed(1)) > 0.5).float()
-    adapter = FeatureModel(model, output=outputs.value(0), device="cpu")
+    model, X = model.to(args.device), X.to(args.device)
+    adapter = FeatureModel(model, output=outputs.value(0), device=args.device)
     certify = try_import("probekit.certify")
     lirpa = try_import("auto_LiRPA")
     if certify is None or not hasattr(certify, "ibp"):
@@ -90,7 +94,7 @@ def main(argv=None):
             except Exception as error:  # noqa: BLE001 - a failing method is reported, the rest go on
                 row[name] = f"error: {type(error).__name__}"
         if lirpa is not None:
-            bounded = lirpa.BoundedModule(model, torch.zeros(1, 2048))
+            bounded = lirpa.BoundedModule(model, torch.zeros(1, 2048, device=X.device))
             ptb = lirpa.PerturbationLpNorm(norm=float("inf"), eps=eps)
             x = lirpa.BoundedTensor(X, ptb)
             for method in ("IBP", "CROWN"):

@@ -5,7 +5,7 @@ One Basset-like CNN, the class-0 sequence with the largest margin among random
 target: the two logits swapped). The table gives edits found, model evaluations
 spent, success and time (medians over interleaved repeats).
 
-Run: ``python benchmarks/bench_min_edits.py [--repeats 3] [--threads 2]``
+Run: ``python benchmarks/bench_min_edits.py [--repeats 3] [--threads 2] [--device cuda]``
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks._common import (  # noqa: E402
-    Basset, incremental_engine_wired, machine, median, random_one_hot, seeded, table, try_import,
+    Basset, incremental_engine_wired, machine, median, random_one_hot, seeded, synchronize, table, try_import,
     use_incremental_engine,
 )
 from probekit import SequenceModel, goals, outputs  # noqa: E402
@@ -30,7 +30,7 @@ from probekit.search import min_substitutions  # noqa: E402
 def greedy_full_ism(model, x, max_edits, batch_size=32):
     """Best single substitution by a full ISM of naive forward passes, repeated until class 1 wins."""
     c, length = x.shape
-    eye = torch.eye(c)
+    eye = torch.eye(c, device=x.device)
     evaluations = 0
     x = x.clone()
     with torch.inference_mode():
@@ -39,7 +39,7 @@ def greedy_full_ism(model, x, max_edits, batch_size=32):
             evaluations += 1
             if y[1] > y[0]:
                 return step, evaluations, True
-            idx = torch.arange(c * length)
+            idx = torch.arange(c * length, device=x.device)
             best, best_idx = None, None
             for start in range(0, idx.numel(), batch_size):
                 chunk = idx[start:start + batch_size]
@@ -49,7 +49,7 @@ def greedy_full_ism(model, x, max_edits, batch_size=32):
                 if chunk.numel() == 0:
                     continue
                 batch = x.expand(chunk.numel(), c, length).clone()
-                batch[torch.arange(chunk.numel()), :, pos] = eye[base]
+                batch[torch.arange(chunk.numel(), device=x.device), :, pos] = eye[base]
                 out = model(batch)
                 evaluations += chunk.numel()
                 margin = out[:, 0] - out[:, 1]
@@ -66,7 +66,7 @@ def ledidi_run(model, x, y_bar, l, seed):
     if ledidi is None:
         return None
     designed, history = ledidi.ledidi(
-        model, x[None], y_bar[None], device="cpu", l=l, verbose=False, return_history=True, random_state=seed
+        model, x[None], y_bar[None], device=str(x.device), l=l, verbose=False, return_history=True, random_state=seed
     )
     with torch.inference_mode():
         y = model(designed)
@@ -86,13 +86,14 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-edits", type=int, default=8)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(machine())
     print(f"incremental engine wired into probekit's searches: {incremental_engine_wired()}")
 
-    model = seeded(Basset())
-    X = random_one_hot(64, 1000, seed=2)
+    model = seeded(Basset()).to(args.device)
+    X = random_one_hot(64, 1000, seed=2).to(args.device)
     with torch.inference_mode():
         y = model(X)
     margin = y[:, 0] - y[:, 1]
@@ -100,7 +101,7 @@ def main(argv=None):
     x = X[int(margin.argmax())]
     y0 = model(x[None])[0].detach()
     print(f"chosen sequence: logits {y0.tolist()}")
-    adapter = SequenceModel(model, output=outputs.logit(0), device="cpu")
+    adapter = SequenceModel(model, output=outputs.logit(0), device=args.device)
     # batch_size="auto" times a short probe once per adapter (about half a second); done before the timings,
     # as for a user who runs several searches with one adapter
     print(f"batch size picked by the probe: {adapter.resolve_batch_size(x[None])}")
@@ -134,11 +135,13 @@ def main(argv=None):
     found = {}
     for _ in range(args.repeats):
         for name, fn in runs.items():
+            synchronize()
             start = time.perf_counter()
             try:
                 found[name] = fn()
             except Exception as error:  # noqa: BLE001 - a failing method is reported, the rest go on
                 found[name] = {"success": f"error: {type(error).__name__}: {error}"[:80]}
+            synchronize()
             times[name].append(time.perf_counter() - start)
     base = median(times["probekit greedy"])
     rows = []

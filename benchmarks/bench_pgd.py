@@ -6,7 +6,7 @@ method lowers the score ``s`` (torchattacks and captum see the class logits
 ``[-s, s]`` with label 1, whose cross-entropy falls as ``s`` falls). probekit
 also keeps the best iterate, bounds and masks. Medians over interleaved repeats.
 
-Run: ``python benchmarks/bench_pgd.py [--repeats 7] [--threads 2]``
+Run: ``python benchmarks/bench_pgd.py [--repeats 7] [--threads 2] [--device cuda]``
 """
 
 from __future__ import annotations
@@ -54,15 +54,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(machine())
     torch.manual_seed(0)
+    device = torch.device(args.device)
     mlp = nn.Sequential(nn.Linear(2048, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, 1)).eval()
-    X = torch.bernoulli(torch.full((256, 2048), 0.5), generator=torch.Generator().manual_seed(0))
-    labels = torch.ones(256, dtype=torch.long)
+    mlp = mlp.to(device)
+    X = torch.bernoulli(torch.full((256, 2048), 0.5), generator=torch.Generator().manual_seed(0)).to(device)
+    labels = torch.ones(256, dtype=torch.long, device=device)
     wrapped = TwoLogits(mlp).eval()
-    adapter = FeatureModel(mlp, output=outputs.value(0), kinds="continuous", bounds=(0.0, 1.0), device="cpu",
+    adapter = FeatureModel(mlp, output=outputs.value(0), kinds="continuous", bounds=(0.0, 1.0), device=device,
                            batch_size=256)
     never = goals.below(-100.0)  # out of reach: every method runs its 40 steps
 
