@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import random
 import statistics
 import time
 
@@ -95,10 +96,18 @@ def random_one_hot(n: int, length: int, seed: int = 0) -> torch.Tensor:
 
 
 def interleaved(runs: dict, repeats: int) -> dict:
-    """Run each callable ``repeats`` times, round-robin; return the list of seconds per name."""
+    """Run each callable ``repeats`` times, round-robin; return the list of seconds per name.
+
+    Each round takes the methods in a new (seeded) random order, so that no method always
+    follows the same one (what a run leaves behind, e.g. the allocator's state, affects the next).
+    """
     times = {name: [] for name in runs}
+    order = list(runs)
+    shuffler = random.Random(0)
     for _ in range(repeats):
-        for name, fn in runs.items():
+        shuffler.shuffle(order)
+        for name in order:
+            fn = runs[name]
             synchronize()
             start = time.perf_counter()
             fn()

@@ -86,7 +86,6 @@ class BoundGoal:
             others = logits.scatter(1, cls[:, None], float("-inf")).max(dim=1).values
             return own - others if self.mode == "leave_class" else others - own
         score = self.output(y)
-        ref = self.reference[rows].to(score.device)
         v = float(self.goal.value) if self.goal.value is not None else 0.0
         if self.mode == "cross":
             return self.sign[rows].to(score.device) * (score - self.output.threshold)
@@ -95,9 +94,9 @@ class BoundGoal:
         if self.mode == "above":
             return v - score
         if self.mode == "decrease":
-            return score - (ref - v)
+            return score - (self.reference[rows].to(score.device) - v)
         if self.mode == "increase":
-            return (ref + v) - score
+            return (self.reference[rows].to(score.device) + v) - score
         raise ValueError(f"unknown goal mode {self.mode!r}")
 
     def to(self, device: torch.device) -> "BoundGoal":
