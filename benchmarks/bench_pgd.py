@@ -128,10 +128,10 @@ def main(argv=None):
             f"x {base_name} time": median(ts) / base,
             "mean score after": float(s.mean()),
             "mean drop": float((s0 - s).mean()),
-            "max |delta|": float((x_adv - X).abs().max()),
+            "max abs delta": float((x_adv - X).abs().max()),
         })
     print()
-    print(table(rows, ["method", "median s", f"x {base_name} time", "mean score after", "mean drop", "max |delta|"]))
+    print(table(rows, ["method", "median s", f"x {base_name} time", "mean score after", "mean drop", "max abs delta"]))
 
 
 if __name__ == "__main__":
