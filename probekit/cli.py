@@ -211,6 +211,28 @@ def merge_reports(reports: list):
     return SensitivityReport(reports[0].kind, tables, params)
 
 
+def add_autocast_argument(parser: argparse.ArgumentParser) -> None:
+    """``--autocast bf16|fp16``: mixed precision for the model's forward passes."""
+    parser.add_argument(
+        "--autocast", choices=("bf16", "fp16"),
+        help="run the model in mixed precision (faster on GPUs); the first batch is compared with full precision "
+             "and the difference is reported",
+    )  # fmt: skip
+
+
+def log_autocast(adapter, log: Callable[[str], None]) -> None:
+    """Say how far mixed precision moved the model's outputs on the first batch, when it was used."""
+    if adapter.autocast is None:
+        return
+    if adapter.autocast_error is None:
+        log(f"autocast {adapter.autocast}: no batch was run")
+        return
+    log(
+        f"autocast {adapter.autocast}: outputs within {adapter.autocast_error:.2g} of full precision on the first "
+        "batch (relative to their largest value)"
+    )
+
+
 # ---------------------------------------------------------------------- dna command
 def add_dna_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``probekit dna``."""
@@ -223,6 +245,7 @@ def add_dna_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table", type=Path, help="also write the per-position table as CSV")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--batch-size", type=int, default=None, help="inputs per forward pass")
+    add_autocast_argument(parser)
     parser.add_argument("--layout", choices=("NCL", "NLC"), default="NCL", help="one-hot layout the model takes")
     parser.add_argument("--strands", choices=("forward", "both"), default="forward",
                         help="both: average forward and reverse-complement outputs")  # fmt: skip
@@ -274,6 +297,7 @@ def _adapter(model, args):
         return SequenceModel(
             model, output=parse_output(args.output), layout=getattr(args, "layout", "NCL"),
             batch_size=args.batch_size or "auto", device=args.device, strands=getattr(args, "strands", "forward"),
+            autocast=getattr(args, "autocast", None),
         )  # fmt: skip
     except (ValueError, RuntimeError) as error:
         raise CLIError(str(error)) from None
@@ -292,6 +316,7 @@ def _probe_settings(args, model_digest: str, goal) -> dict:
         "method": args.method,
         "motifs": bool(args.motifs),
         "seed": args.seed,
+        "autocast": getattr(args, "autocast", None),
     }
 
 
@@ -343,6 +368,7 @@ def run_dna(args, *, log: Callable[[str], None] = print) -> int:
     adapter = _adapter(model, args)
     settings = _probe_settings(args, _file_digest(args.model), str(goal))
     _run_probe(adapter, records, settings, args, args.out, log)
+    log_autocast(adapter, log)
     return 0
 
 
@@ -367,6 +393,7 @@ def run_demo_dna(args, *, log: Callable[[str], None] = print) -> int:
     records = heldout[["id", "sequence"]].assign(error=None)
     settings = _probe_settings(args, _file_digest(dna_demo_paths()["model"]), str(goal))
     report = _run_probe(adapter, records, settings, args, out_dir / "dna_demo_report.html", log)
+    log_autocast(adapter, log)
     report.to_frame().to_csv(out_dir / "dna_demo_positions.csv", index=False)
     report.regions().to_csv(out_dir / "dna_demo_regions.csv", index=False)
     recovery = planted_motif_recovery(report.regions(), heldout)
@@ -400,6 +427,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("probekit-demo"), help="output folder (default probekit-demo)")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--batch-size", type=int, default=None, help="inputs per forward pass")
+    add_autocast_argument(parser)
     parser.add_argument("--limit", type=int, help="probe only the first N held-out sequences or molecules")
     add_probe_arguments(parser)
 

@@ -256,3 +256,28 @@ def test_mol_command_is_wired_through_main(tmp_path, capsys):
     assert stop.value.code == 2
     assert "missing.pt" in capsys.readouterr().err
     assert "mol" in cli.DEMOS
+
+
+def test_autocast_runs_end_to_end_and_reports_its_error(tmp_path, fasta, windows, capsys):
+    """--autocast bf16 probes in mixed precision, says how far it moved the outputs, and stays close to fp32."""
+    full, mixed = tmp_path / "full.csv", tmp_path / "mixed.csv"
+    assert cli.main(dna_args(fasta, tmp_path / "a.html", "--table", str(full))) == 0
+    assert "of full precision" not in capsys.readouterr().out
+    assert cli.main(dna_args(fasta, tmp_path / "b.html", "--table", str(mixed), "--autocast", "bf16")) == 0
+    printed = capsys.readouterr().out
+    match = re.search(r"autocast bf16: outputs within ([0-9.e+-]+) of full precision", printed)
+    assert match is not None, printed
+    error = float(match.group(1))
+    assert 0 < error < 0.05  # bf16 keeps 8 bits of mantissa: a small, nonzero change
+    a, b = pd.read_csv(full), pd.read_csv(mixed)
+    assert a["id"].tolist() == b["id"].tolist()
+    scale = a["importance"].abs().max()
+    assert (a["importance"] - b["importance"]).abs().max() < 0.1 * scale
+
+
+def test_autocast_setting_keeps_full_precision_chunks_from_being_reused(tmp_path, fasta, capsys):
+    out = tmp_path / "r.html"
+    cli.main(dna_args(fasta, out, "--chunk-size", "2", "--keep-partial"))
+    capsys.readouterr()
+    cli.main(dna_args(fasta, out, "--chunk-size", "2", "--autocast", "bf16"))
+    assert "resumed" not in capsys.readouterr().out

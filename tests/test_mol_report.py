@@ -275,7 +275,8 @@ def test_demo_model_flips_reach_goal_when_rescored(demo):
     assert (pert["new_value"] <= upper[pert["index"]].numpy() + 1e-4).all()
 
 
-def test_mol_command_end_to_end(tmp_path):
+@pytest.mark.parametrize("autocast", [None, "bf16"])
+def test_mol_command_end_to_end(tmp_path, autocast):
     heldout = pd.read_csv("data/mol_demo_heldout.csv", dtype={"id": str}).head(2)[["id", "smiles"]]
     heldout.loc[len(heldout)] = ["broken", "C1CC("]
     heldout.to_csv(tmp_path / "m.csv", index=False)
@@ -286,9 +287,13 @@ def test_mol_command_end_to_end(tmp_path):
         "--featurizer", "morgan:2:2048+descriptors:MolLogP,TPSA,MolWt,FractionCSP3", "--goal", "decrease:0.5",
         "--max-flips", "1", "--baseline-draws", "10", "--out", str(tmp_path / "r.html"), "--table", str(tmp_path / "t.csv"),
         "--atoms-table", str(tmp_path / "a.csv"), "--device", "cpu", "--no-progress",
-    ])  # fmt: skip
+    ] + (["--autocast", autocast] if autocast else []))  # fmt: skip
     lines = []
     assert run_mol_cli(args, log=lines.append) == 0
+    said = [line for line in lines if "of full precision" in line]
+    assert len(said) == (1 if autocast else 0)
+    if autocast:  # mixed precision was used, measured against full precision, and reported
+        assert said[0].startswith(f"autocast {autocast}: outputs within ")
     assert any("skipping: record 'broken'" in line for line in lines)
     assert (tmp_path / "r.html").read_text().count("<svg") >= 2
     assert set(pd.read_csv(tmp_path / "t.csv", dtype={"id": str})["id"]) == set(heldout["id"][:2])
@@ -310,10 +315,11 @@ def test_mol_command_errors(tmp_path):
 
 def test_demo_command(tmp_path):
     ns = argparse.Namespace(out=tmp_path, device="cpu", goal="flip", max_edits=1, baseline_draws=10, seed=0,
-                            n_molecules=2, no_progress=True)  # fmt: skip
+                            n_molecules=2, no_progress=True, autocast="bf16")  # fmt: skip
     lines = []
     assert run_mol_demo(ns, log=lines.append) == 0
     assert "held-out R^2 = 0.786" in lines[0]
+    assert any(line.startswith("autocast bf16: outputs within") for line in lines)
     assert (tmp_path / "mol_demo_report.html").exists() and (tmp_path / "mol_demo_atoms.csv").exists()
 
 

@@ -749,6 +749,8 @@ def add_mol_arguments(parser) -> None:
     """Arguments of ``probekit mol``."""
     from pathlib import Path
 
+    from ..cli import add_autocast_argument
+
     parser.add_argument("--model", required=True, type=Path, help="TorchScript file or state_dict (.pt)")
     parser.add_argument("--arch", help="architecture of a state_dict, as module:Class")
     parser.add_argument("--trust", action="store_true", help="allow unpickling a whole model (runs code from the file)")
@@ -767,6 +769,7 @@ def add_mol_arguments(parser) -> None:
     parser.add_argument("--atoms-table", type=Path, help="also write the per-atom table as CSV")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--batch-size", type=int, default=None, help="inputs per forward pass")
+    add_autocast_argument(parser)
 
 
 def add_mol_probe_arguments(parser) -> None:
@@ -845,7 +848,7 @@ def run_mol_cli(args, *, log=print) -> int:
     Argument and file problems raise ``probekit.cli.CLIError`` (one line, exit code 2).
     """
     from ..adapters import FeatureModel
-    from ..cli import _load_model, parse_goal, parse_output
+    from ..cli import _load_model, log_autocast, parse_goal, parse_output
     from ..encode.mol import parse_featurizer
     from ..io import read_molecules
 
@@ -873,7 +876,7 @@ def run_mol_cli(args, *, log=print) -> int:
     model = _load_model(args.model, args.arch, args.trust)
     try:
         adapter = FeatureModel(model, featurizer=featurizer, output=output, device=args.device,
-                               batch_size=args.batch_size or "auto")  # fmt: skip
+                               batch_size=args.batch_size or "auto", autocast=getattr(args, "autocast", None))  # fmt: skip
         report = probe_features(
             adapter, records, goal=goal, max_flips=args.max_flips, flips=args.flips, norm=args.norm,
             baseline_draws=args.baseline_draws, attribution=args.attribution, method=args.method, seed=args.seed,
@@ -884,6 +887,7 @@ def run_mol_cli(args, *, log=print) -> int:
     _write_outputs(report, args, args.out, log, title=f"probekit: {args.molecules.name}")
     for line in headline(report):
         log(line)
+    log_autocast(adapter, log)
     return 0
 
 
@@ -896,7 +900,7 @@ def run_mol_demo(args, *, log=print) -> int:
     """
     from pathlib import Path
 
-    from ..cli import parse_goal
+    from ..cli import log_autocast, parse_goal
     from ..mol_demo import load_mol_demo
 
     goal_spec = getattr(args, "goal", None) or "decrease:1.0"
@@ -916,8 +920,11 @@ def run_mol_demo(args, *, log=print) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     heldout = demo.test.head(n_molecules)
     log(f"probing {len(heldout)} held-out compounds: goal {goal}, at most {max_flips} bit flips")
+    adapter = demo.adapter
+    if getattr(args, "autocast", None):
+        adapter = adapter.replace(autocast=args.autocast)
     report = probe_features(
-        demo.adapter, heldout, goal=goal, max_flips=int(max_flips), flips=getattr(args, "flips", "both"),
+        adapter, heldout, goal=goal, max_flips=int(max_flips), flips=getattr(args, "flips", "both"),
         baseline_draws=int(getattr(args, "baseline_draws", 200)), seed=int(getattr(args, "seed", 0)),
         progress=not getattr(args, "no_progress", False),
     )  # fmt: skip
@@ -928,6 +935,7 @@ def run_mol_demo(args, *, log=print) -> int:
     log(f"wrote {out_dir / 'mol_demo_report.html'} and the feature, atom and ranking tables")
     for line in headline(report):
         log(line)
+    log_autocast(adapter, log)
     return 0
 
 
