@@ -286,7 +286,8 @@ def train_dna_demo(
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
-    # The order of floating-point reductions depends on the thread count; two threads made the shipped weights.
+    # The order of floating-point reductions depends on the thread count (two made the shipped weights)
+    # and on the CPU's vector instructions, so other kinds of CPU give close weights, not equal ones.
     threads = torch.get_num_threads()
     torch.set_num_threads(TRAINING_THREADS)
     try:

@@ -175,7 +175,7 @@ def train_mol_demo(
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small matrices: one thread is faster and gives the same weights everywhere
+    torch.set_num_threads(1)  # small matrices: one thread is faster and fixes the order of reductions
     model.train()
     try:
         for _ in range(epochs):

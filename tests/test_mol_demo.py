@@ -58,12 +58,29 @@ def test_featurizer_bounds_come_from_training_set(demo):
     assert demo.adapter.kinds(2052) == ["binary"] * 2048 + ["continuous"] * 4
 
 
+def test_training_is_deterministic_on_one_machine():
+    from probekit.mol_demo import train_mol_demo
+
+    a, _ = train_mol_demo(seed=0, epochs=2)
+    b, _ = train_mol_demo(seed=0, epochs=2)
+    c, _ = train_mol_demo(seed=1, epochs=2)
+    for name, tensor in a.state_dict().items():
+        assert torch.equal(tensor, b.state_dict()[name]), name
+    assert not torch.equal(a.state_dict()["net.1.weight"], c.state_dict()["net.1.weight"])
+
+
 @pytest.mark.slow
-def test_training_reproduces_the_shipped_weights(tmp_path):
+def test_training_reproduces_the_shipped_model(demo, tmp_path):
+    # Bit-for-bit weights need the same CPU kernels (AVX2 and AVX-512 round differently), so across
+    # machines the retrained model must predict what the shipped one predicts, not hold the same bits.
     from probekit.mol_demo import save_mol_demo, train_mol_demo
 
     model, info = train_mol_demo(seed=0)
     save_mol_demo(model, info, data_dir=tmp_path)
-    shipped = torch.load(mol_demo_paths()["weights"], weights_only=True)["state_dict"]
-    for name, tensor in model.state_dict().items():
-        assert torch.allclose(tensor, shipped[name], atol=1e-5), name
+    retrained = load_mol_demo(device="cpu", data_dir=tmp_path)
+    assert retrained.test["id"].tolist() == demo.test["id"].tolist()  # the same seeded split
+    assert info["test_r2"] == pytest.approx(demo.metrics["test_r2"], abs=0.02)
+    ours = retrained.adapter.score(retrained.test).numpy()
+    shipped = demo.adapter.score(demo.test).numpy()
+    assert np.corrcoef(ours, shipped)[0, 1] > 0.99
+    assert np.abs(ours - shipped).mean() < 0.1
