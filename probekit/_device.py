@@ -7,6 +7,7 @@ model is moved, put in eval mode and restored afterwards.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from typing import Callable, Iterator
 
 import torch
@@ -38,7 +39,7 @@ def model_device(model) -> torch.device | None:
     """Device of the first parameter or buffer of ``model``; ``None`` for a plain callable."""
     if not isinstance(model, torch.nn.Module):
         return None
-    for tensor in list(model.parameters()) + list(model.buffers()):
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
         return tensor.device
     return None
 
@@ -55,26 +56,35 @@ def model_dtype(model) -> torch.dtype | None:
 
 @contextlib.contextmanager
 def model_on(model, device: torch.device, dtype: torch.dtype | None = None) -> Iterator[None]:
-    """Move ``model`` to ``device`` (and ``dtype``) in eval mode; restore both afterwards."""
+    """Move ``model`` to ``device`` (and ``dtype``) in eval mode; restore both afterwards.
+
+    Each submodule gets its own training flag back, so a part the user froze in
+    eval mode inside a training model stays frozen.
+    """
     if not isinstance(model, torch.nn.Module):
         yield
         return
     original_device = model_device(model)
     original_dtype = model_dtype(model)
-    was_training = model.training
+    training = [module for module in model.modules() if module.training]
     try:
         if original_device is not None and original_device != device:
             model.to(device)
         if dtype is not None and original_dtype is not None and original_dtype != dtype:
             model.to(dtype)
-        model.eval()
+        if training:
+            model.eval()
         yield
     finally:
         if dtype is not None and original_dtype is not None and original_dtype != dtype:
             model.to(original_dtype)
         if original_device is not None and original_device != device:
             model.to(original_device)
-        model.train(was_training)
+        if training:
+            was = {id(module) for module in training}
+            model.train(id(model) in was)
+            for module in model.modules():
+                module.training = id(module) in was
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -123,6 +123,7 @@ class Adapter(abc.ABC):
         """A shallow copy of this adapter with some settings changed (``output=``, ``batch_size=``...)."""
         new = copy.copy(self)
         new._depth = 0
+        new.__dict__.pop("_feature_cache", None)  # settings may change: nothing derived from them is shared
         for key, value in changes.items():
             if key.startswith("_") or not hasattr(new, key):
                 raise TypeError(f"{type(self).__name__} has no setting {key!r}")
@@ -446,7 +447,7 @@ class FeatureModel(Adapter):
         if bounds is None and featurizer is not None:
             bounds = featurizer.bounds
         self.feature_names = list(feature_names) if feature_names is not None else None
-        self._kinds = kinds if kinds is not None else "continuous"
+        self._kinds = "continuous" if kinds is None else kinds if isinstance(kinds, str) else list(kinds)
         self._bounds = bounds
 
     @property
@@ -484,17 +485,32 @@ class FeatureModel(Adapter):
         >>> FeatureModel(torch.nn.Linear(3, 1), output=0, kinds=["binary", "continuous", "binary"]).kind_mask(3, "binary")
         tensor([ True, False,  True])
         """
+        return self._cached(("kind_mask", n_features, kind), lambda: self._kind_mask(n_features, kind)).clone()
+
+    def _kind_mask(self, n_features: int, kind: str) -> torch.Tensor:
         kinds = self.kinds(n_features)
         if isinstance(self._kinds, str):
             return torch.full((n_features,), self._kinds == kind)
         return torch.from_numpy(np.asarray(kinds, dtype=object) == kind)
+
+    def _cached(self, key, compute):
+        """``compute()`` once per ``key`` and setting of kinds, bounds and device (searches ask on every call)."""
+        key = (key, id(self._kinds), id(self._bounds), self.device)
+        cache = self.__dict__.setdefault("_feature_cache", {})
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
 
     def bounds(self, n_features: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Lower and upper bound of each feature, shape (F,) each, on :attr:`device`.
 
         Binary features default to [0, 1]; others to (-inf, inf) unless given.
         """
-        binary = self.kind_mask(n_features, "binary")
+        lower, upper = self._cached(("bounds", n_features), lambda: self._bounds_of(n_features))
+        return lower.clone(), upper.clone()
+
+    def _bounds_of(self, n_features: int) -> tuple[torch.Tensor, torch.Tensor]:
+        binary = self._kind_mask(n_features, "binary")
         lower = torch.where(binary, 0.0, -float("inf"))
         upper = torch.where(binary, 1.0, float("inf"))
         if self._bounds is not None:

@@ -61,6 +61,18 @@ def test_model_state_is_restored():
     assert model.training
 
 
+def test_each_submodule_gets_its_own_training_flag_back():
+    # a part frozen in eval mode inside a training model (a common fine-tuning setup) stays frozen
+    model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Dropout(0.5), nn.Linear(4, 1))
+    model.train()
+    model[1].eval()
+    seen = []
+    model[3].register_forward_hook(lambda module, args, out: seen.append([m.training for m in model.modules()]))
+    FeatureModel(model, output=outputs.value(0), device="cpu").score(torch.randn(3, 4))
+    assert seen and all(flags == [False] * 5 for flags in seen)
+    assert [m.training for m in model.modules()] == [True, True, False, True, True]
+
+
 def test_dropout_is_off_during_calls():
     model = nn.Sequential(nn.Flatten(), nn.Dropout(0.9), nn.Linear(40, 1))
     adapter = SequenceModel(model, output=0, device="cpu")

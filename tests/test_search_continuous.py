@@ -443,13 +443,49 @@ def reference_linf_pgd(model, bound, X, eps, alpha, steps, lo, hi, mask, early_s
             if t == steps or (early_stop and g <= 0):
                 break
             with torch.no_grad():
-                delta = torch.clamp(delta - alpha * grad.sign(), -float(eps[i]), float(eps[i]))
+                step = float(alpha[i]) if torch.is_tensor(alpha) else alpha
+                delta = torch.clamp(delta - step * grad.sign(), -float(eps[i]), float(eps[i]))
                 delta = torch.clamp(x0 + delta, lo, hi) - x0
                 delta = torch.where(mask[i], delta, torch.zeros_like(delta))
         best_g.append(kept_g)
         best_n.append(kept_n)
         evaluations.append(count)
     return X + best, torch.tensor(best_g), torch.tensor(evaluations, dtype=torch.float32)
+
+
+@pytest.mark.parametrize("early_stop", [True, False])
+def test_linf_pgd_without_masks_equals_reference(early_stop):
+    # nothing frozen and every input inside the bounds: the boxes come from the feature bounds alone, and
+    # the first step (0.04) is longer than some radii, which the ball must still cut
+    model = mlp()
+    adapter = FeatureModel(model, output=outputs.margin(1), bounds=(0.0, 1.0), device="cpu", batch_size=4)
+    X = torch.rand(10, 6, generator=torch.Generator().manual_seed(4))
+    eps = torch.linspace(0.02, 0.6, 10)
+    bound = adapter.bind(goals.flip(), X)
+    everything = torch.ones(10, 6, dtype=torch.bool)
+    ours = pgd(adapter, X, goal=goals.flip(), eps=eps, steps=15, step_size=0.04, early_stop=early_stop)
+    ref_x, ref_g, ref_evals = reference_linf_pgd(model, bound, X, eps, 0.04, 15, 0.0, 1.0, everything, early_stop)
+    assert 0 < int(ours.success.sum()) < 10
+    assert torch.allclose(ours.x_adv, ref_x, atol=1e-5)
+    assert torch.equal(ours.success, ref_g <= 0)
+    assert torch.equal(ours.params["evaluations"], ref_evals)
+    assert bool((ours.norm <= eps).all()) and torch.allclose(ours.norm, (ours.x_adv - X).abs().amax(dim=1), atol=1e-6)
+    one = fgsm(adapter, X, goal=goals.flip(), eps=eps)
+    ref_x, ref_g, _ = reference_linf_pgd(model, bound, X, eps, eps, 1, 0.0, 1.0, everything, False)
+    assert torch.allclose(one.x_adv, ref_x, atol=1e-6) and torch.equal(one.success, ref_g <= 0)
+
+
+def test_searches_on_a_model_whose_input_gradient_is_an_expanded_view():
+    # the gradient of a sum comes back from autograd as a stride-0 view, which a step must not write into
+    class Total(torch.nn.Module):
+        def forward(self, x):
+            return x.sum(dim=1, keepdim=True)
+
+    adapter = FeatureModel(Total(), output=outputs.value(0), device="cpu")
+    X = torch.zeros(4, 3)
+    for result in (pgd(adapter, X, goal=goals.decrease(by=1.0), eps=0.5, steps=5),
+                   fgsm(adapter, X, goal=goals.decrease(by=1.0), eps=0.5)):
+        assert result.success.all() and torch.equal(result.x_adv, torch.full((4, 3), -0.5))
 
 
 @pytest.mark.parametrize("early_stop", [True, False])

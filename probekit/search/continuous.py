@@ -165,15 +165,32 @@ def project(delta: torch.Tensor, eps, *, norm: str = "linf", lower=None, upper=N
 
 
 # ----------------------------------------------------------- search space
-@dataclass
 class _Space:
-    """Flattened inputs and the per-coordinate box of allowed perturbations."""
+    """Flattened inputs and the per-coordinate box of allowed perturbations.
 
-    x0: torch.Tensor  # (N, D)
-    lower: torch.Tensor  # (N, D) lower bound of delta (<= 0), 0 where frozen
-    upper: torch.Tensor  # (N, D)
-    discrete: torch.Tensor  # (D,) bool, relaxed discrete features that need rounding
-    shape: tuple  # shape of one input
+    ``lower`` and ``upper`` (N, D) bound ``delta`` (``lower <= 0 <= upper``, both 0
+    where a feature is frozen). A *plain* space (every input finite and inside the
+    feature bounds ``lo``, ``hi`` (D,), nothing frozen) builds them only when asked:
+    there they are ``lo - x0`` and ``hi - x0``, and the L-inf searches use ``lo`` and
+    ``hi`` directly.
+    """
+
+    def __init__(self, x0, lo, hi, discrete, shape, lower=None, upper=None):
+        self.x0, self.lo, self.hi, self.discrete, self.shape = x0, lo, hi, discrete, shape  # x0 (N, D); lo, hi (D,)
+        self.plain = lower is None
+        self._lower, self._upper = lower, upper
+
+    @property
+    def lower(self) -> torch.Tensor:
+        if self._lower is None:
+            self._lower = torch.sub(self.lo, self.x0)
+        return self._lower
+
+    @property
+    def upper(self) -> torch.Tensor:
+        if self._upper is None:
+            self._upper = torch.sub(self.hi, self.x0)
+        return self._upper
 
     def unflat(self, flat: torch.Tensor) -> torch.Tensor:
         return flat.reshape((flat.shape[0],) + self.shape)
@@ -227,10 +244,16 @@ def _space(adapter, X: torch.Tensor, mask, relax_discrete: bool) -> _Space:
     free = None if mask is None else _mask_rows(mask, X)
     if not relax_discrete and discrete_features is not None and bool(discrete.any()):
         free = (torch.ones(n, d, dtype=torch.bool, device=X.device) if free is None else free) & ~discrete
+    shape = tuple(X.shape[1:])
+    # two reductions over the inputs tell whether any is out of bounds or not finite (min and max propagate NaN)
+    if x0.numel() > 0:
+        low, high = x0.amin(dim=0), x0.amax(dim=0)  # several times faster than aminmax over a dimension
+        suspect = not bool(((low >= lo) & (high <= hi) & torch.isfinite(low) & torch.isfinite(high)).all())
+    else:
+        suspect = False
+    if free is None and not suspect:
+        return _Space(x0, lo, hi, discrete, shape)
     lower, upper = torch.sub(lo, x0), torch.sub(hi, x0)
-    # out-of-bounds inputs make lower > 0 or upper < 0; NaN or infinite ones make a NaN or such a sign (max and
-    # min propagate NaN), so two reductions tell whether the detailed checks are needed
-    suspect = x0.numel() > 0 and not bool((lower.max() <= 0) & (upper.min() >= 0))
     outside = (x0 < lo) | (x0 > hi) if suspect else None
     if suspect and outside.any():
         i, j = (int(v) for v in torch.nonzero(outside)[0])
@@ -248,11 +271,11 @@ def _space(adapter, X: torch.Tensor, mask, relax_discrete: bool) -> _Space:
         free = free & ~broken[:, None]
     lower.clamp_(max=0)
     upper.clamp_(min=0)
-    if free is None:
-        return _Space(x0, lower, upper, discrete, tuple(X.shape[1:]))
-    lower.masked_fill_(~free, 0.0)
-    upper.masked_fill_(~free, 0.0)
-    return _Space(x0, lower, upper, discrete & free.any(dim=0), tuple(X.shape[1:]))
+    if free is not None:
+        lower.masked_fill_(~free, 0.0)
+        upper.masked_fill_(~free, 0.0)
+        discrete = discrete & free.any(dim=0)
+    return _Space(x0, lo, hi, discrete, shape, lower, upper)
 
 
 def _bind(adapter, goal, X: torch.Tensor) -> BoundGoal:
@@ -262,6 +285,10 @@ def _bind(adapter, goal, X: torch.Tensor) -> BoundGoal:
 
 
 def _eps_rows(eps, n: int, device) -> torch.Tensor:
+    if isinstance(eps, (int, float)) and not isinstance(eps, bool):  # checked without a tensor (and a sync)
+        if not (math.isfinite(eps) and eps >= 0):
+            raise ValueError("eps must be finite and non-negative")
+        return torch.full((n,), float(eps), device=device)
     eps = torch.as_tensor(eps, dtype=torch.float32, device=device).reshape(-1)
     if eps.numel() == 1:
         eps = eps.expand(n)
@@ -384,7 +411,7 @@ def _probe(adapter, space, bound, x, rows, *, grad: bool, bind=None):
                 return bound(y, r)
 
             g, dg = adapter.gradient(xb, goal_value, rows=rows[start:stop])
-            parts.append((torch.cat(scores), g.detach().float(), dg.reshape(stop - start, -1)))
+            parts.append((torch.cat(scores), g.detach().float(), dg.reshape(stop - start, -1).contiguous()))
             return g
         if grad:
             xb = xb.detach().requires_grad_(True)
@@ -394,7 +421,8 @@ def _probe(adapter, space, bound, x, rows, *, grad: bool, bind=None):
             g = bound_parts[start](y)
         else:
             g = bound(y, rows[start:stop])
-        dg = torch.autograd.grad(g.sum(), xb)[0].reshape(stop - start, -1) if grad else None
+        # contiguous: a gradient may come back as an expanded view (of a sum, say), and PGD steps write into it
+        dg = torch.autograd.grad(g.sum(), xb)[0].reshape(stop - start, -1).contiguous() if grad else None
         parts.append((adapter.output(y).detach().float(), g.detach().float(), dg))
         return g
 
@@ -445,15 +473,22 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     rows = torch.arange(space.x0.shape[0], device=device) if everyone else rows
     m, d = rows.shape[0], space.x0.shape[1]
     k = m * restarts
-    rr = rows.repeat(restarts)  # restart-major copies of the rows
+    rr = rows.repeat(restarts) if restarts > 1 else rows  # restart-major copies of the rows
     slot = torch.arange(m, device=device).repeat(restarts)
-    if everyone and restarts == 1:
+    e = eps.repeat(restarts) if restarts > 1 else eps
+    alpha = (2.5 * e / max(steps, 1)) if step_size is None else _eps_rows(step_size, m, device).repeat(restarts)
+    zero_start = restarts == 1 and not random_start
+    discrete = bool(space.discrete.any())
+    fast = norm == "linf" and not discrete
+    # L-inf from the unedited inputs of a plain space: the boxes come from the feature bounds, and the
+    # (N, D) bounds of delta are never built
+    lazy_box = fast and space.plain and everyone and zero_start
+    if lazy_box:
+        x0, lower, upper = space.x0, None, None
+    elif everyone and restarts == 1:
         x0, lower, upper = space.x0, space.lower, space.upper
     else:
         x0, lower, upper = space.x0[rr], space.lower[rr], space.upper[rr]
-    e = eps.repeat(restarts)
-    alpha = (2.5 * e / max(steps, 1)) if step_size is None else _eps_rows(step_size, m, device).repeat(restarts)
-    zero_start = restarts == 1 and not random_start
     x = x0  # the zero start; steps never write into this tensor
     if not zero_start:
         starts = torch.arange(restarts, device=device).repeat_interleave(m)
@@ -467,14 +502,14 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
         if not (everyone and zero_start):
             raise ValueError("an unbound goal needs a run from the unedited inputs")
         bind, bound = bound, None
-    discrete = bool(space.discrete.any())
-    fast = norm == "linf" and not discrete
     # the copies still running, compact; `pos` says which of the k copies each one is
     st = {"pos": torch.arange(k, device=device), "rows": rr, "slot": slot, "x0": x0, "e": e, "alpha": alpha[:, None],
           "x": x, "best": x, "best_g": torch.full((k,), math.inf, device=device),
           "best_n": torch.full((k,), math.inf, device=device), "best_s": torch.full((k,), math.nan, device=device),
           "evals": torch.zeros(k, device=device)}
-    if norm == "linf":
+    if lazy_box:  # a first step no longer than eps cannot leave the ball: the feature bounds are its box
+        st["alpha0"] = torch.minimum(alpha, e)[:, None]
+    elif norm == "linf":
         st["lo"] = torch.maximum(lower, -e[:, None]).add_(x0)
         st["hi"] = torch.minimum(upper, e[:, None]).add_(x0)
     if not fast:
@@ -482,7 +517,6 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     # whether any bound is finite (decided once): without one, L2 and L1 projections never need a bisection
     boxed = not fast and bool(torch.isfinite(lower).any() | torch.isfinite(upper).any())
     full = {}  # the kept best of copies that have left the running set, filled on the first compaction
-    spare = None  # a (K, D) buffer free for the next iterate
     hits = torch.zeros(m, device=device)  # successes per row (early stop)
     score0 = None
     cheap_sync = _cheap_sync(device)
@@ -536,31 +570,31 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
         last = t == steps
         new = None
         if not last:  # the next iterate, computed before the current one may become the kept best
-            if fast:
-                out = spare if spare is not None and spare.shape == x.shape else None
-                new = torch.addcmul(x, st["alpha"], grad.sign_(), value=-1.0, out=out).clamp_(st["lo"], st["hi"])
+            # the step is written into the gradient's buffer, which nothing else holds
+            if "lo" not in st and fast and t == 0:
+                new = torch.addcmul(x, st["alpha0"], grad.sign_(), value=-1.0, out=grad).clamp_(space.lo, space.hi)
             elif norm == "linf":
-                new = torch.addcmul(x, st["alpha"], grad.sign_(), value=-1.0).clamp_(st["lo"], st["hi"])
+                if "lo" not in st:  # the box of the ball and the bounds, for the steps after the first
+                    st["lo"] = torch.sub(st["x0"], st["e"][:, None]).clamp_(min=space.lo)
+                    st["hi"] = torch.add(st["x0"], st["e"][:, None]).clamp_(max=space.hi)
+                new = torch.addcmul(x, st["alpha"], grad.sign_(), value=-1.0, out=grad).clamp_(st["lo"], st["hi"])
             else:
                 delta = x - x0a
                 step = _steepest(torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0), delta, st["lower"],
                                  st["upper"], norm, l1_fraction)
                 lo, hi = (st["lower"], st["upper"]) if boxed else (None, None)
                 new = project(delta + st["alpha"] * step, st["e"], norm=norm, lower=lo, upper=hi).add_(x0a)
-        spare = None
         kept = st["best"]
         if kept is candidate:
             pass  # the first iterate, kept as it is
         elif candidate is not x0a:
             # the candidate's buffer (the current iterate, or its rounded point) becomes the kept best: only
-            # the copies that did not improve are copied back into it; for L-inf the old best's buffer takes
-            # the iterate after next
+            # the copies that did not improve are copied back into it
             if not cheap_sync:
                 torch.where(better[:, None], candidate, kept, out=candidate)
             elif not bool(better.all()):
                 worse = torch.nonzero(~better)[:, 0]
                 candidate.index_copy_(0, worse, kept.index_select(0, worse))
-            spare = kept if fast and kept is not x0a else None
             st["best"] = candidate
         else:
             st["best"] = torch.where(better[:, None], candidate, kept)
@@ -577,7 +611,6 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
                     done, kept_rows = torch.nonzero(~keep)[:, 0], torch.nonzero(keep)[:, 0]
                     write_back(done)
                     st = {name: value.index_select(0, kept_rows) for name, value in st.items()}
-                    spare = None
                     if st["pos"].numel() == 0:
                         break
     if full:
@@ -590,13 +623,23 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     # computed in input space, where rounding may leave them a last bit outside); non-finite inputs never move
     scratch = st.get("lo")  # the box is no longer needed: its buffer takes the perturbations
     scratch = scratch if scratch is not None and scratch.shape == best.shape else None
-    delta = torch.sub(best, x0, out=scratch).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
-    torch.minimum(torch.maximum(delta, lower, out=delta), upper, out=delta)
-    length = vector_norm(delta, norm)
+    delta = torch.sub(best, x0, out=scratch)
+    if lower is None:
+        # every kept point is an input or was clamped into the feature bounds, so delta lies within them;
+        # only a NaN the model ignored could slip through
+        length = vector_norm(delta, norm)
+        if not _cheap_sync(device) or not bool(torch.isfinite(length).all()):
+            delta.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+            length = vector_norm(delta, norm)
+    else:
+        delta.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+        torch.minimum(torch.maximum(delta, lower, out=delta), upper, out=delta)
+        length = vector_norm(delta, norm)
     over = length > e
     if not _cheap_sync(device) or bool(over.any()):
         if norm == "linf":
-            delta.clamp_(-e[:, None], e[:, None])
+            # minimum and maximum: several times faster than clamp_ with per-row bounds
+            torch.minimum(torch.maximum(delta, e.neg()[:, None], out=delta), e[:, None], out=delta)
         else:
             delta = delta * torch.where(over, e / length.clamp_min(1e-30), torch.ones_like(length))[:, None]
         length = torch.minimum(length, e) if norm == "linf" else vector_norm(delta, norm)
