@@ -50,6 +50,19 @@ class Dilated(nn.Module):
         return self.head(torch.tanh(self.c3(x)).mean(dim=-1))
 
 
+class DilatedStem(nn.Module):
+    """A dilated first layer: its change is a matrix product with gaps between the taps."""
+
+    def __init__(self):
+        super().__init__()
+        self.c0 = nn.Conv1d(4, 8, 3, dilation=2, padding=2)
+        self.c1 = nn.Conv1d(8, 8, 3, padding=1)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.c1(torch.relu(self.c0(x)))).amax(dim=-1))
+
+
 class Residual(nn.Module):
     def __init__(self):
         super().__init__()
@@ -189,6 +202,7 @@ CASES = {
     "toyconv": (lambda: ToyConv(), 24, "NCL", outputs.logit(1)),
     "basset": (lambda: _seeded(BassetSmall()), 64, "NCL", outputs.logit(0)),
     "dilated": (lambda: _seeded(Dilated()), 48, "NCL", outputs.value(0)),
+    "dilated_stem": (lambda: _seeded(DilatedStem()), 40, "NCL", outputs.logit(1)),
     "residual": (lambda: _seeded(Residual()), 40, "NCL", outputs.logit(2)),
     "functional": (lambda: _seeded(Functional()), 30, "NCL", outputs.logit(1)),
     "nlc": (lambda: _seeded(NLCModel()), 32, "NLC", outputs.value(0)),

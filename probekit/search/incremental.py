@@ -542,22 +542,44 @@ def _transpose_weight(weight: torch.Tensor, groups: int) -> torch.Tensor:
     return w.flip(-1).contiguous()
 
 
+def _window_matrix(weight_t: torch.Tensor, width: int, params: dict) -> torch.Tensor | None:
+    """The transposed convolution of a (Cin, width) window as one (width * Cin, out_width * Cout) matrix, or None.
+
+    Rows are position-major (position, then channel), like the columns: a window of
+    one column (the first layer on one-hot input) becomes a column swap. The matrix
+    holds every tap at every shift, zeros elsewhere, so it costs ``out_width / k`` times
+    the multiply-adds of the convolution; on small windows a matrix product is still
+    faster than a transposed convolution, so it is used while that factor and the
+    matrix stay small.
+    """
+    c_in, c_out, k = weight_t.shape
+    d = params["d"]
+    out_width = width + (k - 1) * d
+    if params["groups"] != 1 or out_width > 1.75 * k or width * c_in * out_width * c_out > 2**23:
+        return None
+    matrix = weight_t.new_zeros(width, c_in, out_width, c_out)
+    taps = weight_t.permute(0, 2, 1)  # (Cin, k, Cout)
+    for j in range(width):
+        matrix[j, :, j : j + (k - 1) * d + 1 : d] = taps
+    return matrix.reshape(width * c_in, out_width * c_out)
+
+
 class _Engine:
     """Runs batches of mutants through a plan: windows of the local prefix, then the rest in full."""
 
     def __init__(self, model, plan: _Plan, ref: _Reference):
         self.model, self.plan, self.ref = model, plan, ref
         self.weights: dict = {}
-        self.first_layer: dict = {}  # delta_conv nodes whose input window is one column
+        self.matrices: dict = {}  # delta_conv nodes whose change is one matrix product (see _window_matrix)
         self.aligned: dict = {}  # binary node -> operands whose window is the output window
         self.read_pads: dict = {}  # recompute node -> padding its input reads need
         self.shifted: dict = {}  # delta_conv node -> whether its window ever starts off the contribution
         for node, info in plan.local.items():
             if info.kind == "delta_conv":
                 self.weights[node] = _transpose_weight(info.params["weight"], info.params["groups"])
-                if plan.local[self._source(node)].width == 1 and info.params["groups"] == 1 and info.params["d"] == 1:
-                    # (Cin, k * Cout): tap-major, so that the product is channel-last
-                    self.first_layer[node] = self.weights[node].permute(0, 2, 1).reshape(self.weights[node].shape[0], -1)
+                matrix = _window_matrix(self.weights[node], plan.local[self._source(node)].width, info.params)
+                if matrix is not None:
+                    self.matrices[node] = matrix
                 self.shifted[node] = info.width != info.params["full"]  # True: every window needs the shift
             elif info.kind == "binary":
                 self.aligned[node] = {
@@ -687,10 +709,16 @@ class _Engine:
         src = self._source(node)
         src_info = self.plan.local[src]
         delta = wins[src] - self.ref.windows(src, rows, starts[src], src_info.width)
-        if node in self.first_layer:
-            # one changed input column: the change of the output is a matrix product (a column swap)
-            m, k = delta.shape[0], p["k"]
-            contrib = (delta.reshape(m, -1) @ self.first_layer[node]).view(m, k, -1).transpose(1, 2)
+        if node in self.matrices:
+            # position-major rows in and out: the product is channel-last, like the windows it is added to
+            m = delta.shape[0]
+            flat = delta.transpose(1, 2).reshape(m, -1)
+            if not (self.shifted[node] or self._edge):
+                # aligned windows: the product accumulates straight into the reference windows
+                out = self.ref.windows(node, rows, s, info.width).transpose(1, 2)  # (M, width, C), contiguous
+                out.view(m, -1).addmm_(flat, self.matrices[node])
+                return out.transpose(1, 2)
+            contrib = (flat @ self.matrices[node]).view(m, -1, self.weights[node].shape[1]).transpose(1, 2)
         else:
             contrib = F.conv_transpose1d(delta, self.weights[node], dilation=p["d"], groups=p["groups"])
         if self.shifted[node] or self._edge:
