@@ -229,6 +229,18 @@ def test_matches_per_mutant_forward_passes(name, device):
     _check(adapter, X)
 
 
+@pytest.mark.parametrize("name", list(CASES))
+def test_interior_chunks_match_per_mutant_forward_passes(name, monkeypatch):
+    # small chunks: the interior mutants run apart from the edge ones, through the paths that skip the
+    # re-alignment of clamped windows and read only the reference rows around each window
+    import probekit.search.incremental as incremental
+
+    monkeypatch.setattr(incremental, "_chunk_size", lambda plan, device: 12)
+    build, length, layout, output = CASES[name]
+    adapter = SequenceModel(build(), output=output, layout=layout, device="cpu", batch_size=64)
+    _check(adapter, adapter.encode(random_sequences(2, length, seed=4)))
+
+
 def test_reverse_complement_strands_and_position_subset():
     adapter = SequenceModel(_seeded(BassetSmall()), output=outputs.logit(1), device="cpu", strands="both")
     X = adapter.encode(random_sequences(3, 64, seed=5))

@@ -573,6 +573,7 @@ class _Engine:
         self.matrices: dict = {}  # delta_conv nodes whose change is one matrix product (see _window_matrix)
         self.aligned: dict = {}  # binary node -> operands whose window is the output window
         self.read_pads: dict = {}  # recompute node -> padding its input reads need
+        self.covered: dict = {}  # recompute node -> (L,) bool: the input window lies inside the read range
         self.shifted: dict = {}  # delta_conv node -> whether its window ever starts off the contribution
         for node, info in plan.local.items():
             if info.kind == "delta_conv":
@@ -589,33 +590,55 @@ class _Engine:
             elif info.kind == "recompute":
                 src = self._source(node)
                 self.read_pads[node] = _pads(info.params["q0"], info.params["read"], plan.local[src].length)
+                rel = plan.local[src].starts - info.params["q0"]
+                self.covered[node] = (rel >= 0) & (rel + plan.local[src].width <= info.params["read"])
         self.device_tables = {
             node: {key: v.to(ref.canonical[plan.placeholder].device) for key, v in _tables(info).items()}
             for node, info in plan.local.items()
         }
 
     def edges(self) -> torch.Tensor:
-        """(L,) bool on the CPU: positions whose windows are clamped at a sequence end somewhere."""
+        """(L,) bool on the CPU: positions whose windows are clamped at a sequence end somewhere.
+
+        Also the positions where a pooling or strided layer reads a range that does not
+        hold the whole changed window of its input.
+        """
         length = self.plan.local[self.plan.placeholder].length
         edge = torch.zeros(length, dtype=torch.bool)
-        for info in self.plan.local.values():
+        for node, info in self.plan.local.items():
             if info.kind == "delta_conv":
                 edge |= info.params["shift"] != 0
+            elif info.kind == "recompute":
+                edge |= ~self.covered[node]
         return edge
 
     def _source(self, node):
         (src,) = {n for n in _input_nodes(node) if n not in self.plan.consts}
         return src
 
-    def _spliced(self, node, rows, starts_in, win, q0, width, pads, pad_value):
+    def _spliced(self, node, rows, starts_in, win, q0, width, pads, pad_value, covered=False):
         """Mutant values of local ``node`` at q0 .. q0 + width - 1: (M, C, width), a channel-last view.
 
         The reference rows are read, then the window's columns are copied over the ones
         they replace; columns of the window outside the read range go to spare rows.
+        ``covered`` promises that every window lies inside the range: then only the
+        reference rows around the window are read.
         """
         info = self.plan.local[node]
         m, channels = rows.shape[0], win.shape[1]
         flat, padded_length, left = self.ref.flat(node, pads, pad_value)
+        if covered:
+            buffer = torch.empty(m * width, channels, dtype=flat.dtype, device=flat.device)
+            row = torch.arange(m, device=q0.device)[:, None] * width
+            offset = (starts_in - q0)[:, None]
+            if width > info.width:
+                j = self.ref.arange(width - info.width, q0.device)
+                around = j + info.width * (j >= offset)  # (M, width - W_in): the positions off the window
+                reads = flat.index_select(0, ((rows * padded_length + q0 + left)[:, None] + around).reshape(-1))
+                buffer.index_copy_(0, (row + around).reshape(-1), reads)
+            dest = (row + offset + self.ref.arange(info.width, q0.device)).reshape(-1)
+            buffer.index_copy_(0, dest, win.transpose(1, 2).reshape(-1, channels))
+            return buffer.view(m, width, channels).transpose(1, 2)
         ar = self.ref.arange(width, q0.device)
         buffer = torch.empty(m * (width + info.width), channels, dtype=flat.dtype, device=flat.device)
         index = ((rows * padded_length + q0 + left)[:, None] + ar).reshape(-1)
@@ -736,7 +759,8 @@ class _Engine:
         src = self._source(node)
         pad_value = -math.inf if p["kind"] == "max" else 0.0
         q0 = self.device_tables[node]["q0"][positions]
-        x = self._spliced(src, rows, starts[src], wins[src], q0, p["read"], self.read_pads[node], pad_value)
+        x = self._spliced(src, rows, starts[src], wins[src], q0, p["read"], self.read_pads[node], pad_value,
+                          covered=not self._edge)
         if p["kind"] == "conv":
             return F.conv1d(x, p["weight"], p["bias"], stride=p["stride"], dilation=p["d"], groups=p["groups"])
         if p["kind"] == "max":
