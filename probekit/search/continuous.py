@@ -474,7 +474,8 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     m, d = rows.shape[0], space.x0.shape[1]
     k = m * restarts
     rr = rows.repeat(restarts) if restarts > 1 else rows  # restart-major copies of the rows
-    slot = torch.arange(m, device=device).repeat(restarts)
+    slot = torch.arange(m, device=device)
+    slot = slot.repeat(restarts) if restarts > 1 else slot
     e = eps.repeat(restarts) if restarts > 1 else eps
     alpha = (2.5 * e / max(steps, 1)) if step_size is None else _eps_rows(step_size, m, device).repeat(restarts)
     zero_start = restarts == 1 and not random_start
@@ -781,7 +782,8 @@ def _pgd(adapter, X, *, goal, eps, norm, steps, step_size, restarts, random_star
         bound = _bind(adapter, goal, X)
     n = X.shape[0]
     eps_rows = _eps_rows(eps, n, adapter.device)
-    generator = torch.Generator().manual_seed(seed)
+    # random starts only: a run from the inputs draws nothing
+    generator = torch.Generator().manual_seed(seed) if restarts > 1 or random_start else None
     with adapter.session():
         run = _pgd_core(adapter, space, bound, None, eps_rows, norm=norm,
                         steps=steps, step_size=step_size, restarts=restarts, random_start=random_start,
