@@ -66,13 +66,13 @@ def model_on(model, device: torch.device, dtype: torch.dtype | None = None) -> I
         return
     original_device = model_device(model)
     original_dtype = model_dtype(model)
-    training = [module for module in model.modules() if module.training]
+    modes = [(module, module.training) for module in model.modules()]
     try:
         if original_device is not None and original_device != device:
             model.to(device)
         if dtype is not None and original_dtype is not None and original_dtype != dtype:
             model.to(dtype)
-        if training:
+        if any(training for _, training in modes):
             model.eval()
         yield
     finally:
@@ -80,11 +80,10 @@ def model_on(model, device: torch.device, dtype: torch.dtype | None = None) -> I
             model.to(original_dtype)
         if original_device is not None and original_device != device:
             model.to(original_device)
-        if training:
-            was = {id(module) for module in training}
-            model.train(id(model) in was)
-            for module in model.modules():
-                module.training = id(module) in was
+        if any(module.training != training for module, training in modes):
+            model.train(modes[0][1])
+            for module, training in modes:
+                module.training = training
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -495,7 +495,9 @@ class FeatureModel(Adapter):
 
     def _cached(self, key, compute):
         """``compute()`` once per ``key`` and setting of kinds, bounds and device (searches ask on every call)."""
-        key = (key, id(self._kinds), id(self._bounds), self.device)
+        # a tensor's version counter moves with every in-place change, so edited bounds are read again
+        versions = tuple(getattr(b, "_version", None) for b in self._bounds) if isinstance(self._bounds, (tuple, list)) else None
+        key = (key, id(self._kinds), id(self._bounds), versions, self.device)
         cache = self.__dict__.setdefault("_feature_cache", {})
         if key not in cache:
             cache[key] = compute()

@@ -73,6 +73,18 @@ def test_each_submodule_gets_its_own_training_flag_back():
     assert [m.training for m in model.modules()] == [True, True, False, True, True]
 
 
+def test_a_mode_changed_inside_a_session_is_undone_and_edited_bounds_are_read_again():
+    model = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5), nn.Linear(4, 1)).eval()
+    lo, hi = torch.zeros(3), torch.ones(3)
+    adapter = FeatureModel(model, output=0, device="cpu", bounds=(lo, hi))
+    with adapter.session():
+        model.train()
+    assert not any(m.training for m in model.modules())
+    assert adapter.bounds(3)[0].tolist() == [0.0, 0.0, 0.0]
+    lo[0] = -5.0  # the tensors the adapter was given, edited in place
+    assert adapter.bounds(3)[0].tolist() == [-5.0, 0.0, 0.0]
+
+
 def test_dropout_is_off_during_calls():
     model = nn.Sequential(nn.Flatten(), nn.Dropout(0.9), nn.Linear(40, 1))
     adapter = SequenceModel(model, output=0, device="cpu")

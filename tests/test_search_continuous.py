@@ -488,6 +488,31 @@ def test_searches_on_a_model_whose_input_gradient_is_an_expanded_view():
         assert result.success.all() and torch.equal(result.x_adv, torch.full((4, 3), -0.5))
 
 
+def test_linf_steps_keep_the_precision_of_inputs_and_gradients_of_other_dtypes():
+    # half-precision inputs: a step of 0.1 at 1000 is below float16's spacing (0.5), so the iterate must be
+    # promoted like the step, not rounded into the gradient's float16 buffer
+    model = torch.nn.Linear(3, 1)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+        model.bias.zero_()
+    adapter = FeatureModel(model, output=outputs.value(0), device="cpu")
+    for steps in (1, 5):
+        r = pgd(adapter, torch.full((2, 3), 1000.0, dtype=torch.float16), goal=goals.decrease(by=0.2), eps=0.1,
+                steps=steps)
+        assert r.success.all() and r.x_adv.dtype == torch.float32
+        assert torch.allclose(r.x_adv, torch.full((2, 3), 999.9), atol=1e-4)
+    # a float32 smoothed model returns float32 gradients for float64 inputs
+    from probekit.certify.smoothing import Smoothed
+
+    torch.manual_seed(0)
+    base = FeatureModel(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2)), output=1,
+                        device="cpu")
+    X = torch.rand(3, 4, dtype=torch.float64)
+    for mask in (None, torch.tensor([True, True, False, True])):
+        r = pgd(Smoothed(base, sigma=0.3, n=32), X, goal=goals.decrease(by=0.3), eps=0.3, steps=3, mask=mask)
+        assert r.x_adv.dtype == torch.float64 and bool((r.norm <= 0.3).all())
+
+
 @pytest.mark.parametrize("early_stop", [True, False])
 def test_linf_pgd_with_bounds_masks_and_per_input_eps_equals_reference(early_stop):
     model = mlp()

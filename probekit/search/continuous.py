@@ -288,7 +288,7 @@ def _eps_rows(eps, n: int, device) -> torch.Tensor:
     if isinstance(eps, (int, float)) and not isinstance(eps, bool):  # checked without a tensor (and a sync)
         if not (math.isfinite(eps) and eps >= 0):
             raise ValueError("eps must be finite and non-negative")
-        return torch.full((n,), float(eps), device=device)
+        return torch.full((n,), float(eps), dtype=torch.float32, device=device)
     eps = torch.as_tensor(eps, dtype=torch.float32, device=device).reshape(-1)
     if eps.numel() == 1:
         eps = eps.expand(n)
@@ -571,14 +571,17 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
         last = t == steps
         new = None
         if not last:  # the next iterate, computed before the current one may become the kept best
-            # the step is written into the gradient's buffer, which nothing else holds
+            # the step is written into the gradient's buffer, which nothing else holds, when it has the
+            # step's dtype (a gradient in another dtype than the inputs would round the iterate)
+            if norm == "linf":
+                out = grad if grad.dtype == torch.promote_types(x.dtype, st["alpha"].dtype) else None
             if "lo" not in st and fast and t == 0:
-                new = torch.addcmul(x, st["alpha0"], grad.sign_(), value=-1.0, out=grad).clamp_(space.lo, space.hi)
+                new = torch.addcmul(x, st["alpha0"], grad.sign_(), value=-1.0, out=out).clamp_(space.lo, space.hi)
             elif norm == "linf":
                 if "lo" not in st:  # the box of the ball and the bounds, for the steps after the first
                     st["lo"] = torch.sub(st["x0"], st["e"][:, None]).clamp_(min=space.lo)
                     st["hi"] = torch.add(st["x0"], st["e"][:, None]).clamp_(max=space.hi)
-                new = torch.addcmul(x, st["alpha"], grad.sign_(), value=-1.0, out=grad).clamp_(st["lo"], st["hi"])
+                new = torch.addcmul(x, st["alpha"], grad.sign_(), value=-1.0, out=out).clamp_(st["lo"], st["hi"])
             else:
                 delta = x - x0a
                 step = _steepest(torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0), delta, st["lower"],
