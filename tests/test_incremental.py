@@ -230,14 +230,14 @@ def test_matches_per_mutant_forward_passes(name, device):
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_interior_chunks_match_per_mutant_forward_passes(name, monkeypatch):
+def test_interior_chunks_match_per_mutant_forward_passes(name, device, monkeypatch):
     # small chunks: the interior mutants run apart from the edge ones, through the paths that skip the
     # re-alignment of clamped windows and read only the reference rows around each window
     import probekit.search.incremental as incremental
 
     monkeypatch.setattr(incremental, "_chunk_size", lambda plan, device: 12)
     build, length, layout, output = CASES[name]
-    adapter = SequenceModel(build(), output=output, layout=layout, device="cpu", batch_size=64)
+    adapter = SequenceModel(build(), output=output, layout=layout, device=device, batch_size=64)
     _check(adapter, adapter.encode(random_sequences(2, length, seed=4)))
 
 

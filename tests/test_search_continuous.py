@@ -454,14 +454,14 @@ def reference_linf_pgd(model, bound, X, eps, alpha, steps, lo, hi, mask, early_s
 
 
 @pytest.mark.parametrize("early_stop", [True, False])
-def test_linf_pgd_without_masks_equals_reference(early_stop):
+def test_linf_pgd_without_masks_equals_reference(early_stop, device):
     # nothing frozen and every input inside the bounds: the boxes come from the feature bounds alone, and
     # the first step (0.04) is longer than some radii, which the ball must still cut
     model = mlp()
-    adapter = FeatureModel(model, output=outputs.margin(1), bounds=(0.0, 1.0), device="cpu", batch_size=4)
+    adapter = FeatureModel(model, output=outputs.margin(1), bounds=(0.0, 1.0), device=device, batch_size=4)
     X = torch.rand(10, 6, generator=torch.Generator().manual_seed(4))
     eps = torch.linspace(0.02, 0.6, 10)
-    bound = adapter.bind(goals.flip(), X)
+    bound = adapter.replace(device="cpu").bind(goals.flip(), X)  # the reference runs on the CPU
     everything = torch.ones(10, 6, dtype=torch.bool)
     ours = pgd(adapter, X, goal=goals.flip(), eps=eps, steps=15, step_size=0.04, early_stop=early_stop)
     ref_x, ref_g, ref_evals = reference_linf_pgd(model, bound, X, eps, 0.04, 15, 0.0, 1.0, everything, early_stop)
