@@ -2,6 +2,7 @@
 scipy for projections, and per-input bisection."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -473,6 +474,26 @@ def test_linf_pgd_without_masks_equals_reference(early_stop, device):
     one = fgsm(adapter, X, goal=goals.flip(), eps=eps)
     ref_x, ref_g, _ = reference_linf_pgd(model, bound, X, eps, eps, 1, 0.0, 1.0, everything, False)
     assert torch.allclose(one.x_adv, ref_x, atol=1e-6) and torch.equal(one.success, ref_g <= 0)
+
+
+def test_inputs_inside_mixed_bounds_stay_inside_and_inputs_outside_are_named_and_never_pushed_further_out():
+    model = torch.nn.Linear(3, 1)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, -1.0, 1.0]]))
+        model.bias.zero_()
+    lower, upper = torch.tensor([0.0, -1.0, 2.0]), torch.tensor([1.0, 1.0, 5.0])
+    adapter = FeatureModel(model, output=outputs.value(0), bounds=(lower, upper), device="cpu")
+    inside = torch.tensor([[0.05, 0.95, 2.05], [0.5, 0.0, 3.0]])  # no single range holds every feature
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to warn about
+        r = pgd(adapter, inside, goal=goals.decrease(by=10.0), eps=0.2, steps=5)
+    assert bool(((r.x_adv >= lower) & (r.x_adv <= upper)).all())
+    assert torch.allclose(r.x_adv, torch.tensor([[0.0, 1.0, 2.0], [0.3, 0.2, 2.8]]), atol=1e-6)
+    outside = torch.tensor([[0.5, 0.0, 3.0], [0.5, 0.0, 1.5]])  # input 1, feature 2 below its bound
+    with pytest.warns(UserWarning, match=r"1 input\(s\) lie outside the feature bounds \(first: input 1, feature 2\)"):
+        r = pgd(adapter, outside, goal=goals.decrease(by=10.0), eps=0.2, steps=5)
+    assert torch.allclose(r.x_adv[1], torch.tensor([0.3, 0.2, 1.5]), atol=1e-6)  # kept, not lowered further
+    assert torch.allclose(r.x_adv[0], torch.tensor([0.3, 0.2, 2.8]), atol=1e-6)
 
 
 def test_searches_on_a_model_whose_input_gradient_is_an_expanded_view():

@@ -245,12 +245,14 @@ def _space(adapter, X: torch.Tensor, mask, relax_discrete: bool) -> _Space:
     if not relax_discrete and discrete_features is not None and bool(discrete.any()):
         free = (torch.ones(n, d, dtype=torch.bool, device=X.device) if free is None else free) & ~discrete
     shape = tuple(X.shape[1:])
-    # two reductions over the inputs tell whether any is out of bounds or not finite (min and max propagate NaN)
+    # the smallest and largest input values tell whether any is out of bounds or not finite (min and max
+    # propagate NaN): over all features at once when that settles it (one pass), else feature by feature
+    suspect = False
     if x0.numel() > 0:
-        low, high = x0.amin(dim=0), x0.amax(dim=0)  # several times faster than aminmax over a dimension
-        suspect = not bool(((low >= lo) & (high <= hi) & torch.isfinite(low) & torch.isfinite(high)).all())
-    else:
-        suspect = False
+        low, high = torch.aminmax(x0)
+        if not bool(torch.isfinite(low) & torch.isfinite(high) & (low >= lo.max()) & (high <= hi.min())):
+            low, high = x0.amin(dim=0), x0.amax(dim=0)  # several times faster than aminmax over a dimension
+            suspect = not bool(((low >= lo) & (high <= hi) & torch.isfinite(low) & torch.isfinite(high)).all())
     if free is None and not suspect:
         return _Space(x0, lo, hi, discrete, shape)
     lower, upper = torch.sub(lo, x0), torch.sub(hi, x0)
