@@ -11,11 +11,12 @@ window of each layer before running the rest of the network (dense layers,
 global pooling, attention) in full on the spliced activations.
 
 Stride-1 convolutions are updated through their linearity: the new window is
-the cached window plus the convolution of the change of its input (for the
-first convolution on one-hot input this is a column swap of the kernel).
-Pooling and strided convolutions recompute their output window from the
-spliced input window. The result equals per-mutant forward passes up to
-floating-point rounding.
+the cached window plus the convolution of the change of its input; where the
+window is small that convolution is one banded matrix product (for the first
+convolution on one-hot input, a column swap of the kernel). Pooling and strided
+convolutions recompute their output window from the spliced input window,
+reading only the cached rows around the change. The result equals per-mutant
+forward passes up to floating-point rounding.
 
 Examples
 --------
