@@ -6,6 +6,7 @@ method lowers the score ``s`` (torchattacks and captum see the class logits
 ``[-s, s]`` with label 1, whose cross-entropy falls as ``s`` falls). probekit
 also keeps the best iterate, bounds and masks. Medians over interleaved repeats.
 
+A second table runs FGSM alone on 256, 2,048 and 8,192 inputs.
 Run: ``python benchmarks/bench_pgd.py [--repeats 7] [--threads 2] [--device cuda]``
 """
 
@@ -132,6 +133,35 @@ def main(argv=None):
         })
     print()
     print(table(rows, ["method", "median s", f"x {base_name} time", "mean score after", "mean drop", "max abs delta"]))
+    if search is not None and torchattacks is not None:
+        print()
+        print(fgsm_by_size(mlp, wrapped, search, torchattacks, device, args.repeats))
+
+
+def fgsm_by_size(mlp, wrapped, search, torchattacks, device, repeats, sizes=(256, 2048, 8192)) -> str:
+    """FGSM on growing batches (one pass each): how much of the gap to torchattacks is per-call cost."""
+    rows = []
+    attack = torchattacks.FGSM(wrapped, eps=EPS)
+    for n in sizes:
+        X = torch.bernoulli(torch.full((n, 2048), 0.5), generator=torch.Generator().manual_seed(1)).to(device)
+        labels = torch.ones(n, dtype=torch.long, device=device)
+        adapter = FeatureModel(mlp, output=outputs.value(0), kinds="continuous", bounds=(0.0, 1.0), device=device,
+                               batch_size=n)
+        kept = {}
+
+        def scored():
+            kept["torchattacks"] = x_adv = attack(X, labels)
+            with torch.no_grad():
+                mlp(x_adv)
+
+        def ours():
+            kept["probekit"] = search.fgsm(adapter, X, goal=goals.below(-100.0), eps=EPS).x_adv
+
+        times = interleaved({"probekit fgsm": ours, "torchattacks FGSM + scores": scored}, repeats)
+        base = median(times["probekit fgsm"])
+        rows += [{"inputs": n, "method": name, "median s": median(ts), "x probekit fgsm time": median(ts) / base}
+                 for name, ts in times.items()]
+    return table(rows, ["inputs", "method", "median s", "x probekit fgsm time"])
 
 
 if __name__ == "__main__":
