@@ -471,19 +471,19 @@ def distil_surrogate(adapter, X, *, eps, norm: str = "linf", n_samples: int = 10
     inputs = torch.cat([space.x0, space.x0[rows] + delta])
     targets = adapter.predict(space.unflat(inputs)).float()
     model_view = adapter._to_model_layout(space.unflat(inputs)) if hasattr(adapter, "_to_model_layout") else space.unflat(inputs)
-    flat_model = model_view.reshape(inputs.shape[0], -1)
+    flat_model = model_view.reshape(inputs.shape[0], -1).float()  # the surrogate is float32 whatever the default
     mean, std = flat_model.mean(dim=0), flat_model.std(dim=0).clamp_min(1e-3)
     out_flat = targets.reshape(targets.shape[0], -1)
     with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
         torch.random.default_generator.manual_seed(seed)  # the CPU generator only: fork_rng restores it
-        net = _Surrogate(model_view.shape[1:], out_flat.shape[1], mean, std, width).to(device)
+        net = _Surrogate(model_view.shape[1:], out_flat.shape[1], mean, std, width).to(device, torch.float32)
     if targets.ndim > 2 or targets.ndim == 1:
         net.out_shape = tuple(targets.shape[1:])
     h = (flat_model - net.mean) / net.std
     # start from the least-squares output layer on random hidden features, then train everything
     with torch.no_grad():
-        phi = torch.cat([net.features(h), torch.ones(h.shape[0], 1, device=device)], dim=1)
-        ridge = 1e-3 * torch.eye(phi.shape[1], device=device)
+        phi = torch.cat([net.features(h), torch.ones(h.shape[0], 1, device=device, dtype=h.dtype)], dim=1)
+        ridge = 1e-3 * torch.eye(phi.shape[1], device=device, dtype=h.dtype)
         coef = torch.linalg.solve(phi.T @ phi + ridge, phi.T @ out_flat)
         net.head.weight.copy_(coef[:-1].T)
         net.head.bias.copy_(coef[-1])

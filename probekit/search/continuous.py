@@ -343,13 +343,13 @@ def _random_in_ball(n, d, eps, norm, generator, device) -> torch.Tensor:
     """Uniform draws in the ``norm`` ball of radius ``eps`` (n,), drawn on the CPU generator for device-free seeds."""
     eps = eps.cpu()
     if norm == "linf":
-        out = (torch.rand(n, d, generator=generator) * 2 - 1) * eps[:, None]
+        out = (torch.rand(n, d, generator=generator, dtype=torch.float32) * 2 - 1) * eps[:, None]
     elif norm == "l2":
-        g = torch.randn(n, d, generator=generator)
-        r = torch.rand(n, generator=generator) ** (1.0 / max(d, 1))
+        g = torch.randn(n, d, generator=generator, dtype=torch.float32)
+        r = torch.rand(n, generator=generator, dtype=torch.float32) ** (1.0 / max(d, 1))
         out = g / vector_norm(g, "l2").clamp_min(1e-30)[:, None] * (r * eps)[:, None]
     else:
-        e = -torch.log(torch.rand(n, d + 1, generator=generator).clamp_min(1e-30))
+        e = -torch.log(torch.rand(n, d + 1, generator=generator, dtype=torch.float32).clamp_min(1e-30))
         signs = torch.randint(0, 2, (n, d), generator=generator) * 2 - 1
         out = signs * e[:, :d] / e.sum(dim=1, keepdim=True) * eps[:, None]
     return out.to(device)
@@ -431,7 +431,7 @@ def _probe(adapter, space, bound, x, rows, *, grad: bool, bind=None):
     with adapter.session(), (torch.enable_grad() if grad else torch.no_grad()):
         map_batches(run, m, getattr(adapter, "batch_size", m) or m, on_backoff=getattr(adapter, "_on_backoff", None))
     if not parts:
-        empty = torch.zeros(0, device=x.device)
+        empty = torch.zeros(0, device=x.device, dtype=torch.float32)
         out = empty, empty, torch.zeros_like(x) if grad else None
     elif len(parts) == 1:
         out = parts[0]
@@ -498,7 +498,7 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
         rand = (starts > 0) | bool(random_start)
         delta = torch.zeros_like(x0)
         draw = _random_in_ball(int(rand.sum()), d, e[rand], norm, generator, device)
-        delta[rand] = project(draw, e[rand], norm=norm, lower=lower[rand], upper=upper[rand])
+        delta[rand] = project(draw, e[rand], norm=norm, lower=lower[rand], upper=upper[rand]).to(delta.dtype)
         x = x0 + delta
     bind = None
     if not isinstance(bound, BoundGoal):
@@ -506,10 +506,11 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
             raise ValueError("an unbound goal needs a run from the unedited inputs")
         bind, bound = bound, None
     # the copies still running, compact; `pos` says which of the k copies each one is
+    per_copy = {"dtype": torch.float32, "device": device}  # goal values, norms and scores are float32 throughout
     st = {"pos": torch.arange(k, device=device), "rows": rr, "slot": slot, "x0": x0, "e": e, "alpha": alpha[:, None],
-          "x": x, "best": x, "best_g": torch.full((k,), math.inf, device=device),
-          "best_n": torch.full((k,), math.inf, device=device), "best_s": torch.full((k,), math.nan, device=device),
-          "evals": torch.zeros(k, device=device)}
+          "x": x, "best": x, "best_g": torch.full((k,), math.inf, **per_copy),
+          "best_n": torch.full((k,), math.inf, **per_copy), "best_s": torch.full((k,), math.nan, **per_copy),
+          "evals": torch.zeros(k, **per_copy)}
     if lazy_box:  # a first step no longer than eps cannot leave the ball: the feature bounds are its box
         st["alpha0"] = torch.minimum(alpha, e)[:, None]
     elif norm == "linf":
@@ -520,7 +521,7 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     # whether any bound is finite (decided once): without one, L2 and L1 projections never need a bisection
     boxed = not fast and bool(torch.isfinite(lower).any() | torch.isfinite(upper).any())
     full = {}  # the kept best of copies that have left the running set, filled on the first compaction
-    hits = torch.zeros(m, device=device)  # successes per row (early stop)
+    hits = torch.zeros(m, device=device, dtype=torch.float32)  # successes per row (early stop)
     score0 = None
     cheap_sync = _cheap_sync(device)
     seen_success = False
@@ -562,7 +563,7 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
         ok = g <= 0
         need_norm = not early_stop and (not cheap_sync or seen_success or bool(ok.any()))
         seen_success = seen_success or need_norm
-        n_new = vector_norm(candidate - x0a, norm) if need_norm else st["best_n"]
+        n_new = vector_norm(candidate - x0a, norm).float() if need_norm else st["best_n"]
         better = _better(g, n_new, st["best_g"], st["best_n"])
         if live is not None:
             better = better & live
@@ -624,7 +625,7 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     else:
         full = st
     best, best_g, best_s = full["best"], full["best_g"], full["best_s"]
-    evaluations = torch.zeros(space.x0.shape[0], device=device).index_add_(0, rr, full["evals"])
+    evaluations = torch.zeros(space.x0.shape[0], device=device, dtype=torch.float32).index_add_(0, rr, full["evals"])
     # the perturbations of the kept points, exactly inside the ball and the bounds (the points were
     # computed in input space, where rounding may leave them a last bit outside); non-finite inputs never move
     scratch = st.get("lo")  # the box is no longer needed: its buffer takes the perturbations
@@ -649,7 +650,7 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
         else:
             delta = delta * torch.where(over, e / length.clamp_min(1e-30), torch.ones_like(length))[:, None]
         length = torch.minimum(length, e) if norm == "linf" else vector_norm(delta, norm)
-    best_n = torch.where(best_g < math.inf, length, torch.full_like(best_g, math.inf))
+    best_n = torch.where(best_g < math.inf, length.float(), torch.full_like(best_g, math.inf))
     if restarts == 1:
         return _Run(delta, best_g, best_n, evaluations, best_s, score0, best, bound)
     # best of the restarts of each row
@@ -916,12 +917,12 @@ def min_perturbation(
     options = dict(norm=norm, steps=steps, step_size=None, restarts=restarts, random_start=False, early_stop=True,
                    l1_fraction=l1_fraction, generator=generator)
     g0, radius = _first_order_radius(adapter, space, bound, norm)
-    evaluations = torch.full((n,), 1.0, device=device)
+    evaluations = torch.full((n,), 1.0, device=device, dtype=torch.float32)
     best = torch.zeros_like(space.x0)
-    best_g, best_n = g0.float().clone(), torch.zeros(n, device=device)
+    best_g, best_n = g0.float().clone(), torch.zeros(n, device=device, dtype=torch.float32)
     success = best_g <= 0
-    lo = torch.zeros(n, device=device)
-    hi = torch.zeros(n, device=device)
+    lo = torch.zeros(n, device=device, dtype=torch.float32)
+    hi = torch.zeros(n, device=device, dtype=torch.float32)
 
     def attempt(rows, eps):
         nonlocal evaluations
@@ -985,8 +986,8 @@ def _shrink(adapter, space, bound, delta, rows_ok, norm, iters, evaluations):
     d = delta[rows]
     fixed = torch.where(space.discrete, d, torch.zeros_like(d))
     moving = d - fixed
-    a = torch.zeros(rows.numel(), device=d.device)  # fails (or untested)
-    b = torch.ones(rows.numel(), device=d.device)  # succeeds
+    a = torch.zeros(rows.numel(), device=d.device, dtype=torch.float32)  # fails (or untested)
+    b = torch.ones(rows.numel(), device=d.device, dtype=torch.float32)  # succeeds
     for _ in range(iters):
         t = 0.5 * (a + b)
         _, g = adapter.evaluate(space.unflat(space.x0[rows] + fixed + t[:, None] * moving), bound, rows=rows)
@@ -1006,18 +1007,20 @@ def _sphere(n, free, eps, norm, generator) -> torch.Tensor:
     device = free.device
     free, eps = free.cpu(), eps.cpu()
     d = free.shape[1]
-    zero = torch.zeros(n, d)
+    zero = torch.zeros(n, d, dtype=torch.float32)
     if norm == "linf":
-        u = torch.rand(n, d, generator=generator) * 2 - 1
-        pick = torch.where(free, torch.rand(n, d, generator=generator), torch.full_like(u, -1.0)).argmax(dim=1)
+        u = torch.rand(n, d, generator=generator, dtype=torch.float32) * 2 - 1
+        draw = torch.rand(n, d, generator=generator, dtype=torch.float32)
+        pick = torch.where(free, draw, torch.full_like(u, -1.0)).argmax(dim=1)
         face = (torch.randint(0, 2, (n,), generator=generator) * 2 - 1).float()
         u[torch.arange(n), pick] = face
         unit = torch.where(free, u, zero)
     elif norm == "l2":
-        g = torch.where(free, torch.randn(n, d, generator=generator), zero)
+        g = torch.where(free, torch.randn(n, d, generator=generator, dtype=torch.float32), zero)
         unit = g / vector_norm(g, "l2").clamp_min(1e-30)[:, None]
     else:
-        e = torch.where(free, -torch.log(torch.rand(n, d, generator=generator).clamp_min(1e-30)), zero)
+        draw = torch.rand(n, d, generator=generator, dtype=torch.float32)
+        e = torch.where(free, -torch.log(draw.clamp_min(1e-30)), zero)
         signs = torch.randint(0, 2, (n, d), generator=generator) * 2 - 1
         unit = signs * e / e.sum(dim=1, keepdim=True).clamp_min(1e-30)
     return (unit * eps[:, None]).to(device)
@@ -1049,7 +1052,7 @@ def _random_goal_values(adapter, space, bound, eps, norm, n_draws, generator):
         scores, g = adapter.evaluate(space.unflat(space.x0[rows] + delta), bound, rows=rows)
         parts.append(torch.stack([scores, g, vector_norm(delta, norm)], dim=1))
     n = space.x0.shape[0]
-    both = torch.cat(parts) if parts else torch.zeros(0, 3, device=space.x0.device)
+    both = torch.cat(parts) if parts else torch.zeros(0, 3, device=space.x0.device, dtype=torch.float32)
     return both[:, 0].reshape(n, n_draws), both[:, 1].reshape(n, n_draws), both[:, 2].reshape(n, n_draws)
 
 

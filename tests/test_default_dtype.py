@@ -1,0 +1,58 @@
+"""Scientific code often sets ``torch.set_default_dtype(torch.float64)``: every search still runs, on models
+built under it, and agrees with the same search under the float32 default."""
+
+import pytest
+import torch
+from torch import nn
+
+from probekit import FeatureModel, certify, diagnose, goals, outputs, search
+
+
+@pytest.fixture
+def float64_default():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def _adapter():
+    """The same function under either default: built in float32, then in the default's precision."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8, dtype=torch.float32), nn.ReLU(), nn.Linear(8, 2, dtype=torch.float32))
+    return FeatureModel(model.to(torch.get_default_dtype()), output=outputs.logit(1), device="cpu")
+
+
+def _inputs():
+    return torch.rand(4, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float32).to(torch.get_default_dtype())
+
+
+SEARCHES = {
+    "pgd": lambda a, X: search.pgd(a, X, goal=goals.decrease(by=1.0), eps=0.3).x_adv,
+    "pgd l2 with restarts": lambda a, X: search.pgd(a, X, goal=goals.decrease(by=1.0), eps=0.3, norm="l2",
+                                                    restarts=2).x_adv,
+    "fgsm": lambda a, X: search.fgsm(a, X, goal=goals.decrease(by=1.0), eps=0.3).x_adv,
+    "min_perturbation": lambda a, X: search.min_perturbation(a, X, goal=goals.decrease(by=1.0), search_steps=4).norm,
+    "random_perturbation": lambda a, X: search.random_perturbation(a, X, eps=0.3, n_draws=8).deltas,
+    "margin": lambda a, X: torch.tensor(diagnose.margin(a, X, steps=10, certifier=None)["upper"].to_numpy(dtype=float)),
+    "smoothed pgd": lambda a, X: search.pgd(certify.Smoothed(a, sigma=0.2, n=16), X, goal=goals.decrease(by=1.0),
+                                            eps=0.2, steps=3).x_adv,
+}
+
+
+@pytest.mark.parametrize("name", list(SEARCHES))
+def test_searches_run_under_a_float64_default_and_agree_with_float32(name, float64_default):
+    ours = SEARCHES[name](_adapter(), _inputs())  # a float64 model, as the default makes them
+    torch.set_default_dtype(torch.float32)
+    reference = SEARCHES[name](_adapter(), _inputs())
+    assert torch.isfinite(ours).all()
+    torch.testing.assert_close(ours.float(), reference.float(), atol=1e-4, rtol=1e-4)
+
+
+def test_masking_check_and_surrogate_run_under_a_float64_default(float64_default):
+    adapter, X = _adapter(), _inputs()
+    verdict = diagnose.gradient_masking(adapter, X, goal=goals.decrease(by=1.0), eps=0.2, steps=5, n_search=16,
+                                        n_repeats=1)
+    assert verdict is not None
+    net = diagnose.distil_surrogate(adapter, X, eps=0.2, n_samples=32, train_steps=5)
+    assert torch.isfinite(net(X.float())).all()
