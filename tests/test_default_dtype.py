@@ -35,6 +35,8 @@ SEARCHES = {
     "min_perturbation": lambda a, X: search.min_perturbation(a, X, goal=goals.decrease(by=1.0), search_steps=4).norm,
     "random_perturbation": lambda a, X: search.random_perturbation(a, X, eps=0.3, n_draws=8).deltas,
     "margin": lambda a, X: torch.tensor(diagnose.margin(a, X, steps=10, certifier=None)["upper"].to_numpy(dtype=float)),
+    "smoothing": lambda a, X: certify.smoothing(a, X, covariance=0.05 * torch.eye(6), n0=16, n=64).radius,
+    "lipschitz": lambda a, X: torch.tensor([certify.lipschitz(a, X=X).upper]),
     "smoothed pgd": lambda a, X: search.pgd(certify.Smoothed(a, sigma=0.2, n=16), X, goal=goals.decrease(by=1.0),
                                             eps=0.2, steps=3).x_adv,
 }
@@ -56,3 +58,13 @@ def test_masking_check_and_surrogate_run_under_a_float64_default(float64_default
     assert verdict is not None
     net = diagnose.distil_surrogate(adapter, X, eps=0.2, n_samples=32, train_steps=5)
     assert torch.isfinite(net(X.float())).all()
+
+
+@pytest.mark.parametrize("name", list(SEARCHES))
+def test_a_float32_model_under_a_float64_default(name, float64_default):
+    # weights loaded from a file stay float32 while the default makes new tensors float64
+    float32_model = _adapter().replace(model=_adapter().model.float(), dtype=torch.float32)
+    ours = SEARCHES[name](float32_model, _inputs())
+    torch.set_default_dtype(torch.float32)
+    reference = SEARCHES[name](_adapter(), _inputs())
+    torch.testing.assert_close(ours.float(), reference.float(), atol=1e-4, rtol=1e-4)

@@ -118,7 +118,7 @@ def _operator_norm(bound, op, i: int, shapes, norm: str, iterations: int = 100) 
     forward, transpose = _linear_parts(bound, op, i, shapes)
     module = graph.modules.get(op.node.target) if op.node.op == "call_module" else None
     if norm in ("linf", "l1"):
-        ones_in = torch.ones((1,) + shapes[i], device=bound.env[op.inputs[0]].device)
+        ones_in = torch.ones((1,) + shapes[i]).to(bound.env[op.inputs[0]])
         single = len(op.inputs) == 1  # ops with several inputs (add, sub, cat) have one sign per input
         if norm == "linf":  # largest row sum of |J|
             out = abs_radius(bound, op, [ones_in], forward(ones_in)) if single else forward(ones_in).abs()
@@ -141,7 +141,7 @@ def _operator_norm(bound, op, i: int, shapes, norm: str, iterations: int = 100) 
         return float(scale.abs().max())
     # power iteration on J^T J, capped by the Hoelder bound sqrt(||J||_1 ||J||_inf)
     gen = torch.Generator(device="cpu").manual_seed(0)
-    v = torch.randn((1,) + shapes[i], generator=gen).to(bound.env[op.inputs[0]].device)
+    v = torch.randn((1,) + shapes[i], generator=gen, dtype=torch.float32).to(bound.env[op.inputs[0]])
     sigma, pending = 0.0, []
     for step in range(iterations):
         v = v / v.norm().clamp(min=1e-30)
@@ -238,7 +238,7 @@ def _local_lower(adapter, X, *, norm, radius, n_samples, rounds, seed, whole_out
     centres = X.clone()
     r = radius
     for _ in range(rounds):
-        noise = torch.randn((n * n_samples,) + tuple(X.shape[1:]), generator=gen).to(X)
+        noise = torch.randn((n * n_samples,) + tuple(X.shape[1:]), generator=gen, dtype=torch.float32).to(X)
         noise = noise / noise.flatten(1).norm(dim=1).view(-1, *[1] * (X.ndim - 1)) * r
         pts = centres.repeat_interleave(n_samples, 0) + noise
         vals = dual_norms(pts, rows.repeat_interleave(n_samples)).view(n, n_samples)

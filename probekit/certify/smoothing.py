@@ -104,7 +104,7 @@ class _Noise:
                     raise ValueError(f"sigma must be positive, got {float(s)}")
                 self.isotropic = True
                 self.sigma = float(s)
-                self.scales = torch.full((numel,), float(s), device=self.device)
+                self.scales = torch.full((numel,), float(s), dtype=torch.float32, device=self.device)
             else:
                 if s.numel() != numel:
                     raise ValueError(f"sigma has {s.numel()} values for inputs of shape {self.shape}")
@@ -114,7 +114,7 @@ class _Noise:
                 self.scales = s.reshape(-1).to(self.device)
 
     def sample(self, m: int, generator: torch.Generator) -> torch.Tensor:
-        z = torch.randn(m, self.scales.numel(), generator=generator, device=self.device)
+        z = torch.randn(m, self.scales.numel(), generator=generator, device=self.device, dtype=self.scales.dtype)
         z = z * self.scales
         if self.basis is not None:
             z = z @ self.basis.T
