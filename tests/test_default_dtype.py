@@ -37,6 +37,7 @@ SEARCHES = {
     "margin": lambda a, X: torch.tensor(diagnose.margin(a, X, steps=10, certifier=None)["upper"].to_numpy(dtype=float)),
     "smoothing": lambda a, X: certify.smoothing(a, X, covariance=0.05 * torch.eye(6), n0=16, n=64).radius,
     "lipschitz": lambda a, X: torch.tensor([certify.lipschitz(a, X=X).upper]),
+    "error_bound": lambda a, X: certify.error_bound(a, X, input_error=0.01),
     "smoothed pgd": lambda a, X: search.pgd(certify.Smoothed(a, sigma=0.2, n=16), X, goal=goals.decrease(by=1.0),
                                             eps=0.2, steps=3).x_adv,
 }
@@ -68,3 +69,17 @@ def test_a_float32_model_under_a_float64_default(name, float64_default):
     torch.set_default_dtype(torch.float32)
     reference = SEARCHES[name](_adapter(), _inputs())
     torch.testing.assert_close(ours.float(), reference.float(), atol=1e-4, rtol=1e-4)
+
+
+def test_k_substitution_bounds_of_a_float32_sequence_model_under_a_float64_default(float64_default):
+    from probekit import SequenceModel
+    from probekit.testing import ToyConv, random_sequences
+
+    model = ToyConv().float()
+    adapter = SequenceModel(model, output=outputs.logit(1), device="cpu", dtype=torch.float32)
+    X = adapter.encode(random_sequences(3, 30, seed=1))
+    ours = certify.crown(adapter, X, k=1)
+    torch.set_default_dtype(torch.float32)
+    reference = certify.crown(SequenceModel(model, output=outputs.logit(1), device="cpu"), X, k=1)
+    torch.testing.assert_close(ours.lower.float(), reference.lower, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ours.upper.float(), reference.upper, atol=1e-5, rtol=1e-5)

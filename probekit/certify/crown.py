@@ -71,11 +71,12 @@ def relax(bound, op, lower: torch.Tensor, upper: torch.Tensor):
         unstable = (l < 0) & (u > 0)
         active = l >= 0
         width = (u - l).clamp(min=1e-12)
-        up_slope = torch.where(unstable, (u - alpha * l) / width, torch.where(active, 1.0, alpha))
+        one = torch.ones_like(l)  # a tensor operand keeps the bounds' dtype (two numbers would take the default)
+        up_slope = torch.where(unstable, (u - alpha * l) / width, torch.where(active, one, alpha))
         up_int = torch.where(unstable, alpha * l - up_slope * l, zero)
         # adaptive lower slope (CROWN): the identity when the positive side is larger
-        low_slope = torch.where(unstable, torch.where(u >= -l, 1.0, alpha), torch.where(active, 1.0, alpha)).to(l)
-        return low_slope, zero, up_slope.to(l), up_int
+        low_slope = torch.where(unstable, torch.where(u >= -l, one, alpha), torch.where(active, one, alpha))
+        return low_slope, zero, up_slope, up_int
     f = lambda v: bound.apply(op, v)  # noqa: E731
     fl, fu = f(l), f(u)
     tol = 1e-6 * (1 + fl.abs() + fu.abs())

@@ -313,7 +313,7 @@ def lipschitz(
     if X is None:
         if input_shape is None:
             raise ValueError("pass X= (inputs) or input_shape= (the shape of one input)")
-        probe = torch.zeros((1,) + tuple(input_shape), device=adapter.device)
+        probe = torch.zeros((1,) + tuple(input_shape), device=adapter.device, dtype=adapter.dtype)
     else:
         probe = adapter._as_input(X).to(adapter.dtype)
     with adapter.session(), torch.no_grad():
