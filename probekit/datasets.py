@@ -63,9 +63,10 @@ class DemoCNN(nn.Module):
 
     def __init__(self, channels: int = 32, kernel: int = 15, hidden: int = 16):
         super().__init__()
-        self.conv = nn.Conv1d(4, channels, kernel, padding=kernel // 2)
-        self.dense = nn.Linear(channels, hidden)
-        self.head = nn.Linear(hidden, 2)
+        f32 = {"dtype": torch.float32}  # the shipped weights are float32, whatever the default dtype
+        self.conv = nn.Conv1d(4, channels, kernel, padding=kernel // 2, **f32)
+        self.dense = nn.Linear(channels, hidden, **f32)
+        self.head = nn.Linear(hidden, 2, **f32)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.conv(x)).amax(dim=-1)

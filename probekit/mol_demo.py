@@ -80,17 +80,18 @@ class AffinityMLP(nn.Module):
     def __init__(self, n_bits: int = N_BITS, n_descriptors: int = len(DESCRIPTORS), hidden: int = 128, dropout: float = 0.2):
         super().__init__()
         self.n_bits = n_bits
-        self.register_buffer("mean", torch.zeros(n_descriptors))
-        self.register_buffer("std", torch.ones(n_descriptors))
-        self.register_buffer("offset", torch.zeros(1))
+        f32 = {"dtype": torch.float32}  # the shipped weights are float32, whatever the default dtype
+        self.register_buffer("mean", torch.zeros(n_descriptors, **f32))
+        self.register_buffer("std", torch.ones(n_descriptors, **f32))
+        self.register_buffer("offset", torch.zeros(1, **f32))
         self.net = nn.Sequential(
             nn.Dropout(dropout),
-            nn.Linear(n_bits + n_descriptors, hidden),
+            nn.Linear(n_bits + n_descriptors, hidden, **f32),
             nn.ReLU(),
             nn.Dropout(dropout),
-            nn.Linear(hidden, hidden // 2),
+            nn.Linear(hidden, hidden // 2, **f32),
             nn.ReLU(),
-            nn.Linear(hidden // 2, 1),
+            nn.Linear(hidden // 2, 1, **f32),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

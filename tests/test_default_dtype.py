@@ -83,3 +83,17 @@ def test_k_substitution_bounds_of_a_float32_sequence_model_under_a_float64_defau
     reference = certify.crown(SequenceModel(model, output=outputs.logit(1), device="cpu"), X, k=1)
     torch.testing.assert_close(ours.lower.float(), reference.lower, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(ours.upper.float(), reference.upper, atol=1e-5, rtol=1e-5)
+
+
+def test_demo_training_gives_the_same_weights_under_a_float64_default(float64_default):
+    from probekit.datasets import train_dna_demo
+    from probekit.mol_demo import train_mol_demo
+
+    dna, _ = train_dna_demo(n_train=64, epochs=1, seed=3)
+    mol, _ = train_mol_demo(seed=0, epochs=1)
+    torch.set_default_dtype(torch.float32)
+    dna_ref, _ = train_dna_demo(n_train=64, epochs=1, seed=3)
+    mol_ref, _ = train_mol_demo(seed=0, epochs=1)
+    for ours, ref in ((dna, dna_ref), (mol, mol_ref)):
+        for name, tensor in ours.state_dict().items():
+            assert torch.equal(tensor, ref.state_dict()[name]), name
