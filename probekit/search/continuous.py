@@ -463,9 +463,12 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     times rows) still running are held as compact tensors, shrunk only when some
     finish (early stop), so a step touches each (K, D) tensor a handful of
     times: for L-inf the step and the projection are a ``sign``, one ``addcmul``
-    and one ``clamp`` to the precomputed box ``x0 + [max(lower, -eps), min(upper,
-    eps)]``, which is the exact projection; the iterate's buffer then becomes the
-    kept best, and only the copies that did not improve are copied back into it.
+    into the gradient's buffer and one ``clamp`` to the box ``x0 + [max(lower,
+    -eps), min(upper, eps)]``, which is the exact projection (from the inputs of a
+    plain space the first step, no longer than eps, is clamped to the feature
+    bounds alone, and the box is built before the second); the iterate's buffer
+    then becomes the kept best, and only the copies that did not improve are
+    copied back into it.
     The last iterate is only evaluated (no gradient). Norms are computed only
     where two successes are compared; the kept norms are recomputed from the
     kept perturbations at the end.
