@@ -66,23 +66,24 @@ def model_on(model, device: torch.device, dtype: torch.dtype | None = None) -> I
         return
     original_device = model_device(model)
     original_dtype = model_dtype(model)
-    modes = [(module, module.training) for module in model.modules()]
+    # a frozen TorchScript module has no training flag: there is nothing to switch
+    modes = [(module, module.training) for module in model.modules() if hasattr(module, "training")]
     try:
         if original_device is not None and original_device != device:
             model.to(device)
         if dtype is not None and original_dtype is not None and original_dtype != dtype:
             model.to(dtype)
         if any(training for _, training in modes):
-            model.eval()
+            for module, _ in modes:
+                module.training = False
         yield
     finally:
         if dtype is not None and original_dtype is not None and original_dtype != dtype:
             model.to(original_dtype)
         if original_device is not None and original_device != device:
             model.to(original_device)
-        if any(module.training != training for module, training in modes):
-            model.train(modes[0][1])
-            for module, training in modes:
+        for module, training in modes:
+            if module.training != training:
                 module.training = training
 
 

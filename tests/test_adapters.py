@@ -85,6 +85,14 @@ def test_a_mode_changed_inside_a_session_is_undone_and_edited_bounds_are_read_ag
     assert adapter.bounds(3)[0].tolist() == [-5.0, 0.0, 0.0]
 
 
+def test_a_frozen_torchscript_model_without_training_flags_runs():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1)).eval()
+    frozen = torch.jit.freeze(torch.jit.script(model))
+    X = torch.randn(5, 3)
+    scores = FeatureModel(frozen, output=outputs.value(0), device="cpu").score(X)
+    assert torch.allclose(scores, model(X)[:, 0], atol=1e-6)
+
+
 def test_dropout_is_off_during_calls():
     model = nn.Sequential(nn.Flatten(), nn.Dropout(0.9), nn.Linear(40, 1))
     adapter = SequenceModel(model, output=0, device="cpu")
