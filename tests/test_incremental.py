@@ -63,6 +63,25 @@ class DilatedStem(nn.Module):
         return self.head(torch.relu(self.c1(torch.relu(self.c0(x)))).amax(dim=-1))
 
 
+class DenseHead(nn.Module):
+    """Convolutions and pooling, then a flatten and dense layers (a Basset- or DeepSTARR-style head)."""
+
+    def __init__(self, length: int, flatten: str = "module"):
+        super().__init__()
+        self.flatten_kind = flatten
+        self.c1 = nn.Conv1d(4, 6, 5, padding=2)
+        self.pool = nn.MaxPool1d(2)
+        self.c2 = nn.Conv1d(6, 6, 3, dilation=2, padding=2)
+        self.flat = nn.Flatten()
+        self.fc1 = nn.Linear(6 * (length // 2), 8)
+        self.fc2 = nn.Linear(8, 2)
+
+    def forward(self, x):
+        h = torch.relu(self.c2(self.pool(torch.relu(self.c1(x)))))
+        flat = self.flat(h) if self.flatten_kind == "module" else torch.flatten(h, 1)
+        return self.fc2(torch.relu(self.fc1(flat)))
+
+
 class Residual(nn.Module):
     def __init__(self):
         super().__init__()
@@ -203,6 +222,8 @@ CASES = {
     "basset": (lambda: _seeded(BassetSmall()), 64, "NCL", outputs.logit(0)),
     "dilated": (lambda: _seeded(Dilated()), 48, "NCL", outputs.value(0)),
     "dilated_stem": (lambda: _seeded(DilatedStem()), 40, "NCL", outputs.logit(1)),
+    "dense_head": (lambda: _seeded(DenseHead(36)), 36, "NCL", outputs.logit(1)),
+    "dense_head_function": (lambda: _seeded(DenseHead(36, "function")), 36, "NCL", outputs.logit(0)),
     "residual": (lambda: _seeded(Residual()), 40, "NCL", outputs.logit(2)),
     "functional": (lambda: _seeded(Functional()), 30, "NCL", outputs.logit(1)),
     "nlc": (lambda: _seeded(NLCModel()), 32, "NLC", outputs.value(0)),
