@@ -78,9 +78,6 @@ class DenseHead(nn.Module):
 
     def forward(self, x):
         h = torch.relu(self.c2(self.pool(torch.relu(self.c1(x)))))
-        if self.flatten_kind == "shared":  # the flattened activation has a second user: it is built
-            flat = h.flatten(1)
-            return self.fc2(torch.relu(self.fc1(flat))) + 0.1 * flat.mean(dim=1, keepdim=True)
         flat = self.flat(h) if self.flatten_kind == "module" else torch.flatten(h, 1)
         return self.fc2(torch.relu(self.fc1(flat)))
 
@@ -227,7 +224,6 @@ CASES = {
     "dilated_stem": (lambda: _seeded(DilatedStem()), 40, "NCL", outputs.logit(1)),
     "dense_head": (lambda: _seeded(DenseHead(36)), 36, "NCL", outputs.logit(1)),
     "dense_head_function": (lambda: _seeded(DenseHead(36, "function")), 36, "NCL", outputs.logit(0)),
-    "dense_head_shared": (lambda: _seeded(DenseHead(36, "shared")), 36, "NCL", outputs.logit(1)),
     "residual": (lambda: _seeded(Residual()), 40, "NCL", outputs.logit(2)),
     "functional": (lambda: _seeded(Functional()), 30, "NCL", outputs.logit(1)),
     "nlc": (lambda: _seeded(NLCModel()), 32, "NLC", outputs.value(0)),

@@ -257,8 +257,6 @@ class _Plan:
     frontier: set
     suffix: set  # nodes run in full on spliced activations
     reductions: dict = field(default_factory=dict)  # node -> (source, form, keepdim): max over positions
-    dense_heads: dict = field(default_factory=dict)  # nn.Linear node -> local node it reads flattened
-    absorbed: set = field(default_factory=set)  # flatten nodes a dense head reads through (never built)
 
 
 def _analyse(model, graph: fx.Graph, x_model: torch.Tensor, pos_axis: int):
@@ -300,44 +298,8 @@ def _analyse(model, graph: fx.Graph, x_model: torch.Tensor, pos_axis: int):
         found = _max_reduction(model, node, local, consts)
         if found is not None:
             reductions[node] = found
-    dense_heads = {}
-    for node in suffix:
-        src = _dense_head(model, node, local)
-        if src is not None:
-            dense_heads[node] = src
-    absorbed = {node.args[0] for node in dense_heads}
-    frontier = {n for n in local if any(u not in local and u not in reductions and u not in absorbed for u in n.users)}
-    return _Plan(graph, placeholder, local, consts, frontier, suffix, reductions, dense_heads, absorbed), env
-
-
-def _dense_head(model, node: fx.Node, local: dict):
-    """The local (N, C, L) node that ``node``, an ``nn.Linear``, reads through a flatten of it alone; else None.
-
-    Such a head changes by the product of the window's change with the weight
-    columns of the positions it can reach, without building the flattened activation.
-    """
-    if node.op != "call_module" or len(node.args) != 1 or node.kwargs or not isinstance(node.args[0], fx.Node):
-        return None
-    if not isinstance(_fetch(model, node.target), nn.Linear):
-        return None
-    flat = node.args[0]
-    if len(flat.users) != 1:
-        return None
-    if flat.op == "call_module":
-        module = _fetch(model, flat.target)
-        if not isinstance(module, nn.Flatten) or (module.start_dim, module.end_dim) not in ((1, -1), (1, 2)):
-            return None
-    elif (flat.op == "call_function" and flat.target is torch.flatten) or (
-        flat.op == "call_method" and flat.target == "flatten"
-    ):
-        dims = _bind(flat.args[1:], flat.kwargs, ("start_dim", "end_dim"), {"start_dim": 0, "end_dim": -1})
-        if set(dims) != {"start_dim", "end_dim"} or dims["start_dim"] != 1 or dims["end_dim"] not in (-1, 2):
-            return None
-    else:
-        return None
-    if not flat.args or flat.args[0] not in local or local[flat.args[0]].pos_axis != 2:
-        return None
-    return flat.args[0]
+    frontier = {n for n in local if any(u not in local and u not in reductions for u in n.users)}
+    return _Plan(graph, placeholder, local, consts, frontier, suffix, reductions), env
 
 
 def _max_reduction(model, node: fx.Node, local: dict, consts: dict):
@@ -634,11 +596,6 @@ class _Engine:
                 self.read_pads[node] = _pads(info.params["q0"], info.params["read"], plan.local[src].length)
                 rel = plan.local[src].starts - info.params["q0"]
                 self.covered[node] = (rel >= 0) & (rel + plan.local[src].width <= info.params["read"])
-        self.head_weights = {}  # dense head -> (L, C, out): its weight columns, position by position
-        for node, src in plan.dense_heads.items():
-            weight = _fetch(model, node.target).weight.detach()
-            channels, length = plan.local[src].channels, plan.local[src].length
-            self.head_weights[node] = weight.reshape(-1, channels, length).permute(2, 1, 0).contiguous()
         self.device_tables = {
             node: {key: v.to(ref.canonical[plan.placeholder].device) for key, v in _tables(info).items()}
             for node, info in plan.local.items()
@@ -727,10 +684,6 @@ class _Engine:
             if info is None:
                 if node in plan.reductions:
                     env[node] = self._max_over_positions(node, rows, starts, wins)
-                elif node in plan.dense_heads:
-                    env[node] = self._dense_head(node, rows, starts, wins)
-                elif node in plan.absorbed:
-                    continue
                 elif node in plan.suffix:
                     env[node] = _call(model, node, fx.node.map_arg(node.args, value_of),
                                       fx.node.map_arg(node.kwargs, value_of))
@@ -776,28 +729,6 @@ class _Engine:
         if keepdim:
             values = values.unsqueeze(info.pos_axis)
         return _MaxResult(values, None) if form == "values" else values
-
-    def _dense_head(self, node, rows, starts, wins):
-        """A dense head's output: its reference output plus the change of the positions the chunk reaches.
-
-        The windows of a chunk lie in one band of positions; the change is laid out
-        over that band (zeros outside each window) and multiplied by the weight
-        columns of the band alone.
-        """
-        src = self.plan.dense_heads[node]
-        info = self.plan.local[src]
-        m, width, channels = rows.shape[0], info.width, info.channels
-        s = starts[src]
-        delta = wins[src] - self.ref.windows(src, rows, s, width)  # (M, C, W)
-        if s.device.type == "cpu":  # reading the band back is free
-            first, band = int(s.min()), int(s.max()) - int(s.min()) + width
-        else:  # no host read: the band is the whole length
-            first, band = 0, info.length
-        spread = delta.new_zeros(m, band, channels)
-        index = (s - first)[:, None] + self.ref.arange(width, s.device)  # (M, W)
-        spread.scatter_(1, index[:, :, None].expand(-1, -1, channels), delta.transpose(1, 2))
-        weight = self.head_weights[node][first : first + band].reshape(band * channels, -1)  # (band * C, out)
-        return torch.addmm(self.ref.env[node][rows], spread.view(m, -1), weight)
 
     def _delta_conv(self, node, info, rows, positions, starts, wins, s):
         """New window = reference window + convolution of the change of the input window."""
