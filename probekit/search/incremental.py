@@ -9,9 +9,8 @@ in eval, residual additions, per-position linear maps), caches the activations
 of the unedited sequences, and for a batch of mutants recomputes only the
 window of each layer before running the rest of the network (dense layers,
 global pooling, attention) in full on the spliced activations. A global max
-over positions is read from running maxima of the reference, and a dense layer
-that reads a flattened local activation changes by the window's change times its
-weight columns, so neither needs the full activation.
+over positions is read from running maxima of the reference plus the window,
+without the full activation.
 
 Stride-1 convolutions are updated through their linearity: the new window is
 the cached window plus the convolution of the change of its input; where the
