@@ -173,6 +173,39 @@ class AttentionFirst(nn.Module):
         return self.fc(h.mean(1))
 
 
+class InPlace(nn.Module):
+    """In-place activations and an in-place residual addition, each the only reader of what it writes."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv1d(4, 6, 5, padding=2)
+        self.act = nn.ReLU(inplace=True)
+        self.pool = nn.MaxPool1d(2)
+        self.c2 = nn.Conv1d(6, 6, 3, padding=1)
+        self.c3 = nn.Conv1d(6, 6, 3, padding=1)
+        self.fc = nn.Linear(6, 2)
+
+    def forward(self, x):
+        h = self.pool(self.act(self.c1(x)))
+        g = self.c2(h).relu_()
+        r = nn.functional.leaky_relu(self.c3(g), 0.1, inplace=True)
+        r += g
+        return self.fc(r.amax(dim=-1))
+
+
+class InPlaceShared(nn.Module):
+    """An in-place activation whose input is read again afterwards (the write shows there too)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        h = self.conv(x)
+        r = h.relu_()
+        return (r + h).amax(dim=(1, 2))[:, None]
+
+
 class Branchy(nn.Module):
     """Data-dependent control flow: not traceable."""
 
@@ -224,6 +257,7 @@ CASES = {
     "dilated_stem": (lambda: _seeded(DilatedStem()), 40, "NCL", outputs.logit(1)),
     "dense_head": (lambda: _seeded(DenseHead(36)), 36, "NCL", outputs.logit(1)),
     "dense_head_function": (lambda: _seeded(DenseHead(36, "function")), 36, "NCL", outputs.logit(0)),
+    "in_place": (lambda: _seeded(InPlace()), 30, "NCL", outputs.logit(1)),
     "residual": (lambda: _seeded(Residual()), 40, "NCL", outputs.logit(2)),
     "functional": (lambda: _seeded(Functional()), 30, "NCL", outputs.logit(1)),
     "nlc": (lambda: _seeded(NLCModel()), 32, "NLC", outputs.value(0)),
@@ -295,7 +329,9 @@ def test_reference_base_gives_reference_output():
     torch.testing.assert_close(at_ref, adapter.score(X)[:, None].expand(2, 64))
 
 
-@pytest.mark.parametrize("build", [lambda: Flattened(20), lambda: AttentionFirst(), lambda: Branchy()])
+@pytest.mark.parametrize(
+    "build", [lambda: Flattened(20), lambda: AttentionFirst(), lambda: Branchy(), lambda: InPlaceShared()]
+)
 def test_returns_none_when_it_cannot_analyse(build):
     adapter = SequenceModel(build(), output=0, device="cpu")
     X = adapter.encode(random_sequences(2, 20, seed=1))
