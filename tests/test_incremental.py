@@ -193,12 +193,14 @@ class InPlace(nn.Module):
         return self.fc(r.amax(dim=-1))
 
 
-class InPlaceShared(nn.Module):
-    """An in-place activation whose input is read again afterwards (the write shows there too)."""
-
+class OneConv(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv1d(4, 4, 3, padding=1)
+
+
+class InPlaceShared(OneConv):
+    """An in-place activation whose input is read again afterwards (the write shows there too)."""
 
     def forward(self, x):
         h = self.conv(x)
@@ -206,12 +208,8 @@ class InPlaceShared(nn.Module):
         return (r + h).amax(dim=(1, 2))[:, None]
 
 
-class Branchy(nn.Module):
+class Branchy(OneConv):
     """Data-dependent control flow: not traceable."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv1d(4, 4, 3, padding=1)
 
     def forward(self, x):
         h = self.conv(x)
