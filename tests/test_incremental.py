@@ -336,6 +336,22 @@ def test_returns_none_when_it_cannot_analyse(build):
     assert incremental_single_substitutions(adapter, X, torch.arange(20), lambda y, rows: y[:, 0]) is None
 
 
+def test_models_with_forward_hooks_fall_back_to_full_passes():
+    # a hook may change a layer's output, and the engine computes some layers without calling them
+    model = _seeded(BassetSmall())
+    handle = model.body[0].register_forward_hook(lambda module, args, out: out * 2.0)
+    adapter = SequenceModel(model, output=outputs.logit(0), device="cpu")
+    X = adapter.encode(random_sequences(2, 64, seed=5))
+    assert incremental_single_substitutions(adapter, X, torch.arange(64), lambda y, rows: adapter.output(y)) is None
+    from probekit.search import saturation_mutagenesis
+
+    ism = saturation_mutagenesis(adapter, X)
+    want = _oracle(adapter, X, torch.arange(64), lambda y, rows: adapter.output(y))  # (N, L, 4), hook included
+    torch.testing.assert_close(ism.effects + ism.reference[:, None, None], want.cpu(), rtol=1e-5, atol=1e-5)
+    handle.remove()
+    assert incremental_single_substitutions(adapter, X, torch.arange(64), lambda y, rows: adapter.output(y)) is not None
+
+
 def test_returns_none_for_plain_callables_and_autocast():
     adapter = SequenceModel(lambda x: x.sum(dim=(1, 2))[:, None], output=0, device="cpu")
     X = adapter.encode(random_sequences(1, 10))
