@@ -87,6 +87,17 @@ def model_on(model, device: torch.device, dtype: torch.dtype | None = None) -> I
                 module.training = training
 
 
+def has_forward_hooks(model) -> bool:
+    """Whether a forward hook or pre-hook (of a submodule, or global) could change what ``model`` computes."""
+    from torch.nn.modules import module as module_state
+
+    if getattr(module_state, "_global_forward_hooks", None) or getattr(module_state, "_global_forward_pre_hooks", None):
+        return True
+    return isinstance(model, torch.nn.Module) and any(
+        getattr(m, "_forward_hooks", None) or getattr(m, "_forward_pre_hooks", None) for m in model.modules()
+    )
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     """True for CUDA out-of-memory errors (which back-off can recover from)."""
     if isinstance(error, torch.cuda.OutOfMemoryError):

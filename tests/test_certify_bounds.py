@@ -395,3 +395,15 @@ def test_crown_bounds_do_not_depend_on_the_chunk_of_rows(monkeypatch):
         got = crown(adapter, X, **kw)
         torch.testing.assert_close(got.lower, want.lower, rtol=1e-6, atol=1e-6)
         torch.testing.assert_close(got.upper, want.upper, rtol=1e-6, atol=1e-6)
+
+
+def test_bounds_refuse_a_model_with_forward_hooks():
+    from probekit.certify import UnsupportedOperation, ibp
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    handle = model[0].register_forward_hook(lambda module, args, out: out * 2.0)
+    adapter = FeatureModel(model, output=outputs.value(0), device="cpu")
+    with pytest.raises(UnsupportedOperation, match="forward hooks"):
+        ibp(adapter, torch.zeros(2, 3), eps=0.1)
+    handle.remove()
+    assert ibp(adapter, torch.zeros(2, 3), eps=0.1) is not None

@@ -42,6 +42,8 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
+from .._device import has_forward_hooks
+
 
 class UnsupportedOperation(TypeError):
     """The model uses an operation that bounds cannot run through; the message names it."""
@@ -301,6 +303,8 @@ def trace(adapter, X: torch.Tensor) -> Graph:
     model = adapter.model
     if not isinstance(model, nn.Module):
         raise UnsupportedOperation(f"bounds need a torch.nn.Module, got {type(model).__name__}")
+    if has_forward_hooks(model):
+        raise UnsupportedOperation("the model has forward hooks, which bounds cannot see through; remove them first")
     transpose = getattr(adapter, "layout", "NCL") == "NLC"
     complement = None
     if getattr(adapter, "strands", "forward") == "both":

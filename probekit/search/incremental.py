@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from .._device import map_batches
+from .._device import has_forward_hooks, map_batches
 from ..encode.dna import complement_order
 
 # --------------------------------------------------------------------------- op tables
@@ -897,7 +897,7 @@ def incremental_single_substitutions(
         return None
     if not hasattr(adapter, "layout") or X.ndim != 3:
         return None
-    if _has_forward_hooks(model):
+    if has_forward_hooks(model):
         return None  # the engine skips calls a hook could change: full passes keep the hooks' effect
     graph = _trace(model)
     if graph is None:
@@ -973,15 +973,6 @@ def incremental_single_substitutions(
         if parts:
             flat[(rows_i * positions.numel() + cols_j) * c + base_b] = torch.cat(parts)
     return result
-
-
-def _has_forward_hooks(model: nn.Module) -> bool:
-    """Whether a forward hook (of a submodule, or global) could change what the model computes."""
-    from torch.nn.modules import module as module_state
-
-    if getattr(module_state, "_global_forward_hooks", None) or getattr(module_state, "_global_forward_pre_hooks", None):
-        return True
-    return any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
 
 
 def _output(graph: fx.Graph) -> fx.Node:
