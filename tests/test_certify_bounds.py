@@ -407,3 +407,39 @@ def test_bounds_refuse_a_model_with_forward_hooks():
         ibp(adapter, torch.zeros(2, 3), eps=0.1)
     handle.remove()
     assert ibp(adapter, torch.zeros(2, 3), eps=0.1) is not None
+
+
+def _stack(inplace: bool):
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv1d(4, 6, 5, padding=2), nn.ReLU(inplace=inplace), nn.MaxPool1d(2), nn.Conv1d(6, 6, 3, padding=1),
+        nn.ReLU(inplace=inplace), nn.AdaptiveMaxPool1d(1), nn.Flatten(), nn.Linear(6, 2),
+    ).eval()
+
+
+@pytest.mark.parametrize("method", [ibp, crown])
+def test_in_place_activations_give_the_bounds_of_the_same_model_without_them(method):
+    # an in-place ReLU once overwrote the kept pre-activations (and the boxes of the layer before)
+    from probekit.testing import random_sequences
+
+    plain = SequenceModel(_stack(False), output=outputs.logit(1), device="cpu")
+    X = plain.encode(random_sequences(3, 30, seed=1))
+    for k in (1, 2):
+        want = method(plain, X, k=k)
+        got = method(SequenceModel(_stack(True), output=outputs.logit(1), device="cpu"), X, k=k)
+        assert torch.equal(got.lower, want.lower) and torch.equal(got.upper, want.upper)
+
+
+def test_bounds_refuse_an_in_place_write_that_another_operation_reads():
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+
+        def forward(self, x):
+            h = self.fc(x)
+            r = h.relu_()
+            return (r + h).sum(dim=1, keepdim=True)
+
+    with pytest.raises(UnsupportedOperation, match="writes in place"):
+        ibp(FeatureModel(Shared(), output=outputs.value(0), device="cpu"), torch.zeros(2, 3), eps=0.1)

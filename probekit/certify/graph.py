@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._device import has_forward_hooks
+from .._inplace import read_after_write, written_input
 
 
 class UnsupportedOperation(TypeError):
@@ -246,6 +247,8 @@ class Bound:
 def _run(graph: Graph, node: fx.Node, lookup: Callable, numbers_abs: bool = False) -> Any:
     args = fx.node.map_arg(node.args, lookup)
     kwargs = fx.node.map_arg(node.kwargs, lookup)
+    if args and isinstance(args[0], torch.Tensor) and written_input(graph.modules.__getitem__, node) is not None:
+        args = (args[0].clone(),) + tuple(args[1:])  # an in-place operation must not overwrite a kept value
     if numbers_abs:
         args = tuple(abs(a) if isinstance(a, (int, float)) and not isinstance(a, bool) else a for a in args)
     if node.op == "get_attr":
@@ -327,6 +330,12 @@ def trace(adapter, X: torch.Tensor) -> Graph:
                 "bounds need a forward without data-dependent control flow"
             ) from error
     graph = Graph([], gm, root=root, modules=dict(root.named_modules()))
+    shared = read_after_write(graph.modules.__getitem__, gm.graph)
+    if shared is not None:
+        raise UnsupportedOperation(
+            f"{_label(graph, shared)} writes in place into a value that another operation reads too; "
+            "make it out of place for bounds"
+        )
     _classify(graph, X)
     return graph
 

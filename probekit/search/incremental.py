@@ -34,7 +34,6 @@ torch.Size([1, 16, 4])
 
 from __future__ import annotations
 
-import inspect
 import math
 import operator
 import weakref
@@ -46,6 +45,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from .._device import has_forward_hooks, map_batches
+from .._inplace import written_input
 from ..encode.dna import complement_order
 
 # --------------------------------------------------------------------------- op tables
@@ -119,31 +119,6 @@ def _input_nodes(node: fx.Node) -> list[fx.Node]:
     nodes: list[fx.Node] = []
     fx.node.map_arg((node.args, node.kwargs), nodes.append)
     return nodes
-
-
-_IN_PLACE_OPERATORS = (operator.iadd, operator.isub, operator.imul, operator.itruediv)
-
-
-def _written_input(model: nn.Module, node: fx.Node) -> fx.Node | None:
-    """The input node an in-place operation writes into (``nn.ReLU(inplace=True)``, ``x.relu_()``...), or None."""
-    if not node.args or not isinstance(node.args[0], fx.Node):
-        return None
-    if node.op == "call_module":
-        written = getattr(_fetch(model, node.target), "inplace", False) is True
-    elif node.op == "call_method":
-        written = isinstance(node.target, str) and node.target.endswith("_") and not node.target.startswith("_")
-    elif node.op == "call_function":
-        name = getattr(node.target, "__name__", "")
-        written = node.target in _IN_PLACE_OPERATORS or (name.endswith("_") and not name.startswith("_"))
-        if not written:
-            try:
-                bound = inspect.signature(node.target).bind(*node.args, **node.kwargs)
-                written = bound.arguments.get("inplace") is True
-            except (TypeError, ValueError):
-                written = False
-    else:
-        written = False
-    return node.args[0] if written else None
 
 
 def _run_node(model: nn.Module, node: fx.Node, env: dict):
@@ -304,7 +279,7 @@ def _analyse(model, graph: fx.Graph, x_model: torch.Tensor, pos_axis: int):
         if node.op == "output":
             output_node = node
             continue
-        written = _written_input(model, node)
+        written = written_input(lambda target: _fetch(model, target), node)
         if written is not None and written in dependent:
             if written is placeholder or len(written.users) > 1:
                 return None  # other readers would see the write: full passes keep the model's own semantics
