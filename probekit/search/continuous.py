@@ -577,17 +577,19 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
         last = t == steps
         new = None
         if not last:  # the next iterate, computed before the current one may become the kept best
-            # the step is written into the gradient's buffer, which nothing else holds, when it has the
-            # step's dtype (a gradient in another dtype than the inputs would round the iterate)
             if norm == "linf":
-                out = grad if grad.dtype == torch.promote_types(x.dtype, st["alpha"].dtype) else None
-            if "lo" not in st and fast and t == 0:
-                new = torch.addcmul(x, st["alpha0"], grad.sign_(), value=-1.0, out=out).clamp_(space.lo, space.hi)
-            elif norm == "linf":
-                if "lo" not in st:  # the box of the ball and the bounds, for the steps after the first
-                    st["lo"] = torch.sub(st["x0"], st["e"][:, None]).clamp_(min=space.lo)
-                    st["hi"] = torch.add(st["x0"], st["e"][:, None]).clamp_(max=space.hi)
-                new = torch.addcmul(x, st["alpha"], grad.sign_(), value=-1.0, out=out).clamp_(st["lo"], st["hi"])
+                rate = st["alpha"]
+                if "lo" in st:
+                    lo, hi = st["lo"], st["hi"]
+                elif t == 0:  # the lazy box: a first step no longer than eps stays in the ball
+                    lo, hi, rate = space.lo, space.hi, st["alpha0"]
+                else:  # the box of the ball and the bounds, for the steps after the first
+                    lo = st["lo"] = torch.sub(st["x0"], st["e"][:, None]).clamp_(min=space.lo)
+                    hi = st["hi"] = torch.add(st["x0"], st["e"][:, None]).clamp_(max=space.hi)
+                # the step goes into the gradient's buffer, which nothing else holds, when it has the step's
+                # dtype (a gradient in another dtype than the inputs would round the iterate)
+                out = grad if grad.dtype == torch.promote_types(x.dtype, rate.dtype) else None
+                new = torch.addcmul(x, rate, grad.sign_(), value=-1.0, out=out).clamp_(lo, hi)
             else:
                 delta = x - x0a
                 step = _steepest(torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0), delta, st["lower"],

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from .._device import has_forward_hooks, map_batches
-from .._inplace import written_input
+from .._inplace import read_after_write, written_input
 from ..encode.dna import complement_order
 
 # --------------------------------------------------------------------------- op tables
@@ -127,6 +127,8 @@ def _run_node(model: nn.Module, node: fx.Node, env: dict):
         raise RuntimeError(f"cannot run graph node {node.op}")
     args = fx.node.map_arg(node.args, lambda n: env[n])
     kwargs = fx.node.map_arg(node.kwargs, lambda n: env[n])
+    if args and isinstance(args[0], torch.Tensor) and written_input(lambda t: _fetch(model, t), node) is not None:
+        args = (args[0].clone(),) + tuple(args[1:])  # an in-place operation must not overwrite a cached reference
     return _call(model, node, args, kwargs)
 
 
@@ -265,6 +267,8 @@ def _analyse(model, graph: fx.Graph, x_model: torch.Tensor, pos_axis: int):
     if len(placeholders) != 1:
         return None
     (placeholder,) = placeholders
+    if read_after_write(lambda target: _fetch(model, target), graph) is not None:
+        return None  # another reader would see an in-place write: full passes keep the model's own semantics
     length = x_model.shape[pos_axis]
     env: dict = {placeholder: x_model}
     dependent = {placeholder}
@@ -279,17 +283,7 @@ def _analyse(model, graph: fx.Graph, x_model: torch.Tensor, pos_axis: int):
         if node.op == "output":
             output_node = node
             continue
-        written = written_input(lambda target: _fetch(model, target), node)
-        if written is not None and written in dependent:
-            if written is placeholder or len(written.users) > 1:
-                return None  # other readers would see the write: full passes keep the model's own semantics
-            # the cached reference of the input must stay what it was before the write
-            kept = env[written]
-            env[written] = kept.clone()
-            env[node] = _run_node(model, node, env)
-            env[written] = kept
-        else:
-            env[node] = _run_node(model, node, env)
+        env[node] = _run_node(model, node, env)
         if not _depends(node, dependent):
             consts[node] = env[node]
             continue
