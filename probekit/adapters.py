@@ -58,6 +58,9 @@ class Adapter(abc.ABC):
     in probekit's canonical layout and are moved to :attr:`device`.
     """
 
+    # settings held under another name, because a method of the same name reads them
+    _SETTING_ATTRIBUTES: dict[str, str] = {}
+
     def __init__(self, model, *, output, batch_size="auto", device=None, dtype=None, autocast=None):
         if not callable(model):
             raise TypeError(f"model must be a torch.nn.Module or a callable, got {type(model).__name__}")
@@ -120,12 +123,18 @@ class Adapter(abc.ABC):
                 self._depth = 0
 
     def replace(self, **changes) -> "Adapter":
-        """A shallow copy of this adapter with some settings changed (``output=``, ``batch_size=``...)."""
+        """A shallow copy of this adapter with some settings changed (``output=``, ``batch_size=``, ``kinds=``...).
+
+        Any argument of the constructor may change; anything else raises ``TypeError``.
+        """
         new = copy.copy(self)
         new._depth = 0
         new.__dict__.pop("_feature_cache", None)  # settings may change: nothing derived from them is shared
         for key, value in changes.items():
-            if key.startswith("_") or not hasattr(new, key):
+            attr = self._SETTING_ATTRIBUTES.get(key, key)
+            # a method (``kinds``, ``bounds``...) is no setting: assigning to it would hide the method
+            method = attr == key and callable(getattr(type(self), key, None))
+            if key.startswith("_") or method or not hasattr(new, attr):
                 raise TypeError(f"{type(self).__name__} has no setting {key!r}")
             if key == "batch_size":
                 new._set_batch_size(value)
@@ -134,7 +143,9 @@ class Adapter(abc.ABC):
                 value = as_output(value)
             elif key == "device":
                 value = resolve_device(value)
-            setattr(new, key, value)
+            elif key == "kinds":
+                value = _as_kinds(value)
+            setattr(new, attr, value)
         if changes.keys() & {"model", "device", "dtype", "autocast"}:
             new.autocast_error = None
         if "batch_size" not in changes and changes.keys() & {"model", "device", "dtype", "autocast", "strands", "layout"}:
@@ -284,6 +295,11 @@ class Adapter(abc.ABC):
         """Inputs in the adapter's canonical tensor layout, on :attr:`device`."""
 
 
+def _as_kinds(kinds):
+    """Feature kinds as given to :class:`FeatureModel`: one kind for all features, or a list of kinds."""
+    return "continuous" if kinds is None else kinds if isinstance(kinds, str) else list(kinds)
+
+
 @functools.lru_cache(maxsize=8)
 def _default_names(n_features: int) -> tuple[str, ...]:
     return tuple(f"f{i}" for i in range(n_features))
@@ -423,6 +439,7 @@ class FeatureModel(Adapter):
     """
 
     KINDS = ("continuous", "binary", "integer")
+    _SETTING_ATTRIBUTES = {"kinds": "_kinds", "bounds": "_bounds"}
 
     def __init__(
         self,
@@ -447,7 +464,7 @@ class FeatureModel(Adapter):
         if bounds is None and featurizer is not None:
             bounds = featurizer.bounds
         self.feature_names = list(feature_names) if feature_names is not None else None
-        self._kinds = "continuous" if kinds is None else kinds if isinstance(kinds, str) else list(kinds)
+        self._kinds = _as_kinds(kinds)
         self._bounds = bounds
 
     @property

@@ -34,7 +34,7 @@ def _to_cpu(value):
     if isinstance(value, torch.Tensor):
         return value.detach().cpu()
     if isinstance(value, list):
-        if {type(v) for v in value} <= _PLAIN_TYPES:
+        if set(map(type, value)) <= _PLAIN_TYPES:
             return value  # names and numbers: nothing to move
         return [_to_cpu(v) for v in value]
     if isinstance(value, tuple):

@@ -175,6 +175,16 @@ def test_replace_changes_one_setting():
     assert other.output.name == "logit[1]"
     with pytest.raises(TypeError):
         adapter.replace(nonsense=1)
+    with pytest.raises(TypeError, match="score"):
+        adapter.replace(score=1)  # a method, not a setting
+
+
+def test_replace_changes_feature_kinds_and_bounds_and_keeps_the_methods():
+    adapter = FeatureModel(nn.Linear(3, 1), output=0, device="cpu", kinds="binary")
+    other = adapter.replace(kinds=["binary", "continuous", "integer"], bounds=(-2.0, 2.0))
+    assert other.kinds(3) == ["binary", "continuous", "integer"]
+    assert other.bounds(3)[1].tolist() == [2.0, 2.0, 2.0]
+    assert adapter.kinds(3) == ["binary"] * 3 and adapter.bounds(3)[1].tolist() == [1.0, 1.0, 1.0]
 
 
 def test_bad_settings_rejected():

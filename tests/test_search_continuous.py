@@ -668,3 +668,22 @@ def test_projection_without_bounds_is_the_projection_with_infinite_bounds(norm):
     infinite = project(z, eps, norm=norm, lower=torch.full_like(z, -math.inf), upper=torch.full_like(z, math.inf))
     assert torch.allclose(free, infinite, atol=1e-6)
     assert (vector_norm(free, norm) <= eps * (1 + 1e-6)).all()
+
+
+def test_searches_follow_bounds_and_kinds_changed_between_calls_on_one_adapter():
+    # a linear score 2*x0 - x1 + x2: PGD from the centre pushes each feature to the edge of the box
+    model = torch.nn.Linear(3, 1)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[2.0, -1.0, 1.0]]))
+        model.bias.zero_()
+    lo, hi = torch.zeros(3), torch.ones(3)
+    adapter = FeatureModel(model, output=outputs.value(0), kinds="continuous", bounds=(lo, hi), device="cpu")
+    X = torch.full((2, 3), 0.5)
+    first = pgd(adapter, X, goal=goals.decrease(by=100.0), eps=1.0, steps=5, step_size=0.5)
+    assert torch.equal(first.x_adv, torch.tensor([[0.0, 1.0, 0.0]]).expand(2, 3))
+    lo[0], hi[1] = 0.25, 0.75  # the tensors the adapter holds, edited in place
+    second = pgd(adapter, X, goal=goals.decrease(by=100.0), eps=1.0, steps=5, step_size=0.5)
+    assert torch.equal(second.x_adv, torch.tensor([[0.25, 0.75, 0.0]]).expand(2, 3))
+    frozen = adapter.replace(kinds=["binary", "continuous", "continuous"])
+    third = pgd(frozen, torch.tensor([[1.0, 0.5, 0.5]]), goal=goals.decrease(by=100.0), eps=1.0, steps=5, step_size=0.5)
+    assert third.x_adv[0, 0] == 1.0  # binary features stay put unless relaxed

@@ -203,9 +203,30 @@ def _as_inputs(adapter, X) -> torch.Tensor:
     return X.to(adapter.device)
 
 
-def _feature_info(adapter, X: torch.Tensor):
-    """Which flattened features of ``X`` are discrete (bool (D,) or None) and their bounds (D,)."""
-    n_flat = X[0].numel()
+@dataclass(frozen=True)
+class _FeatureInfo:
+    """What a search needs to know of the features: read-only, shared between calls on one adapter."""
+
+    discrete: torch.Tensor  # bool (D,): binary and integer features
+    lo: torch.Tensor  # (D,) lower bounds, float32 on the adapter's device
+    hi: torch.Tensor  # (D,) upper bounds
+    any_discrete: bool
+    lo_max: float  # the largest lower bound and the smallest upper bound: inputs within [lo_max, hi_min]
+    hi_min: float  # are inside every feature's bounds
+
+
+def _feature_info(adapter, X: torch.Tensor) -> _FeatureInfo:
+    """Which flattened features of ``X`` are discrete and their bounds; cached where the adapter caches."""
+    compute = lambda: _compute_feature_info(adapter, X)  # noqa: E731
+    cached = getattr(adapter, "_cached", None)
+    if cached is None:
+        return compute()
+    return cached(("search_features", X.ndim, tuple(X.shape[1:])), compute)
+
+
+def _compute_feature_info(adapter, X: torch.Tensor) -> _FeatureInfo:
+    n_flat = X[0].numel() if X.shape[0] else math.prod(X.shape[1:])
+    device = adapter.device
     discrete, lower, upper = None, None, None
     if X.ndim == 2 and hasattr(adapter, "kind_mask"):
         discrete = ~adapter.kind_mask(X.shape[1], "continuous")
@@ -217,8 +238,10 @@ def _feature_info(adapter, X: torch.Tensor):
         lower, upper = torch.zeros(n_flat), torch.ones(n_flat)
     if lower is None:
         lower, upper = torch.full((n_flat,), -math.inf), torch.full((n_flat,), math.inf)
-    device = adapter.device
-    return discrete, lower.reshape(-1).float().to(device), upper.reshape(-1).float().to(device)
+    discrete = torch.zeros(n_flat, dtype=torch.bool) if discrete is None else discrete
+    lo, hi = lower.reshape(-1).float().to(device), upper.reshape(-1).float().to(device)
+    extremes = torch.stack([lo.max(), hi.min()]).tolist() if n_flat else [-math.inf, math.inf]
+    return _FeatureInfo(discrete.to(device), lo, hi, bool(discrete.any()), *extremes)
 
 
 def _mask_rows(mask, X: torch.Tensor) -> torch.Tensor:
@@ -235,22 +258,20 @@ def _mask_rows(mask, X: torch.Tensor) -> torch.Tensor:
 
 
 def _space(adapter, X: torch.Tensor, mask, relax_discrete: bool) -> _Space:
-    discrete_features, lo, hi = _feature_info(adapter, X)
+    info = _feature_info(adapter, X)
+    lo, hi, discrete = info.lo, info.hi, info.discrete
     n, d = X.shape[0], X[0].numel()
     x0 = X.reshape(n, d)
-    discrete = torch.zeros(d, dtype=torch.bool, device=X.device)
-    if discrete_features is not None:
-        discrete = discrete_features.to(X.device)
     free = None if mask is None else _mask_rows(mask, X)
-    if not relax_discrete and discrete_features is not None and bool(discrete.any()):
+    if not relax_discrete and info.any_discrete:
         free = (torch.ones(n, d, dtype=torch.bool, device=X.device) if free is None else free) & ~discrete
     shape = tuple(X.shape[1:])
     # the smallest and largest input values tell whether any is out of bounds or not finite (min and max
     # propagate NaN): over all features at once when that settles it (one pass), else feature by feature
     suspect = False
     if x0.numel() > 0:
-        low, high = torch.aminmax(x0)
-        if not bool(torch.isfinite(low) & torch.isfinite(high) & (low >= lo.max()) & (high <= hi.min())):
+        low, high = torch.stack(torch.aminmax(x0)).tolist()
+        if not (math.isfinite(low) and math.isfinite(high) and low >= info.lo_max and high <= info.hi_min):
             low, high = x0.amin(dim=0), x0.amax(dim=0)  # several times faster than aminmax over a dimension
             suspect = not bool(((low >= lo) & (high <= hi) & torch.isfinite(low) & torch.isfinite(high)).all())
     if free is None and not suspect:
@@ -400,7 +421,7 @@ def _probe(adapter, space, bound, x, rows, *, grad: bool, bind=None):
     parts = []
     bound_parts = {}
     resolve = getattr(adapter, "resolve_batch_size", None)  # batch_size="auto" probes once, on first use
-    if resolve is not None:
+    if resolve is not None and getattr(adapter, "_auto_batch", True):
         resolve(space.unflat(x))
 
     def run(start: int, stop: int) -> torch.Tensor:
@@ -482,7 +503,11 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     slot = torch.arange(m, device=device)
     slot = slot.repeat(restarts) if restarts > 1 else slot
     e = eps.repeat(restarts) if restarts > 1 else eps
-    alpha = (2.5 * e / max(steps, 1)) if step_size is None else _eps_rows(step_size, m, device).repeat(restarts)
+    if step_size is None:
+        alpha = 2.5 * e / max(steps, 1)
+    else:
+        alpha = _eps_rows(step_size, m, device)
+        alpha = alpha.repeat(restarts) if restarts > 1 else alpha
     zero_start = restarts == 1 and not random_start
     discrete = bool(space.discrete.any())
     fast = norm == "linf" and not discrete
@@ -567,10 +592,14 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
         need_norm = not early_stop and (not cheap_sync or seen_success or bool(ok.any()))
         seen_success = seen_success or need_norm
         n_new = vector_norm(candidate - x0a, norm).float() if need_norm else st["best_n"]
-        better = _better(g, n_new, st["best_g"], st["best_n"])
-        if live is not None:
-            better = better & live
-        st["best_g"] = torch.where(better, g, st["best_g"])
+        if t == 0:  # nothing kept yet (every kept g is inf): any finite g is better, and the kept g becomes g
+            better = g < math.inf
+            st["best_g"] = g
+        else:
+            better = _better(g, n_new, st["best_g"], st["best_n"])
+            if live is not None:
+                better = better & live
+            st["best_g"] = torch.where(better, g, st["best_g"])
         if need_norm:
             st["best_n"] = torch.where(better, n_new, st["best_n"])
         st["best_s"] = torch.where(better, scores, st["best_s"])
@@ -785,6 +814,15 @@ def _pgd(adapter, X, *, goal, eps, norm, steps, step_size, restarts, random_star
     norm = _check_norm(norm)
     if steps < 0 or restarts < 1:
         raise ValueError("steps must be >= 0 and restarts >= 1")
+    with adapter.session():  # one move of the model for the search and the result's scores
+        return _pgd_in_session(adapter, X, start, goal=goal, eps=eps, norm=norm, steps=steps, step_size=step_size,
+                               restarts=restarts, random_start=random_start, mask=mask, seed=seed,
+                               early_stop=early_stop, relax_discrete=relax_discrete, l1_fraction=l1_fraction,
+                               ids=ids, progress=progress, method=method)
+
+
+def _pgd_in_session(adapter, X, start, *, goal, eps, norm, steps, step_size, restarts, random_start, mask, seed, early_stop,
+                    relax_discrete, l1_fraction, ids, progress, method) -> PerturbationResult:
     X = _as_inputs(adapter, X)
     space = _space(adapter, X, mask, relax_discrete)
     if restarts == 1 and not random_start and not isinstance(goal, BoundGoal) and not _own_gradient(adapter):
@@ -795,10 +833,9 @@ def _pgd(adapter, X, *, goal, eps, norm, steps, step_size, restarts, random_star
     eps_rows = _eps_rows(eps, n, adapter.device)
     # random starts only: a run from the inputs draws nothing
     generator = torch.Generator().manual_seed(seed) if restarts > 1 or random_start else None
-    with adapter.session():
-        run = _pgd_core(adapter, space, bound, None, eps_rows, norm=norm,
-                        steps=steps, step_size=step_size, restarts=restarts, random_start=random_start,
-                        early_stop=early_stop, l1_fraction=l1_fraction, generator=generator, progress=progress)
+    run = _pgd_core(adapter, space, bound, None, eps_rows, norm=norm, steps=steps, step_size=step_size,
+                    restarts=restarts, random_start=random_start, early_stop=early_stop, l1_fraction=l1_fraction,
+                    generator=generator, progress=progress)
     bound = run.bound or bound
     params = {"method": method, "goal": str(bound.goal), "eps": eps_rows.cpu(), "steps": steps, "step_size": step_size,
               "restarts": restarts, "random_start": random_start, "seed": seed, "early_stop": early_stop,
