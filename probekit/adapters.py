@@ -417,7 +417,8 @@ class FeatureModel(Adapter):
     kinds : str or list of str, optional
         ``"continuous"``, ``"binary"`` or ``"integer"``, one for all or one per feature.
     bounds : (lower, upper), optional
-        Valid range of each feature, tensors or floats of shape (F,).
+        Valid range of each feature, tensors or floats of shape (F,). Binary
+        features never leave [0, 1], whatever range they are given.
 
     Examples
     --------
@@ -523,10 +524,32 @@ class FeatureModel(Adapter):
     def bounds(self, n_features: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Lower and upper bound of each feature, shape (F,) each, on :attr:`device`.
 
-        Binary features default to [0, 1]; others to (-inf, inf) unless given.
+        Binary features lie within [0, 1] (given bounds are narrowed to it); others
+        are unbounded unless given.
         """
         lower, upper = self._cached(("bounds", n_features), lambda: self._bounds_of(n_features))
         return lower.clone(), upper.clone()
+
+    def replace(self, **changes) -> "FeatureModel":
+        """A copy with some settings changed; a new featurizer brings its own names, kinds and bounds.
+
+        Examples
+        --------
+        >>> from probekit.encode.mol import Morgan
+        >>> adapter = FeatureModel(torch.nn.Linear(8, 1), output=0, device="cpu", kinds="continuous")
+        >>> adapter.replace(featurizer=Morgan(radius=1, n_bits=8)).kinds(8)[0]
+        'binary'
+        """
+        new = super().replace(**changes)
+        featurizer = changes.get("featurizer")
+        if featurizer is not None:  # what the constructor takes from a featurizer, unless given alongside it
+            if "feature_names" not in changes:
+                new.feature_names = list(featurizer.names)
+            if "kinds" not in changes:
+                new._kinds = _as_kinds(featurizer.kinds)
+            if "bounds" not in changes:
+                new._bounds = featurizer.bounds
+        return new
 
     def _bounds_of(self, n_features: int) -> tuple[torch.Tensor, torch.Tensor]:
         binary = self._kind_mask(n_features, "binary")
@@ -542,9 +565,14 @@ class FeatureModel(Adapter):
                     f"bounds must be numbers or tensors of shape ({n_features},); got shapes "
                     f"{tuple(torch.as_tensor(lo).shape)} and {tuple(torch.as_tensor(hi).shape)}"
                 ) from None
+            # a binary feature is 0 or 1 whatever range it is given
+            lower, upper = torch.where(binary, lower.clamp(min=0.0), lower), torch.where(binary, upper.clamp(max=1.0), upper)
             if (lower > upper).any():
                 bad = int(torch.nonzero(lower > upper)[0])
-                raise ValueError(f"feature {self.names(n_features)[bad]!r} has lower bound above its upper bound")
+                raise ValueError(
+                    f"feature {self.names(n_features)[bad]!r} has lower bound above its upper bound"
+                    + (" (binary features lie within [0, 1])" if bool(binary[bad]) else "")
+                )
         return lower.to(self.device), upper.to(self.device)
 
     def encode(self, inputs) -> torch.Tensor:

@@ -285,8 +285,8 @@ def _load_model(path: Path, arch, trust: bool):
         raise CLIError(f"model file not found: {path}")
     try:
         return load_model(path, arch=arch, trust=trust)
-    except Exception as error:  # noqa: BLE001 - any failure to load is one clear line
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    except Exception as error:  # noqa: BLE001 - any failure to load is one clear message
+        message = str(error) or type(error).__name__  # every line: a state_dict's mismatches come after the first
         raise CLIError(f"cannot load model {path}: {message}") from None
 
 

@@ -183,7 +183,7 @@ def test_replace_changes_feature_kinds_and_bounds_and_keeps_the_methods():
     adapter = FeatureModel(nn.Linear(3, 1), output=0, device="cpu", kinds="binary")
     other = adapter.replace(kinds=["binary", "continuous", "integer"], bounds=(-2.0, 2.0))
     assert other.kinds(3) == ["binary", "continuous", "integer"]
-    assert other.bounds(3)[1].tolist() == [2.0, 2.0, 2.0]
+    assert other.bounds(3)[1].tolist() == [1.0, 2.0, 2.0]  # the binary feature stays within [0, 1]
     assert adapter.kinds(3) == ["binary"] * 3 and adapter.bounds(3)[1].tolist() == [1.0, 1.0, 1.0]
 
 
@@ -241,3 +241,25 @@ def test_autocast_is_checked_against_full_precision():
         fragile.score(X)
     assert fragile.autocast_error > 0.01
     assert any(issubclass(w.category, ProbekitWarning) and "autocast" in str(w.message) for w in caught)
+
+
+def test_binary_features_stay_within_zero_and_one_whatever_bounds_are_given():
+    adapter = FeatureModel(nn.Linear(3, 1), output=0, device="cpu", kinds=["binary", "continuous", "integer"],
+                           bounds=(-5.0, 5.0))
+    lower, upper = adapter.bounds(3)
+    assert lower.tolist() == [0.0, -5.0, -5.0] and upper.tolist() == [1.0, 5.0, 5.0]
+    with pytest.raises(ValueError, match="binary features lie within"):
+        FeatureModel(nn.Linear(3, 1), output=0, device="cpu", kinds="binary", bounds=(2.0, 3.0)).bounds(3)
+
+
+def test_replace_with_a_featurizer_takes_its_names_kinds_and_bounds():
+    from probekit.encode.mol import Concat, Descriptors, Morgan
+
+    adapter = FeatureModel(nn.Linear(16, 1), featurizer=Morgan(radius=1, n_bits=16), output=0, device="cpu")
+    mixed = Concat(Morgan(radius=1, n_bits=14), Descriptors(["MolLogP", "TPSA"]))
+    other = adapter.replace(featurizer=mixed)
+    assert other.names(16) == list(mixed.names)
+    assert other.kinds(16)[-2:] == ["continuous", "continuous"] and adapter.kinds(16)[-1] == "binary"
+    assert other.bounds(16)[1][-1] > 1.0  # a descriptor is not held in [0, 1]
+    named = adapter.replace(featurizer=mixed, feature_names=[f"x{i}" for i in range(16)])
+    assert named.names(16)[0] == "x0"

@@ -199,6 +199,16 @@ def test_unloadable_model_file(tmp_path, fasta, capsys):
     assert re.match(r"probekit: error: cannot load model .*junk\.pt", capsys.readouterr().err)
 
 
+def test_a_state_dict_that_does_not_fit_the_architecture_names_every_mismatch(tmp_path, fasta, capsys):
+    args = dna_args(fasta, tmp_path / "r.html")
+    args[args.index("--arch") + 1] = "probekit.testing:ToyConv"
+    with pytest.raises(SystemExit):
+        cli.main(args)
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot load model" in err
+    assert "Missing key" in err or "size mismatch" in err or "Unexpected key" in err, err
+
+
 def test_pickled_model_needs_trust(tmp_path, fasta, capsys):
     model, _ = load_dna_demo()
     path = tmp_path / "whole.pt"

@@ -687,3 +687,12 @@ def test_searches_follow_bounds_and_kinds_changed_between_calls_on_one_adapter()
     frozen = adapter.replace(kinds=["binary", "continuous", "continuous"])
     third = pgd(frozen, torch.tensor([[1.0, 0.5, 0.5]]), goal=goals.decrease(by=100.0), eps=1.0, steps=5, step_size=0.5)
     assert third.x_adv[0, 0] == 1.0  # binary features stay put unless relaxed
+
+
+@pytest.mark.parametrize("eps", [[0.1, 0.3], np.array([0.1, 0.3]), torch.tensor([0.1, 0.3]), np.float32(0.2), [0.2]])
+def test_random_perturbation_takes_eps_as_number_list_array_or_tensor(eps):
+    adapter = FeatureModel(linear(W), output=outputs.value(0), device="cpu")
+    r = random_perturbation(adapter, torch.zeros(2, 4), norm="linf", eps=eps, n_draws=6)
+    radii = torch.as_tensor(eps, dtype=torch.float32).reshape(-1).expand(2)
+    assert torch.allclose(r.params["norms"], radii[:, None].expand(2, 6), atol=1e-6)
+    assert (torch.as_tensor(r.k) == radii).all() if torch.as_tensor(eps).numel() > 1 else r.k == pytest.approx(0.2)

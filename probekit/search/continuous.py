@@ -1143,7 +1143,11 @@ def random_perturbation(adapter, X, *, norm: str = "linf", eps, n_draws: int = 1
     deltas = after - before[:, None]
     params = {"eps": eps_rows.cpu(), "n_draws": n_draws, "seed": seed, "device": str(adapter.device),
               "seconds": time.perf_counter() - start, "norms": norms.cpu()}
-    k = float(eps) if not isinstance(eps, torch.Tensor) or eps.numel() == 1 else eps_rows.cpu()
+    if isinstance(eps, (int, float)):
+        k = float(eps)
+    else:  # one radius for all inputs (a 0-d or one-element tensor or array), or one per input (list, array, tensor)
+        given = torch.as_tensor(eps).reshape(-1)
+        k = float(given[0]) if given.numel() == 1 else eps_rows.cpu()
     return BaselineResult(deltas=deltas, k=k, kind=norm, ids=list(ids or []), params=params)
 
 
