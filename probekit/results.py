@@ -17,6 +17,7 @@ torch.Size([2, 5])
 from __future__ import annotations
 
 import abc
+import math
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -293,6 +294,24 @@ class PerturbationResult(Result):
         )
 
 
+def _nan_stats(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean, sample std (0 from a single value) and count of the non-NaN values of each row (N, D); NaN where none."""
+    valid = ~values.isnan()
+    count = valid.sum(dim=1)
+    mean = torch.where(valid, values, 0.0).sum(dim=1) / count
+    spread = torch.where(valid, values - mean[:, None], 0.0).pow(2).sum(dim=1)
+    std = torch.where(count > 1, (spread / (count - 1).clamp_min(1)).sqrt(), torch.zeros_like(mean))
+    return mean, torch.where(count > 0, std, math.nan), count
+
+
+def _nan_extreme(values: torch.Tensor, reduce) -> torch.Tensor:
+    """``reduce`` (torch.amin or torch.amax) over the non-NaN values of each row; NaN where there is none."""
+    valid = ~values.isnan()
+    fill = math.inf if reduce is torch.amin else -math.inf
+    out = reduce(torch.where(valid, values, fill), dim=1)
+    return torch.where(valid.any(dim=1), out, math.nan)
+
+
 @dataclass(frozen=True)
 class BaselineResult(Result):
     """Score changes of random edits or perturbations of a stated size.
@@ -319,16 +338,20 @@ class BaselineResult(Result):
         Returns one row per input: ``ratio`` (|adversarial| / mean |random|),
         ``z`` ((adversarial - mean) / std, signed so that larger means further in the
         adversarial direction) and ``p_value`` (the empirical one-sided p-value,
-        (1 + #random at least as extreme) / (1 + n_draws)).
+        (1 + #random at least as extreme) / (1 + #draws)). Draws that could not be
+        made (NaN: fewer editable positions than the draw's size) are left out; where
+        none was made, or the adversarial change is NaN, the statistics are NaN.
         """
         adv = torch.as_tensor(adversarial_delta, dtype=self.deltas.dtype).reshape(-1)
         direction = torch.where(adv < 0, -1.0, 1.0).to(self.deltas.dtype)
         rnd = self.deltas * direction[:, None]
         adv_dir = adv * direction
-        mean = rnd.mean(dim=1)
-        std = rnd.std(dim=1) if rnd.shape[1] > 1 else torch.zeros_like(mean)
-        extreme = (rnd >= adv_dir[:, None]).sum(dim=1)
-        scale = self.deltas.abs().mean(dim=1)
+        mean, std, count = _nan_stats(rnd)
+        # a draw that could not be made (fewer editable positions than k) is NaN and is not counted
+        extreme = ((rnd >= adv_dir[:, None]) & ~rnd.isnan()).sum(dim=1)
+        p_value = (1 + extreme).double() / (1 + count).double()
+        p_value[(count == 0) | adv.isnan()] = math.nan
+        scale = _nan_stats(self.deltas.abs())[0]
         return pd.DataFrame(
             {
                 "id": self.ids or [f"x{i}" for i in range(len(adv))],
@@ -337,7 +360,7 @@ class BaselineResult(Result):
                 "random_std": std.numpy(),
                 "ratio": (adv.abs() / scale.clamp_min(1e-12)).numpy(),
                 "z": ((adv_dir - mean) / std.clamp_min(1e-12)).numpy(),
-                "p_value": ((1 + extreme).double() / (1 + rnd.shape[1])).numpy(),
+                "p_value": p_value.numpy(),
             }
         )
 
@@ -348,15 +371,16 @@ class BaselineResult(Result):
         return pd.DataFrame({"id": np.repeat(ids, d), "draw": np.tile(np.arange(d), n), "delta": self.deltas.reshape(-1).numpy()})
 
     def summary(self) -> pd.DataFrame:
-        """One row per input: mean, std and extremes of the random score changes."""
+        """One row per input: mean, std and extremes of the random score changes (draws that could be made)."""
+        mean, std, _ = _nan_stats(self.deltas)
         return pd.DataFrame(
             {
                 "id": self.ids or [f"x{i}" for i in range(self.deltas.shape[0])],
                 "k": self.k,
-                "mean": self.deltas.mean(dim=1).numpy(),
-                "std": self.deltas.std(dim=1).numpy() if self.deltas.shape[1] > 1 else 0.0,
-                "min": self.deltas.min(dim=1).values.numpy(),
-                "max": self.deltas.max(dim=1).values.numpy(),
+                "mean": mean.numpy(),
+                "std": std.numpy(),
+                "min": _nan_extreme(self.deltas, torch.amin).numpy(),
+                "max": _nan_extreme(self.deltas, torch.amax).numpy(),
             }
         )
 

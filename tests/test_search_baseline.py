@@ -100,3 +100,20 @@ def test_random_bit_flips(device):
     torch.testing.assert_close(null.deltas, direct, atol=1e-5, rtol=1e-4)
     masked = random_bit_flips(adapter, X, k=1, n_draws=20, seed=3, features=[1, 4])
     assert set(masked.params["sites"].reshape(-1).tolist()) <= {1, 4}
+
+
+def test_compare_counts_only_draws_that_were_made_and_gives_nan_without_any():
+    model = ToyConv(seed=3)
+    adapter = SequenceModel(model, output=outputs.logit(1), device="cpu", batch_size=64)
+    # the second sequence has two editable positions: no draw of three substitutions can be made
+    null = random_substitutions(adapter, ["ACGTACGTAC", "NNNNNNACNN"], k=3, n_draws=40, seed=0)
+    assert not null.deltas[0].isnan().any() and null.deltas[1].isnan().all()
+    stats = null.compare(torch.tensor([0.01, 0.01]))
+    random = null.deltas[0]
+    expected_p = (1 + int((random >= 0.01).sum())) / (1 + random.numel())
+    assert stats.p_value[0] == pytest.approx(expected_p)
+    assert stats.random_mean[0] == pytest.approx(float(random.mean()), rel=1e-5)
+    assert stats.random_std[0] == pytest.approx(float(random.std()), rel=1e-4)
+    assert stats.iloc[1][["p_value", "ratio", "z", "random_mean"]].isna().all()
+    assert null.summary().iloc[1][["mean", "std", "min", "max"]].isna().all()
+    assert null.compare(torch.tensor([float("nan"), 0.01])).p_value.isna()[0]  # no adversarial change: no p-value
