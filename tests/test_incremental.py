@@ -418,3 +418,31 @@ def test_nlc_layout_with_both_strands():
     adapter = SequenceModel(_seeded(NLCModel()), output=outputs.value(0), layout="NLC", device="cpu", strands="both")
     X = adapter.encode(random_sequences(2, 32, seed=11))
     _check(adapter, X, positions=[0, 5, 16, 31])
+
+
+class Switchable(nn.Module):
+    """Averages over both strands when ``both_strands`` is set: a flag that traced control flow reads."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 6, 5, padding=2)
+        self.fc = nn.Linear(6 * 20, 2)
+        self.both_strands = False
+        self.kernel_sizes = [5]
+
+    def forward(self, x):
+        y = self.fc(F.relu(self.conv(x)).flatten(1))
+        if self.both_strands:
+            y = 0.5 * (y + self.fc(F.relu(self.conv(x.flip(1).flip(2))).flatten(1)))
+        return y
+
+
+def test_a_model_changed_after_a_first_scan_is_traced_again():
+    model = _seeded(Switchable())
+    adapter = SequenceModel(model, output=outputs.logit(1), device="cpu", batch_size=64)
+    X = adapter.encode(random_sequences(2, 20, seed=3))
+    _check(adapter, X)
+    model.both_strands = True  # as a notebook user would, between two scans
+    _check(adapter, X)
+    model.fc = nn.Sequential(nn.Linear(6 * 20, 2), nn.Tanh())  # a replaced submodule
+    _check(adapter, X)

@@ -88,17 +88,48 @@ class _Local:
 
 # --------------------------------------------------------------------------- tracing
 
-_GRAPHS: "weakref.WeakKeyDictionary[nn.Module, fx.Graph | None]" = weakref.WeakKeyDictionary()
+# per model: the state it was traced in, and its graph (None: it cannot be traced)
+_GRAPHS: "weakref.WeakKeyDictionary[nn.Module, tuple[tuple, fx.Graph | None]]" = weakref.WeakKeyDictionary()
+_MODULE_INTERNALS = frozenset(nn.Module().__dict__)  # parameters, buffers, hooks, submodules, training flag
+_SHORT = 64  # sequences up to this length are compared by value, longer ones by identity
+
+
+def _frozen(value):
+    """A hashable stand-in for an attribute's value that changes when the value does."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, torch.Tensor):
+        return ("tensor", id(value), value._version)
+    if isinstance(value, (tuple, list)) and len(value) <= _SHORT:
+        return (type(value).__name__, tuple(_frozen(v) for v in value))
+    if isinstance(value, (tuple, list, dict, set)):
+        return (type(value).__name__, id(value), len(value))
+    return ("object", id(value))
+
+
+def _traced_state(model: nn.Module) -> tuple:
+    """What a trace froze in: each submodule's type, forward and plain attributes (flags, sizes, constants).
+
+    Tracing runs Python control flow once, so a trace is stale when any of these changes (a notebook
+    user switching ``model.reverse_complement = True``, say); parameters and buffers are read at run time.
+    """
+    return tuple(
+        (name, type(module), _frozen(module.__dict__.get("forward", type(module).forward)),
+         tuple((key, _frozen(value)) for key, value in module.__dict__.items() if key not in _MODULE_INTERNALS))
+        for name, module in model.named_modules()
+    )
 
 
 def _trace(model: nn.Module) -> fx.Graph | None:
-    if model in _GRAPHS:
-        return _GRAPHS[model]
+    state = _traced_state(model)
+    cached = _GRAPHS.get(model)
+    if cached is not None and cached[0] == state:
+        return cached[1]
     try:
         graph = fx.symbolic_trace(model).graph
     except Exception:  # noqa: BLE001 - any tracing failure means "cannot analyse"
         graph = None
-    _GRAPHS[model] = graph
+    _GRAPHS[model] = (state, graph)
     return graph
 
 
