@@ -8,12 +8,78 @@ character, so nothing is lost and the rest of the batch goes on.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import torch
 
+from ._warnings import warn
 from .encode.dna import decode, validate_sequence
+
+
+def unique_ids(ids) -> list[str]:
+    """Record names made unique, so that every table can be keyed by ``id``.
+
+    A name that appears once is kept. Every copy of a repeated name becomes
+    ``name#0``, ``name#1``, ..., skipping any suffix another record already uses,
+    so a renamed record never takes the name of another one. A
+    :class:`~probekit.ProbekitWarning` names the renamed records.
+
+    Parameters
+    ----------
+    ids : iterable
+        Record names (converted to ``str``).
+
+    Returns
+    -------
+    list of str, in the order given
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     unique_ids(["a", "b", "a", "a#0"])
+    ['a#1', 'b', 'a#2', 'a#0']
+    """
+    ids = [str(i) for i in ids]
+    counts = Counter(ids)
+    if all(c == 1 for c in counts.values()):
+        return ids
+    taken = set(ids)
+    next_suffix = Counter()
+    out, renamed = [], {}
+    for name in ids:
+        if counts[name] == 1:
+            out.append(name)
+            continue
+        k = next_suffix[name]
+        while f"{name}#{k}" in taken:
+            k += 1
+        new = f"{name}#{k}"
+        next_suffix[name] = k + 1
+        taken.add(new)
+        out.append(new)
+        renamed.setdefault(name, []).append(new)
+    shown = [f"{old!r} -> " + ", ".join(map(repr, new)) for old, new in list(renamed.items())[:10]]
+    more = f" (and {len(renamed) - 10} more)" if len(renamed) > 10 else ""
+    warn(f"repeated ids renamed so that every record keeps its own: {'; '.join(shown)}{more}")
+    return out
+
+
+def renamed_error(error, old: str, new: str):
+    """``error`` naming record ``new`` where it named record ``old`` (other values unchanged).
+
+    Examples
+    --------
+    >>> renamed_error("record 'a': empty SMILES", "a", "a#1")
+    "record 'a#1': empty SMILES"
+    """
+    prefix = f"record {old!r}"
+    if old != new and isinstance(error, str) and error.startswith(prefix):
+        return f"record {new!r}" + error[len(prefix):]
+    return error
 
 
 def read_fasta(path, *, alphabet: str = "ACGT") -> pd.DataFrame:
@@ -22,7 +88,8 @@ def read_fasta(path, *, alphabet: str = "ACGT") -> pd.DataFrame:
     Soft-masked (lowercase) bases are accepted and upper-cased; ``N`` is kept
     (it becomes an all-zero column when encoded). Ambiguity codes, gaps, digits,
     other characters and empty records get an ``error`` naming the record, the
-    position and the character; ``sequence`` keeps the raw text.
+    position and the character; ``sequence`` keeps the raw text. Repeated record
+    ids are made unique (:func:`unique_ids`, with a warning).
 
     Parameters
     ----------
@@ -51,13 +118,11 @@ def read_fasta(path, *, alphabet: str = "ACGT") -> pd.DataFrame:
         import gzip
 
         opener = gzip.open
-    rows = []
     with opener(path, "rt") as handle:
-        for record in SeqIO.parse(handle, "fasta"):
-            rows.append(_row(record.id, str(record.seq), alphabet))
-    if not rows:
+        records = [(record.id, str(record.seq)) for record in SeqIO.parse(handle, "fasta")]
+    if not records:
         raise ValueError(f"no FASTA records found in {path}")
-    return _frame(rows)
+    return _from_list([s for _, s in records], [i for i, _ in records], alphabet)
 
 
 def _row(record_id: str, sequence: str, alphabet: str) -> dict:
@@ -68,10 +133,6 @@ def _row(record_id: str, sequence: str, alphabet: str) -> dict:
 def _frame(rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["id", "sequence", "error"])
     frame["error"] = pd.Series([e if isinstance(e, str) else None for e in frame["error"]], index=frame.index, dtype=object)
-    duplicated = frame["id"].duplicated(keep=False)
-    if duplicated.any():
-        counts = frame.groupby("id").cumcount()
-        frame.loc[duplicated, "id"] = frame.loc[duplicated, "id"] + "#" + counts[duplicated].astype(str)
     return frame
 
 
@@ -85,7 +146,9 @@ def sequence_frame(inputs, *, alphabet: str = "ACGT", ids=None) -> pd.DataFrame:
         a DataFrame with a ``sequence`` column (and optionally ``id``); or one-hot
         tensors of shape (N, 4, L).
     ids : list of str, optional
-        Record names; default ``seq0``, ``seq1``, ...
+        Record names; default ``seq0``, ``seq1``, ... Repeated names (here or in a
+        DataFrame's ``id`` column) are made unique (:func:`unique_ids`), and a
+        DataFrame's ``error`` texts then name the final id.
 
     Examples
     --------
@@ -99,7 +162,8 @@ def sequence_frame(inputs, *, alphabet: str = "ACGT", ids=None) -> pd.DataFrame:
         names = [str(i) for i in inputs["id"]] if "id" in inputs.columns else ids
         frame = _from_list(seqs, names, alphabet)
         if "error" in inputs.columns:
-            prior = inputs["error"].tolist()
+            old = [str(i) for i in names] if names is not None else frame["id"].tolist()
+            prior = [renamed_error(p, o, n) for p, o, n in zip(inputs["error"], old, frame["id"])]
             merged = [p if isinstance(p, str) and p else e for p, e in zip(prior, frame["error"])]
             frame["error"] = pd.Series(merged, index=frame.index, dtype=object)
         return frame
@@ -128,7 +192,7 @@ def _from_list(seqs: list[str], ids, alphabet: str) -> pd.DataFrame:
         ids = [f"seq{i}" for i in range(len(seqs))]
     if len(ids) != len(seqs):
         raise ValueError(f"got {len(ids)} ids for {len(seqs)} sequences")
-    return _frame([_row(str(i), s, alphabet) for i, s in zip(ids, seqs)])
+    return _frame([_row(i, s, alphabet) for i, s in zip(unique_ids(ids), seqs)])
 
 
 # ---------------------------------------------------------------- molecules
@@ -157,6 +221,10 @@ def read_molecules(path_or_list, *, smiles_col=None, id_col=None, standardize: b
     id_col : str, optional
         Column (table) or SD property (SDF) holding record names; default a column
         named ``id`` or ``name``, the SDF title line, or ``mol0``, ``mol1``, ...
+        A column or property that no record has raises ``ValueError`` naming the
+        ones there are; SDF records without the property are named ``mol<index>``.
+        Repeated names are made unique (:func:`unique_ids`, with a warning)
+        before the records are read, so errors name the final id.
     standardize : bool
         Keep the largest fragment and neutralise charges (RDKit MolStandardize);
         the text as read is kept in ``input_smiles``.
@@ -186,7 +254,12 @@ def read_molecules(path_or_list, *, smiles_col=None, id_col=None, standardize: b
         rows = [("mol0", path_or_list)]
     else:
         rows = [(f"mol{i}", s) for i, s in enumerate(path_or_list)]
-    return _molecule_frame([_parse_smiles(i, s, standardize) for i, s in rows], standardize)
+    return _molecule_frame([_parse_smiles(i, s, standardize) for i, s in _unique_rows(rows)], standardize)
+
+
+def _unique_rows(rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(id, SMILES) pairs with unique ids, settled before parsing so that errors name the final id."""
+    return list(zip(unique_ids(i for i, _ in rows), (s for _, s in rows)))
 
 
 def _looks_like_molecule_file(path) -> bool:
@@ -206,7 +279,7 @@ def _read_molecule_file(path: Path, *, smiles_col, id_col, standardize) -> pd.Da
         rows = _read_sdf(path, id_col=id_col, standardize=standardize)
     else:
         raw = _READERS[suffix](path, smiles_col, id_col)
-        rows = [_parse_smiles(i, s, standardize) for i, s in raw]
+        rows = [_parse_smiles(i, s, standardize) for i, s in _unique_rows(raw)]
     if not rows:
         raise ValueError(f"no molecules found in {path}")
     return _molecule_frame(rows, standardize)
@@ -348,19 +421,17 @@ def _read_sdf(path: Path, *, id_col, standardize: bool) -> list[dict]:
     from rdkit import Chem, rdBase
 
     supplier = Chem.SDMolSupplier(str(path), sanitize=False, removeHs=False)
-    rows = []
+    entries = []
     for index in range(len(supplier)):
         with rdBase.CaptureErrorLog() as capture:
             mol = supplier[index]
-        record_id = f"mol{index}"
-        if mol is not None:
-            if id_col and mol.HasProp(id_col):
-                record_id = mol.GetProp(id_col)
-            elif not id_col and mol.HasProp("_Name") and mol.GetProp("_Name").strip():
-                record_id = mol.GetProp("_Name").strip()
+        entries.append((mol, capture.messages))
+    ids = _sdf_ids([mol for mol, _ in entries], id_col, path)
+    rows = []
+    for index, ((mol, messages), record_id) in enumerate(zip(entries, ids)):
         row = {"id": record_id, "smiles": "", "mol": None, "error": None, "input_smiles": ""}
         if mol is None:
-            row["error"] = f"record {record_id!r} (SDF entry {index + 1}): {_rdkit_reason(capture.messages, 'could not be read')}"
+            row["error"] = f"record {record_id!r} (SDF entry {index + 1}): {_rdkit_reason(messages, 'could not be read')}"
             rows.append(row)
             continue
         if mol.GetNumAtoms() == 0:
@@ -374,16 +445,33 @@ def _read_sdf(path: Path, *, id_col, standardize: bool) -> list[dict]:
     return rows
 
 
+def _sdf_ids(mols: list, id_col, path: Path) -> list[str]:
+    """Unique record names: the ``id_col`` property, else the title line, else ``mol<index>``.
+
+    Raises ``ValueError`` naming the properties the file has when no record has ``id_col``.
+    """
+    readable = [mol for mol in mols if mol is not None]
+    if id_col and readable and not any(mol.HasProp(id_col) for mol in readable):
+        available = sorted({name for mol in readable for name in mol.GetPropNames()})
+        raise ValueError(f"{path}: no id property {id_col!r}; SD properties are {available}")
+    ids = []
+    for index, mol in enumerate(mols):
+        record_id = f"mol{index}"
+        if mol is not None:
+            if id_col and mol.HasProp(id_col):
+                record_id = mol.GetProp(id_col)
+            elif not id_col and mol.HasProp("_Name") and mol.GetProp("_Name").strip():
+                record_id = mol.GetProp("_Name").strip()
+        ids.append(record_id)
+    return unique_ids(ids)
+
+
 def _molecule_frame(rows: list[dict], standardize: bool) -> pd.DataFrame:
     columns = ["id", "smiles", "mol", "error"] + (["input_smiles"] if standardize else [])
     frame = pd.DataFrame(rows, columns=columns)
     frame["mol"] = frame["mol"].astype(object)
     frame["error"] = frame["error"].astype(object).where(frame["error"].notna(), None)
-    duplicated = frame["id"].duplicated(keep=False)
-    if duplicated.any():
-        counts = frame.groupby("id").cumcount()
-        frame.loc[duplicated, "id"] = frame.loc[duplicated, "id"] + "#" + counts[duplicated].astype(str)
     return frame
 
 
-__all__ = ["read_fasta", "sequence_frame", "read_molecules"]
+__all__ = ["read_fasta", "sequence_frame", "read_molecules", "unique_ids"]

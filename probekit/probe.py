@@ -74,7 +74,7 @@ def probe(
     inputs,
     *,
     goal=None,
-    max_edits: int = 3,
+    max_edits: int | None = None,
     baseline_draws: int = 200,
     method: str = "auto",
     attribution: str | None = None,
@@ -124,8 +124,10 @@ def probe(
     inputs : FASTA path, list of str, dict, DataFrame or one-hot tensor (N, 4, L)
     goal : Goal or str, optional
         Default :func:`probekit.goals.flip`.
-    max_edits : int
-        Largest edit set searched.
+    max_edits : int, optional
+        Largest edit set searched; default 3. For feature models, the most bit
+        flips searched: the same setting as their ``max_flips=`` (give either; both
+        with different values raise ``ValueError``).
     baseline_draws : int
         Random edit sets per input.
     method : str
@@ -148,7 +150,7 @@ def probe(
         Region merging and minimum region length.
     **feature_options
         Feature models only: further options of ``probe_features`` (for example
-        ``flips=``, ``norm=``, ``attribution_kwargs=``).
+        ``max_flips=``, ``flips=``, ``norm=``, ``attribution_kwargs=``).
 
     Returns
     -------
@@ -178,6 +180,8 @@ def probe(
         )  # fmt: skip
     if feature_options:
         raise TypeError(f"probe() got options {sorted(feature_options)} that apply to feature models only")
+    if max_edits is None:
+        max_edits = 3
     if max_edits < 1:
         raise ValueError(f"max_edits must be at least 1, got {max_edits}")
     if baseline_draws < 1:

@@ -85,6 +85,23 @@ def test_maccs_environments_are_smarts_matches():
     assert any(e["atoms"] == (2,) for e in found)  # the OH key maps to the oxygen
 
 
+def test_bit_environments_are_empty_exactly_when_the_bit_is_unset():
+    for featurizer in (Morgan(radius=2, n_bits=64), MACCS(), Concat(Morgan(radius=1, n_bits=32), MACCS())):
+        for smiles in ("CCO", "CC(C)C", "[Na+].CC(=O)[O-]"):
+            mol = Chem.MolFromSmiles(smiles)
+            x = featurizer.transform([mol])[0]
+            for bit in range(featurizer.n_features):
+                assert bool(bit_environments(mol, bit, featurizer)) == bool(x[bit]), (featurizer, smiles, bit)
+
+
+def test_unset_maccs_key_gives_its_atoms_no_importance():
+    mol = Chem.MolFromSmiles("CCO")  # key 141 needs more than two CH3; ethanol has one
+    assert MACCS().transform([mol])[0, 141] == 0
+    weights = np.zeros(167)
+    weights[141] = 1.0
+    assert atom_importance(mol, weights, MACCS()).tolist() == [0.0, 0.0, 0.0]
+
+
 def test_draw_atoms_svg_and_png():
     mol = Chem.MolFromSmiles("CCO")
     svg = draw_atoms(mol, [0.0, -0.5, 1.0], legend="ethanol")

@@ -214,7 +214,76 @@ def test_molecule_table_with_nan_errors_and_missing_mols():
     assert prov.errors[1] == "record 'b': no molecule"
 
 
+def test_molecule_tables_with_repeated_ids_are_made_unique():
+    from probekit import ProbekitWarning
+    from probekit.encode.mol import molecule_frame
+
+    # read_molecules names each list mol0, mol1, ...: joined, the names repeat
+    joined = pd.concat([read_molecules(["CCO", "C1CC("]), read_molecules(["CCC", "CCN"])], ignore_index=True)
+    with pytest.warns(ProbekitWarning, match="'mol0' -> 'mol0#0', 'mol0#1'; 'mol1' -> 'mol1#0', 'mol1#1'"):
+        frame = molecule_frame(joined)
+    assert frame["id"].tolist() == ["mol0#0", "mol1#0", "mol0#1", "mol1#1"]
+    assert frame["error"][1].startswith("record 'mol1#0': ")  # the error names the renamed record
+    with pytest.warns(ProbekitWarning):
+        X, prov = Concat(Morgan(radius=1, n_bits=16), Descriptors(["MolLogP"])).featurize(joined)
+    assert prov.ids == frame["id"].tolist() and prov.ok.tolist() == [True, False, True, True]
+    table = pd.DataFrame({"id": ["p", "p"], "x": [1.0, 2.0]})
+    with pytest.warns(ProbekitWarning, match="'p' -> 'p#0', 'p#1'"):
+        assert Matrix(["x"]).featurize(table)[1].ids == ["p#0", "p#1"]
+
+
 def test_feature_model_dataframe_uses_numeric_columns():
     adapter = FeatureModel(torch.nn.Linear(2, 1), output=0, device="cpu")
     table = pd.DataFrame({"id": ["p"], "x": [1.0], "y": [2.0]})
     assert adapter.encode(table).tolist() == [[1.0, 2.0]]
+
+
+# molecules that exercise the count thresholds of the MACCS keys (several CH3, O, N, rings, halogens),
+# the keys without a SMARTS (aromatic rings, fragments) and unusual atoms
+MACCS_PANEL = [
+    "CCO", "OCCO", "CC(C)C", "CC(C)(C)C", "CC(C)CC(C)C", "OC(O)C(O)CO", "CN1CCC[C@H]1c1cccnc1", "CC(=O)Nc1ccc(O)cc1",
+    "c1ccccc1-c1ccccc1", "c1ccc2ccccc2c1", "c1ccc2cc3ccccc3cc2c1", "[Na+].CC(=O)[O-]", "[Cl-].[NH4+]", "[13CH4]",
+    "FC(F)(F)C(Cl)(Cl)Br", "OP(=O)(O)OCC", "CS(=O)(=O)NC", "C#N", "C[Si](C)(C)C", "CI", "NC(=N)NCCC(N)C(=O)O",
+    "O=C1CCCCC1", "C1CC1C1CC1", "C1CCC2(CC1)CCCC2", "OC1=CC=CC=C1", "CCOC(=O)C=CC(=O)OCC", "N#Cc1ccc(C#N)cc1",
+    "CC12CCC3C(CCC4=CC(=O)CCC34C)C1CCC2O", "CN1C=NC2=C1C(=O)N(C(=O)N2C)C", "OC(=O)CC(O)(CC(O)=O)C(O)=O",
+]  # fmt: skip
+
+
+def test_maccs_environments_are_empty_exactly_when_the_key_is_unset():
+    from probekit.mol_demo import load_chembl_affinities
+
+    smiles = MACCS_PANEL + load_chembl_affinities()["smiles"].tolist()[::40]
+    m = MACCS()
+    X, prov = m.featurize(smiles)
+    assert prov.ok.all()
+    for i, s in enumerate(smiles):
+        keys = MACCSkeys.GenMACCSKeys(Chem.MolFromSmiles(s))
+        for key in range(167):
+            assert bool(prov.environments(i, key)) == bool(keys[key]), (s, key, MACCSkeys.smartsPatts.get(key))
+    # without the recorded provenance the key is recomputed, with the same answer
+    mol = prov.mols[0]
+    assert [m.environments(mol, key) for key in range(167)] == [prov.environments(0, key) for key in range(167)]
+
+
+def test_maccs_count_keys_need_more_matches_than_their_count():
+    m = MACCS()
+    ethanol, isobutane = Chem.MolFromSmiles("CCO"), Chem.MolFromSmiles("CC(C)C")
+    assert m.environments(ethanol, 141) == []  # key 141: more than two [CH3]; ethanol has one
+    assert sorted(e["atoms"] for e in m.environments(isobutane, 141)) == [(0,), (2,), (3,)]
+    biphenyl = Chem.MolFromSmiles("c1ccccc1-c1ccccc1")  # key 125: more than one aromatic ring
+    assert sorted(e["atoms"] for e in m.environments(biphenyl, 125)) == [tuple(range(6)), tuple(range(6, 12))]
+    salt = Chem.MolFromSmiles("[Na+].CC(=O)[O-]")  # key 166: more than one fragment
+    assert sorted(e["smiles"] for e in m.environments(salt, 166)) == ["CC(=O)[O-]", "[Na+]"]
+    assert m.environments(ethanol, 166) == [] and m.environments(ethanol, 125) == []
+
+
+def test_environments_of_a_salt_write_nothing_to_stderr(capfd):
+    fp = Morgan(radius=1, n_bits=64)
+    X, prov = fp.featurize(["[Na+].CC(=O)[O-]"])
+    capfd.readouterr()
+    table = prov.frame()
+    assert capfd.readouterr().err == ""
+    assert set(table["index"]) == set(torch.nonzero(X[0]).flatten().tolist())
+    for env in table.itertuples():  # every environment still gets the SMILES of its own atoms
+        assert Chem.MolFromSmiles(env.smiles, sanitize=False).GetNumAtoms() == len(env.atoms)
+    assert "[Na+]" in set(table["smiles"])

@@ -1,10 +1,14 @@
 """The bad-molecule battery for read_molecules: every record kept, errors name the record and RDKit's reason."""
 
+import random
+import warnings
+
 import pandas as pd
 import pytest
 from rdkit import Chem
 
-from probekit.io import read_molecules
+from probekit import ProbekitWarning
+from probekit.io import read_molecules, unique_ids
 
 GOOD = {"ethanol": "CCO", "salt": "[Na+].CC(=O)[O-]", "ammonium": "C[NH3+]", "stereo": "C[C@H](N)C(=O)O", "ez": "C/C=C/C"}
 BAD = {
@@ -135,6 +139,64 @@ def test_duplicate_ids_are_made_unique():
     assert frame["id"].tolist() == ["a", "b"]
     table = pd.DataFrame({"id": ["x", "x"], "smiles": ["CCO", "CCN"]})
     assert read_molecules(table)["id"].tolist() == ["x#0", "x#1"]
+
+
+def test_repeated_ids_never_take_another_records_name_and_errors_name_the_final_id(tmp_path):
+    path = tmp_path / "dup.csv"
+    path.write_text("name,smiles\na,CCO\na,c1ccccc1O\nb,CCN\nb,xx\na#0,CCC\n")
+    with pytest.warns(ProbekitWarning, match=r"'a' -> 'a#1', 'a#2'; 'b' -> 'b#0', 'b#1'"):
+        frame = read_molecules(path)
+    assert frame["id"].tolist() == ["a#1", "a#2", "b#0", "b#1", "a#0"]
+    assert frame["smiles"].tolist()[4] == "CCC"  # the record named a#0 keeps its name
+    assert frame["error"][3].startswith("record 'b#1': SMILES Parse Error")
+    assert frame["error"].drop(3).isna().all()
+
+
+def test_repeated_sdf_titles_are_made_unique(tmp_path):
+    blocks = []
+    for smiles in ("CCO", "CCN", "C(C)(C)(C)(C)C"):
+        mol = Chem.MolFromSmiles(smiles, sanitize=False)
+        blocks.append("x\n" + Chem.MolToMolBlock(mol, kekulize=False).split("\n", 1)[1])
+    path = tmp_path / "dup.sdf"
+    path.write_text("".join(b.rstrip("\n") + "\n$$$$\n" for b in blocks))
+    with pytest.warns(ProbekitWarning, match="'x' -> 'x#0', 'x#1', 'x#2'"):
+        frame = read_molecules(path)
+    assert frame["id"].tolist() == ["x#0", "x#1", "x#2"]
+    assert frame["error"][2].startswith("record 'x#2': ")
+
+
+def test_unique_ids_keep_singletons_and_never_collide():
+    rng = random.Random(0)
+    names = ["a", "b", "a#0", "a#1", "a#0#0", "b#2"]
+    for _ in range(300):
+        ids = [rng.choice(names) for _ in range(rng.randint(1, 8))]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = unique_ids(ids)
+        assert bool(caught) == (len(set(ids)) < len(ids))  # a warning exactly when something was renamed
+        assert len(out) == len(ids) and len(set(out)) == len(out)
+        for old, new in zip(ids, out):
+            assert new == old if ids.count(old) == 1 else new.startswith(old + "#")
+
+
+def _sdf_with_property(tmp_path):
+    writer_path = tmp_path / "p.sdf"
+    writer = Chem.SDWriter(str(writer_path))
+    for name, smiles in (("eth", "CCO"), ("phen", "c1ccccc1O")):
+        mol = Chem.MolFromSmiles(smiles)
+        mol.SetProp("_Name", name)
+        mol.SetProp("cid", name.upper())
+        mol.SetProp("pIC50", "6.1")
+        writer.write(mol)
+    writer.close()
+    return writer_path
+
+
+def test_sdf_id_property_is_read_and_a_missing_one_is_named(tmp_path):
+    path = _sdf_with_property(tmp_path)
+    assert read_molecules(path, id_col="cid")["id"].tolist() == ["ETH", "PHEN"]
+    with pytest.raises(ValueError, match=r"no id property 'nonexistent'; SD properties are \['cid', 'pIC50'\]"):
+        read_molecules(path, id_col="nonexistent")
 
 
 def test_missing_file_and_unknown_suffix(tmp_path):

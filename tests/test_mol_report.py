@@ -300,6 +300,48 @@ def test_mol_command_end_to_end(tmp_path, autocast):
     assert len(pd.read_csv(tmp_path / "a.csv")) > 0
 
 
+def test_mol_command_bounds_descriptors_next_to_fingerprint_bits(tmp_path):
+    smiles = {"aspirin": "CC(=O)Oc1ccccc1C(=O)O", "paracetamol": "CC(=O)Nc1ccc(O)cc1", "phenol": "c1ccccc1O",
+              "glycerol": "OCC(O)CO", "broken": "C1CC("}  # fmt: skip
+    pd.DataFrame({"id": list(smiles), "smiles": list(smiles.values())}).to_csv(tmp_path / "m.csv", index=False)
+    model = BitSum(torch.linspace(-0.1, 0.1, 16), [1.0, 1.0, 1.0])  # the descriptors carry the score
+    torch.jit.script(model).save(str(tmp_path / "m.pt"))
+    parser = argparse.ArgumentParser()
+    add_mol_arguments(parser)
+    args = parser.parse_args([
+        "--model", str(tmp_path / "m.pt"), "--molecules", str(tmp_path / "m.csv"),
+        "--featurizer", "morgan:1:16+descriptors:MolWt,TPSA,MolLogP", "--goal", "decrease:500", "--max-flips", "1",
+        "--baseline-draws", "5", "--out", str(tmp_path / "r.html"), "--table", str(tmp_path / "t.csv"), "--device", "cpu",
+        "--no-progress",
+    ])  # fmt: skip
+    assert run_mol_cli(args, log=lambda line: None) == 0
+    table = pd.read_csv(tmp_path / "t.csv")
+    good = [s for name, s in smiles.items() if name != "broken"]
+    reference = Descriptors(["MolWt", "TPSA", "MolLogP"]).transform(good)
+    for j, name in enumerate(["MolWt", "TPSA", "MolLogP"]):
+        rows = table[table["feature"] == name]
+        assert len(rows) == len(good) and (rows["delta"] != 0).any()  # the goal pushes every descriptor
+        # the perturbed values stay within the range of the molecules probed (TPSA never below 0)
+        assert rows["new_value"].between(float(reference[:, j].min()) - 1e-3, float(reference[:, j].max()) + 1e-3).all()
+    bits = table[table["kind"] == "binary"]
+    assert bits["new_value"].isin([0.0, 1.0]).all()
+
+
+def test_count_fingerprint_features_get_their_substructures():
+    reports = {}
+    for counts in (False, True):
+        adapter = FeatureModel(BitSum(torch.linspace(-1.0, 1.0, 64)), featurizer=Morgan(radius=1, n_bits=64, counts=counts),
+                               output=outputs.value(0), device="cpu")  # fmt: skip
+        reports[counts] = probe_features(adapter, SMILES[:2], goal="decrease:0.5", baseline_draws=5)
+    bits, counts = (reports[c].to_frame() for c in (False, True))
+    present = counts["value"] > 0
+    assert present.any() and counts.loc[present, "substructure"].notna().all()
+    assert counts.loc[~present, "substructure"].isna().all()
+    # a count feature stands for the same substructures as the bit it counts
+    assert counts["substructure"].tolist() == bits["substructure"].tolist()
+    assert reports[True].features()["substructure"].notna().sum() == reports[False].features()["substructure"].notna().sum()
+
+
 def test_mol_command_errors(tmp_path):
     from probekit.cli import CLIError
 
@@ -321,6 +363,43 @@ def test_demo_command(tmp_path):
     assert "held-out R^2 = 0.786" in lines[0]
     assert any(line.startswith("autocast bf16: outputs within") for line in lines)
     assert (tmp_path / "mol_demo_report.html").exists() and (tmp_path / "mol_demo_atoms.csv").exists()
+
+
+def test_demo_command_honours_method_output_and_batch_size(tmp_path, monkeypatch):
+    import probekit.report.molecules as molecules
+
+    seen = {}
+    real = molecules.probe_features
+
+    def spy(adapter, inputs, **kwargs):
+        seen.update(kwargs, adapter=adapter)
+        return real(adapter, inputs, **kwargs)
+
+    monkeypatch.setattr(molecules, "probe_features", spy)
+    ns = argparse.Namespace(out=tmp_path, device="cpu", goal="decrease:0.5", max_edits=1, baseline_draws=5, seed=0,
+                            n_molecules=1, no_progress=True, method="greedy", output="logit:0", batch_size=64,
+                            max_figures=0)  # fmt: skip
+    assert run_mol_demo(ns, log=lambda line: None) == 0
+    assert seen["method"] == "greedy" and seen["adapter"].batch_size == 64 and seen["adapter"].output.name == "logit[0]"
+    text = (tmp_path / "mol_demo_report.html").read_text()
+    assert "greedy" in text and "logit[0]" in text and "<svg" not in text  # no figures asked for
+    # margin:1, the default shared with the DNA demo, is the model's one output, the predicted pIC50
+    ns.output = "margin:1"
+    assert run_mol_demo(ns, log=lambda line: None) == 0
+    assert seen["adapter"].output.name == "value[0]"
+
+
+def test_demo_command_refuses_options_that_cannot_apply(tmp_path):
+    from probekit.cli import CLIError
+
+    ns = argparse.Namespace(out=tmp_path, device="cpu", n_molecules=1, baseline_draws=5, no_progress=True)
+    with pytest.raises(CLIError, match="--output logit:5 does not apply to the affinity model"):
+        run_mol_demo(argparse.Namespace(**vars(ns), output="logit:5"), log=lambda line: None)
+    with pytest.raises(CLIError, match="--motifs applies to DNA models only"):
+        run_mol_demo(argparse.Namespace(**vars(ns), motifs=True), log=lambda line: None)
+    with pytest.raises(CLIError, match="--batch-size must be at least 1"):
+        run_mol_demo(argparse.Namespace(**vars(ns), batch_size=-2), log=lambda line: None)
+    assert not (tmp_path / "mol_demo_report.html").exists()
 
 
 def test_probe_features_on_device_matches_cpu(device):

@@ -270,6 +270,47 @@ def test_feature_models_are_handed_to_the_molecule_report(monkeypatch):
         probe(SequenceModel(MotifCounter(MOTIF), output=0, device="cpu"), ["ACGT"], norm="l2")
 
 
+def _bits_adapter(n_bits=32):
+    from probekit.encode.mol import Morgan
+
+    torch.manual_seed(0)
+    return FeatureModel(nn.Linear(n_bits, 1), featurizer=Morgan(radius=1, n_bits=n_bits), output=0, device="cpu")
+
+
+def test_feature_models_get_the_flip_budget_asked_for():
+    adapter = _bits_adapter()
+    smiles = ["CCO", "c1ccccc1O"]
+    unreachable = goals.decrease(by=50.0)  # every search spends its whole budget
+    for options, expected in (({}, 3), ({"max_flips": 1}, 1), ({"max_edits": 2}, 2), ({"max_flips": 2, "max_edits": 2}, 2)):
+        report = probe(adapter, smiles, goal=unreachable, baseline_draws=5, **options)
+        summary = report.summary()
+        assert report.params["max_flips"] == expected, options
+        assert summary["n_flips"].tolist() == [expected] * 2 and summary["flip_random_k"].tolist() == [expected] * 2
+    with pytest.raises(ValueError, match="max_flips=1 and max_edits=2 disagree"):
+        probe(adapter, smiles, max_flips=1, max_edits=2, baseline_draws=5)
+
+
+def test_feature_models_take_repeated_ids():
+    from probekit.io import read_molecules
+
+    joined = pd.concat([read_molecules(["CCO", "CCN"]), read_molecules(["CCC"])], ignore_index=True)
+    with pytest.warns(ProbekitWarning, match="'mol0' -> 'mol0#0', 'mol0#1'"):
+        report = probe(_bits_adapter(), joined, goal=goals.decrease(by=0.1), baseline_draws=5)
+    assert report.summary()["id"].tolist() == ["mol0#0", "mol1", "mol0#1"]
+    assert sorted(report.atoms()["id"].unique()) == ["mol0#0", "mol0#1", "mol1"]
+    assert report.mol("mol0#1").GetNumAtoms() == 3
+
+
+def test_dna_records_with_repeated_ids_are_all_probed():
+    frame = pd.DataFrame({"id": ["s", "s", "s#0"], "sequence": ["ACGTTGACTCAT", "TTTTTTTTTTTT", "ACGTACGTACGX"]})
+    adapter = SequenceModel(MotifCounter(MOTIF), output=0, device="cpu")
+    with pytest.warns(ProbekitWarning, match="'s' -> 's#1', 's#2'"):
+        report = probe(adapter, frame, goal=goals.below(0.5), max_edits=1, baseline_draws=5)
+    summary = report.summary()
+    assert summary["id"].tolist() == ["s#1", "s#2", "s#0"]
+    assert summary["error"][2].startswith("record 's#0': ") and summary["error"][:2].isna().all()
+
+
 def _pwm_adapter(weight):
     from probekit import SequenceModel
 

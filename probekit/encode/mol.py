@@ -27,6 +27,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -39,6 +40,9 @@ KINDS = ("continuous", "binary", "integer")
 def molecule_frame(inputs) -> pd.DataFrame:
     """Normalise molecules to the DataFrame of :func:`probekit.read_molecules` (id, smiles, mol, error).
 
+    Ids are made unique (:func:`probekit.io.unique_ids`, with a warning naming
+    the renamed records), and errors already in a DataFrame then name the final id.
+
     Parameters
     ----------
     inputs : str, list of str, rdkit.Chem.Mol, list of Mol, dict or DataFrame
@@ -50,21 +54,24 @@ def molecule_frame(inputs) -> pd.DataFrame:
     """
     from rdkit import Chem
 
-    from ..io import read_molecules
+    from ..io import read_molecules, renamed_error, unique_ids
 
     if isinstance(inputs, pd.DataFrame) and "mol" in inputs.columns:
         frame = inputs.copy()
         if "id" not in frame.columns:
             frame["id"] = [f"mol{i}" for i in range(len(frame))]
+        old = [str(i) for i in frame["id"]]
+        frame["id"] = unique_ids(old)
         if "error" not in frame.columns:
             frame["error"] = None
         if "smiles" not in frame.columns:
             frame["smiles"] = [Chem.MolToSmiles(m) if m is not None else "" for m in frame["mol"]]
         # a table read back from disk has NaN, not None, where there is no error
         errors = [
-            e if isinstance(e, str) and e else (None if isinstance(m, Chem.Mol) else f"record {i!r}: no molecule")
-            for i, m, e in zip(frame["id"], frame["mol"], frame["error"])
-        ]
+            renamed_error(e, o, i) if isinstance(e, str) and e
+            else (None if isinstance(m, Chem.Mol) else f"record {i!r}: no molecule")
+            for o, i, m, e in zip(old, frame["id"], frame["mol"], frame["error"])
+        ]  # fmt: skip
         frame["error"] = pd.Series(errors, index=frame.index, dtype=object)
         return frame.reset_index(drop=True)
     if isinstance(inputs, Chem.Mol):
@@ -331,7 +338,7 @@ def atom_environment(mol, center: int, radius: int) -> dict:
     >>> atom_environment(Chem.MolFromSmiles("CCO"), 2, 1)["atoms"]
     (1, 2)
     """
-    from rdkit import Chem
+    from rdkit import Chem, rdBase
 
     bonds = tuple(int(b) for b in Chem.FindAtomEnvironmentOfRadiusN(mol, radius, center)) if radius > 0 else ()
     atoms = {center}
@@ -343,7 +350,8 @@ def atom_environment(mol, center: int, radius: int) -> dict:
     if bonds:
         kwargs["bondsToUse"] = list(bonds)
     try:  # rooted at the center reads naturally ("OC" for the O of ethanol)
-        smiles = Chem.MolFragmentToSmiles(mol, rootedAtAtom=center, **kwargs)
+        with rdBase.BlockLogs():  # a failed root logs a C++ stack trace before it raises
+            smiles = Chem.MolFragmentToSmiles(mol, rootedAtAtom=center, **kwargs)
     except RuntimeError:  # RDKit roots SMILES only in single-fragment molecules (not in salts)
         smiles = Chem.MolFragmentToSmiles(mol, **kwargs)
     smarts = Chem.MolFragmentToSmarts(mol, **kwargs)
@@ -353,10 +361,21 @@ def atom_environment(mol, center: int, radius: int) -> dict:
 class MACCS(Featurizer):
     """The 166 MACCS structural keys (167 bits, bit 0 unused); atoms of a key from its SMARTS matches.
 
+    A key with a count in RDKit's definition (``MACCSkeys.smartsPatts``, e.g. key
+    141, more than two ``[CH3]``) is set only when its SMARTS matches more often
+    than that; a set key's environments are all its matches. The keys without a
+    SMARTS stand for the aromatic rings (key 125, more than one), the fragments
+    (key 166, more than one) and the isotope-labelled atoms (key 1). A key that
+    is not set has no environments.
+
     Examples
     --------
     >>> MACCS().transform(["CCO"]).shape
     torch.Size([1, 167])
+    >>> fp = MACCS()
+    >>> from rdkit import Chem
+    >>> [len(fp.environments(Chem.MolFromSmiles(s), 141)) for s in ("CCO", "CC(C)C")]
+    [0, 3]
     """
 
     def __init__(self):
@@ -368,28 +387,60 @@ class MACCS(Featurizer):
         from rdkit.Chem import MACCSkeys
 
         fp = MACCSkeys.GenMACCSKeys(mol)
-        return np.array(list(fp), dtype=np.float32), {}
+        return np.array(list(fp), dtype=np.float32), {"maccs": {int(j): () for j in fp.GetOnBits()}}
 
     def environments(self, mol, feature: int, *, info=None) -> list[dict]:
-        """One environment per SMARTS match of key ``feature`` (keys without a SMARTS have none)."""
-        from rdkit import Chem
-        from rdkit.Chem import MACCSkeys
-
-        smarts, _ = MACCSkeys.smartsPatts.get(int(feature), ("?", 0))
-        if smarts == "?":
+        """One environment per SMARTS match of key ``feature`` (per ring, fragment or isotope for
+        the keys without a SMARTS); none when the key is not set in ``mol``."""
+        key = int(feature)
+        if not info or "maccs" not in info:
+            _, info = self._compute(mol)
+        if key not in info["maccs"]:
             return []
-        pattern = Chem.MolFromSmarts(smarts)
-        out = []
-        for match in mol.GetSubstructMatches(pattern):
-            atoms = tuple(sorted(int(a) for a in match))
-            bonds = tuple(
-                b.GetIdx() for b in mol.GetBonds() if b.GetBeginAtomIdx() in atoms and b.GetEndAtomIdx() in atoms
-            )
-            out.append(
-                {"center": int(match[0]), "radius": None, "atoms": atoms, "bonds": bonds,
-                 "smiles": Chem.MolFragmentToSmiles(mol, atomsToUse=list(atoms)), "smarts": smarts}
-            )
-        return out
+        return [_fragment_environment(mol, atoms, smarts) for atoms, smarts in _maccs_matches(mol, key)]
+
+
+@lru_cache(maxsize=None)
+def _maccs_pattern(smarts: str):
+    from rdkit import Chem
+
+    return Chem.MolFromSmarts(smarts)
+
+
+def _maccs_matches(mol, key: int) -> list[tuple[tuple, str | None]]:
+    """(atoms, SMARTS) of each occurrence of MACCS key ``key`` in ``mol``, whether or not the key is set."""
+    from rdkit import Chem
+    from rdkit.Chem import MACCSkeys
+
+    smarts, _ = MACCSkeys.smartsPatts.get(key, ("?", 0))
+    if smarts != "?":
+        return [(tuple(int(a) for a in match), smarts) for match in mol.GetSubstructMatches(_maccs_pattern(smarts))]
+    if key == 125:  # aromatic rings, as RDKit counts them: bond rings whose bonds are all aromatic
+        rings = [r for r in mol.GetRingInfo().BondRings() if all(mol.GetBondWithIdx(b).GetIsAromatic() for b in r)]
+        return [(tuple(sorted({a for b in r for a in _bond_atoms(mol, b)})), None) for r in rings]
+    if key == 166:  # fragments
+        return [(tuple(frag), None) for frag in Chem.GetMolFrags(mol)]
+    if key == 1:  # isotopes
+        return [((a.GetIdx(),), None) for a in mol.GetAtoms() if a.GetIsotope()]
+    return []
+
+
+def _bond_atoms(mol, bond: int) -> tuple[int, int]:
+    b = mol.GetBondWithIdx(bond)
+    return b.GetBeginAtomIdx(), b.GetEndAtomIdx()
+
+
+def _fragment_environment(mol, atoms, smarts=None) -> dict:
+    """Environment dict of a set of atoms (every bond between them): SMILES, and SMARTS unless given."""
+    from rdkit import Chem
+
+    center = int(atoms[0])
+    atoms = tuple(sorted(int(a) for a in atoms))
+    inside = set(atoms)
+    bonds = tuple(b.GetIdx() for b in mol.GetBonds() if b.GetBeginAtomIdx() in inside and b.GetEndAtomIdx() in inside)
+    smiles = Chem.MolFragmentToSmiles(mol, atomsToUse=list(atoms))
+    smarts = smarts or Chem.MolFragmentToSmarts(mol, atomsToUse=list(atoms))
+    return {"center": center, "radius": None, "atoms": atoms, "bonds": bonds, "smiles": smiles, "smarts": smarts}
 
 
 _INTEGER_DESCRIPTORS = {"HeavyAtomCount", "NHOHCount", "NOCount", "RingCount", "NumValenceElectrons", "NumRadicalElectrons"}
@@ -480,8 +531,10 @@ class Matrix(Featurizer):
             missing = [c for c in self.names if c not in molecules.columns]
             if missing:
                 raise ValueError(f"DataFrame lacks feature columns {missing[:5]}")
+            from ..io import unique_ids
+
             X = torch.from_numpy(molecules[self.names].to_numpy(dtype=np.float32, copy=True))
-            ids = [str(i) for i in molecules["id"]] if "id" in molecules.columns else None
+            ids = unique_ids(molecules["id"]) if "id" in molecules.columns else None
             smiles = list(molecules["smiles"]) if "smiles" in molecules.columns else None
             mols = list(molecules["mol"]) if "mol" in molecules.columns else None
         else:
@@ -532,9 +585,12 @@ class Concat(Featurizer):
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def fit(self, molecules) -> "Concat":
-        """Fit every part on the same reference set; returns self."""
+        """Fit every part with non-binary features on the same reference set; returns self.
+
+        Binary parts (fingerprint bits) keep [0, 1] and are not featurized for this.
+        """
         for f in self.featurizers:
-            if not isinstance(f, Matrix):
+            if not isinstance(f, Matrix) and any(k != "binary" for k in f.kinds):
                 f.fit(molecules)
         return self
 

@@ -129,9 +129,11 @@ def _records(adapter, inputs):
         return featurizer.featurize(inputs)
     if isinstance(inputs, pd.DataFrame) and adapter.feature_names:
         return Matrix(adapter.feature_names, adapter._kinds).featurize(inputs)
+    from ..io import unique_ids
+
     X = adapter.encode(inputs).detach().cpu().float()
     n = X.shape[0]
-    ids = [str(i) for i in inputs["id"]] if isinstance(inputs, pd.DataFrame) and "id" in inputs else [f"x{i}" for i in range(n)]
+    ids = unique_ids(inputs["id"]) if isinstance(inputs, pd.DataFrame) and "id" in inputs else [f"x{i}" for i in range(n)]
     errors = [None if torch.isfinite(X[i]).all() else f"record {ids[i]!r}: a feature is not finite" for i in range(n)]
     return X, Provenance(ids, [""] * n, [None] * n, errors, [{} for _ in range(n)], None)
 
@@ -365,12 +367,23 @@ def _feature_ranking(frame: pd.DataFrame, summary_good: pd.DataFrame) -> pd.Data
 
 
 # -------------------------------------------------------------------- probe
+def _max_flips(max_flips, max_edits) -> int:
+    """The one flip budget from ``max_flips`` and its alias ``max_edits``: 3 without either."""
+    if max_flips is not None and max_edits is not None and int(max_flips) != int(max_edits):
+        raise ValueError(
+            f"max_flips={max_flips} and max_edits={max_edits} disagree; they are the same setting for feature "
+            "models (the most bit flips searched): give one"
+        )
+    chosen = max_flips if max_flips is not None else max_edits
+    return 3 if chosen is None else int(chosen)
+
+
 def probe_features(
     adapter,
     inputs,
     *,
     goal=None,
-    max_flips: int = 3,
+    max_flips: int | None = None,
     max_edits: int | None = None,
     flips: str = "both",
     norm: str = "linf",
@@ -413,8 +426,11 @@ def probe_features(
     inputs : SMILES list, molecule file path, read_molecules DataFrame, feature DataFrame or tensor (N, F)
     goal : Goal or str, optional
         Default: ``decrease:1.0`` for value outputs, ``flip`` for class outputs.
-    max_flips : int
-        Most bit flips searched (``max_edits`` is accepted as its alias).
+    max_flips : int, optional
+        Most bit flips searched; default 3.
+    max_edits : int, optional
+        The same setting under the name :func:`probekit.probe` uses for DNA models:
+        give either one; both with different values raise ``ValueError``.
     flips : {"both", "off", "on"}
         Which bits may flip: any binary feature, only bits the molecule has (removing
         its own substructures; the random baseline draws from the same bits), or only
@@ -445,8 +461,7 @@ def probe_features(
         ``atoms()``, ``edits()``, ``perturbation()``, ``features()``, ``summary()``.
     """
     t0 = time.perf_counter()
-    if max_edits is not None:
-        max_flips = int(max_edits)
+    max_flips = _max_flips(max_flips, max_edits)
     if max_flips < 1:
         raise ValueError(f"max_flips must be at least 1, got {max_flips}")
     if baseline_draws < 1:
@@ -501,8 +516,9 @@ def probe_features(
     ranks = _rank(importance) if n else np.zeros((0, n_features), dtype=np.int64)
     crit = _critical(importance, flipped, share, flips_ok, pert_ok, alpha)
 
-    # substructures of the bits a molecule has set (and of flipped bits), for the tables
-    present = (Xn > 0) & binary.numpy()[None, :]
+    # substructures of the bits a molecule has set or counts (and of flipped bits), for the tables
+    discrete = np.array([k in ("binary", "integer") for k in kinds])
+    present = (Xn > 0) & discrete[None, :]
     kk, jj = np.nonzero(present | flipped)
     subs_k = _substructures(prov, [good_rows[k] for k in kk], jj)
     subs = {(good_rows.index(i), j): v for (i, j), v in subs_k.items()}
@@ -518,7 +534,8 @@ def probe_features(
         "baseline_draws": baseline_draws, "attribution": attribution, "method": method, "alpha": alpha,
         "share": SHARE, "seed": seed, "device": str(adapter.device), "n_features": n_features,
         "n_binary": int(binary.sum()), "n_continuous": int(continuous.sum()),
-        "featurizer": repr(getattr(adapter, "featurizer", None)), "seconds": round(time.perf_counter() - t0, 3),
+        "featurizer": repr(getattr(adapter, "featurizer", None)), "batch_size": adapter.batch_size,
+        "seconds": round(time.perf_counter() - t0, 3),
     }  # fmt: skip
     tables = {"frame": frame, "summary": summary, "atoms": atoms, "edits": edits, "perturbation": pert_table,
               "features": features, "molecules": molecules}  # fmt: skip
@@ -868,11 +885,11 @@ def run_mol_cli(args, *, log=print) -> int:
         raise _cli_error(str(error)) from None
     for message in records.loc[records["error"].notna(), "error"]:
         log(f"skipping: {message}")
-    if not any(k == "binary" for k in featurizer.kinds):
+    if any(k != "binary" for k in featurizer.kinds):
         valid = records[records["error"].isna()]
         if len(valid):
             featurizer.fit(valid)  # continuous features stay within the range of the molecules probed
-            log(f"feature bounds taken from the {len(valid)} valid molecules")
+            log(f"bounds of the non-binary features taken from the {len(valid)} valid molecules (bits keep [0, 1])")
     model = _load_model(args.model, args.arch, args.trust)
     try:
         adapter = FeatureModel(model, featurizer=featurizer, output=output, device=args.device,
@@ -891,24 +908,48 @@ def run_mol_cli(args, *, log=print) -> int:
     return 0
 
 
+def _arg(args, name: str, default):
+    """``args.name``, or ``default`` where the namespace lacks it or holds None (0 and "" are kept)."""
+    value = getattr(args, name, None)
+    return default if value is None else value
+
+
 def run_mol_demo(args, *, log=print) -> int:
     """``probekit demo mol``: the bundled affinity model, its held-out R^2 / RMSE, then a probe of held-out compounds.
 
-    Reads ``args.out`` (folder), ``args.device`` and, when present, ``args.goal``
-    (``flip``, the shared default, means ``decrease:1.0`` here), ``args.max_flips`` /
-    ``args.max_edits``, ``args.baseline_draws``, ``args.seed``, ``args.n_molecules``.
+    Reads ``args.out`` (folder) and, when present: ``args.device``, ``args.batch_size``
+    (inputs per forward pass, default 1024), ``args.autocast``, ``args.output`` (the
+    score to probe; ``margin:1``, the default shared with the DNA demo, means
+    ``value:0`` here, the predicted pIC50, and an output the one-output model does
+    not have is refused), ``args.goal`` (``flip``, the shared default, means
+    ``decrease:1.0`` here), ``args.max_flips`` / ``args.max_edits``, ``args.method``,
+    ``args.flips``, ``args.norm``, ``args.attribution``, ``args.baseline_draws``,
+    ``args.seed``, ``args.n_molecules``, ``args.max_figures``, ``args.no_progress``.
+    ``args.motifs`` is refused: motifs apply to DNA models only.
+
+    Argument problems raise ``probekit.cli.CLIError`` (one line, exit code 2).
     """
     from pathlib import Path
 
-    from ..cli import log_autocast, parse_goal
+    from ..cli import log_autocast, parse_goal, parse_output
     from ..mol_demo import load_mol_demo
 
+    if getattr(args, "motifs", False):
+        raise _cli_error("--motifs applies to DNA models only; the molecule demo has no motifs to annotate")
     goal_spec = getattr(args, "goal", None) or "decrease:1.0"
     goal = parse_goal("decrease:1.0" if goal_spec == "flip" else goal_spec)
-    max_flips = getattr(args, "max_flips", None) or getattr(args, "max_edits", None) or 3
-    n_molecules = int(getattr(args, "n_molecules", None) or 12)
+    output_spec = _arg(args, "output", "value:0")
+    output_spec = "value:0" if output_spec == "margin:1" else output_spec
+    output = parse_output(output_spec)
+    max_flips = int(_arg(args, "max_flips", _arg(args, "max_edits", 3)))
+    batch_size = int(_arg(args, "batch_size", 1024))
+    baseline_draws = int(_arg(args, "baseline_draws", 200))
+    n_molecules = int(_arg(args, "n_molecules", 12))
+    for flag, value in (("--max-edits", max_flips), ("--batch-size", batch_size), ("--baseline-draws", baseline_draws)):
+        if value < 1:
+            raise _cli_error(f"{flag} must be at least 1, got {value}")
     try:
-        demo = load_mol_demo(device=getattr(args, "device", None))
+        demo = load_mol_demo(device=_arg(args, "device", None), batch_size=batch_size)
     except FileNotFoundError as error:
         raise _cli_error(str(error)) from None
     m = demo.metrics
@@ -916,19 +957,31 @@ def run_mol_demo(args, *, log=print) -> int:
         f"affinity model (CHEMBL2321810 pIC50, {m['n_train']} training compounds): held-out R^2 = {m['test_r2']:.3f}, "
         f"RMSE = {m['test_rmse']:.3f} pIC50 units on {m['n_test']} compounds"
     )
-    out_dir = Path(getattr(args, "out", "probekit-demo"))
-    out_dir.mkdir(parents=True, exist_ok=True)
     heldout = demo.test.head(n_molecules)
-    log(f"probing {len(heldout)} held-out compounds: goal {goal}, at most {max_flips} bit flips")
-    adapter = demo.adapter
+    adapter = demo.adapter.replace(output=output)
     if getattr(args, "autocast", None):
         adapter = adapter.replace(autocast=args.autocast)
-    report = probe_features(
-        adapter, heldout, goal=goal, max_flips=int(max_flips), flips=getattr(args, "flips", "both"),
-        baseline_draws=int(getattr(args, "baseline_draws", 200)), seed=int(getattr(args, "seed", 0)),
-        progress=not getattr(args, "no_progress", False),
-    )  # fmt: skip
-    report.to_html(out_dir / "mol_demo_report.html", title="probekit: affinity demo (CHEMBL2321810)")
+    try:  # an output index past the model's one output fails here, before any work
+        adapter.score(heldout["smiles"].tolist()[:1])
+    except (IndexError, ValueError) as error:
+        raise _cli_error(
+            f"--output {output_spec} does not apply to the affinity model, whose one output is the predicted pIC50 "
+            f"(use value:0): {str(error).splitlines()[0]}"
+        ) from None
+    out_dir = Path(_arg(args, "out", "probekit-demo"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    method = _arg(args, "method", "auto")
+    log(f"probing {len(heldout)} held-out compounds: {output.name}, goal {goal}, at most {max_flips} bit flips ({method})")
+    try:
+        report = probe_features(
+            adapter, heldout, goal=goal, max_flips=max_flips, flips=_arg(args, "flips", "both"),
+            norm=_arg(args, "norm", "linf"), attribution=_arg(args, "attribution", None), method=method,
+            baseline_draws=baseline_draws, seed=int(_arg(args, "seed", 0)), progress=not getattr(args, "no_progress", False),
+        )  # fmt: skip
+    except ValueError as error:
+        raise _cli_error(str(error).splitlines()[0]) from None
+    report.to_html(out_dir / "mol_demo_report.html", title="probekit: affinity demo (CHEMBL2321810)",
+                   max_inputs=int(_arg(args, "max_figures", 20)))  # fmt: skip
     report.to_frame().to_csv(out_dir / "mol_demo_features.csv", index=False)
     report.atoms().to_csv(out_dir / "mol_demo_atoms.csv", index=False)
     report.features().to_csv(out_dir / "mol_demo_ranking.csv", index=False)
