@@ -251,11 +251,18 @@ def add_dna_arguments(parser: argparse.ArgumentParser) -> None:
                         help="both: average forward and reverse-complement outputs")  # fmt: skip
 
 
-def add_probe_arguments(parser: argparse.ArgumentParser, *, output: str = "margin:1") -> None:
-    """The probe settings shared by ``probekit dna`` and ``probekit demo dna``."""
+def add_probe_arguments(parser: argparse.ArgumentParser, *, output: str | None = "margin:1", goal: str | None = "flip",
+                        default_note: str = "") -> None:
+    """The probe settings shared by ``probekit dna`` and ``probekit demo``.
+
+    A default of None leaves the choice to the command (each demo has its own); ``default_note``
+    then says what it is in the help.
+    """
+    shown = lambda default: default_note if default is None else f"default {default}"  # noqa: E731
     parser.add_argument("--output", default=output,
-                        help=f"scalar to probe: logit:I, prob:I, margin:I, value:I or a class index (default {output})")  # fmt: skip
-    parser.add_argument("--goal", default="flip", help="flip, below:T, above:T, decrease:D, increase:D or target:C")
+                        help=f"scalar to probe: logit:I, prob:I, margin:I, value:I or a class index ({shown(output)})")  # fmt: skip
+    parser.add_argument("--goal", default=goal,
+                        help=f"flip, below:T, above:T, decrease:D, increase:D or target:C ({shown(goal)})")  # fmt: skip
     parser.add_argument("--max-edits", type=int, default=3, help="largest substitution set searched (default 3)")
     parser.add_argument("--method", choices=METHODS, default="auto", help="minimal-substitution search (default auto)")
     parser.add_argument("--baseline-draws", type=int, default=200, help="random edit sets per sequence (default 200)")
@@ -378,6 +385,8 @@ def run_demo_dna(args, *, log: Callable[[str], None] = print) -> int:
     from .datasets import dna_demo_paths, load_dna_demo, planted_motif_recovery
 
     _check_numbers(args)
+    args.output = args.output or "margin:1"
+    args.goal = args.goal or "flip"
     goal = parse_goal(args.goal)
     try:
         model, heldout = load_dna_demo()
@@ -429,7 +438,8 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="inputs per forward pass")
     add_autocast_argument(parser)
     parser.add_argument("--limit", type=int, help="probe only the first N held-out sequences or molecules")
-    add_probe_arguments(parser)
+    add_probe_arguments(parser, output=None, goal=None,
+                        default_note="default margin:1 and flip for dna, value:0 and decrease:1.0 for mol")  # fmt: skip
 
 
 def run_demo(args, *, log: Callable[[str], None] = print) -> int:

@@ -272,7 +272,7 @@ def _window(window, length: int) -> tuple[int, int]:
         start, end = window.start, window.stop
     else:
         start, end = window
-    start = 0 if start is None else int(start)
+    start = 0 if start is None else max(int(start), 0)  # clipped to the sequence at both ends
     end = length if end is None else min(int(end), length)
     if not 0 <= start < end:
         raise _WindowError(f"window {window!r} holds no position of a sequence of length {length}")
@@ -295,7 +295,7 @@ def _probe_group(adapter, ids, seqs, *, bounds, goal, max_edits, baseline_draws,
             adapter, X, goal=goal, max_edits=max_edits, method=method, positions=positions, ids=ids, progress=progress
         )
         adv = sub.score_after - sub.score_before
-        ks = torch.where(sub.success, sub.n_edits, torch.full_like(sub.n_edits, max_edits)).clamp_min(1)
+        ks = _baseline_sizes(sub.n_edits, X[:, :, start:end], max_edits)
         stats = _baseline_stats(
             random_substitutions, adapter, X, ks, adv, baseline_draws=baseline_draws, seed=seed, positions=positions
         )
@@ -393,6 +393,17 @@ def _group_tables(adapter, ids, seqs, X_cpu, ism, sub, adv, stats, bound, trajec
 def _ref_index(X: torch.Tensor) -> torch.Tensor:
     """Base index (N, L); -1 at N (all-zero) positions."""
     return X.argmax(dim=1).masked_fill(X.sum(dim=1) == 0, -1)
+
+
+def _baseline_sizes(n_edits: torch.Tensor, X: torch.Tensor, max_edits: int) -> torch.Tensor:
+    """Substitutions per random draw (N,): as many as the edit set found (the best one when the goal was not
+    reached; ``max_edits`` when there is none), and never more than the input's editable positions in ``X``
+    (N, 4, L), so that every input gets draws."""
+    from .search.discrete import _dna_current
+
+    editable = (_dna_current(X) >= 0).sum(dim=1).cpu()  # N columns are all zero
+    ks = torch.where(n_edits > 0, n_edits, torch.full_like(n_edits, max_edits))
+    return torch.minimum(ks, editable).clamp_min(1)
 
 
 def _baseline_stats(random_substitutions, adapter, X, ks, adv, *, baseline_draws, seed, positions) -> dict:

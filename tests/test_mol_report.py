@@ -356,7 +356,7 @@ def test_mol_command_errors(tmp_path):
 
 
 def test_demo_command(tmp_path):
-    ns = argparse.Namespace(out=tmp_path, device="cpu", goal="flip", max_edits=1, baseline_draws=10, seed=0,
+    ns = argparse.Namespace(out=tmp_path, device="cpu", goal=None, max_edits=1, baseline_draws=10, seed=0,
                             n_molecules=2, no_progress=True, autocast="bf16")  # fmt: skip
     lines = []
     assert run_mol_demo(ns, log=lines.append) == 0
@@ -383,10 +383,10 @@ def test_demo_command_honours_method_output_and_batch_size(tmp_path, monkeypatch
     assert seen["method"] == "greedy" and seen["adapter"].batch_size == 64 and seen["adapter"].output.name == "logit[0]"
     text = (tmp_path / "mol_demo_report.html").read_text()
     assert "greedy" in text and "logit[0]" in text and "<svg" not in text  # no figures asked for
-    # margin:1, the default shared with the DNA demo, is the model's one output, the predicted pIC50
-    ns.output = "margin:1"
+    # without --output (the command line leaves the choice to each demo): the predicted pIC50
+    ns.output, ns.goal = None, None
     assert run_mol_demo(ns, log=lambda line: None) == 0
-    assert seen["adapter"].output.name == "value[0]"
+    assert seen["adapter"].output.name == "value[0]" and str(seen["goal"]) == "decrease:1.0"
 
 
 def test_demo_command_refuses_options_that_cannot_apply(tmp_path):

@@ -189,6 +189,23 @@ def test_window_limits_scan_and_edits():
     assert report.regions()[["start", "end"]].values.tolist() == [[25, 32]]
 
 
+def test_a_window_starting_before_the_sequence_is_clipped():
+    adapter = SequenceModel(MotifCounter(MOTIF), output=0, device="cpu")
+    seq = plant(backgrounds(1, 30, seed=8)[0], MOTIF, 3)
+    report = probe(adapter, [seq], goal="below:0.5", max_edits=1, baseline_draws=10, window=(-5, 12))
+    assert report.summary()["error"][0] is None and bool(report.summary()["success"][0])
+    assert report.edits()["position"].between(0, 11).all()
+
+
+def test_unreached_goals_are_compared_with_draws_of_the_edits_made_and_never_more_than_can_be_made():
+    adapter = SequenceModel(MotifCounter(MOTIF), output=0, device="cpu")
+    # two editable positions in the window: draws of three substitutions could not be made
+    report = probe(adapter, ["ACGTACGTACGTAC"], goal=goals.below(-1e6), max_edits=3, window=(4, 6), baseline_draws=20)
+    row = report.summary().iloc[0]
+    assert not row["success"] and row["random_k"] <= 2
+    assert np.isfinite(row["p_value"]) and np.isfinite(row["random_mean"])
+
+
 def test_bad_settings_fail_before_any_work():
     adapter = SequenceModel(MotifCounter(MOTIF), output=0, device="cpu")
     with pytest.raises(ValueError, match="unknown method"):

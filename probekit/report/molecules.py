@@ -181,7 +181,8 @@ def _run_flips(adapter, X, ids, *, goal, binary, flips, max_flips, method, n_dra
     allowed = _flippable(X, binary, flips)
     res = bit_flips(adapter, X, goal=goal, max_flips=max_flips, method=method, features=allowed, ids=ids, progress=progress)
     adv = (res.score_after - res.score_before).cpu()
-    ks = torch.where(res.success, res.n_edits, torch.full_like(res.n_edits, max_flips)).clamp_min(1).cpu()
+    # as many random flips as the flip set found (the best one when the goal was not reached; max_flips without one)
+    ks = torch.where(res.n_edits > 0, res.n_edits, torch.full_like(res.n_edits, max_flips)).clamp_min(1).cpu()
     ks = torch.minimum(ks, allowed.sum(dim=1).cpu())  # never more random flips than flippable bits
     stats = _baseline_flips(adapter, X, ks, adv, n_draws=n_draws, seed=seed, features=allowed)
     stats["random_k"] = ks.numpy()
@@ -872,6 +873,8 @@ def run_mol_cli(args, *, log=print) -> int:
     for name in ("max_flips", "baseline_draws"):
         if getattr(args, name) < 1:
             raise _cli_error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if getattr(args, "batch_size", None) is not None and args.batch_size < 1:
+        raise _cli_error(f"--batch-size must be at least 1, got {args.batch_size}")
     goal, output = parse_goal(args.goal), parse_output(args.output)
     try:
         featurizer = parse_featurizer(args.featurizer)
@@ -919,10 +922,9 @@ def run_mol_demo(args, *, log=print) -> int:
 
     Reads ``args.out`` (folder) and, when present: ``args.device``, ``args.batch_size``
     (inputs per forward pass, default 1024), ``args.autocast``, ``args.output`` (the
-    score to probe; ``margin:1``, the default shared with the DNA demo, means
-    ``value:0`` here, the predicted pIC50, and an output the one-output model does
-    not have is refused), ``args.goal`` (``flip``, the shared default, means
-    ``decrease:1.0`` here), ``args.max_flips`` / ``args.max_edits``, ``args.method``,
+    score to probe, default ``value:0``, the predicted pIC50; an output the
+    one-output model does not have is refused), ``args.goal`` (default
+    ``decrease:1.0``), ``args.max_flips`` / ``args.max_edits``, ``args.method``,
     ``args.flips``, ``args.norm``, ``args.attribution``, ``args.baseline_draws``,
     ``args.seed``, ``args.n_molecules``, ``args.max_figures``, ``args.no_progress``.
     ``args.motifs`` is refused: motifs apply to DNA models only.
@@ -936,10 +938,8 @@ def run_mol_demo(args, *, log=print) -> int:
 
     if getattr(args, "motifs", False):
         raise _cli_error("--motifs applies to DNA models only; the molecule demo has no motifs to annotate")
-    goal_spec = getattr(args, "goal", None) or "decrease:1.0"
-    goal = parse_goal("decrease:1.0" if goal_spec == "flip" else goal_spec)
+    goal = parse_goal(_arg(args, "goal", "decrease:1.0"))
     output_spec = _arg(args, "output", "value:0")
-    output_spec = "value:0" if output_spec == "margin:1" else output_spec
     output = parse_output(output_spec)
     max_flips = int(_arg(args, "max_flips", _arg(args, "max_edits", 3)))
     batch_size = int(_arg(args, "batch_size", 1024))
