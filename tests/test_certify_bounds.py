@@ -443,3 +443,232 @@ def test_bounds_refuse_an_in_place_write_that_another_operation_reads():
 
     with pytest.raises(UnsupportedOperation, match="writes in place"):
         ibp(FeatureModel(Shared(), output=outputs.value(0), device="cpu"), torch.zeros(2, 3), eps=0.1)
+
+
+# ------------------------------------------------------------------ arguments that repeat or scale
+class _Twice(nn.Module):
+    """One hidden tensor used twice by one operation, in several forms."""
+
+    def __init__(self, form):
+        super().__init__()
+        self.form = form
+        self.a, self.b = nn.Linear(4, 6), nn.Linear(12, 1)
+
+    def forward(self, x):
+        h = torch.relu(self.a(x))
+        if self.form == "add":
+            h = h + h
+        elif self.form == "torch.add":
+            h = torch.add(h, h) + h
+        elif self.form == "sub":
+            h = h - h + torch.sigmoid(h) - h.sub(h, alpha=-2.0)
+        elif self.form == "cat":
+            return self.b(torch.cat([h, h], dim=-1))
+        return self.b(torch.cat([h, -h], dim=-1))
+
+
+@pytest.mark.parametrize("form", ["add", "torch.add", "sub", "cat"])
+def test_a_tensor_used_twice_by_one_operation_counts_twice(form):
+    torch.manual_seed(0)
+    adapter = FeatureModel(_Twice(form), output=outputs.value(0), device="cpu")
+    X = torch.randn(6, 4, generator=torch.Generator().manual_seed(11))
+    found = extremes(adapter, X, 0.3, "linf", m=200)
+    for method in (ibp, crown):
+        assert_sound(method(adapter, X, eps=0.3), *found)
+
+
+class _Alpha(nn.Module):
+    """``a(x) + alpha * relu(b(x))`` written with alpha=, as a function, a method or a subtraction."""
+
+    def __init__(self, form, branch=False):
+        super().__init__()
+        self.form, self.branch = form, branch
+        self.a, self.b, self.c = nn.Linear(3, 5), nn.Linear(3, 5), nn.Linear(5, 1)
+
+    def forward(self, x):
+        if self.branch and x.shape[1] < 2:  # control flow on a shape: traced by torch.export
+            x = x * 2
+        p, q = self.a(x), torch.relu(self.b(x))
+        if self.form == "function":
+            h = torch.add(p, q, alpha=-4.0)
+        elif self.form == "method":
+            h = p.add(q, alpha=-4.0)
+        else:
+            h = torch.sub(p, q, alpha=3.0)
+        return self.c(torch.relu(h))
+
+
+@pytest.mark.parametrize("branch", [False, True])
+@pytest.mark.parametrize("form", ["function", "method", "sub"])
+def test_alpha_scales_the_second_operand_in_every_form(form, branch):
+    torch.manual_seed(0)
+    adapter = FeatureModel(_Alpha(form, branch), output=outputs.value(0), device="cpu")
+    X = torch.randn(6, 3, generator=torch.Generator().manual_seed(12))
+    found = extremes(adapter, X, 0.4, "linf", m=200)
+    for method in (ibp, crown):
+        assert_sound(method(adapter, X, eps=0.4), *found)
+
+
+class _Div(nn.Module):
+    def __init__(self, mode, method=False):
+        super().__init__()
+        self.mode, self.method = mode, method
+        self.lin = nn.Linear(3, 2)
+
+    def forward(self, x):
+        h = self.lin(x)
+        return h.div(0.3, rounding_mode=self.mode) if self.method else torch.div(h, 0.3, rounding_mode=self.mode)
+
+
+@pytest.mark.parametrize("method", [False, True])
+def test_division_that_rounds_is_refused_and_true_division_is_sound(method):
+    X = torch.randn(4, 3, generator=torch.Generator().manual_seed(13))
+    for mode in ("floor", "trunc"):
+        with pytest.raises(UnsupportedOperation, match="rounding_mode='" + mode):
+            ibp(FeatureModel(_Div(mode, method), output=outputs.value(0), device="cpu"), X, eps=0.1)
+    adapter = FeatureModel(_Div(None, method), output=outputs.value(0), device="cpu")
+    found = extremes(adapter, X, 0.1, "linf")
+    for bound in (ibp, crown):
+        assert_sound(bound(adapter, X, eps=0.1), *found)
+
+
+class _Products(nn.Module):
+    """Constant factors given by keyword and as integer tensors, some negative."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 2)
+        self.register_buffer("k", torch.tensor([-3, 2]))
+
+    def forward(self, x):
+        h = torch.mul(self.lin(x), other=-2.0) * self.k
+        return torch.div(h, other=-0.5).sum(-1, keepdim=True)
+
+
+def test_negative_factors_by_keyword_and_integer_tensors_are_sound():
+    adapter = FeatureModel(_Products(), output=outputs.value(0), device="cpu")
+    X = torch.randn(4, 3, generator=torch.Generator().manual_seed(14))
+    found = extremes(adapter, X, 0.2, "linf")
+    for method in (ibp, crown):
+        assert_sound(method(adapter, X, eps=0.2), *found)
+
+
+# ------------------------------------------------------------------ log_softmax over groups
+class _Profile(nn.Module):
+    """Two tracks of three positions, each normalised by log_softmax over its positions."""
+
+    def __init__(self, dim=-1):
+        super().__init__()
+        self.dim = dim
+        self.a, self.b = nn.Linear(5, 16), nn.Linear(16, 6)
+
+    def forward(self, x):
+        return F.log_softmax(self.b(torch.relu(self.a(x))).view(-1, 2, 3), dim=self.dim)
+
+
+def test_final_log_softmax_is_dropped_only_when_each_group_cancels():
+    torch.manual_seed(0)
+    X = torch.randn(4, 5, generator=torch.Generator().manual_seed(15))
+    model = _Profile()
+    across = FeatureModel(model, output=lambda y: y[:, 0, 1] - y[:, 1, 0], device="cpu")
+    for method in (ibp, crown):
+        with pytest.raises(UnsupportedOperation, match="within each group"):
+            method(across, X, eps=0.05)
+    within = FeatureModel(model, output=lambda y: y[:, 0, 1] - y[:, 0, 0] + 2 * (y[:, 1, 2] - y[:, 1, 0]), device="cpu")
+    found = extremes(within, X, 0.05, "linf")
+    for method in (ibp, crown):
+        assert_sound(method(within, X, eps=0.05), *found)
+    # the other axis groups the tracks: a form within one position is fine, across positions is not
+    tracks = _Profile(dim=1)
+    tracks.load_state_dict(model.state_dict())
+    one_position = FeatureModel(tracks, output=lambda y: y[:, 0, 1] - y[:, 1, 1], device="cpu")
+    assert_sound(crown(one_position, X, eps=0.05), *extremes(one_position, X, 0.05, "linf"))
+    with pytest.raises(UnsupportedOperation, match="within each group"):
+        crown(FeatureModel(tracks, output=lambda y: y[:, 0, 1] - y[:, 0, 0], device="cpu"), X, eps=0.05)
+
+
+def test_log_softmax_over_the_batch_is_refused():
+    model = nn.Sequential(nn.Linear(5, 3), nn.LogSoftmax(dim=0))
+    with pytest.raises(UnsupportedOperation, match="batch axis"):
+        crown(FeatureModel(model, output=outputs.margin(0), device="cpu"), torch.randn(4, 5), eps=0.05)
+
+
+# ------------------------------------------------------------------ activation parameters
+class _Act(nn.Module):
+    def __init__(self, act):
+        super().__init__()
+        self.act = act
+
+    def forward(self, x):
+        return self.act(x)
+
+
+_MONOTONE = {
+    "Softplus(threshold=1)": (nn.Softplus(threshold=1.0), 1.0),
+    "Softplus(beta=3, threshold=0.5)": (nn.Softplus(beta=3.0, threshold=0.5), 0.5 / 3),
+    "Softplus(beta=0.5, threshold=-2)": (nn.Softplus(beta=0.5, threshold=-2.0), -4.0),
+    "softplus(beta=2)": (lambda x: F.softplus(x, beta=2.0), 0.0),
+    "LeakyReLU(3)": (nn.LeakyReLU(3.0), 0.0),
+    "ELU(2)": (nn.ELU(2.0), 0.0),
+    "elu(0.5)": (lambda x: F.elu(x, alpha=0.5), -0.2),
+    "hardtanh(-0.5, 2)": (lambda x: F.hardtanh(x, -0.5, 2.0), -0.5),
+}
+
+
+@pytest.mark.parametrize("name", list(_MONOTONE))
+def test_parametrised_activations_are_bounded_soundly_on_a_dense_grid(name):
+    act, centre = _MONOTONE[name]
+    adapter = FeatureModel(_Act(act), output=outputs.value(0), device="cpu")
+    eps = 0.3
+    grid = torch.linspace(centre - eps, centre + eps, 20001)[:, None]
+    s = adapter.score(grid)
+    for method in (ibp, crown):
+        b = method(adapter, torch.tensor([[centre]]), eps=eps)
+        assert b.lower[0] <= s.min() + 1e-6 and b.upper[0] >= s.max() - 1e-6, (method.__name__, b, s.min(), s.max())
+    # and inside a network, where CROWN relaxes them over intermediate boxes
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 8), _Act(act), nn.Linear(8, 1))
+    net_adapter = FeatureModel(net, output=outputs.value(0), device="cpu")
+    X = torch.randn(5, 3, generator=torch.Generator().manual_seed(16))
+    found = extremes(net_adapter, X, 0.5, "linf", m=400)
+    for method in (ibp, crown):
+        assert_sound(method(net_adapter, X, eps=0.5), *found)
+
+
+class _ClampBy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x):
+        h = self.lin(x)
+        return torch.clamp(h, min=h * 0.5)
+
+
+class _InPlaceDunder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 1)
+
+    def forward(self, x):
+        h = self.a(x)
+        h.__iadd__(1.0)
+        return self.b(h)
+
+
+@pytest.mark.parametrize(
+    "model,match",
+    [
+        (_Act(lambda x: F.elu(x, alpha=-1.0)), "alpha=-1 is not monotone"),
+        (_Act(lambda x: F.softplus(x, beta=-1.0)), "beta=-1"),
+        (_Act(nn.Softplus(beta=-2.0)), "beta=-2"),
+        (_Act(lambda x: F.leaky_relu(x, -0.5)), "negative_slope=-0.5"),
+        (_ClampBy(), "more than one input-dependent argument"),
+        (_InPlaceDunder(), "writes in place"),
+    ],
+)
+def test_activations_that_bounds_cannot_follow_are_refused(model, match):
+    adapter = FeatureModel(model, output=outputs.value(0), device="cpu")
+    for method in (ibp, crown):
+        with pytest.raises(UnsupportedOperation, match=match):
+            method(adapter, torch.randn(3, 4), eps=0.1)

@@ -262,3 +262,55 @@ def test_branch_and_bound_stops_splitting_an_input_with_a_counterexample():
     for i in at_goal.nonzero()[:, 0].tolist():
         assert result.status[i] == "falsified" and result.edits[i] == []
         assert int(result.evaluations[i]) == 3  # the first bound, then the root's evaluation and bound: no split
+
+
+class _FirstBase(nn.Module):
+    """Score 1 when position 0 holds A, else -1: only an edit at position 0 reaches below 0."""
+
+    def forward(self, x):
+        return (2 * x[:, 0, :1] - 1) + 0 * x.sum((1, 2))[:, None]
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(max_enumerate=0, attack=False)])
+def test_positions_given_as_indices_as_a_mask_or_a_slice_agree(kw):
+    adapter = SequenceModel(_FirstBase(), output=outputs.value(0), device="cpu")
+    X = adapter.encode(["AAAAA", "AACAA"])
+    goal = goals.below(0.0)
+    every = [0, 1, 2, 3, 4]
+    for positions in (every, torch.tensor(every), [True] * 5, slice(None), [0], None):
+        r = substitutions(adapter, X, k=1, goal=goal, positions=positions, **kw)
+        assert r.status == ["falsified", "falsified"], positions
+        assert [e[0][0] for e in r.edits] == [0, 0]
+    for positions in ([1, 2, 3, 4], [False, True, True, True, True], slice(1, None)):
+        r = substitutions(adapter, X, k=1, goal=goal, positions=positions, **kw)
+        assert r.status == ["certified", "certified"], positions
+    # brute force agrees: no single edit away from position 0 reaches the goal
+    seqs, labels = all_edits(X[0], 1)
+    away = [i for i, e in enumerate(labels) if not e or e[0][0] != 0]
+    assert (adapter.score(seqs[away]) > 0).all()
+
+
+def test_ambiguous_positions_are_refused():
+    adapter = SequenceModel(_FirstBase(), output=outputs.value(0), device="cpu")
+    X = adapter.encode(["AAAAA"])
+    for positions, match in (
+        (torch.tensor([0, 1, 1, 1, 1]), "more than once"),
+        ([0.0, 1.0], "bool mask or integer indices"),
+        ([7], r"must lie in \[0, 5\)"),
+        ("ACGT", "string"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            substitutions(adapter, X, k=1, goal=goals.below(0.0), positions=positions)
+
+
+def test_bit_flip_features_by_index_name_or_mask_agree():
+    model = nn.Linear(3, 1)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 1.0, 1.0]]))
+        model.bias.fill_(-1.5)
+    adapter = FeatureModel(model, output=outputs.value(0), kinds="binary", feature_names=["a", "b", "c"], device="cpu")
+    X = torch.tensor([[1.0, 1.0, 0.0]])
+    for features in ([0, 1], ["a"], [True, False, False], torch.tensor([1])):
+        assert bit_flips(adapter, X, k=1, goal="below:0", features=features).status == ["falsified"], features
+    for features in ([2], ["c"], [False, False, True]):
+        assert bit_flips(adapter, X, k=1, goal="below:0", features=features).status == ["certified"], features

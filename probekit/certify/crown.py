@@ -55,6 +55,11 @@ def _numel(shape) -> int:
     return int(math.prod(shape)) if shape else 1
 
 
+def _row_sums(t: torch.Tensor) -> torch.Tensor:
+    """Sum over everything but the first two axes (S, N, *shape) -> (S, N); shape may be ()."""
+    return t.reshape(t.shape[0], t.shape[1], -1).sum(-1)
+
+
 def _deriv(f, t: torch.Tensor) -> torch.Tensor:
     with torch.enable_grad():
         t = t.detach().requires_grad_(True)
@@ -79,7 +84,9 @@ def relax(bound, op, lower: torch.Tensor, upper: torch.Tensor):
         return low_slope, zero, up_slope, up_int
     f = lambda v: bound.apply(op, v)  # noqa: E731
     fl, fu = f(l), f(u)
-    tol = 1e-6 * (1 + fl.abs() + fu.abs())
+    # op.slack: how far f may fall below the smooth monotone (and convex) curve it follows,
+    # so that curve's bounds from f's values, widened by it, bound f
+    tol = 1e-6 * (1 + fl.abs() + fu.abs()) + op.slack
     const = (zero, fl - tol, zero, fu + tol)
     if op.act not in _CONVEX | _S_SHAPED:
         return const
@@ -111,12 +118,12 @@ def _linear_backward(bound, op, a: torch.Tensor):
     zeros = [torch.zeros((n,) + graph.op(name).shape, dtype=a.dtype, device=a.device) for name in op.inputs]
     if op.signed == "linear_module":
         module = graph.modules[op.node.target]
-        bias = (a * module.bias).flatten(2).sum(-1) if module.bias is not None else 0.0
+        bias = _row_sums(a * module.bias) if module.bias is not None else 0.0
         return [a @ module.weight], bias
     with torch.enable_grad():
         out, vjp_fn = torch.func.vjp(lambda *v: bound.apply(op, *v), *zeros)
     grads = torch.func.vmap(vjp_fn)(a)
-    return list(grads), (a * out).flatten(2).sum(-1)
+    return list(grads), _row_sums(a * out)
 
 
 def _max_backward(op, a: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor):
@@ -168,7 +175,7 @@ def backward(problem: Problem, start: str, A: torch.Tensor, bounds: dict) -> tor
             lw, lb, uw, ub = relax(bound, op, *bounds[op.inputs[0]])
             pos, neg = a.clamp(min=0), a.clamp(max=0)
             push(op.inputs[0], pos * lw + neg * uw)
-            total = total + (pos * lb + neg * ub).flatten(2).sum(-1)
+            total = total + _row_sums(pos * lb + neg * ub)
         elif op.kind == "max":
             a_in, bias = _max_backward(op, a, *bounds[op.inputs[0]])
             total = total + bias

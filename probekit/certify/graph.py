@@ -7,15 +7,21 @@ operation that depends on the input is classified as
 
 - ``linear``: affine in its input-dependent arguments (Linear, Conv, BatchNorm in
   eval mode, pooling by averages, reshapes, transposes, slicing, concatenation,
-  sums, means, residual additions, products with constants);
-- ``act``: an element-wise monotone activation (ReLU, LeakyReLU, Sigmoid, Tanh,
-  ELU, Softplus, Hardtanh, ReLU6, clamp, exp);
+  sums, means, additions and subtractions (``alpha=`` included), products with
+  constants and true divisions by them);
+- ``act``: an element-wise monotone activation of one input-dependent tensor
+  (ReLU, LeakyReLU, Sigmoid, Tanh, ELU, Softplus, Hardtanh, ReLU6, clamp, exp),
+  with parameters that keep it monotone;
 - ``max``: a maximum over windows (max pooling, adaptive max pooling, ``max`` and
   ``amax`` over axes);
 - ``alias``: identity (Dropout, Identity, dtype casts, ``.values`` of a max);
-- ``shift``: a final ``log_softmax`` over the classes, which subtracts the same
-  value from every logit and so leaves margins unchanged (allowed only as the
-  last operation, under outputs and goals that compare logits).
+- ``shift``: a final ``log_softmax``, which subtracts one value from every
+  element of each group it normalises, and so leaves unchanged every linear
+  form whose weights sum to zero within each group (allowed only as the last
+  operation, under outputs and goals of that kind).
+
+An input-dependent tensor counts as often as it appears among an operation's
+arguments (``h + h`` is ``2 h``).
 
 Anything else raises :class:`UnsupportedOperation` naming the operation.
 Values that do not depend on the input (parameters, constants) and shape
@@ -33,6 +39,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -51,6 +58,7 @@ class UnsupportedOperation(TypeError):
 
 
 # ---------------------------------------------------------------- op tables
+# activations by name; _act turns a name and its parameters into a relaxation shape and a slope
 _ACT_MODULES = {
     nn.ReLU: "relu",
     nn.LeakyReLU: "leaky_relu",
@@ -58,8 +66,8 @@ _ACT_MODULES = {
     nn.Tanh: "tanh",
     nn.ELU: "elu",
     nn.Softplus: "softplus",
-    nn.Hardtanh: "monotone",
-    nn.ReLU6: "monotone",
+    nn.Hardtanh: "hardtanh",
+    nn.ReLU6: "hardtanh",
 }
 _ACT_FUNCTIONS = {
     torch.relu: "relu",
@@ -71,22 +79,25 @@ _ACT_FUNCTIONS = {
     F.leaky_relu: "leaky_relu",
     F.elu: "elu",
     F.softplus: "softplus",
-    F.relu6: "monotone",
-    F.hardtanh: "monotone",
-    torch.clamp: "monotone",
-    torch.clip: "monotone",
-    torch.exp: "convex",
+    F.relu6: "relu6",
+    F.hardtanh: "hardtanh",
+    torch.clamp: "clamp",
+    torch.clip: "clamp",
+    torch.exp: "exp",
 }
 _ACT_METHODS = {
     "relu": "relu",
     "sigmoid": "sigmoid",
     "tanh": "tanh",
-    "clamp": "monotone",
-    "clip": "monotone",
-    "clamp_min": "monotone",
-    "clamp_max": "monotone",
-    "exp": "convex",
+    "clamp": "clamp",
+    "clip": "clamp",
+    "clamp_min": "clamp",
+    "clamp_max": "clamp",
+    "exp": "exp",
 }
+# the shape a relaxation may assume, and the largest slope, of activations without parameters
+_ACT_SHAPES = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "relu6": "monotone", "clamp": "monotone", "exp": "convex"}
+_ACT_SLOPES = {"relu": 1.0, "sigmoid": 0.25, "tanh": 1.0, "relu6": 1.0, "clamp": 1.0, "exp": float("inf")}
 _ALIAS_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.Identity)
 _ALIAS_FUNCTIONS = {F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout}
 _ALIAS_METHODS = {"contiguous", "float", "clone", "detach"}
@@ -159,9 +170,19 @@ class Op:
         Per-input output shape.
     act : str
         For ``act``: ``relu``, ``leaky_relu``, ``sigmoid``, ``tanh``, ``elu``, ``softplus``,
-        ``convex`` or ``monotone``.
+        ``convex`` or ``monotone``: the shape its linear relaxation may assume.
     param : float
-        Negative slope of LeakyReLU, alpha of ELU.
+        Negative slope of LeakyReLU, alpha of ELU, beta of Softplus.
+    slope : float
+        For ``act``: the largest slope of the activation (``inf`` without one).
+    slack : float
+        For ``act``: how far the activation may fall below a monotone function of
+        its input (the drop of Softplus where it switches to the identity).
+    coefs : list of float
+        For additions and subtractions: the coefficient of each input (summed over
+        the arguments where it appears).
+    axis : int
+        For ``shift``: the axis it normalises, counting the batch axis.
     """
 
     name: str
@@ -172,6 +193,10 @@ class Op:
     shape: tuple = ()
     act: str = ""
     param: float = 0.0
+    slope: float = 1.0
+    slack: float = 0.0
+    coefs: list = field(default_factory=list)
+    axis: int = -1
     signed: str = ""  # how |J| r is formed for linear ops
     window: Any = field(repr=False, default=None)  # (out_numel, K) flat indices for max ops, -1 = padding
 
@@ -229,12 +254,14 @@ class Bound:
         ``f(x) = W x + b`` with constant arguments, ``f_abs(r) - f_abs(0) = |W| r``.
         """
         names = op.inputs
+        product = op.signed in ("mul", "div", "matmul")
 
         def lookup(n):
             if n.name in names:
                 return values[names.index(n.name)]
             v = self.env[n.name]
-            if absolute and isinstance(v, torch.Tensor) and v.is_floating_point():
+            # integer factors of a product count too; integer tensors elsewhere are indices
+            if absolute and isinstance(v, torch.Tensor) and (v.is_floating_point() or (product and v.dtype != torch.bool)):
                 return v.abs()
             return v
 
@@ -250,7 +277,8 @@ def _run(graph: Graph, node: fx.Node, lookup: Callable, numbers_abs: bool = Fals
     if args and isinstance(args[0], torch.Tensor) and written_input(graph.modules.__getitem__, node) is not None:
         args = (args[0].clone(),) + tuple(args[1:])  # an in-place operation must not overwrite a kept value
     if numbers_abs:
-        args = tuple(abs(a) if isinstance(a, (int, float)) and not isinstance(a, bool) else a for a in args)
+        args = tuple(_abs_number(a) for a in args)
+        kwargs = {key: _abs_number(a) for key, a in kwargs.items()}
     if node.op == "get_attr":
         obj = graph.root
         for part in node.target.split("."):
@@ -263,6 +291,10 @@ def _run(graph: Graph, node: fx.Node, lookup: Callable, numbers_abs: bool = Fals
     if node.op == "call_method":
         return getattr(args[0], node.target)(*args[1:], **kwargs)
     raise UnsupportedOperation(f"fx node kind {node.op!r} is not supported")
+
+
+def _abs_number(a):
+    return abs(a) if isinstance(a, (int, float)) and not isinstance(a, bool) else a
 
 
 # ---------------------------------------------------------------- tracing
@@ -336,8 +368,17 @@ def trace(adapter, X: torch.Tensor) -> Graph:
             f"{_label(graph, shared)} writes in place into a value that another operation reads too; "
             "make it out of place for bounds"
         )
+    for node in gm.graph.nodes:
+        if node.op == "call_method" and node.target in _IN_PLACE_DUNDERS:
+            raise UnsupportedOperation(f"{_label(graph, node)} writes in place; make it out of place for bounds")
     _classify(graph, X)
     return graph
+
+
+_IN_PLACE_DUNDERS = {
+    f"__i{name}__"
+    for name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor", "lshift", "rshift")
+}
 
 
 def _export(wrapped: nn.Module, X: torch.Tensor) -> fx.GraphModule:
@@ -400,6 +441,8 @@ def _classify(graph: Graph, X: torch.Tensor) -> None:
                 raise UnsupportedOperation(f"{op.label} returns a {type(out).__name__}, not a tensor")
             if out.ndim == 0 or out.shape[0] != n:
                 raise UnsupportedOperation(f"{op.label} mixes inputs of a batch (output shape {tuple(out.shape)})")
+            if not out.is_floating_point():
+                raise UnsupportedOperation(f"{op.label} returns {out.dtype} values; bounds need floating-point values")
             op.shape = tuple(out.shape[1:])
             if op.kind == "max":
                 op.window = _window(op, graph, node, env).to(out.device)  # once, not per backward pass
@@ -425,13 +468,13 @@ def _make_op(graph: Graph, node: fx.Node, deps: list, env: dict, n: int) -> Op |
     ):
         return None
     mk = lambda kind, **kw: Op(node.name, kind, deps, label, node, **kw)  # noqa: E731
+    ndim = value.ndim if isinstance(value, torch.Tensor) else 0
     if node.op == "call_module":
         module = graph.modules[target]
         t = type(module)
         if t in _ACT_MODULES:
             name = _ACT_MODULES[t]
-            param = getattr(module, "negative_slope", getattr(module, "alpha", 0.0))
-            return _act(mk, name, float(param))
+            return _act(mk, node, deps, label, name, _module_params(module, name))
         if isinstance(module, _ALIAS_MODULES):
             return mk("alias")
         if isinstance(module, _STRUCT_MODULES):
@@ -445,23 +488,18 @@ def _make_op(graph: Graph, node: fx.Node, deps: list, env: dict, n: int) -> Op |
                 raise UnsupportedOperation(f"{label} needs eval mode with running statistics")
             return mk("linear", signed="bn_module")
         if isinstance(module, nn.LogSoftmax):
-            return mk("shift")
+            return _shift(mk, node, deps, label, module.dim, ndim)
         if isinstance(module, (nn.MaxPool1d, nn.AdaptiveMaxPool1d)):
             if getattr(module, "return_indices", False):
                 raise UnsupportedOperation(f"{label} with return_indices=True is not supported")
             return mk("max")
         raise UnsupportedOperation(f"unsupported operation: {label}")
     if node.op == "call_function" and isinstance(target, torch._ops.OpOverload):
-        return _make_aten_op(mk, node, deps, label, target)
+        return _make_aten_op(mk, node, deps, label, target, ndim)
     if node.op == "call_function":
         if target in _ACT_FUNCTIONS:
             name = _ACT_FUNCTIONS[target]
-            param = 0.0
-            if name == "leaky_relu":
-                param = float(_arg(node, 1, "negative_slope", 0.01))
-            elif name == "elu":
-                param = float(_arg(node, 1, "alpha", 1.0))
-            return _act(mk, name, param)
+            return _act(mk, node, deps, label, name, _call_params(node, name))
         if target in _ALIAS_FUNCTIONS:
             return mk("alias")
         if target is getattr and node.args[1] == "values":
@@ -471,17 +509,15 @@ def _make_op(graph: Graph, node: fx.Node, deps: list, env: dict, n: int) -> Op |
                 raise UnsupportedOperation(f"{label}: only the values of a max are supported, not its indices")
             return mk("alias")
         if target in _MAX_FUNCTIONS:
-            return _max_op(mk, node, _MAX_FUNCTIONS[target], label)
+            return _max_op(mk, node, deps, _MAX_FUNCTIONS[target], label)
         if target in (F.log_softmax, torch.log_softmax):
-            return mk("shift")
+            return _shift(mk, node, deps, label, _arg(node, 1, "dim", None), ndim)
         if target in _STRUCT_FUNCTIONS:
             return mk("linear", signed="struct")
-        if target in (operator.add, torch.add, operator.sub, torch.sub, operator.neg, torch.neg):
-            if "alpha" in node.kwargs:
-                raise UnsupportedOperation(f"{label} with alpha= is not supported")
-            return mk("linear", signed="addsub")
-        if target in (operator.mul, torch.mul, operator.truediv, torch.div, operator.matmul, torch.matmul, torch.mm):
-            return _product(mk, node, deps, label, target)
+        if target in _ADDSUB_FUNCTIONS:
+            return _addsub(mk, node, deps, label, _ADDSUB_FUNCTIONS[target])
+        if target in _PRODUCT_FUNCTIONS:
+            return _product(mk, node, deps, label, _PRODUCT_FUNCTIONS[target])
         if target is F.linear:
             return _needs_const_weight(mk, node, deps, label, "linear_fn")
         if target in (F.conv1d, F.conv2d, torch.conv1d, torch.conv2d):
@@ -495,7 +531,7 @@ def _make_op(graph: Graph, node: fx.Node, deps: list, env: dict, n: int) -> Op |
         raise UnsupportedOperation(f"unsupported operation: {label}")
     if node.op == "call_method":
         if target in _ACT_METHODS:
-            return _act(mk, _ACT_METHODS[target], 0.0)
+            return _act(mk, node, deps, label, _ACT_METHODS[target], {})
         if target in _ALIAS_METHODS:
             return mk("alias")
         if target == "to":
@@ -503,23 +539,39 @@ def _make_op(graph: Graph, node: fx.Node, deps: list, env: dict, n: int) -> Op |
                 raise UnsupportedOperation(f"{label}: models that move tensors between devices are not supported")
             return mk("alias")
         if target in _MAX_METHODS:
-            return _max_op(mk, node, _MAX_METHODS[target], label)
+            return _max_op(mk, node, deps, _MAX_METHODS[target], label)
         if target == "log_softmax":
-            return mk("shift")
+            return _shift(mk, node, deps, label, _arg(node, 1, "dim", None), ndim)
         if target in _STRUCT_METHODS:
             return mk("linear", signed="struct")
         if target in ("add", "sub", "neg"):
-            return mk("linear", signed="addsub")
+            return _addsub(mk, node, deps, label, target)
         if target in ("mul", "div", "matmul"):
-            fn = {"mul": operator.mul, "div": operator.truediv, "matmul": operator.matmul}[target]
-            return _product(mk, node, deps, label, fn)
+            return _product(mk, node, deps, label, target)
         raise UnsupportedOperation(f"unsupported operation: {label}")
     raise UnsupportedOperation(f"unsupported operation: {label}")
 
 
+_ADDSUB_FUNCTIONS = {
+    operator.add: "add",
+    torch.add: "add",
+    operator.sub: "sub",
+    torch.sub: "sub",
+    operator.neg: "neg",
+    torch.neg: "neg",
+}
+_PRODUCT_FUNCTIONS = {
+    operator.mul: "mul",
+    torch.mul: "mul",
+    operator.truediv: "div",
+    torch.div: "div",
+    operator.matmul: "matmul",
+    torch.matmul: "matmul",
+    torch.mm: "matmul",
+}
 _ATEN_ACT = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "leaky_relu": "leaky_relu", "elu": "elu",
-             "softplus": "softplus", "hardtanh": "monotone", "clamp": "monotone", "clamp_min": "monotone",
-             "clamp_max": "monotone", "exp": "convex"}
+             "softplus": "softplus", "hardtanh": "hardtanh", "clamp": "clamp", "clamp_min": "clamp",
+             "clamp_max": "clamp", "exp": "exp"}
 _ATEN_ALIAS = {"dropout", "clone", "contiguous", "alias", "detach", "_to_copy", "lift_fresh_copy"}
 _ATEN_STRUCT = {"view", "reshape", "_unsafe_view", "flatten", "transpose", "permute", "cat", "slice", "select",
                 "index", "flip", "unsqueeze", "squeeze", "expand", "mean", "sum", "avg_pool1d", "adaptive_avg_pool1d",
@@ -527,29 +579,27 @@ _ATEN_STRUCT = {"view", "reshape", "_unsafe_view", "flatten", "transpose", "perm
 _ATEN_MAX = {"max_pool1d": "max_pool1d", "adaptive_max_pool1d": "adaptive_max_pool1d", "max": "max", "amax": "amax"}
 
 
-def _make_aten_op(mk, node, deps, label, target) -> Op:
+def _make_aten_op(mk, node, deps, label, target, ndim) -> Op:
     """Classify an aten operation of a graph from torch.export."""
     name = target._schema.name.split("::")[-1]
     if name in _ATEN_ACT:
-        param = 0.0
-        if name == "leaky_relu":
-            param = float(_arg(node, 1, "negative_slope", 0.01))
-        elif name == "elu":
-            param = float(_arg(node, 1, "alpha", 1.0))
-        return _act(mk, _ATEN_ACT[name], param)
+        act = _ATEN_ACT[name]
+        params = _call_params(node, act)
+        if act == "elu":
+            params.update(scale=_arg(node, 2, "scale", 1.0), input_scale=_arg(node, 3, "input_scale", 1.0))
+        return _act(mk, node, deps, label, act, params)
     if name in _ATEN_ALIAS:
         if name == "dropout" and _arg(node, 2, "train", False):
             raise UnsupportedOperation(f"{label} in training mode")
         return mk("alias")
     if name in _ATEN_MAX:
-        return _max_op(mk, node, _ATEN_MAX[name], label)
+        return _max_op(mk, node, deps, _ATEN_MAX[name], label)
     if name in _ATEN_STRUCT:
         return mk("linear", signed="struct")
     if name in ("add", "sub", "neg"):
-        return mk("linear", signed="addsub")
+        return _addsub(mk, node, deps, label, name)
     if name in ("mul", "div", "matmul", "mm"):
-        fn = {"mul": operator.mul, "div": operator.truediv}.get(name, operator.matmul)
-        return _product(mk, node, deps, label, fn)
+        return _product(mk, node, deps, label, "matmul" if name == "mm" else name)
     if name == "linear":
         return _needs_const_weight(mk, node, deps, label, "linear_fn")
     if name in ("conv1d", "conv2d"):
@@ -559,7 +609,7 @@ def _make_aten_op(mk, node, deps, label, target) -> Op:
             raise UnsupportedOperation(f"{label} in training mode mixes the inputs of a batch")
         return _needs_const_weight(mk, node, deps, label, "bn_fn")
     if name in ("log_softmax", "_log_softmax"):
-        return mk("shift")
+        return _shift(mk, node, deps, label, _arg(node, 1, "dim", None), ndim)
     raise UnsupportedOperation(f"unsupported operation: {label}")
 
 
@@ -569,37 +619,170 @@ def _arg(node: fx.Node, index: int, name: str, default):
     return node.kwargs.get(name, default)
 
 
-def _act(mk, name: str, param: float) -> Op:
-    if name == "leaky_relu" and not 0.0 <= param <= 1.0:
-        name = "monotone" if param >= 0 else name
-    if name == "leaky_relu" and param < 0:
-        raise UnsupportedOperation("LeakyReLU with a negative slope is not monotone")
-    if name == "elu" and param > 1.0:
-        name = "monotone"
-    return mk("act", act=name, param=param)
+def _first(node: fx.Node):
+    """The tensor an operation works on: its first argument, however it is passed."""
+    if node.args:
+        return node.args[0]
+    return node.kwargs.get("input", node.kwargs.get("self"))
 
 
-def _product(mk, node, deps, label, target) -> Op:
-    tensors = [a for a in node.args if isinstance(a, fx.Node)]
-    var = [a for a in tensors if a.name in deps]
-    if len(var) > 1 or (len(deps) > 1):
+def _uses(node: fx.Node, name: str) -> int:
+    """How many times the operation ``name`` appears among ``node``'s arguments."""
+    count = 0
+
+    def visit(m):
+        nonlocal count
+        count += m.name == name
+        return m
+
+    fx.node.map_arg((node.args, node.kwargs), visit)
+    return count
+
+
+def _only_input(node: fx.Node, deps: list, label: str, what: str) -> None:
+    """Refuse ``node`` unless its first argument is its one input-dependent argument."""
+    first = _first(node)
+    if len(deps) != 1 or not isinstance(first, fx.Node) or first.name != deps[0] or _uses(node, deps[0]) != 1:
+        raise UnsupportedOperation(
+            f"unsupported operation: {label} has more than one input-dependent argument; bounds support {what} "
+            "whose other arguments are constants"
+        )
+
+
+def _module_params(module: nn.Module, name: str) -> dict:
+    keys = {"leaky_relu": ("negative_slope",), "elu": ("alpha",), "softplus": ("beta", "threshold"),
+            "hardtanh": ("min_val", "max_val")}.get(name, ())
+    return {key: getattr(module, key) for key in keys}
+
+
+def _call_params(node: fx.Node, name: str) -> dict:
+    """Parameters of a functional (or aten) activation, with the defaults of torch."""
+    if name == "leaky_relu":
+        return {"negative_slope": _arg(node, 1, "negative_slope", 0.01)}
+    if name == "elu":
+        return {"alpha": _arg(node, 1, "alpha", 1.0)}
+    if name == "softplus":
+        return {"beta": _arg(node, 1, "beta", 1.0), "threshold": _arg(node, 2, "threshold", 20.0)}
+    if name == "hardtanh":
+        return {"min_val": _arg(node, 1, "min_val", -1.0), "max_val": _arg(node, 2, "max_val", 1.0)}
+    return {}
+
+
+def _softplus_drop(beta: float, threshold: float) -> float:
+    """How far Softplus falls where it switches to the identity (at ``beta * x = threshold``).
+
+    Below the switch it is ``log(1 + exp(beta x)) / beta``, above it ``x``, which lies
+    below the smooth curve by at most ``log(1 + exp(-threshold)) / beta``.
+    """
+    if threshold == float("inf"):
+        return 0.0
+    return (max(-threshold, 0.0) + math.log1p(math.exp(-abs(threshold)))) / beta
+
+
+def _act(mk, node, deps, label, name: str, params: dict) -> Op:
+    """An activation with parameters that keep it monotone; anything else is refused."""
+    _only_input(node, deps, label, "activations")
+    values = {}
+    for key, v in params.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
+            raise UnsupportedOperation(f"{label} with {key}={v!r} is not supported; bounds need a number")
+        values[key] = float(v)
+    if name == "leaky_relu":
+        slope = values["negative_slope"]
+        if slope < 0 or math.isinf(slope):
+            raise UnsupportedOperation(f"{label} with negative_slope={slope:g} is not monotone; bounds need a finite slope >= 0")
+        # a slope above 1 makes it concave: only its monotonicity is used then
+        return mk("act", act="leaky_relu" if slope <= 1 else "monotone", param=slope, slope=max(1.0, slope))
+    if name == "elu":
+        alpha = values["alpha"]
+        if values.get("scale", 1.0) != 1.0 or values.get("input_scale", 1.0) != 1.0:
+            raise UnsupportedOperation(
+                f"{label} with scale={values['scale']:g} and input_scale={values['input_scale']:g} is not supported; "
+                "bounds need scale=1 and input_scale=1"
+            )
+        if alpha < 0 or math.isinf(alpha):
+            raise UnsupportedOperation(f"{label} with alpha={alpha:g} is not monotone; bounds need a finite alpha >= 0")
+        # convex for alpha <= 1 (its slope rises from 0 to alpha, then is 1); monotone beyond
+        return mk("act", act="elu" if alpha <= 1 else "monotone", param=alpha, slope=max(1.0, alpha))
+    if name == "softplus":
+        beta, threshold = values["beta"], values["threshold"]
+        if not 0 < beta < float("inf"):
+            raise UnsupportedOperation(
+                f"{label} with beta={beta:g} is not supported; bounds need a finite beta > 0 (monotone and convex)"
+            )
+        return mk("act", act="softplus", param=beta, slope=1.0, slack=_softplus_drop(beta, threshold))
+    if name == "hardtanh":
+        low, high = values["min_val"], values["max_val"]
+        if low > high:
+            raise UnsupportedOperation(f"{label} with min_val={low:g} > max_val={high:g} is not supported")
+        return mk("act", act="monotone", slope=1.0)
+    return mk("act", act=_ACT_SHAPES[name], slope=_ACT_SLOPES[name])
+
+
+def _addsub(mk, node, deps, label, kind: str) -> Op:
+    """A sum of input-dependent tensors with a coefficient each (``alpha`` scales the second operand)."""
+    extra = set(node.kwargs) - {"input", "self", "other", "alpha"}
+    if extra or len(node.args) > 3:
+        raise UnsupportedOperation(f"unsupported operation: {label} with arguments {sorted(extra) or node.args[3:]}")
+    if kind == "neg":
+        operands, coefs = [_first(node)], [-1.0]
+    else:
+        alpha = _arg(node, 2, "alpha", 1)
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+            raise UnsupportedOperation(f"{label} with alpha={alpha!r} is not supported; bounds need a number")
+        alpha = float(alpha)
+        operands, coefs = [_first(node), _arg(node, 1, "other", None)], [1.0, alpha if kind == "add" else -alpha]
+    total: dict = {}
+    for operand, c in zip(operands, coefs):
+        if isinstance(operand, fx.Node) and operand.name in deps:
+            total[operand.name] = total.get(operand.name, 0.0) + c
+    if set(total) != set(deps) or sum(_uses(node, d) for d in deps) != sum(
+        isinstance(o, fx.Node) and o.name in deps for o in operands
+    ):
+        raise UnsupportedOperation(f"unsupported operation: {label} with input-dependent arguments it does not add")
+    return mk("linear", signed="addsub", coefs=[total[d] for d in deps])
+
+
+def _shift(mk, node, deps, label, dim, ndim: int) -> Op:
+    """A log_softmax: which axis it normalises decides which outputs may follow it."""
+    _only_input(node, deps, label, "log_softmax")
+    if dim is None:  # the axis torch picks when none is given
+        dim = 0 if ndim in (0, 1, 3) else 1
+    if not isinstance(dim, int):
+        raise UnsupportedOperation(f"{label} with dim={dim!r} is not supported; bounds need one axis")
+    axis = dim % ndim
+    if axis == 0:
+        raise UnsupportedOperation(f"{label} normalises over the batch axis, which mixes the inputs of a batch")
+    return mk("shift", axis=axis)
+
+
+def _product(mk, node, deps, label, kind: str) -> Op:
+    if len(deps) != 1 or _uses(node, deps[0]) != 1:
         raise UnsupportedOperation(f"unsupported operation: {label} multiplies two input-dependent tensors")
-    if target in (operator.truediv, torch.div) and (not isinstance(node.args[0], fx.Node) or node.args[0].name not in deps):
-        raise UnsupportedOperation(f"unsupported operation: {label} divides by an input-dependent tensor")
-    kind = "matmul" if target in (operator.matmul, torch.matmul, torch.mm) else "mul"
-    if target in (operator.truediv, torch.div):
-        kind = "div"
+    if kind == "div":
+        first = _first(node)
+        if not isinstance(first, fx.Node) or first.name not in deps:
+            raise UnsupportedOperation(f"unsupported operation: {label} divides by an input-dependent tensor")
+        mode = node.kwargs.get("rounding_mode")
+        if mode is not None or len(node.args) > 2:
+            raise UnsupportedOperation(
+                f"unsupported operation: {label} with rounding_mode={mode!r} rounds its result, which is not linear; "
+                "bounds support true division (rounding_mode=None) only"
+            )
     return mk("linear", signed=kind)
 
 
 def _needs_const_weight(mk, node, deps, label, signed) -> Op:
     first = node.args[0] if node.args else node.kwargs.get("input")
-    if len(deps) != 1 or not isinstance(first, fx.Node) or first.name != deps[0]:
+    if len(deps) != 1 or not isinstance(first, fx.Node) or first.name != deps[0] or _uses(node, deps[0]) != 1:
         raise UnsupportedOperation(f"unsupported operation: {label} with input-dependent weights")
     return mk("linear", signed=signed)
 
 
-def _max_op(mk, node, name, label) -> Op:
+def _max_op(mk, node, deps, name, label) -> Op:
+    if name == "max" and isinstance(_arg(node, 1, "dim", None), fx.Node):
+        raise UnsupportedOperation(f"unsupported operation: {label}, an element-wise maximum of two tensors")
+    _only_input(node, deps, label, "maxima")
     if name in ("max", "amax"):
         dim = _arg(node, 1, "dim", None)
         if dim is None or (name == "max" and isinstance(dim, fx.Node)):

@@ -149,6 +149,32 @@ class _Space:
         return xs, labels
 
 
+def _sites(spec, space: _Space, X: torch.Tensor, *, where: str) -> torch.Tensor:
+    """Editable sites (N, sites) from a bool mask, a list of indices (or feature names) or a slice.
+
+    The convention of :mod:`probekit.search`; integer sites given twice are refused,
+    since a mask written in 0s and 1s reads as a list of sites and would protect
+    most of the sequence without a word.
+    """
+    from ..search.discrete import _site_mask
+
+    n, n_sites = space.free.shape
+    if isinstance(spec, str):
+        raise ValueError(
+            f"{where} must be a bool mask, a list of sites or a slice; got the string {spec!r} (put a name in a list)"
+        )
+    by_name = isinstance(spec, (list, tuple)) and any(isinstance(s, str) for s in spec)
+    if not isinstance(spec, slice) and not by_name:
+        values = spec.detach().cpu() if isinstance(spec, torch.Tensor) else np.asarray(spec)
+        flat = torch.as_tensor(values).reshape(-1)
+        if flat.dtype != torch.bool and not flat.is_floating_point() and flat.numel() != len(set(flat.tolist())):
+            raise ValueError(
+                f"{where} lists some sites more than once ({flat.tolist()[:10]}); give a bool mask of shape "
+                f"({n_sites},) or ({n}, {n_sites}), or a list of distinct indices"
+            )
+    return _site_mask(spec, n, n_sites, X.device, names=getattr(space, "names", None), what=where)
+
+
 def _goal_rows(spec: Spec, rows: torch.Tensor) -> Spec:
     pick = lambda t: None if t is None else t[rows]  # noqa: E731
     return Spec(spec.C[rows], spec.d[rows], spec.reduce, spec.post, pick(spec.a), pick(spec.b))
@@ -274,8 +300,7 @@ def _certify(adapter, X, *, k, goal, kind, positions, max_enumerate, max_nodes, 
     n = X.shape[0]
     space = _Space(adapter, X, kind)
     if positions is not None:
-        mask = torch.as_tensor(positions, device=X.device).bool()
-        space.free &= mask.expand_as(space.free)
+        space.free &= _sites(positions, space, X, where="positions" if kind == "dna" else "features")
     search = discrete.min_substitutions if kind == "dna" else discrete.bit_flips
     budget_key = "max_edits" if kind == "dna" else "max_flips"
     where = "positions" if kind == "dna" else "features"
@@ -402,8 +427,9 @@ def substitutions(
         Number of substitutions allowed.
     goal : Goal or str, optional
         Default :func:`probekit.goals.flip`.
-    positions : bool tensor of shape (L,) or (N, L), optional
-        Editable positions (N bases are never edited).
+    positions : bool mask (L,) or (N, L), list of positions or slice, optional
+        Editable positions (N bases are never edited), as in
+        :func:`probekit.search.min_substitutions`; a list names positions by index.
     max_enumerate : float
         Inputs with at most this many edit sets are decided by enumeration.
     max_nodes : int
@@ -452,8 +478,9 @@ def bit_flips(
 ) -> CertificateResult:
     """Certify or falsify, per input, that no ``k`` flips of binary features reach ``goal``.
 
-    Parameters are those of :func:`substitutions`; ``features`` (bool (F,) or
-    (N, F)) limits which binary features may flip.
+    Parameters are those of :func:`substitutions`; ``features`` (a bool mask
+    (F,) or (N, F), a list of indices or names, or a slice, as in
+    :func:`probekit.search.bit_flips`) limits which binary features may flip.
 
     Examples
     --------

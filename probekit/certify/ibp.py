@@ -59,15 +59,25 @@ def prepare(adapter, X, *, eps=None, k=None, norm="linf", goal=None, graph: Grap
 
 
 def _drop_final_shift(graph: Graph, *specs: Spec) -> None:
-    """Bound the logits before a final log_softmax when every form compares logits (rows sum to 0)."""
+    """Bound the logits before a final log_softmax when every form cancels its shift.
+
+    log_softmax subtracts one value from all the elements of each group along its
+    axis; a linear form is unchanged by it exactly when its weights sum to zero
+    within every group.
+    """
     last = graph.op(graph.output)
     if last.kind != "shift":
         return
+    axis = last.axis - 1  # in the per-input shape
     for spec in specs:
-        if spec.C.sum(-1).abs().max() > 1e-6:
+        C = spec.C.reshape(spec.C.shape[:2] + tuple(last.shape))
+        scale = 1.0 + float(C.abs().max()) if C.numel() else 1.0
+        if C.numel() and C.sum(2 + axis).abs().max() > 1e-6 * scale:
             raise UnsupportedOperation(
                 f"{last.label} as the last operation is supported only for outputs and goals that compare "
-                "logits (margins, probabilities, class flips and targets); select outputs.margin(...) or remove it"
+                f"outputs within each group it normalises (axis {last.axis}; margins, probabilities, class "
+                "flips and targets of one group), since it shifts each group by an input-dependent amount; "
+                "select such an output or remove it"
             )
     graph.output = last.inputs[0]
     graph.ops = [op for op in graph.ops if op.name != last.name]
@@ -103,10 +113,10 @@ def abs_radius(bound: Bound, op, radii, center: torch.Tensor) -> torch.Tensor:
         shape = [1, -1] + [1] * (radii[0].ndim - 2)
         return radii[0] * scale.view(shape)
     if op.signed == "addsub":
-        total = radii[0]
-        for r in radii[1:]:
-            total = total + r
-        return total + torch.zeros_like(center)
+        total = torch.zeros_like(center)
+        for coef, r in zip(op.coefs, radii):
+            total = total + abs(coef) * r
+        return total
     zeros = [torch.zeros_like(r) for r in radii]
     return bound.apply(op, *radii, absolute=True) - bound.apply(op, *zeros, absolute=True)
 
@@ -117,6 +127,8 @@ def interval_step(bound: Bound, op, bounds: dict) -> tuple[torch.Tensor, torch.T
         return bounds[op.inputs[0]]
     if op.kind in ("act", "max"):
         lo, hi = bounds[op.inputs[0]]
+        if op.slack:
+            return bound.apply(op, lo) - op.slack, bound.apply(op, hi) + op.slack
         return bound.apply(op, lo), bound.apply(op, hi)
     if op.kind == "linear":
         boxes = [bounds[name] for name in op.inputs]

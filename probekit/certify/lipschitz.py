@@ -2,14 +2,16 @@
 
 The global bound walks the traced graph and multiplies per-layer operator
 norms (sums of them at residual additions and concatenations): exact singular
-values for Linear layers, the Fourier bound for Conv1d (the largest singular
-value of the kernel's transfer matrix over the frequencies of a circular
-convolution long enough to hold the zero-padded one), power iteration (capped
-by the Hoelder bound ``sqrt(||J||_1 ||J||_inf)``) for other linear maps, exact
-row and column sums for the L-inf and L1 norms, and the largest slope of each
-activation. The local bound is the largest dual norm of the score's gradient
-found by a short random search around given inputs: the true constant lies
-between the two.
+values for Linear layers, the Fourier bound for Conv1d and Conv2d (the largest
+singular value of the kernel's transfer matrix over the frequencies of a
+circular convolution long enough to hold the zero-padded one), for other linear
+maps the exact spectral norm of their matrix where it is small enough to write
+out and the Hoelder bound ``sqrt(||J||_1 ||J||_inf)`` otherwise, exact row and
+column sums for the L-inf and L1 norms, and the largest slope of each activation
+(``max(1, slope)`` for LeakyReLU, ``max(1, alpha)`` for ELU, 1/4 for Sigmoid,
+1 for the others). The local bound is the largest dual norm of the score's
+gradient found by a short random search around given inputs: the true constant
+lies between the two.
 
 Examples
 --------
@@ -38,8 +40,8 @@ from .ibp import _drop_final_shift, abs_radius
 from .spec import output_spec
 
 _DUAL = {"l2": 2.0, "linf": 1.0, "l1": float("inf")}
-_SLOPES = {"relu": 1.0, "sigmoid": 0.25, "tanh": 1.0, "softplus": 1.0, "monotone": 1.0}
-_CHECK_EVERY = 10  # power-iteration steps between reads of the estimate from the device
+_JUMP = 1e-8  # the largest relative drop of Softplus taken as rounding (2e-9 at its default threshold of 20)
+_EXPLICIT = 2**20  # entries of the largest linear map written out as a matrix for its exact norm
 
 
 @dataclass(frozen=True)
@@ -82,22 +84,32 @@ class LipschitzResult(Result):
 
 def _conv1d_norm(weight: torch.Tensor, length: int, padding: int, dilation: int, groups: int) -> float:
     """Upper bound of a zero-padded Conv1d's spectral norm by its circular embedding."""
-    out_c, in_per, k = weight.shape
-    span = (k - 1) * dilation + 1
-    m = length + 2 * padding + span
-    kernel = torch.zeros(out_c, in_per, span, dtype=torch.float64, device=weight.device)
-    kernel[:, :, ::dilation] = weight.detach().double()
-    spectrum = torch.fft.fft(kernel, n=m, dim=-1).permute(2, 0, 1)  # (M, out, in_per)
-    if groups == 1:
-        return float(torch.linalg.matrix_norm(spectrum, ord=2).max())
-    og = out_c // groups
-    blocks = spectrum.reshape(m, groups, og, in_per)
+    return _conv_norm(weight, (length,), (padding,), (dilation,), groups)
+
+
+def _conv_norm(weight: torch.Tensor, sizes, paddings, dilations, groups: int) -> float:
+    """Upper bound of a zero-padded convolution's spectral norm by its circular embedding.
+
+    The zero-padded convolution (at any stride) is a block of a circular convolution
+    on a grid long enough that no window wraps around; the norm of that one is the
+    largest singular value of the kernel's transfer matrix over the grid's frequencies.
+    """
+    out_c, in_per = weight.shape[:2]
+    taps = weight.shape[2:]
+    spans = [(k - 1) * d + 1 for k, d in zip(taps, dilations)]
+    grid = [n + 2 * p + s for n, p, s in zip(sizes, paddings, spans)]
+    kernel = torch.zeros((out_c, in_per, *spans), dtype=torch.float64, device=weight.device)
+    kernel[(slice(None), slice(None)) + tuple(slice(None, None, d) for d in dilations)] = weight.detach().double()
+    dims = tuple(range(2, 2 + len(taps)))
+    spectrum = torch.fft.fftn(kernel, s=grid, dim=dims).flatten(2).permute(2, 0, 1)  # (M, out, in_per)
+    blocks = spectrum.reshape(spectrum.shape[0], groups, out_c // groups, in_per)
     return float(torch.linalg.matrix_norm(blocks, ord=2).max())
 
 
 def _linear_parts(bound, op, i: int, shapes):
     """J_i v (the op's linear part in input ``i``) and its transpose, per input."""
-    zeros = [torch.zeros((1,) + s, dtype=torch.float32, device=bound.env[op.inputs[0]].device) for s in shapes]
+    ref = bound.env[op.inputs[0]]
+    zeros = [torch.zeros((1,) + s, dtype=ref.dtype, device=ref.device) for s in shapes]
 
     def forward(v):
         vals = list(zeros)
@@ -106,63 +118,62 @@ def _linear_parts(bound, op, i: int, shapes):
 
     def transpose(u):
         with torch.enable_grad():
-            v = zeros[i].clone().requires_grad_(True)
-            (g,) = torch.autograd.grad((forward(v) * u).sum(), v)
-        return g
+            _, vjp = torch.func.vjp(forward, zeros[i])
+        return vjp(u)[0]
 
     return forward, transpose
 
 
-def _operator_norm(bound, op, i: int, shapes, norm: str, iterations: int = 100) -> float:
+def _explicit_norm(forward, transpose, in_shape, out_shape, like: torch.Tensor) -> float | None:
+    """Exact spectral norm of a linear map small enough to write out as a matrix (else None).
+
+    ``like`` gives the dtype and device of the map's inputs.
+    """
+    m, k = math.prod(in_shape), math.prod(out_shape)
+    if m * k > _EXPLICIT:
+        return None
+    try:
+        if m <= k:  # the matrix from its columns J e_j, or from its rows J^T e_j
+            eye = torch.eye(m, dtype=like.dtype, device=like.device).reshape((m, 1) + tuple(in_shape))
+            J = torch.func.vmap(forward)(eye).reshape(m, k)
+        else:
+            eye = torch.eye(k, dtype=like.dtype, device=like.device).reshape((k, 1) + tuple(out_shape))
+            J = torch.func.vmap(transpose)(eye).reshape(k, m)
+    except (RuntimeError, NotImplementedError):  # an operation without a batching rule: the caller bounds it otherwise
+        return None
+    return float(torch.linalg.matrix_norm(J.double(), ord=2))
+
+
+def _operator_norm(bound, op, i: int, shapes, norm: str) -> float:
+    """Upper bound of the norm of ``op``'s linear part in its input ``i`` (the induced norm ``norm``)."""
     graph = bound.graph
     forward, transpose = _linear_parts(bound, op, i, shapes)
     module = graph.modules.get(op.node.target) if op.node.op == "call_module" else None
     if norm in ("linf", "l1"):
-        ones_in = torch.ones((1,) + shapes[i]).to(bound.env[op.inputs[0]])
-        single = len(op.inputs) == 1  # ops with several inputs (add, sub, cat) have one sign per input
-        if norm == "linf":  # largest row sum of |J|
-            out = abs_radius(bound, op, [ones_in], forward(ones_in)) if single else forward(ones_in).abs()
-            return float(out.max())
-        if single:  # largest column sum of |J|
-            with torch.enable_grad():
-                v = ones_in.clone().requires_grad_(True)
-                (g,) = torch.autograd.grad(abs_radius(bound, op, [v], forward(ones_in)).sum(), v)
-        else:
-            g = transpose(torch.ones_like(forward(ones_in))).abs()
-        return float(g.max())
+        radii = [torch.zeros((1,) + s).to(bound.env[op.inputs[0]]) for s in shapes]
+        center = forward(radii[i])
+        with torch.enable_grad():
+            v = torch.ones_like(radii[i]).requires_grad_(norm == "l1")
+            radii[i] = v
+            rows = abs_radius(bound, op, radii, center)  # |J_i| 1: the row sums of |J_i|
+            if norm == "linf":
+                return float(rows.detach().max())
+            (cols,) = torch.autograd.grad(rows.sum(), v)  # 1^T |J_i|: its column sums
+        return float(cols.max())
     if isinstance(module, nn.Linear):
         return float(torch.linalg.matrix_norm(module.weight.detach().double(), ord=2))
-    if isinstance(module, nn.Conv1d) and isinstance(module.padding, tuple) and module.padding_mode == "zeros":
-        return _conv1d_norm(module.weight, shapes[i][-1], module.padding[0], module.dilation[0], module.groups)
+    if isinstance(module, (nn.Conv1d, nn.Conv2d)) and isinstance(module.padding, tuple) and module.padding_mode == "zeros":
+        spatial = shapes[i][1:]
+        return _conv_norm(module.weight, spatial, module.padding, module.dilation, module.groups)
     if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
         scale = (module.running_var + module.eps).rsqrt()
         if module.weight is not None:
             scale = scale * module.weight
         return float(scale.abs().max())
-    # power iteration on J^T J, capped by the Hoelder bound sqrt(||J||_1 ||J||_inf)
-    gen = torch.Generator(device="cpu").manual_seed(0)
-    v = torch.randn((1,) + shapes[i], generator=gen, dtype=torch.float32).to(bound.env[op.inputs[0]])
-    sigma, pending = 0.0, []
-    for step in range(iterations):
-        v = v / v.norm().clamp(min=1e-30)
-        w = transpose(forward(v))
-        pending.append(w.norm().sqrt())
-        v = w
-        if len(pending) < _CHECK_EVERY and step < iterations - 1:
-            continue
-        # read a block of estimates at once; the first that converged is the result, as if
-        # each were tested on its own step (the few extra steps only cost time)
-        converged = False
-        for value in torch.stack(pending).tolist():
-            previous, sigma = sigma, value
-            if abs(sigma - previous) <= 1e-7 * sigma:
-                converged = True
-                break
-        pending = []
-        if converged:
-            break
+    # other linear maps: the exact norm when the matrix is small, and always the Hoelder bound
     holder = math.sqrt(_operator_norm(bound, op, i, shapes, "l1") * _operator_norm(bound, op, i, shapes, "linf"))
-    return min(holder, 1.01 * sigma)
+    exact = _explicit_norm(forward, transpose, shapes[i], graph.op(op.name).shape, bound.env[op.inputs[0]])
+    return holder if exact is None else min(holder, exact)
 
 
 def _window_multiplicity(op) -> int:
@@ -185,10 +196,14 @@ def global_bound(graph: Graph, bound, *, norm: str, spec=None) -> tuple[float, l
         if op.kind == "shift":
             raise UnsupportedOperation(f"{op.label}: no Lipschitz bound of the whole log-probability output")
         if op.kind == "act":
-            if op.act == "convex" or (op.act == "monotone" and "exp" in op.label):
+            if math.isinf(op.slope):
                 raise ValueError(f"{op.label} has no global Lipschitz constant")
-            slope = {"leaky_relu": max(1.0, abs(op.param)), "elu": max(1.0, op.param)}.get(op.act, _SLOPES.get(op.act, 1.0))
-            factor = slope
+            if op.slack * op.param > _JUMP:  # Softplus: log(1 + exp(-threshold)), whatever its beta
+                raise UnsupportedOperation(
+                    f"{op.label} jumps by {op.slack:.3g} where it switches to the identity (at beta * x = threshold), "
+                    "so it has no global Lipschitz constant; raise its threshold (the default is 20)"
+                )
+            factor = op.slope
             const[op.name] = factor * const[op.inputs[0]]
         elif op.kind == "max":
             m = _window_multiplicity(op)
