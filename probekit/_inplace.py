@@ -22,6 +22,8 @@ from typing import Callable
 from torch import fx
 
 _IN_PLACE_OPERATORS = (operator.iadd, operator.isub, operator.imul, operator.itruediv)
+_IN_PLACE_METHODS = frozenset(f"__i{name}__" for name in (
+    "add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "and", "or", "xor", "lshift", "rshift", "matmul"))
 
 
 def written_input(module_of: Callable[[str], object], node: fx.Node) -> fx.Node | None:
@@ -40,7 +42,9 @@ def written_input(module_of: Callable[[str], object], node: fx.Node) -> fx.Node 
     if node.op == "call_module":
         written = getattr(module_of(node.target), "inplace", False) is True
     elif node.op == "call_method":
-        written = isinstance(node.target, str) and node.target.endswith("_") and not node.target.startswith("_")
+        target = node.target if isinstance(node.target, str) else ""
+        # x.relu_(), and x.__iadd__(y) written out (an augmented assignment traces as operator.iadd)
+        written = (target.endswith("_") and not target.startswith("_")) or target in _IN_PLACE_METHODS
     else:
         name = getattr(node.target, "__name__", "")
         written = node.target in _IN_PLACE_OPERATORS or (name.endswith("_") and not name.startswith("_"))

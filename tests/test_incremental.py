@@ -446,3 +446,29 @@ def test_a_model_changed_after_a_first_scan_is_traced_again():
     _check(adapter, X)
     model.fc = nn.Sequential(nn.Linear(6 * 20, 2), nn.Tanh())  # a replaced submodule
     _check(adapter, X)
+
+
+class DunderInPlace(nn.Module):
+    """Adds to an activation in place with a written-out ``__iadd__`` call, then reads it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 6, 5, padding=2)
+        self.fc = nn.Linear(6, 2)
+
+    def forward(self, x):
+        h = F.relu(self.conv(x))
+        h.__iadd__(1.0)
+        return self.fc(h.amax(dim=2))
+
+
+def test_a_written_out_in_place_method_never_corrupts_the_cached_reference():
+    model = _seeded(DunderInPlace())
+    adapter = SequenceModel(model, output=outputs.logit(1), device="cpu", batch_size=64)
+    X = adapter.encode(random_sequences(2, 20, seed=4))
+    positions = torch.arange(20)
+    fn = lambda y, rows: adapter.output(y)  # noqa: E731
+    got = incremental_single_substitutions(adapter, X, positions, fn)
+    want = _oracle(adapter, X, positions, fn)
+    if got is not None:  # the engine may decline this model; what it returns must be exact
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

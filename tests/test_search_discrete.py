@@ -333,6 +333,10 @@ def test_position_specs_agree():
         min_substitutions(adapter, X, goal="flip", max_edits=1, positions=[3, 40])
     with pytest.raises(ValueError, match="bool mask"):
         min_substitutions(adapter, X, goal="flip", max_edits=1, positions=per_input.int())
+    with pytest.raises(ValueError, match="repeat a site"):  # a mask written as 0s and 1s
+        min_substitutions(adapter, X, goal="flip", max_edits=1, positions=[0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0])
+    with pytest.raises(ValueError, match="repeat a site"):  # -1 and 11 are the same site
+        min_substitutions(adapter, X, goal="flip", max_edits=1, positions=[-1, 11])
 
 
 def test_position_and_feature_specs_on_the_device_agree(device):

@@ -122,6 +122,11 @@ def _site_mask(spec, n: int, n_sites: int, device, *, names=None, what: str = "p
     index = tensor.reshape(-1).long()
     if index.numel() and (index.min() < -n_sites or index.max() >= n_sites):
         raise ValueError(f"{what} must lie in [0, {n_sites}); got {index.tolist()[:10]}")
+    if index.numel() != torch.unique(index % max(n_sites, 1)).numel():
+        # most likely a mask written as 0s and 1s, which would silently become the sites {0, 1}
+        raise ValueError(
+            f"{what} given as indices repeat a site; for a mask, pass bool values (e.g. torch.tensor(mask, dtype=bool))"
+        )
     mask = torch.zeros(n_sites, dtype=torch.bool, device=index.device)  # user indices may live on any device
     mask[index] = True
     return mask.expand(n, n_sites).clone().to(device)
