@@ -294,7 +294,7 @@ def test_ambiguous_positions_are_refused():
     adapter = SequenceModel(_FirstBase(), output=outputs.value(0), device="cpu")
     X = adapter.encode(["AAAAA"])
     for positions, match in (
-        (torch.tensor([0, 1, 1, 1, 1]), "more than once"),
+        (torch.tensor([0, 1, 1, 1, 1]), "repeat a site"),
         ([0.0, 1.0], "bool mask or integer indices"),
         ([7], r"must lie in \[0, 5\)"),
         ("ACGT", "string"),

@@ -150,28 +150,11 @@ class _Space:
 
 
 def _sites(spec, space: _Space, X: torch.Tensor, *, where: str) -> torch.Tensor:
-    """Editable sites (N, sites) from a bool mask, a list of indices (or feature names) or a slice.
-
-    The convention of :mod:`probekit.search`; integer sites given twice are refused,
-    since a mask written in 0s and 1s reads as a list of sites and would protect
-    most of the sequence without a word.
-    """
+    """Editable sites (N, sites) from a bool mask, a list of indices (or feature names) or a slice,
+    as in :mod:`probekit.search`."""
     from ..search.discrete import _site_mask
 
     n, n_sites = space.free.shape
-    if isinstance(spec, str):
-        raise ValueError(
-            f"{where} must be a bool mask, a list of sites or a slice; got the string {spec!r} (put a name in a list)"
-        )
-    by_name = isinstance(spec, (list, tuple)) and any(isinstance(s, str) for s in spec)
-    if not isinstance(spec, slice) and not by_name:
-        values = spec.detach().cpu() if isinstance(spec, torch.Tensor) else np.asarray(spec)
-        flat = torch.as_tensor(values).reshape(-1)
-        if flat.dtype != torch.bool and not flat.is_floating_point() and flat.numel() != len(set(flat.tolist())):
-            raise ValueError(
-                f"{where} lists some sites more than once ({flat.tolist()[:10]}); give a bool mask of shape "
-                f"({n_sites},) or ({n}, {n_sites}), or a list of distinct indices"
-            )
     return _site_mask(spec, n, n_sites, X.device, names=getattr(space, "names", None), what=where)
 
 

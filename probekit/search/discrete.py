@@ -98,6 +98,8 @@ def _site_mask(spec, n: int, n_sites: int, device, *, names=None, what: str = "p
     """Turn a mask, a list of sites (or names) or a slice into a (n, n_sites) bool tensor."""
     if spec is None:
         return torch.ones(n, n_sites, dtype=torch.bool, device=device)
+    if isinstance(spec, str):
+        raise ValueError(f"{what} must be a bool mask, a list of sites or a slice; got the string {spec!r} (put a name in a list)")
     if isinstance(spec, slice):
         mask = torch.zeros(n_sites, dtype=torch.bool)
         mask[spec] = True
