@@ -472,3 +472,20 @@ def test_a_written_out_in_place_method_never_corrupts_the_cached_reference():
     want = _oracle(adapter, X, positions, fn)
     if got is not None:  # the engine may decline this model; what it returns must be exact
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("compile_", ["trace", "script"])
+def test_torchscript_models_take_full_passes_with_the_same_results(compile_, tmp_path):
+    from probekit import load_model
+    from probekit.search import saturation_mutagenesis
+
+    model = _seeded(BassetSmall()).eval()
+    X = SequenceModel(model, output=0, device="cpu").encode(random_sequences(2, 64, seed=5))
+    compiled = torch.jit.trace(model, X) if compile_ == "trace" else torch.jit.script(model)
+    torch.jit.save(compiled, tmp_path / "model.pt")
+    loaded = load_model(tmp_path / "model.pt")
+    assert incremental_single_substitutions(SequenceModel(loaded, output=0, device="cpu"), X, torch.arange(64),
+                                            lambda y, rows: y[:, 0]) is None  # fmt: skip
+    got = saturation_mutagenesis(SequenceModel(loaded, output=outputs.logit(1), device="cpu"), X)
+    want = saturation_mutagenesis(SequenceModel(model, output=outputs.logit(1), device="cpu"), X)
+    torch.testing.assert_close(got.effects, want.effects, rtol=1e-5, atol=1e-5)

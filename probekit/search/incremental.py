@@ -121,7 +121,12 @@ def _traced_state(model: nn.Module) -> tuple:
 
 
 def _trace(model: nn.Module) -> fx.Graph | None:
-    state = _traced_state(model)
+    if isinstance(model, torch.jit.ScriptModule):
+        return None  # compiled code: no Python forward to trace
+    try:
+        state = _traced_state(model)
+    except Exception:  # noqa: BLE001 - a module whose state cannot be read cannot be analysed either
+        return None
     cached = _GRAPHS.get(model)
     if cached is not None and cached[0] == state:
         return cached[1]
