@@ -489,3 +489,21 @@ def test_torchscript_models_take_full_passes_with_the_same_results(compile_, tmp
     got = saturation_mutagenesis(SequenceModel(loaded, output=outputs.logit(1), device="cpu"), X)
     want = saturation_mutagenesis(SequenceModel(model, output=outputs.logit(1), device="cpu"), X)
     torch.testing.assert_close(got.effects, want.effects, rtol=1e-5, atol=1e-5)
+
+
+def test_sequences_in_blocks_give_the_same_values_with_the_rows_of_the_whole_batch(monkeypatch, capsys):
+    import probekit.search.incremental as incremental
+
+    monkeypatch.setattr(incremental, "_FIRST_BLOCK", 2)
+    monkeypatch.setattr(incremental, "_block_budget", lambda device: 1)  # then one sequence per block
+    adapter = SequenceModel(_seeded(BassetSmall()), output=outputs.logit(0), device="cpu", batch_size=64)
+    X = adapter.encode(random_sequences(5, 64, seed=6))
+    positions = torch.tensor([0, 7, 30, 63])
+    fn = lambda y, rows: adapter.output(y) * (rows + 1)  # noqa: E731 - tells the rows apart
+    skip = torch.zeros(5, 4, dtype=torch.bool)
+    skip[3, 1] = True
+    got = incremental_single_substitutions(adapter, X, positions, fn, skip=skip, progress=True)
+    want = _oracle(adapter, X, positions, fn)
+    want[3, 1] = fn(adapter.predict(X[3:4]), torch.tensor([3]))  # a skipped pair keeps the unedited value
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert "5/5" in capsys.readouterr().err  # the progress bar counted every sequence

@@ -271,7 +271,7 @@ def _single_substitution_scores(adapter, X, positions, fn, *, skip=None, progres
     """
     from .incremental import incremental_single_substitutions
 
-    fast = incremental_single_substitutions(adapter, X, positions, fn, skip=skip)
+    fast = incremental_single_substitutions(adapter, X, positions, fn, skip=skip, progress=progress)
     if fast is not None:
         return fast
     return _site_values(

@@ -862,7 +862,7 @@ def _chunk_size(plan: _Plan, device: torch.device) -> int:
 
 
 def incremental_single_substitutions(
-    adapter, X: torch.Tensor, positions, fn: Callable, *, skip: torch.Tensor | None = None
+    adapter, X: torch.Tensor, positions, fn: Callable, *, skip: torch.Tensor | None = None, progress: bool = False
 ) -> torch.Tensor | None:
     """Score of every single substitution by windowed recomputation, or None if the model cannot be analysed.
 
@@ -879,6 +879,8 @@ def incremental_single_substitutions(
         input each mutant came from.
     skip : torch.Tensor of shape (N, P), bool, optional
         Input-position pairs not to scan; they get the unedited input's value.
+    progress : bool
+        Show a progress bar over sequences.
 
     Returns
     -------
@@ -913,71 +915,118 @@ def incremental_single_substitutions(
     n, c, length = X.shape
     if positions.numel() and (int(positions.min()) < 0 or int(positions.max()) >= length):
         raise ValueError(f"positions must lie in [0, {length}); got {positions.min().item()}..{positions.max().item()}")
+    skip = None if skip is None else skip.to(device=device, dtype=torch.bool).reshape(n, positions.numel())
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, desc="ISM", unit="seq")
+    blocks, first = [], 0
+    block = min(n, _FIRST_BLOCK)
+    try:
+        with adapter.session(), torch.no_grad(), torch.autocast(device.type, enabled=False):
+            # the cached activations of a block of sequences stay in memory while its mutants run: blocks
+            # sized from the first one keep that memory bounded however many sequences come
+            while first < n or not blocks:
+                stop = min(n, first + block)
+                scanned = _scan_block(adapter, model, graph, X[first:stop], first, positions, fn,
+                                      None if skip is None else skip[first:stop])  # fmt: skip
+                if scanned is None:
+                    return None
+                result, cached_bytes = scanned
+                blocks.append(result)
+                if bar is not None:
+                    bar.update(stop - first)
+                per_sequence = max(cached_bytes // max(stop - first, 1), 1)
+                block = int(max(1, min(n, _block_budget(device) // per_sequence)))
+                first = stop
+    finally:
+        if bar is not None:
+            bar.close()
+    return blocks[0] if len(blocks) == 1 else torch.cat(blocks)
+
+
+_FIRST_BLOCK = 16  # sequences analysed first, to measure what one sequence's cached activations take
+
+
+def _block_budget(device: torch.device) -> int:
+    """Bytes of cached reference activations per block of sequences."""
+    return 2**31 if device.type == "cuda" else 2**28
+
+
+def _scan_block(adapter, model, graph, X, offset, positions, fn, skip):
+    """Every single substitution of the sequences ``X`` (n, 4, L), rows ``offset`` on in ``fn``'s numbering.
+
+    Returns the values (n, P, 4, *) and the bytes the block's cached activations took, or None when the
+    model cannot be analysed.
+    """
+    device = adapter.device
+    n, c, length = X.shape
     pos_axis = 2 if adapter.layout == "NCL" else 1
     strands = getattr(adapter, "strands", "forward")
+    Xd = X.to(adapter.dtype)
+    views = [(Xd, None)]
+    if strands == "both":
+        order = complement_order(adapter.alphabet)
+        views.append((Xd[:, order].flip(-1), order))
+    engines = []
+    ref_raw = None
+    cached_bytes = 0
+    for view, _ in views:
+        x_model = view if pos_axis == 2 else view.transpose(1, 2)
+        try:
+            analysed = _analyse(model, graph, x_model, pos_axis)
+        except Exception:  # noqa: BLE001 - an unexpected graph is a fallback, not an error
+            return None
+        if analysed is None:
+            return None
+        plan, env = analysed
+        cached_bytes += sum(v.numel() * v.element_size() for v in env.values() if isinstance(v, torch.Tensor))
+        raw = env[_output(plan.graph)]
+        raw = raw.float() if raw.dtype in (torch.float16, torch.bfloat16) else raw
+        ref_raw = raw if ref_raw is None else 0.5 * (ref_raw + raw)
+        engines.append(_Engine(model, plan, _Reference(plan, env)))
 
-    with adapter.session(), torch.no_grad(), torch.autocast(device.type, enabled=False):
-        Xd = X.to(adapter.dtype)
-        views = [(Xd, None)]
-        if strands == "both":
-            order = complement_order(adapter.alphabet)
-            views.append((Xd[:, order].flip(-1), order))
-        engines = []
-        ref_raw = None
-        for view, _ in views:
-            x_model = view if pos_axis == 2 else view.transpose(1, 2)
-            try:
-                analysed = _analyse(model, graph, x_model, pos_axis)
-            except Exception:  # noqa: BLE001 - an unexpected graph is a fallback, not an error
-                return None
-            if analysed is None:
-                return None
-            plan, env = analysed
-            raw = env[_output(plan.graph)]
-            raw = raw.float() if raw.dtype in (torch.float16, torch.bfloat16) else raw
-            ref_raw = raw if ref_raw is None else 0.5 * (ref_raw + raw)
-            engines.append(_Engine(model, plan, _Reference(plan, env)))
+    ref_values = fn(ref_raw, torch.arange(offset, offset + n, device=device))
+    rest = tuple(ref_values.shape[1:])
+    result = ref_values[:, None, None].expand(n, positions.numel(), c, *rest).clone()
+    eye = torch.eye(c, device=device, dtype=Xd.dtype)
+    columns_ref = Xd[:, :, positions].permute(0, 2, 1)  # (N, P, C)
+    is_ref = (columns_ref[:, :, None, :] == eye).all(-1)  # (N, P, 4)
+    if skip is not None:
+        is_ref |= skip[:, :, None]
+    # interior mutants first, so that most chunks skip the re-alignment of clamped windows
+    edge = torch.zeros(length, dtype=torch.bool)
+    for engine, (_, order) in zip(engines, views):
+        edge |= engine.edges() if order is None else engine.edges().flip(0)
+    edge_of_column = edge.to(device)[positions]
+    mutants = torch.nonzero(~is_ref)  # (M, 3): row, column, base
+    mutants = mutants[torch.argsort(edge_of_column[mutants[:, 1]].to(torch.uint8), stable=True)]
+    n_interior = int((~edge_of_column[mutants[:, 1]]).sum())
+    rows_i, cols_j, base_b = mutants.unbind(1)
+    chunk = min(_chunk_size(e.plan, device) for e in engines)
+    flat = result.view(-1, *rest)
+    complement = torch.as_tensor(views[1][1], device=device) if strands == "both" else None
 
-        ref_values = fn(ref_raw, torch.arange(n, device=device))
-        rest = tuple(ref_values.shape[1:])
-        result = ref_values[:, None, None].expand(n, positions.numel(), c, *rest).clone()
-        eye = torch.eye(c, device=device, dtype=Xd.dtype)
-        columns_ref = Xd[:, :, positions].permute(0, 2, 1)  # (N, P, C)
-        is_ref = (columns_ref[:, :, None, :] == eye).all(-1)  # (N, P, 4)
-        if skip is not None:
-            is_ref |= skip.to(device=device, dtype=torch.bool).reshape(n, positions.numel())[:, :, None]
-        # interior mutants first, so that most chunks skip the re-alignment of clamped windows
-        edge = torch.zeros(length, dtype=torch.bool)
+    def run(start: int, stop: int) -> torch.Tensor:
+        r, j, b = rows_i[start:stop], cols_j[start:stop], base_b[start:stop]
+        p = positions[j]
+        at_edge = stop > n_interior
+        raw = None
         for engine, (_, order) in zip(engines, views):
-            edge |= engine.edges() if order is None else engine.edges().flip(0)
-        edge_of_column = edge.to(device)[positions]
-        mutants = torch.nonzero(~is_ref)  # (M, 3): row, column, base
-        mutants = mutants[torch.argsort(edge_of_column[mutants[:, 1]].to(torch.uint8), stable=True)]
-        n_interior = int((~edge_of_column[mutants[:, 1]]).sum())
-        rows_i, cols_j, base_b = mutants.unbind(1)
-        chunk = min(_chunk_size(e.plan, device) for e in engines)
-        flat = result.view(-1, *rest)
-        complement = torch.as_tensor(order, device=device) if strands == "both" else None
+            if order is None:
+                out = engine.run(r, p, eye[b], edge=at_edge)
+            else:
+                out = engine.run(r, length - 1 - p, eye[complement[b]], edge=at_edge)
+            out = out.float() if out.dtype in (torch.float16, torch.bfloat16) else out
+            raw = out if raw is None else 0.5 * (raw + out)
+        return fn(raw, r + offset).to(flat.dtype)
 
-        def run(start: int, stop: int) -> torch.Tensor:
-            r, j, b = rows_i[start:stop], cols_j[start:stop], base_b[start:stop]
-            p = positions[j]
-            at_edge = stop > n_interior
-            raw = None
-            for engine, (_, order) in zip(engines, views):
-                if order is None:
-                    out = engine.run(r, p, eye[b], edge=at_edge)
-                else:
-                    out = engine.run(r, length - 1 - p, eye[complement[b]], edge=at_edge)
-                out = out.float() if out.dtype in (torch.float16, torch.bfloat16) else out
-                raw = out if raw is None else 0.5 * (raw + out)
-            return fn(raw, r).to(flat.dtype)
-
-        # CUDA out-of-memory halves the chunk and goes on
-        parts = map_batches(run, rows_i.numel(), chunk, on_backoff=getattr(adapter, "_on_backoff", None))
-        if parts:
-            flat[(rows_i * positions.numel() + cols_j) * c + base_b] = torch.cat(parts)
-    return result
+    # CUDA out-of-memory halves the chunk and goes on
+    parts = map_batches(run, rows_i.numel(), chunk, on_backoff=getattr(adapter, "_on_backoff", None))
+    if parts:
+        flat[(rows_i * positions.numel() + cols_j) * c + base_b] = torch.cat(parts)
+    return result, cached_bytes
 
 
 def _output(graph: fx.Graph) -> fx.Node:
