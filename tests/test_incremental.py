@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from probekit import SequenceModel, outputs
+from probekit import ProbekitWarning, SequenceModel, outputs
 from probekit.search.incremental import incremental_single_substitutions
 from probekit.testing import ProfileConv, ToyConv
 
@@ -342,7 +342,8 @@ def test_models_with_forward_hooks_fall_back_to_full_passes():
     handle = model.body[0].register_forward_hook(lambda module, args, out: out * 2.0)
     adapter = SequenceModel(model, output=outputs.logit(0), device="cpu")
     X = adapter.encode(random_sequences(2, 64, seed=5))
-    assert incremental_single_substitutions(adapter, X, torch.arange(64), lambda y, rows: adapter.output(y)) is None
+    with pytest.warns(ProbekitWarning, match="forward hooks"):  # the slower path is never taken silently
+        assert incremental_single_substitutions(adapter, X, torch.arange(64), lambda y, rows: adapter.output(y)) is None
     from probekit.search import saturation_mutagenesis
 
     ism = saturation_mutagenesis(adapter, X)
@@ -357,7 +358,8 @@ def test_returns_none_for_plain_callables_and_autocast():
     X = adapter.encode(random_sequences(1, 10))
     assert incremental_single_substitutions(adapter, X, [0], lambda y, rows: y[:, 0]) is None
     auto = SequenceModel(ToyConv(), output=0, device="cpu", autocast="bf16")
-    assert incremental_single_substitutions(auto, X, [0], lambda y, rows: y[:, 0]) is None
+    with pytest.warns(ProbekitWarning, match="autocast"):
+        assert incremental_single_substitutions(auto, X, [0], lambda y, rows: y[:, 0]) is None
 
 
 def test_model_state_restored_and_input_untouched():

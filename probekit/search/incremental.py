@@ -46,6 +46,7 @@ from torch import fx, nn
 
 from .._device import has_forward_hooks, map_batches
 from .._inplace import read_after_write, written_input
+from .._warnings import warn
 from ..encode.dna import complement_order
 
 # --------------------------------------------------------------------------- op tables
@@ -900,12 +901,17 @@ def incremental_single_substitutions(
     torch.Size([1, 2, 4])
     """
     model = adapter.model
-    if not isinstance(model, nn.Module) or getattr(adapter, "autocast", None) is not None:
+    if not isinstance(model, nn.Module) or not hasattr(adapter, "layout") or X.ndim != 3:
         return None
-    if not hasattr(adapter, "layout") or X.ndim != 3:
+    if getattr(adapter, "autocast", None) is not None:
+        warn(f"ISM runs full forward passes under autocast={adapter.autocast!r}; without autocast the exact "
+             "incremental engine is usually several times faster")  # fmt: skip
         return None
     if has_forward_hooks(model):
-        return None  # the engine skips calls a hook could change: full passes keep the hooks' effect
+        # the engine skips calls a hook could change: full passes keep the hooks' effect
+        warn("the model has forward hooks, which the incremental ISM engine would bypass, so ISM runs full "
+             "forward passes (often ten times slower); remove the hooks for fast scans")  # fmt: skip
+        return None
     graph = _trace(model)
     if graph is None:
         return None
