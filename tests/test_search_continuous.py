@@ -696,3 +696,18 @@ def test_random_perturbation_takes_eps_as_number_list_array_or_tensor(eps):
     radii = torch.as_tensor(eps, dtype=torch.float32).reshape(-1).expand(2)
     assert torch.allclose(r.params["norms"], radii[:, None].expand(2, 6), atol=1e-6)
     assert (torch.as_tensor(r.k) == radii).all() if torch.as_tensor(eps).numel() > 1 else r.k == pytest.approx(0.2)
+
+
+def test_l2_projection_onto_the_box_meets_the_ball_exactly():
+    from probekit.search.continuous import _l2_box_scale
+
+    g = torch.Generator().manual_seed(5)
+    z = torch.randn(64, 30, generator=g, dtype=torch.float64) * 3
+    lo = -torch.rand(64, 30, generator=g, dtype=torch.float64) * (torch.rand(64, 30, generator=g) < 0.7)
+    hi = torch.rand(64, 30, generator=g, dtype=torch.float64)
+    hi[torch.rand(64, 30, generator=g) < 0.2] = math.inf  # some coordinates never stop
+    z[:, :3] = 0.0  # and some never move
+    eps = torch.minimum(torch.rand(64, generator=g, dtype=torch.float64), 0.9 * torch.minimum(torch.maximum(z, lo), hi).norm(dim=1))
+    t = _l2_box_scale(z, lo, hi, eps)
+    reached = torch.minimum(torch.maximum(t[:, None] * z, lo), hi).norm(dim=1)
+    torch.testing.assert_close(reached, eps, rtol=0, atol=1e-10)

@@ -140,21 +140,21 @@ def project(delta: torch.Tensor, eps, *, norm: str = "linf", lower=None, upper=N
     if hard.any():
         z, lo, hi, e = delta[hard], lower[hard], upper[hard], eps[hard]
         if norm == "l2":
-            # ||clamp(t z)|| grows with t in [0, 1]; find t with norm eps
-            a, b = torch.zeros_like(e), torch.ones_like(e)
-            for _ in range(_BISECTION_ITERS):
-                t = 0.5 * (a + b)
-                big = vector_norm(torch.minimum(torch.maximum(t[:, None] * z, lo), hi), "l2") > e
-                b, a = torch.where(big, t, b), torch.where(big, a, t)
-            sol = torch.minimum(torch.maximum(a[:, None] * z, lo), hi)
+            t = _l2_box_scale(z, lo, hi, e)
+            sol = torch.minimum(torch.maximum(t[:, None] * z, lo), hi)
         else:
             # ||clamp(soft(z, tau))||_1 falls with tau in [0, max|z|]
             a, b = torch.zeros_like(e), z.abs().amax(dim=1)
-            for _ in range(_BISECTION_ITERS):
+            for i in range(_BISECTION_ITERS):
                 tau = 0.5 * (a + b)
                 soft = torch.sign(z) * (z.abs() - tau[:, None]).clamp_min(0)
                 big = vector_norm(torch.minimum(torch.maximum(soft, lo), hi), "l1") > e
-                a, b = torch.where(big, tau, a), torch.where(big, b, tau)
+                a_next, b_next = torch.where(big, tau, a), torch.where(big, b, tau)
+                # in floating point the bracket stops moving well before the last iteration
+                settled = i % 8 == 7 and torch.equal(a_next, a) and torch.equal(b_next, b)
+                a, b = a_next, b_next
+                if settled:
+                    break
             soft = torch.sign(z) * (z.abs() - b[:, None]).clamp_min(0)
             sol = torch.minimum(torch.maximum(soft, lo), hi)
         out = out.clone()
@@ -162,6 +162,35 @@ def project(delta: torch.Tensor, eps, *, norm: str = "linf", lower=None, upper=N
     length = vector_norm(out, norm)
     scale = torch.where(length > eps, eps / length.clamp_min(1e-30), torch.ones_like(length))
     return out * scale[:, None]
+
+
+def _l2_box_scale(z: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """The t (M,) in [0, 1] with ``||clamp(t z, lo, hi)||_2 = eps``, exactly, for rows where ``||clamp(z)|| > eps``.
+
+    Coordinate i stops growing at t_i = limit_i / z_i (its bound in z_i's direction). With the set
+    of coordinates stopped at some t held fixed, the squared norm is ``s^2 R + C`` (R: z^2 of the free
+    coordinates, C: the squared limits of the stopped ones), whose root is the next t. From t = 1 this
+    root lies below the solution, and from then on the roots rise towards it; each is exact once the
+    stopped set is the solution's, which takes a few passes instead of a bisection's dozens.
+    """
+    limit = torch.where(z > 0, hi, lo)
+    stop = torch.where(z != 0, limit / torch.where(z != 0, z, 1.0), math.inf)  # z_i = 0 never stops
+    z2, limit2 = z.square(), torch.where(torch.isinf(stop), 0.0, limit.square())
+    target = eps.square()
+    t = torch.ones_like(eps)
+    for i in range(_BISECTION_ITERS):
+        stopped = stop <= t[:, None]
+        free = torch.where(stopped, 0.0, z2).sum(dim=1)
+        held = torch.where(stopped, limit2, 0.0).sum(dim=1)
+        root = ((target - held).clamp_min(0) / free.clamp_min(1e-30)).sqrt().clamp(0, 1)
+        if i == 0:
+            t = root
+            continue
+        root = torch.maximum(root, t)  # rises in exact arithmetic; rounding must not make it cycle
+        if torch.equal(root, t):
+            break
+        t = root
+    return t
 
 
 # ----------------------------------------------------------- search space
