@@ -1,12 +1,13 @@
 """The ``probekit`` command line.
 
 ``probekit dna`` probes a DNA-sequence model on a FASTA file and writes one
-self-contained HTML report (and optionally the per-position table as CSV).
-Records are probed in chunks; each finished chunk is saved under
-``<out>.partial/``, keyed by a hash of the settings and of the chunk's records,
-so an interrupted scan resumes where it stopped. ``probekit demo dna`` runs the
-same pipeline on the bundled demo model and reports how often the planted
-motif comes out as the top critical region.
+self-contained HTML report (and optionally the per-position table as CSV);
+``probekit mol`` does the same for a molecule model on SMILES, CSV or SDF.
+Both probe their records in chunks (:func:`probe_in_chunks`); each finished
+chunk is saved under ``<out>.partial/``, keyed by a hash of the settings and of
+the chunk's records, so an interrupted scan resumes where it stopped.
+``probekit demo dna`` runs the same pipeline on the bundled demo model and
+reports how often the planted motif comes out as the top critical region.
 
 Commands live in :data:`COMMANDS` (name -> help, argument builder, runner) and
 demos in :data:`DEMOS` (name -> runner), so new ones plug in without touching
@@ -89,6 +90,14 @@ def _hash(obj) -> str:
 
 
 # --------------------------------------------------------------- chunked probing
+class ChunksKept(KeyboardInterrupt):
+    """An interrupt that came after some chunks were saved: ``n`` chunks are in ``folder``."""
+
+    def __init__(self, folder: Path, n: int):
+        super().__init__(f"finished chunks kept in {folder}: {n}")
+        self.folder, self.n = folder, n
+
+
 def probe_in_chunks(
     adapter,
     records: pd.DataFrame,
@@ -98,30 +107,48 @@ def probe_in_chunks(
     chunk_size: int = 16,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    probe_chunk: Callable | None = None,
+    key_columns: tuple[str, ...] = ("id", "sequence"),
+    unit: str = "seq",
 ):
     """Probe ``records`` chunk by chunk, saving each chunk and reusing those already saved.
 
     Parameters
     ----------
-    adapter : SequenceModel
+    adapter : SequenceModel or FeatureModel
     records : pandas.DataFrame
-        ``id``, ``sequence``, ``error`` (as from :func:`probekit.read_fasta`).
+        One row per record, with the ``key_columns`` (by default ``id`` and
+        ``sequence``, as from :func:`probekit.read_fasta`).
     settings : dict
-        Keyword arguments of :func:`probekit.probe` plus anything that identifies the
-        model (file digest, output, strands); their hash, with each chunk's ids and
-        sequences, keys the saved chunks. Device and batch size are left out: they
-        do not change the results.
+        Keyword arguments of the probe plus anything that identifies the model
+        (file digest, output, strands, featurizer); their hash, with each chunk's
+        ``key_columns``, keys the saved chunks. Device and batch size are left out:
+        they do not change the results.
     partial_dir : Path
         Where finished chunks are saved (``chunk-00000-<hash>.pt``).
     chunk_size : int
         Records per chunk.
+    probe_chunk : callable, optional
+        ``probe_chunk(part) -> SensitivityReport`` for one chunk of records (index
+        reset). Default: :func:`probekit.probe` on ``adapter`` with the keys of
+        ``settings`` it takes.
+    key_columns : tuple of str
+        Columns of ``records`` that say what each record is.
+    unit : str
+        Unit of the progress bar.
 
     Returns
     -------
     report : SensitivityReport
-        All chunks merged, in record order.
+        All chunks merged (:func:`merge_reports`), in record order.
     reused : int
         Chunks read back from ``partial_dir`` instead of recomputed.
+
+    Raises
+    ------
+    ChunksKept
+        On an interrupt after at least one chunk was saved or reused (a plain
+        ``KeyboardInterrupt`` before that).
 
     Examples
     --------
@@ -139,46 +166,64 @@ def probe_in_chunks(
     """
     from tqdm.auto import tqdm
 
-    from .probe import probe
     from .report.sensitivity import SensitivityReport
 
-    probe_kwargs = {k: v for k, v in settings.items() if k in _PROBE_KEYS}
+    if probe_chunk is None:
+        probe_chunk = _probe_with(adapter, settings)
     key = _hash({**settings, "chunk_size": chunk_size})
     partial_dir.mkdir(parents=True, exist_ok=True)
     (partial_dir / "settings.json").write_text(json.dumps({**settings, "chunk_size": chunk_size, "key": key}, indent=1, default=str))
     chunks, reused = [], 0
-    bar = tqdm(total=len(records), desc="probing", unit="seq", disable=not progress)
-    for number, start in enumerate(range(0, len(records), chunk_size)):
-        part = records.iloc[start : start + chunk_size]
-        chunk_key = _hash([key, part["id"].tolist(), part["sequence"].tolist()])
-        path = partial_dir / f"chunk-{number:05d}-{chunk_key}.pt"
-        report = None
-        if path.exists():
-            try:
-                report = SensitivityReport.load(path)
-                reused += 1
-            except Exception as error:  # noqa: BLE001 - a damaged chunk is recomputed
-                log(f"recomputing damaged chunk {path.name}: {error}")
-        if report is None:
-            report = _probe_chunk(probe, adapter, part, probe_kwargs)
-            tmp = path.with_suffix(".tmp")
-            report.save(tmp)
-            tmp.replace(path)  # atomic: a chunk file is either whole or absent
-        chunks.append(report)
-        bar.update(len(part))
-    bar.close()
+    bar = tqdm(total=len(records), desc="probing", unit=unit, disable=not progress)
+    try:
+        for number, start in enumerate(range(0, len(records), chunk_size)):
+            part = records.iloc[start : start + chunk_size]
+            chunk_key = _hash([key] + [part[column].tolist() for column in key_columns])
+            path = partial_dir / f"chunk-{number:05d}-{chunk_key}.pt"
+            report = None
+            if path.exists():
+                try:
+                    report = SensitivityReport.load(path)
+                    reused += 1
+                except Exception as error:  # noqa: BLE001 - a damaged chunk is recomputed
+                    log(f"recomputing damaged chunk {path.name}: {error}")
+            if report is None:
+                report = _probe_chunk(probe_chunk, part)
+                tmp = path.with_suffix(".tmp")
+                report.save(tmp)
+                tmp.replace(path)  # atomic: a chunk file is either whole or absent
+            chunks.append(report)
+            bar.update(len(part))
+    except KeyboardInterrupt:
+        if chunks:
+            raise ChunksKept(partial_dir, len(chunks)) from None
+        raise
+    finally:
+        bar.close()
     return merge_reports(chunks), reused
 
 
 _PROBE_KEYS = ("goal", "max_edits", "baseline_draws", "method", "motifs", "seed")
 
 
-def _probe_chunk(probe, adapter, part: pd.DataFrame, kwargs: dict):
-    return probe(adapter, part.reset_index(drop=True), progress=False, **kwargs)
+def _probe_with(adapter, settings: dict) -> Callable:
+    """:func:`probekit.probe` of one chunk with the keys of ``settings`` it takes."""
+    from .probe import probe
+
+    kwargs = {k: v for k, v in settings.items() if k in _PROBE_KEYS}
+    return lambda part: probe(adapter, part, progress=False, **kwargs)
+
+
+def _probe_chunk(probe_chunk: Callable, part: pd.DataFrame):
+    return probe_chunk(part.reset_index(drop=True))
 
 
 def merge_reports(reports: list):
     """Join reports of disjoint inputs into one (tables concatenated in order).
+
+    A report class with a ``merged_tables(tables) -> tables`` class method gets
+    the concatenated tables to recompute those that summarise the whole set
+    (such as a ranking across inputs).
 
     Examples
     --------
@@ -189,8 +234,6 @@ def merge_reports(reports: list):
     >>> merge_reports([one("a"), one("b")]).ids
     ['a', 'b']
     """
-    from .report.sensitivity import SensitivityReport
-
     if not reports:
         raise ValueError("no reports to merge")
     if len(reports) == 1:
@@ -203,12 +246,51 @@ def merge_reports(reports: list):
         parts = [r.table(name) for r in reports if name in r.table_names]
         nonempty = [p for p in parts if not p.empty]
         tables[name] = pd.concat(nonempty, ignore_index=True) if nonempty else parts[0]
+    report_class = type(reports[0])
+    merged_tables = getattr(report_class, "merged_tables", None)
+    if merged_tables is not None:
+        tables = merged_tables(tables)
     params = reports[0].params
     for field in ("n_inputs", "n_errors", "seconds"):
         if all(field in r.params for r in reports):
             params[field] = sum(r.params[field] for r in reports)
     params["chunks"] = len(reports)
-    return SensitivityReport(reports[0].kind, tables, params)
+    return report_class(reports[0].kind, tables, params)
+
+
+def partial_dir(out: Path) -> Path:
+    """Where the chunks of the report ``out`` are saved: ``<out>.partial/`` next to it."""
+    return out.with_name(out.name + ".partial")
+
+
+def probe_resumably(adapter, records: pd.DataFrame, *, settings: dict, args, out: Path,
+                    log: Callable[[str], None] = print, **chunk_options):
+    """Probe a command's records in chunks saved under ``<out>.partial/``; returns the merged report.
+
+    :func:`probe_in_chunks` with the command's ``--chunk-size`` and ``--no-progress``;
+    ``chunk_options`` go to it too (``probe_chunk``, ``key_columns``, ``unit``). Says how
+    many chunks an earlier run left to reuse. Call :func:`drop_partial` once the outputs
+    are written.
+    """
+    partial = partial_dir(out)
+    try:
+        report, reused = probe_in_chunks(
+            adapter, records, settings=settings, partial_dir=partial, chunk_size=args.chunk_size,
+            progress=not args.no_progress, log=log, **chunk_options,
+        )  # fmt: skip
+    except ImportError as error:
+        raise CLIError(str(error)) from None
+    if reused:
+        log(f"resumed: reused {reused} of {report.params.get('chunks', 1)} chunks from {partial}")
+    return report
+
+
+def drop_partial(out: Path, args) -> None:
+    """Remove ``<out>.partial/`` after a successful run, unless ``--keep-partial``."""
+    import shutil
+
+    if not getattr(args, "keep_partial", False):
+        shutil.rmtree(partial_dir(out), ignore_errors=True)
 
 
 def add_autocast_argument(parser: argparse.ArgumentParser) -> None:
@@ -252,11 +334,11 @@ def add_dna_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_probe_arguments(parser: argparse.ArgumentParser, *, output: str | None = "margin:1", goal: str | None = "flip",
-                        default_note: str = "") -> None:
+                        default_note: str = "", records: str = "sequences") -> None:
     """The probe settings shared by ``probekit dna`` and ``probekit demo``.
 
     A default of None leaves the choice to the command (each demo has its own); ``default_note``
-    then says what it is in the help.
+    then says what it is in the help. ``records`` names what a chunk holds, in the help.
     """
     shown = lambda default: default_note if default is None else f"default {default}"  # noqa: E731
     parser.add_argument("--output", default=output,
@@ -268,11 +350,17 @@ def add_probe_arguments(parser: argparse.ArgumentParser, *, output: str | None =
     parser.add_argument("--baseline-draws", type=int, default=200, help="random edit sets per sequence (default 200)")
     parser.add_argument("--motifs", action="store_true", help="annotate regions with JASPAR motifs (probekit[motifs])")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random baseline")
-    parser.add_argument("--chunk-size", type=int, default=16, help="sequences per saved chunk (default 16)")
-    parser.add_argument("--keep-partial", action="store_true", help="keep <out>.partial/ after a successful run")
+    add_chunk_arguments(parser, records)
     parser.add_argument("--max-figures", type=int, default=20,
                         help="sequences that get their own figures in the report, strongest first (default 20)")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_chunk_arguments(parser: argparse.ArgumentParser, records: str = "sequences") -> None:
+    """``--chunk-size`` and ``--keep-partial``: how a command saves its finished work under ``<out>.partial/``."""
+    parser.add_argument("--chunk-size", type=int, default=16,
+                        help=f"{records} per saved chunk; an interrupted run resumes from the saved chunks (default 16)")  # fmt: skip
+    parser.add_argument("--keep-partial", action="store_true", help="keep <out>.partial/ after a successful run")
 
 
 def _check_numbers(args) -> None:
@@ -329,20 +417,8 @@ def _probe_settings(args, model_digest: str, goal) -> dict:
 
 def _run_probe(adapter, records, settings, args, out: Path, log):
     """Chunked probe, then the HTML report (and CSV table); returns the report."""
-    import shutil
-
-    partial = out.with_name(out.name + ".partial")
     started = time.perf_counter()
-    try:
-        report, reused = probe_in_chunks(
-            adapter, records, settings=settings, partial_dir=partial, chunk_size=args.chunk_size,
-            progress=not args.no_progress, log=log,
-        )  # fmt: skip
-    except ImportError as error:
-        raise CLIError(str(error)) from None
-    n_chunks = report.params.get("chunks", 1)
-    if reused:
-        log(f"resumed: reused {reused} of {n_chunks} chunks from {partial}")
+    report = probe_resumably(adapter, records, settings=settings, args=args, out=out, log=log)
     report.to_html(out, title=f"probekit: {getattr(args, 'fasta', None) or 'demo'}", max_inputs=args.max_figures)
     log(f"wrote {out} ({len(report)} sequences, {time.perf_counter() - started:.1f} s)")
     table = getattr(args, "table", None)
@@ -350,8 +426,7 @@ def _run_probe(adapter, records, settings, args, out: Path, log):
         table.parent.mkdir(parents=True, exist_ok=True)
         report.to_frame().to_csv(table, index=False)
         log(f"wrote {table}")
-    if not args.keep_partial:
-        shutil.rmtree(partial, ignore_errors=True)
+    drop_partial(out, args)
     return report
 
 
@@ -438,7 +513,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="inputs per forward pass")
     add_autocast_argument(parser)
     parser.add_argument("--limit", type=int, help="probe only the first N held-out sequences or molecules")
-    add_probe_arguments(parser, output=None, goal=None,
+    add_probe_arguments(parser, output=None, goal=None, records="sequences or molecules",
                         default_note="default margin:1 and flip for dna, value:0 and decrease:1.0 for mol")  # fmt: skip
 
 
@@ -508,7 +583,8 @@ def main(argv=None) -> int:
     """Entry point of the ``probekit`` command; returns 0 on success.
 
     Argument and file problems print one line ``probekit: error: ...`` to stderr
-    and exit with code 2.
+    and exit with code 2. An interrupt (Ctrl-C) exits with code 130 and says
+    where the finished chunks are kept when the command had saved any.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -518,9 +594,19 @@ def main(argv=None) -> int:
         message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
         print(f"probekit: error: {message}", file=sys.stderr)
         raise SystemExit(2) from None
+    except ChunksKept as stop:
+        print(
+            f"probekit: interrupted; {stop.n} finished chunk{'s' if stop.n != 1 else ''} kept in {stop.folder}, "
+            "and the next run with the same settings resumes from them",
+            file=sys.stderr,
+        )
+        raise SystemExit(130) from None
     except KeyboardInterrupt:
-        print("probekit: interrupted; finished chunks are kept and the next run resumes from them", file=sys.stderr)
+        print("probekit: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
 
 
-__all__ = ["main", "build_parser", "COMMANDS", "DEMOS", "CLIError", "probe_in_chunks", "merge_reports", "parse_output", "parse_goal"]
+__all__ = [
+    "main", "build_parser", "COMMANDS", "DEMOS", "CLIError", "ChunksKept", "probe_in_chunks", "merge_reports",
+    "probe_resumably", "drop_partial", "partial_dir", "parse_output", "parse_goal",
+]  # fmt: skip

@@ -134,6 +134,7 @@ def test_interrupted_run_resumes(tmp_path, fasta, capsys):
         with pytest.raises(SystemExit) as stopped:
             cli.main(args)
     assert stopped.value.code == 130
+    assert f"1 finished chunk kept in {out.with_name(out.name + '.partial')}" in capsys.readouterr().err
     assert not out.exists() and len(chunk_files(out)) == 1
     saved = chunk_files(out)[0]
     stamp = saved.stat().st_mtime_ns
@@ -144,6 +145,18 @@ def test_interrupted_run_resumes(tmp_path, fasta, capsys):
     assert len(calls) == 2 and saved.stat().st_mtime_ns == stamp
     assert "reused 1 of 3 chunks" in capsys.readouterr().out
     assert out.exists()
+
+
+def test_an_interrupt_before_any_chunk_is_saved_claims_none(tmp_path, fasta, capsys, monkeypatch):
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_probe_chunk", stop)
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(dna_args(fasta, tmp_path / "r.html", "--chunk-size", "2"))
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err.strip() == "probekit: interrupted"
+    assert chunk_files(tmp_path / "r.html") == []
 
 
 def test_changed_settings_do_not_reuse_chunks(tmp_path, fasta, capsys):

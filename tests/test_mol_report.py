@@ -363,6 +363,7 @@ def test_demo_command(tmp_path):
     assert "held-out R^2 = 0.786" in lines[0]
     assert any(line.startswith("autocast bf16: outputs within") for line in lines)
     assert (tmp_path / "mol_demo_report.html").exists() and (tmp_path / "mol_demo_atoms.csv").exists()
+    assert not (tmp_path / "mol_demo_report.html.partial").exists()  # its chunks are removed after success
 
 
 def test_demo_command_honours_method_output_and_batch_size(tmp_path, monkeypatch):
@@ -444,3 +445,117 @@ def test_only_bad_records_give_error_rows():
     assert report.summary()["error"].str.startswith(("record 'mol0'", "record 'mol1'")).all()
     assert report.to_frame().empty and report.atoms().empty
     assert "Records with errors" in report.to_html()
+
+
+# ------------------------------------------------------------------ probekit mol in chunks
+CHUNK_SMILES = {"aspirin": "CC(=O)Oc1ccccc1C(=O)O", "paracetamol": "CC(=O)Nc1ccc(O)cc1", "phenol": "c1ccccc1O",
+                "broken": "C1CC(", "glycerol": "OCC(O)CO", "ibuprofen": "CC(C)Cc1ccc(cc1)C(C)C(=O)O"}  # fmt: skip
+
+
+@pytest.fixture
+def chunk_inputs(tmp_path):
+    """Five molecules and a bad record, and a TorchScript model over 16 Morgan bits and two descriptors."""
+    pd.DataFrame({"id": list(CHUNK_SMILES), "smiles": list(CHUNK_SMILES.values())}).to_csv(tmp_path / "m.csv", index=False)
+    torch.jit.script(BitSum(torch.linspace(-1.0, 1.0, 16), [0.2, 0.02])).save(str(tmp_path / "m.pt"))
+    return tmp_path
+
+
+@pytest.fixture
+def written(monkeypatch):
+    """The reports ``probekit mol`` writes, in order."""
+    import probekit.report.molecules as molecules
+
+    reports = []
+    real = molecules._write_outputs
+    monkeypatch.setattr(molecules, "_write_outputs", lambda report, *a, **k: reports.append(report) or real(report, *a, **k))
+    return reports
+
+
+def mol_main(folder, out, *extra):
+    from probekit import cli
+
+    return cli.main([
+        "mol", "--model", str(folder / "m.pt"), "--molecules", str(folder / "m.csv"),
+        "--featurizer", "morgan:1:16+descriptors:MolLogP,TPSA", "--goal", "decrease:0.5", "--max-flips", "2",
+        "--baseline-draws", "20", "--out", str(folder / out), "--device", "cpu", "--batch-size", "256",
+        "--max-figures", "0", "--no-progress", *extra,
+    ])  # fmt: skip
+
+
+def mol_chunks(folder, out):
+    return sorted((folder / (out + ".partial")).glob("chunk-*.pt"))
+
+
+def assert_same_tables(a, b):
+    assert a.table_names == b.table_names
+    for name in a.table_names:  # batches of different composition round differently in the last float bits
+        pd.testing.assert_frame_equal(a.table(name), b.table(name), check_exact=False, atol=1e-5, rtol=1e-4, obj=name)
+
+
+def test_mol_command_in_chunks_gives_the_tables_of_one_run(chunk_inputs, written):
+    assert mol_main(chunk_inputs, "many.html", "--chunk-size", "2") == 0
+    assert mol_main(chunk_inputs, "one.html", "--chunk-size", "100") == 0
+    many, one = written
+    assert many.params["chunks"] == 3 and "chunks" not in one.params
+    assert_same_tables(many, one)
+    assert many.features()["rank"].tolist() == list(range(1, 19))  # one ranking of the whole set, not one per chunk
+    assert many.summary()["flips_success"].sum() == 5 and many.summary()["perturbation_success"].sum() == 5
+    assert not (chunk_inputs / "many.html.partial").exists()  # removed after success
+
+
+def test_mol_command_resumes_from_the_chunks_it_saved(chunk_inputs, written, capsys, monkeypatch):
+    from probekit import cli
+
+    assert mol_main(chunk_inputs, "r.html", "--chunk-size", "2", "--keep-partial") == 0
+    chunks = mol_chunks(chunk_inputs, "r.html")
+    assert len(chunks) == 3
+    stamps = {p.name: p.stat().st_mtime_ns for p in chunks}
+    chunks[1].unlink()  # as if the run had stopped while on the second chunk
+    capsys.readouterr()
+    calls = []
+    real = cli._probe_chunk
+    monkeypatch.setattr(cli, "_probe_chunk", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert mol_main(chunk_inputs, "r.html", "--chunk-size", "2", "--keep-partial") == 0
+    assert len(calls) == 1
+    assert "resumed: reused 2 of 3 chunks" in capsys.readouterr().out
+    assert [p.name for p in mol_chunks(chunk_inputs, "r.html")] == [p.name for p in chunks]
+    assert chunks[0].stat().st_mtime_ns == stamps[chunks[0].name] and chunks[2].stat().st_mtime_ns == stamps[chunks[2].name]
+    first, resumed = written
+    assert_same_tables(first, resumed)
+
+
+def test_mol_command_does_not_reuse_chunks_of_other_settings(chunk_inputs, capsys):
+    assert mol_main(chunk_inputs, "r.html", "--chunk-size", "3", "--keep-partial") == 0
+    capsys.readouterr()
+    assert mol_main(chunk_inputs, "r.html", "--chunk-size", "3", "--keep-partial", "--goal", "decrease:0.6") == 0
+    assert "reused" not in capsys.readouterr().out
+    assert len(mol_chunks(chunk_inputs, "r.html")) == 4  # two of the first goal, two of the second
+
+
+def test_interrupted_mol_command_keeps_its_chunks(chunk_inputs, capsys, monkeypatch):
+    from probekit import cli
+
+    real = cli._probe_chunk
+    calls = []
+
+    def stop_on_second(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(cli, "_probe_chunk", stop_on_second)
+    with pytest.raises(SystemExit) as stopped:
+        mol_main(chunk_inputs, "r.html", "--chunk-size", "2")
+    assert stopped.value.code == 130
+    folder = chunk_inputs / "r.html.partial"
+    assert f"1 finished chunk kept in {folder}" in capsys.readouterr().err
+    assert len(mol_chunks(chunk_inputs, "r.html")) == 1 and not (chunk_inputs / "r.html").exists()
+
+
+def test_baseline_of_a_molecule_does_not_depend_on_the_others(morgan_report):
+    adapter, _, _, report = morgan_report
+    alone = probe_features(adapter, SMILES[1:2], goal=goals.decrease(by=1.5), max_flips=2, baseline_draws=30, seed=1)
+    columns = ["flip_random_k", "flip_random_mean", "flip_ratio", "flip_z", "flip_p_value"]
+    expected = report.summary().set_index("id").loc[["mol1"], columns].reset_index(drop=True)
+    pd.testing.assert_frame_equal(alone.summary()[columns], expected, check_exact=False, atol=1e-6)

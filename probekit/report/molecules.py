@@ -38,8 +38,10 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -79,6 +81,16 @@ class MoleculeReport(SensitivityReport):
     across the set) and ``molecules`` (each molecule's mol block, so drawings keep
     the atom numbering of ``atoms``).
     """
+
+    @classmethod
+    def merged_tables(cls, tables: dict) -> dict:
+        """The tables of reports on disjoint molecules, joined row by row, with the set's ranking recomputed.
+
+        ``features`` ranks features across all the molecules, so it is computed again from
+        the joined ``frame`` and ``summary`` (see :func:`probekit.cli.merge_reports`).
+        """
+        summary = tables["summary"]
+        return {**tables, "features": _feature_ranking(tables["frame"], summary[summary["error"].isna()])}
 
     def atoms(self) -> pd.DataFrame:
         """One row per molecule and atom: id, atom, element, importance, rank, flip_weight, in_flip, critical."""
@@ -145,21 +157,30 @@ def _default_goal(adapter, goal):
 
 
 # ----------------------------------------------------------------- searches
+def _input_seeds(X: torch.Tensor, seed: int) -> list[int]:
+    """One seed per input (row of ``X``), from ``seed`` and the input's features.
+
+    Each input's random baseline then depends only on the input and ``seed``, not on
+    which other inputs are probed with it (in one call or in chunks).
+    """
+    rows = X.detach().cpu().numpy().astype(np.float32)
+    head = str(int(seed)).encode() + b":"
+    return [int.from_bytes(hashlib.sha256(head + row.tobytes()).digest()[:7], "little") for row in rows]
+
+
 def _baseline_flips(adapter, X, ks, adv, *, n_draws, seed, features) -> dict:
-    """Random bit flips, one batched baseline per distinct flip count."""
+    """Random bit flips of each input, as many as ``ks`` (N,), drawn with the input's own seed."""
     from ..search.baseline import random_bit_flips
 
     n = X.shape[0]
     out = {name: np.full(n, np.nan) for name in ("random_mean", "ratio", "z", "p_value")}
-    for k in torch.unique(ks).tolist():
+    for i, (k, own_seed) in enumerate(zip(ks.tolist(), _input_seeds(X, seed))):
         if k < 1:  # nothing to flip: no baseline
             continue
-        rows = torch.nonzero(ks == k).flatten()
-        sub = rows.to(X.device)
-        base = random_bit_flips(adapter, X[sub], k=int(k), n_draws=n_draws, seed=seed, features=features[sub])
-        compared = base.compare(adv[rows])
+        base = random_bit_flips(adapter, X[i : i + 1], k=int(k), n_draws=n_draws, seed=own_seed, features=features[i : i + 1])
+        compared = base.compare(adv[i : i + 1])
         for name in out:
-            out[name][rows.numpy()] = compared[name].to_numpy(dtype=np.float64)
+            out[name][i] = float(compared[name].iloc[0])
     return out
 
 
@@ -190,14 +211,21 @@ def _run_flips(adapter, X, ids, *, goal, binary, flips, max_flips, method, n_dra
 
 
 def _run_perturbation(adapter, X, ids, *, goal, norm, n_draws, seed, progress):
+    from .._warnings import ProbekitWarning
     from ..search.continuous import min_perturbation, random_perturbation
 
     res = min_perturbation(adapter, X, goal=goal, norm=norm, seed=seed, ids=ids, progress=progress)
     adv = (res.score_after - res.score_before).cpu()
-    eps = torch.nan_to_num(res.norm.float(), nan=0.0).clamp_min(0)
-    base = random_perturbation(adapter, X, norm=norm, eps=eps.to(adapter.device), n_draws=n_draws, seed=seed)
-    compared = base.compare(adv)
-    stats = {name: compared[name].to_numpy(dtype=np.float64) for name in ("random_mean", "ratio", "z", "p_value")}
+    eps = torch.nan_to_num(res.norm.float(), nan=0.0).clamp_min(0).to(adapter.device)
+    stats = {name: np.full(X.shape[0], np.nan) for name in ("random_mean", "ratio", "z", "p_value")}
+    with warnings.catch_warnings():
+        # min_perturbation has named the inputs outside the bounds already; one at a time, each would be "input 0"
+        warnings.filterwarnings("ignore", message=r".*outside the feature bounds", category=ProbekitWarning)
+        for i, own_seed in enumerate(_input_seeds(X, seed)):  # each input's draws from its own seed, as for bit flips
+            base = random_perturbation(adapter, X[i : i + 1], norm=norm, eps=eps[i : i + 1], n_draws=n_draws, seed=own_seed)
+            compared = base.compare(adv[i : i + 1])
+            for name in stats:
+                stats[name][i] = float(compared[name].iloc[0])
     return res, stats
 
 
@@ -450,6 +478,8 @@ def probe_features(
     alpha : float
         Fraction of the top attributions counted as critical.
     seed : int
+        Seed of the random baselines. Each input draws from a seed made of this one and
+        its features, so its baseline does not depend on the other inputs probed with it.
     progress : bool
 
     Returns
@@ -767,7 +797,7 @@ def add_mol_arguments(parser) -> None:
     """Arguments of ``probekit mol``."""
     from pathlib import Path
 
-    from ..cli import add_autocast_argument
+    from ..cli import add_autocast_argument, add_chunk_arguments
 
     parser.add_argument("--model", required=True, type=Path, help="TorchScript file or state_dict (.pt)")
     parser.add_argument("--arch", help="architecture of a state_dict, as module:Class")
@@ -785,9 +815,13 @@ def add_mol_arguments(parser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="HTML report to write")
     parser.add_argument("--table", type=Path, help="also write the per-molecule, per-feature table as CSV")
     parser.add_argument("--atoms-table", type=Path, help="also write the per-atom table as CSV")
+    parser.add_argument("--max-figures", type=int, default=20,
+                        help="molecules that get their own drawings and figures in the report, smallest bit-flip "
+                             "p-values first (default 20)")  # fmt: skip
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--batch-size", type=int, default=None, help="inputs per forward pass")
     add_autocast_argument(parser)
+    add_chunk_arguments(parser, "molecules")
 
 
 def add_mol_probe_arguments(parser) -> None:
@@ -811,9 +845,9 @@ def _cli_error(message: str):
     return CLIError(message)
 
 
-def _write_outputs(report, args, out, log, *, title: str) -> None:
-    report.to_html(out, title=title)
-    log(f"wrote {out}")
+def _write_outputs(report, args, out, log, *, title: str, started: float) -> None:
+    report.to_html(out, title=title, max_inputs=args.max_figures)
+    log(f"wrote {out} ({len(report)} molecules, {time.perf_counter() - started:.1f} s)")
     for attr, table in (("table", report.to_frame), ("atoms_table", report.atoms)):
         path = getattr(args, attr, None)
         if path is not None:
@@ -860,21 +894,50 @@ def headline(report) -> list[str]:
     return lines
 
 
+def _mol_settings(model_digest: str, featurizer, goal, output: str, options: dict) -> dict:
+    """What identifies a molecule probe's results: the model, the featurizer with its bounds, the probe options."""
+    from ..cli import _hash
+
+    lower, upper = featurizer.bounds
+    return {
+        "model": model_digest, "featurizer": repr(featurizer), "features": _hash(list(featurizer.names)),
+        "bounds": _hash([lower.tolist(), upper.tolist()]),  # fitted on the molecules probed, so they can change
+        "output": output, "goal": str(goal), **options,
+    }  # fmt: skip
+
+
+def _probe_molecules(adapter, records, *, goal, options: dict, settings: dict, args, out, log):
+    """:func:`probe_features` chunk by chunk through :func:`probekit.cli.probe_resumably` (saved under <out>.partial/)."""
+
+    def probe_chunk(part):
+        return probe_features(adapter, part, goal=goal, progress=False, **options)
+
+    from ..cli import probe_resumably
+
+    return probe_resumably(adapter, records, settings=settings, args=args, out=out, log=log, probe_chunk=probe_chunk,
+                           key_columns=("id", "smiles"), unit="mol")  # fmt: skip
+
+
 def run_mol_cli(args, *, log=print) -> int:
     """``probekit mol``: probe a molecule model on a file of molecules; returns the exit code.
 
-    Argument and file problems raise ``probekit.cli.CLIError`` (one line, exit code 2).
+    Molecules are probed ``--chunk-size`` at a time; each finished chunk is saved
+    under ``<out>.partial/`` and reused by a rerun with the same settings (see
+    :func:`probekit.cli.probe_in_chunks`). Argument and file problems raise
+    ``probekit.cli.CLIError`` (one line, exit code 2).
     """
     from ..adapters import FeatureModel
-    from ..cli import _load_model, log_autocast, parse_goal, parse_output
+    from ..cli import _file_digest, _load_model, drop_partial, log_autocast, parse_goal, parse_output
     from ..encode.mol import parse_featurizer
     from ..io import read_molecules
 
-    for name in ("max_flips", "baseline_draws"):
+    for name in ("max_flips", "baseline_draws", "chunk_size"):
         if getattr(args, name) < 1:
             raise _cli_error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if getattr(args, "batch_size", None) is not None and args.batch_size < 1:
         raise _cli_error(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.max_figures < 0:
+        raise _cli_error(f"--max-figures must be at least 0, got {args.max_figures}")
     goal, output = parse_goal(args.goal), parse_output(args.output)
     try:
         featurizer = parse_featurizer(args.featurizer)
@@ -894,17 +957,21 @@ def run_mol_cli(args, *, log=print) -> int:
             featurizer.fit(valid)  # continuous features stay within the range of the molecules probed
             log(f"bounds of the non-binary features taken from the {len(valid)} valid molecules (bits keep [0, 1])")
     model = _load_model(args.model, args.arch, args.trust)
+    options = dict(max_flips=args.max_flips, flips=args.flips, norm=args.norm, baseline_draws=args.baseline_draws,
+                   attribution=args.attribution, method=args.method, seed=args.seed)  # fmt: skip
+    settings = _mol_settings(_file_digest(args.model), featurizer, goal, args.output,
+                             {**options, "arch": args.arch, "standardize": bool(args.standardize),
+                              "autocast": getattr(args, "autocast", None)})  # fmt: skip
+    started = time.perf_counter()
     try:
         adapter = FeatureModel(model, featurizer=featurizer, output=output, device=args.device,
                                batch_size=args.batch_size or "auto", autocast=getattr(args, "autocast", None))  # fmt: skip
-        report = probe_features(
-            adapter, records, goal=goal, max_flips=args.max_flips, flips=args.flips, norm=args.norm,
-            baseline_draws=args.baseline_draws, attribution=args.attribution, method=args.method, seed=args.seed,
-            progress=not args.no_progress,
-        )  # fmt: skip
+        report = _probe_molecules(adapter, records, goal=goal, options=options, settings=settings, args=args,
+                                  out=args.out, log=log)  # fmt: skip
     except (ValueError, RuntimeError) as error:
         raise _cli_error(str(error).splitlines()[0]) from None
-    _write_outputs(report, args, args.out, log, title=f"probekit: {args.molecules.name}")
+    _write_outputs(report, args, args.out, log, title=f"probekit: {args.molecules.name}", started=started)
+    drop_partial(args.out, args)
     for line in headline(report):
         log(line)
     log_autocast(adapter, log)
@@ -926,15 +993,18 @@ def run_mol_demo(args, *, log=print) -> int:
     one-output model does not have is refused), ``args.goal`` (default
     ``decrease:1.0``), ``args.max_flips`` / ``args.max_edits``, ``args.method``,
     ``args.flips``, ``args.norm``, ``args.attribution``, ``args.baseline_draws``,
-    ``args.seed``, ``args.n_molecules``, ``args.max_figures``, ``args.no_progress``.
+    ``args.seed``, ``args.n_molecules``, ``args.max_figures``, ``args.no_progress``,
+    ``args.chunk_size`` (default 16) and ``args.keep_partial``: compounds are probed in
+    chunks saved under ``mol_demo_report.html.partial/``, as by ``probekit mol``.
     ``args.motifs`` is refused: motifs apply to DNA models only.
 
     Argument problems raise ``probekit.cli.CLIError`` (one line, exit code 2).
     """
+    import argparse
     from pathlib import Path
 
-    from ..cli import log_autocast, parse_goal, parse_output
-    from ..mol_demo import load_mol_demo
+    from ..cli import _file_digest, drop_partial, log_autocast, parse_goal, parse_output
+    from ..mol_demo import load_mol_demo, mol_demo_paths
 
     if getattr(args, "motifs", False):
         raise _cli_error("--motifs applies to DNA models only; the molecule demo has no motifs to annotate")
@@ -945,7 +1015,9 @@ def run_mol_demo(args, *, log=print) -> int:
     batch_size = int(_arg(args, "batch_size", 1024))
     baseline_draws = int(_arg(args, "baseline_draws", 200))
     n_molecules = int(_arg(args, "n_molecules", 12))
-    for flag, value in (("--max-edits", max_flips), ("--batch-size", batch_size), ("--baseline-draws", baseline_draws)):
+    chunk_size = int(_arg(args, "chunk_size", 16))
+    for flag, value in (("--max-edits", max_flips), ("--batch-size", batch_size), ("--baseline-draws", baseline_draws),
+                        ("--chunk-size", chunk_size)):  # fmt: skip
         if value < 1:
             raise _cli_error(f"{flag} must be at least 1, got {value}")
     try:
@@ -970,22 +1042,27 @@ def run_mol_demo(args, *, log=print) -> int:
         ) from None
     out_dir = Path(_arg(args, "out", "probekit-demo"))
     out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / "mol_demo_report.html"
     method = _arg(args, "method", "auto")
     log(f"probing {len(heldout)} held-out compounds: {output.name}, goal {goal}, at most {max_flips} bit flips ({method})")
+    options = dict(max_flips=max_flips, flips=_arg(args, "flips", "both"), norm=_arg(args, "norm", "linf"),
+                   attribution=_arg(args, "attribution", None), method=method, baseline_draws=baseline_draws,
+                   seed=int(_arg(args, "seed", 0)))  # fmt: skip
+    settings = _mol_settings(_file_digest(mol_demo_paths()["weights"]), demo.featurizer, goal, output_spec,
+                             {**options, "autocast": getattr(args, "autocast", None)})  # fmt: skip
+    chunking = argparse.Namespace(chunk_size=chunk_size, no_progress=bool(getattr(args, "no_progress", False)),
+                                  keep_partial=bool(getattr(args, "keep_partial", False)))  # fmt: skip
     try:
-        report = probe_features(
-            adapter, heldout, goal=goal, max_flips=max_flips, flips=_arg(args, "flips", "both"),
-            norm=_arg(args, "norm", "linf"), attribution=_arg(args, "attribution", None), method=method,
-            baseline_draws=baseline_draws, seed=int(_arg(args, "seed", 0)), progress=not getattr(args, "no_progress", False),
-        )  # fmt: skip
+        report = _probe_molecules(adapter, heldout, goal=goal, options=options, settings=settings, args=chunking,
+                                  out=out, log=log)  # fmt: skip
     except ValueError as error:
         raise _cli_error(str(error).splitlines()[0]) from None
-    report.to_html(out_dir / "mol_demo_report.html", title="probekit: affinity demo (CHEMBL2321810)",
-                   max_inputs=int(_arg(args, "max_figures", 20)))  # fmt: skip
+    report.to_html(out, title="probekit: affinity demo (CHEMBL2321810)", max_inputs=int(_arg(args, "max_figures", 20)))
     report.to_frame().to_csv(out_dir / "mol_demo_features.csv", index=False)
     report.atoms().to_csv(out_dir / "mol_demo_atoms.csv", index=False)
     report.features().to_csv(out_dir / "mol_demo_ranking.csv", index=False)
-    log(f"wrote {out_dir / 'mol_demo_report.html'} and the feature, atom and ranking tables")
+    drop_partial(out, chunking)
+    log(f"wrote {out} and the feature, atom and ranking tables")
     for line in headline(report):
         log(line)
     log_autocast(adapter, log)
