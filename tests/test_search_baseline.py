@@ -117,3 +117,15 @@ def test_compare_counts_only_draws_that_were_made_and_gives_nan_without_any():
     assert stats.iloc[1][["p_value", "ratio", "z", "random_mean"]].isna().all()
     assert null.summary().iloc[1][["mean", "std", "min", "max"]].isna().all()
     assert null.compare(torch.tensor([float("nan"), 0.01])).p_value.isna()[0]  # no adversarial change: no p-value
+
+
+def test_each_input_draws_the_same_edits_alone_or_among_others():
+    adapter = SequenceModel(ToyConv(seed=3), output=outputs.logit(1), device="cpu", batch_size=64)
+    X = one_hot(random_sequences(4, 16, seed=9))
+    together = random_substitutions(adapter, X, k=2, n_draws=30, seed=5)
+    alone = random_substitutions(adapter, X[2:3], k=2, n_draws=30, seed=5)
+    assert torch.equal(together.params["sites"][2], alone.params["sites"][0])
+    assert torch.equal(together.params["values"][2], alone.params["values"][0])
+    torch.testing.assert_close(together.deltas[2], alone.deltas[0])
+    other_seed = random_substitutions(adapter, X[2:3], k=2, n_draws=30, seed=6)
+    assert not torch.equal(other_seed.params["sites"][0], alone.params["sites"][0])

@@ -38,7 +38,6 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 import warnings
@@ -157,30 +156,24 @@ def _default_goal(adapter, goal):
 
 
 # ----------------------------------------------------------------- searches
-def _input_seeds(X: torch.Tensor, seed: int) -> list[int]:
-    """One seed per input (row of ``X``), from ``seed`` and the input's features.
-
-    Each input's random baseline then depends only on the input and ``seed``, not on
-    which other inputs are probed with it (in one call or in chunks).
-    """
-    rows = X.detach().cpu().numpy().astype(np.float32)
-    head = str(int(seed)).encode() + b":"
-    return [int.from_bytes(hashlib.sha256(head + row.tobytes()).digest()[:7], "little") for row in rows]
-
-
 def _baseline_flips(adapter, X, ks, adv, *, n_draws, seed, features) -> dict:
-    """Random bit flips of each input, as many as ``ks`` (N,), drawn with the input's own seed."""
+    """Random bit flips of each input, as many as ``ks`` (N,): one batched baseline per distinct count.
+
+    Each input draws from its own seed, so its baseline does not depend on the other inputs.
+    """
     from ..search.baseline import random_bit_flips
 
     n = X.shape[0]
     out = {name: np.full(n, np.nan) for name in ("random_mean", "ratio", "z", "p_value")}
-    for i, (k, own_seed) in enumerate(zip(ks.tolist(), _input_seeds(X, seed))):
+    for k in torch.unique(ks).tolist():
         if k < 1:  # nothing to flip: no baseline
             continue
-        base = random_bit_flips(adapter, X[i : i + 1], k=int(k), n_draws=n_draws, seed=own_seed, features=features[i : i + 1])
-        compared = base.compare(adv[i : i + 1])
+        rows = torch.nonzero(ks == k).flatten()
+        index = rows.to(X.device)
+        base = random_bit_flips(adapter, X[index], k=int(k), n_draws=n_draws, seed=seed, features=features[index])
+        compared = base.compare(adv[rows])
         for name in out:
-            out[name][i] = float(compared[name].iloc[0])
+            out[name][rows.numpy()] = compared[name].to_numpy(dtype=np.float64)
     return out
 
 
@@ -212,6 +205,7 @@ def _run_flips(adapter, X, ids, *, goal, binary, flips, max_flips, method, n_dra
 
 def _run_perturbation(adapter, X, ids, *, goal, norm, n_draws, seed, progress):
     from .._warnings import ProbekitWarning
+    from ..search.baseline import input_seeds
     from ..search.continuous import min_perturbation, random_perturbation
 
     res = min_perturbation(adapter, X, goal=goal, norm=norm, seed=seed, ids=ids, progress=progress)
@@ -221,7 +215,7 @@ def _run_perturbation(adapter, X, ids, *, goal, norm, n_draws, seed, progress):
     with warnings.catch_warnings():
         # min_perturbation has named the inputs outside the bounds already; one at a time, each would be "input 0"
         warnings.filterwarnings("ignore", message=r".*outside the feature bounds", category=ProbekitWarning)
-        for i, own_seed in enumerate(_input_seeds(X, seed)):  # each input's draws from its own seed, as for bit flips
+        for i, own_seed in enumerate(input_seeds(X, seed)):  # each input's draws from its own seed, as for bit flips
             base = random_perturbation(adapter, X[i : i + 1], norm=norm, eps=eps[i : i + 1], n_draws=n_draws, seed=own_seed)
             compared = base.compare(adv[i : i + 1])
             for name in stats:

@@ -16,6 +16,8 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
+
 import time
 
 import torch
@@ -27,30 +29,50 @@ from .discrete import _bit_space, _dna_space, _evaluate_sets, _ids, _Space
 _KEY_BUDGET = 2**22  # random keys drawn at once when choosing sites
 
 
+def input_seeds(X: torch.Tensor, seed: int) -> list[int]:
+    """One seed per input (first axis of ``X``), from ``seed`` and the input's own values.
+
+    Random draws made with these seeds depend only on the input and ``seed``, not on
+    which other inputs share the call (one call or many chunks give the same draws).
+
+    Examples
+    --------
+    >>> X = torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    >>> a, b, c = input_seeds(X, 0)
+    >>> a == c, a == b
+    (True, False)
+    """
+    rows = X.detach().reshape(X.shape[0], -1).cpu().float().numpy()
+    head = str(int(seed)).encode() + b":"
+    return [int.from_bytes(hashlib.sha256(head + row.tobytes()).digest()[:7], "little") for row in rows]
+
+
 def _draw(space: _Space, k: int, n_draws: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``k`` distinct editable sites per draw and a random other value at each, on the CPU.
 
-    Returns sites and values (N, n_draws, k) and a (N,) bool of inputs with enough sites.
+    Each input draws from its own generator (:func:`input_seeds`). Returns sites and
+    values (N, n_draws, k) and a (N,) bool of inputs with enough sites.
     """
     mask = space.mask.cpu()
     current = space.current(space.X).cpu()
     n, s = mask.shape
     a = space.n_values
     enough = mask.sum(dim=1) >= k
-    generator = torch.Generator().manual_seed(int(seed))
-    owner = torch.arange(n).repeat_interleave(n_draws)
-    sites = torch.zeros(n * n_draws, k, dtype=torch.long)
+    sites = torch.zeros(n, n_draws, k, dtype=torch.long)
+    values = torch.zeros(n, n_draws, k, dtype=torch.long)
     step = max(1, _KEY_BUDGET // max(s, 1))
-    for start in range(0, n * n_draws, step):
-        rows = owner[start : start + step]
-        keys = torch.rand(rows.numel(), s, generator=generator)
-        keys = torch.where(mask[rows], keys, 2.0)  # protected sites sort last
-        sites[start : start + step] = keys.topk(k, dim=1, largest=False).indices
-    value_keys = torch.rand(n * n_draws, k, a, generator=generator)
-    here = current[owner[:, None], sites]
-    value_keys = torch.where(torch.arange(a) == here[..., None], -1.0, value_keys)  # never the current value
-    values = value_keys.argmax(dim=2)
-    return sites.reshape(n, n_draws, k), values.reshape(n, n_draws, k), enough
+    for i, own_seed in enumerate(input_seeds(space.X, seed)):
+        generator = torch.Generator().manual_seed(own_seed)
+        for start in range(0, n_draws, step):
+            stop = min(n_draws, start + step)
+            keys = torch.rand(stop - start, s, generator=generator)
+            keys = torch.where(mask[i], keys, 2.0)  # protected sites sort last
+            sites[i, start:stop] = keys.topk(k, dim=1, largest=False).indices
+        value_keys = torch.rand(n_draws, k, a, generator=generator)
+        here = current[i][sites[i]]
+        value_keys = torch.where(torch.arange(a) == here[..., None], -1.0, value_keys)  # never the current value
+        values[i] = value_keys.argmax(dim=2)
+    return sites, values, enough
 
 
 def _random_edits(adapter, space: _Space, X, *, k, n_draws, seed, kind, ids, progress, names=None) -> BaselineResult:
@@ -112,7 +134,8 @@ def random_substitutions(
     n_draws : int
         Draws per input.
     seed : int
-        Same seed, same draws, on any device.
+        Same seed, same draws, on any device; each input's draws depend only on the
+        seed and the input, not on the other inputs of the call.
     positions : bool mask (L,) or (N, L), list of positions or slice, optional
         Positions that may be edited; N positions never are.
     ids : list of str, optional
