@@ -672,3 +672,70 @@ def test_activations_that_bounds_cannot_follow_are_refused(model, match):
     for method in (ibp, crown):
         with pytest.raises(UnsupportedOperation, match=match):
             method(adapter, torch.randn(3, 4), eps=0.1)
+
+
+class _ReadsInput(nn.Module):
+    """Linear layers on the input: as it is, reshaped and flipped, and copied twice (no rearrangement)."""
+
+    def __init__(self, d=6, h=8):
+        super().__init__()
+        torch.manual_seed(3)
+        self.a, self.b, self.c = nn.Linear(d, h), nn.Linear(d, h), nn.Linear(2 * d, h)
+        self.out = nn.Linear(3 * h, 2)
+
+    def forward(self, x):
+        flipped = x.view(x.shape[0], 2, -1).flip(-1).flatten(1)
+        twice = torch.cat([x, x], 1)  # the interval step counts x twice: not the exact range of c
+        h = [torch.relu(self.a(x)), torch.relu(self.b(flipped)), torch.relu(self.c(twice))]
+        return self.out(torch.cat(h, 1))
+
+
+def _first_layer_cases():
+    torch.manual_seed(0)
+    two_affine = nn.Sequential(nn.Linear(5, 6), nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 1))
+    return [
+        (FeatureModel(mlp(), output=outputs.margin(0), device="cpu"), torch.randn(4, 5), 0.1),
+        (FeatureModel(_ReadsInput(), output=outputs.margin(1), device="cpu"), torch.randn(4, 6), 0.1),
+        (FeatureModel(two_affine, output=outputs.value(0), device="cpu"), torch.randn(4, 5), 0.2),
+        (SequenceModel(NLCNet(), output=outputs.value(0), layout="NLC", device="cpu"), one_hot(3, 10), 0.05),
+        (SequenceModel(CNN(), output=outputs.logit(1), device="cpu"), one_hot(3, 16), 0.05),
+    ]
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_first_layer_boxes_equal_those_of_the_backward_pass(norm, monkeypatch):
+    # affine maps that read the input keep their interval box (L-inf) or dual-norm box (L2, L1) instead
+    # of a backward pass over each neuron: the bounds stay those of the backward pass
+    import importlib
+
+    crown_module = importlib.import_module("probekit.certify.crown")
+    cases = _first_layer_cases()
+    got = [crown(adapter, X, eps=eps, norm=norm) for adapter, X, eps in cases]
+    for (adapter, X, eps), g in zip(cases, got):
+        assert_sound(g, *extremes(adapter, X, eps, norm))
+    monkeypatch.setattr(crown_module, "_reads_input", lambda problem, op: False)
+    for (adapter, X, eps), g in zip(cases, got):
+        want = crown(adapter, X, eps=eps, norm=norm)
+        torch.testing.assert_close(g.lower, want.lower, rtol=0, atol=1e-6)
+        torch.testing.assert_close(g.upper, want.upper, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_no_backward_pass_starts_at_a_linear_layer_on_the_input(norm, monkeypatch):
+    import importlib
+
+    crown_module = importlib.import_module("probekit.certify.crown")
+    starts = []
+    backward = crown_module.backward
+
+    def spy(problem, start, A, bounds):
+        starts.append(start)
+        return backward(problem, start, A, bounds)
+
+    monkeypatch.setattr(crown_module, "backward", spy)
+    adapter = FeatureModel(_ReadsInput(), output=outputs.margin(1), device="cpu")
+    crown(adapter, torch.randn(3, 6), eps=0.1, norm=norm)
+    graph = crown_module.prepare(adapter, torch.randn(1, 6), eps=0.1).graph
+    layer = {str(op.node.target).split(".")[-1]: op.name for op in graph.ops if op.signed == "linear_module"}
+    assert layer["a"] not in starts and layer["b"] not in starts
+    assert layer["c"] in starts and layer["out"] in starts  # twice the input is not the input

@@ -8,7 +8,8 @@ exactly over the perturbation set: by the dual norm for L-inf, L2 and L1 balls,
 and by the k largest per-position changes for substitutions and bit flips.
 Intermediate boxes come from CROWN itself (``intermediate="crown"``, tighter)
 or from IBP (``"ibp"``, faster); both are intersected with IBP, so CROWN is
-never looser than IBP.
+never looser than IBP. Affine maps that read an L-inf box directly keep their
+interval boxes, which are already exact.
 
 Examples
 --------
@@ -40,6 +41,7 @@ from .ibp import (
     affine_prefix,
     consumed_by_nonlinear,
     finish,
+    interval_step,
     intervals,
     prepare,
     spec_rows_interval,
@@ -260,10 +262,63 @@ def _conv_first_layer(problem: Problem, op, found) -> tuple[torch.Tensor, torch.
     return lower, upper
 
 
+def _reads_input(problem: Problem, op) -> bool:
+    """Whether ``op`` reads the input alone, as it is or with its entries rearranged (reshape, permute, flip)."""
+    graph = problem.graph
+    if len(op.inputs) != 1:
+        return False
+    chain, name = [], op.inputs[0]
+    while name != graph.ops[0].name:
+        o = graph.op(name)
+        if len(o.inputs) != 1 or not (o.kind == "alias" or (o.kind == "linear" and o.signed == "struct")):
+            return False
+        chain.append(o)
+        name = o.inputs[0]
+    if all(o.kind == "alias" for o in chain):
+        return True
+    x = problem.bound.value(graph.ops[0].name)
+    numel = x[0].numel()
+    if numel * torch.finfo(x.dtype).eps > 1:  # the entries' numbers below would not all be exact
+        return False
+    ids = torch.arange(numel, device=x.device, dtype=x.dtype).reshape(x.shape[1:])[None].expand_as(x)
+    v = ids
+    for o in reversed(chain):
+        v = v if o.kind == "alias" else problem.bound.apply(o, v)
+    # a rearrangement moves every entry once: no entry dropped, repeated, summed or padded
+    return v[0].numel() == numel and torch.equal(v.reshape(x.shape[0], -1).sort(1).values, ids.reshape(x.shape[0], -1))
+
+
+def interval_is_exact(problem: Problem, op) -> bool:
+    """Whether the interval step gives the exact range of ``op``'s every element.
+
+    It does for an affine map of a box read directly (or through aliases and
+    rearrangements): over a box, ``c + J x`` ranges exactly over ``c + J x0 +- |J| r``.
+    """
+    if type(problem.pset) is not Box:
+        return False
+    while op.kind == "alias":
+        op = problem.graph.op(op.inputs[0])
+    return op.kind == "input" or (op.kind == "linear" and _reads_input(problem, op))
+
+
+def _linear_on_ball(problem: Problem, op, bounds: dict):
+    """Exact box of a Linear module reading an Lp ball's input: ``W x0 + b +- eps ||W_i||_q``, within its interval box."""
+    pset = problem.pset
+    module = problem.graph.modules[op.node.target]
+    y0 = problem.bound.value(op.name)
+    q = {2.0: 2.0, 1.0: float("inf")}[pset.p]
+    norms = torch.linalg.vector_norm(module.weight.detach().to(y0), ord=q, dim=1)
+    radius = pset.eps.to(y0).view((-1,) + (1,) * (y0.ndim - 1)) * norms
+    lo, hi = interval_step(problem.bound, op, bounds)  # the ball meets the valid range: a box of its own
+    return torch.maximum(y0 - radius, lo), torch.minimum(y0 + radius, hi)
+
+
 def node_bounds(problem: Problem, name: str, bounds: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """CROWN box of one operation's output (all its elements, in chunks of rows)."""
     op = problem.graph.op(name)
     n = problem.bound.n
+    if type(problem.pset) is LpBall and op.signed == "linear_module" and _reads_input(problem, op):
+        return _linear_on_ball(problem, op, bounds)
     costly = _numel(op.shape) * _numel(problem.graph.ops[0].shape) * n > 4 * _BUDGET
     # k substitutions: exact and fast; Lp balls: the full kernel's dual norm, looser at the edges
     if (isinstance(problem.pset, Hamming) or (isinstance(problem.pset, LpBall) and costly)) and op.kind == "linear":
@@ -311,14 +366,13 @@ def crown_rows(problem: Problem, spec: Spec, *, intermediate: str = "crown", max
     prefix = affine_prefix(graph) if type(problem.pset) is not Box else set()
 
     wide = []
-    first = affine_prefix(graph)
 
     def tighten(op, bounds, box):
-        if op.name not in needed:
+        if op.name not in needed or interval_is_exact(problem, op):
             return None
         if op.name in prefix or (intermediate == "crown" and _numel(op.shape) <= max_neurons):
             return node_bounds(problem, op.name, bounds)
-        if intermediate == "crown" and op.name not in first:  # IBP is exact on a first affine layer
+        if intermediate == "crown":
             wide.append(op.label)
         return None
 
