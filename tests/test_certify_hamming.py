@@ -261,7 +261,7 @@ def test_branch_and_bound_stops_splitting_an_input_with_a_counterexample():
     assert int(at_goal.sum()) == 2
     for i in at_goal.nonzero()[:, 0].tolist():
         assert result.status[i] == "falsified" and result.edits[i] == []
-        assert int(result.evaluations[i]) == 3  # the first bound, then the root's evaluation and bound: no split
+        assert int(result.evaluations[i]) == 2  # the first bound, then the root's evaluation: no bound, no split
 
 
 class _FirstBase(nn.Module):
@@ -314,3 +314,46 @@ def test_bit_flip_features_by_index_name_or_mask_agree():
         assert bit_flips(adapter, X, k=1, goal="below:0", features=features).status == ["falsified"], features
     for features in ([2], ["c"], [False, False, True]):
         assert bit_flips(adapter, X, k=1, goal="below:0", features=features).status == ["certified"], features
+
+
+def test_an_input_gets_the_same_verdict_alone_and_in_any_batch(monkeypatch):
+    # a budget too small for some inputs: each input spends its own, so neither its verdict nor its
+    # bounds depend on the other inputs of the call or on how many are searched at once
+    from probekit.certify import hamming
+
+    adapter = SequenceModel(ToyConv(channels=6), output=1, device="cpu")
+    X = one_hot(12, 8, seed=11)
+    drops = (-_truth(adapter, X, 2, goals.decrease(by=1e-3)) + 1e-3).sort().values
+    goal = goals.decrease(by=float(drops[6]) * 1.05)
+    truth = _truth(adapter, X, 2, goal)
+    kw = dict(k=2, goal=goal, max_enumerate=0, attack=False, batch_size=8, max_nodes=100)
+    alone = [substitutions(adapter, X[i : i + 1], **kw) for i in range(12)]
+    status = [r.status[0] for r in alone]
+    assert {"certified", "falsified", "unknown"} <= set(status)
+    small = [status.index("unknown"), status.index("certified"), status.index("falsified")]
+    hard_first = sorted(range(12), key=lambda i: status[i] != "unknown")
+    calls = [(small, substitutions(adapter, X[small], **kw)), (hard_first, substitutions(adapter, X[hard_first], **kw))]
+    monkeypatch.setattr(hamming, "_OPEN_ENTRIES", 5 * 100 * 4 * X[0].numel())  # five inputs searched at a time
+    calls.append((list(range(12)), substitutions(adapter, X, **kw)))
+    for i, r in enumerate(alone):
+        _check_against_truth(adapter, X[i : i + 1], r, truth[i : i + 1], goal)
+    for idx, r in calls:
+        _check_against_truth(adapter, X[idx], r, truth[idx], goal)
+        for j, i in enumerate(idx):
+            a = alone[i]
+            assert (r.status[j], r.how[j], r.edits[j]) == (a.status[0], a.how[0], a.edits[0]), i
+            assert int(r.evaluations[j]) == int(a.evaluations[0]), i
+            torch.testing.assert_close(r.g_lower[j], a.g_lower[0], rtol=0, atol=1e-6)
+            torch.testing.assert_close(r.g_best[j], a.g_best[0], rtol=0, atol=1e-6)
+
+
+def test_branch_and_bound_runs_in_the_adapters_dtype():
+    X = one_hot(3, 8)
+    goal = goals.decrease(by=0.8)
+    kw = dict(k=2, goal=goal, max_enumerate=0, attack=False)
+    single = substitutions(SequenceModel(ToyConv(channels=6), output=1, device="cpu"), X, **kw)
+    adapter = SequenceModel(ToyConv(channels=6).double(), output=1, device="cpu", dtype=torch.float64)
+    double = substitutions(adapter, X.double(), **kw)
+    assert "branch-and-bound" in double.how and "unknown" not in double.status
+    assert double.status == single.status
+    _check_against_truth(adapter, X.double(), double, _truth(adapter, X.double(), 2, goal), goal)

@@ -8,7 +8,7 @@ batched enumeration (:func:`probekit.search.min_substitutions` with
 ``method="exhaustive"``); the others by CROWN bounds over the k-edit set, then a
 beam attack, then branch and bound: split on one position (left as it is, or
 set to each other base), bound every branch, and close those whose lower bound
-on the goal's ``g`` is positive.
+on the goal's ``g`` is positive, each input within its own budget of branches.
 
 Examples
 --------
@@ -171,103 +171,140 @@ def _g_lower(problem: Problem, x, k, free, rows, space: _Space, kmax: int) -> to
     return goal.interval(lo, hi)[0]
 
 
+# input entries held in open branches at once, roughly: inputs join the search as others finish
+_OPEN_ENTRIES = 2**26
+
+
+class _Open:
+    """Open branches: input row, edited input, free sites, edits left, parent bound, edit history."""
+
+    def __init__(self, rows, xs, free, ks, parent, hist):
+        self.rows, self.xs, self.free, self.ks, self.parent, self.hist = rows, xs, free, ks, parent, hist
+
+    def __len__(self) -> int:
+        return len(self.hist)
+
+    def take(self, idx: torch.Tensor) -> "_Open":
+        hist = [self.hist[i] for i in idx.tolist()]
+        return _Open(self.rows[idx], self.xs[idx], self.free[idx], self.ks[idx], self.parent[idx], hist)
+
+    def cat(self, *others: "_Open") -> "_Open":
+        parts = (self,) + others
+        fields = [torch.cat([getattr(p, f) for p in parts]) for f in ("rows", "xs", "free", "ks", "parent")]
+        return _Open(*fields, [h for p in parts for h in p.hist])
+
+
 def _branch_and_bound(adapter, space, problem, bound, X, k, todo, *, max_nodes, batch_size, progress):
     """Decide inputs ``todo`` by branch and bound; returns per-input (status, edits, g_lower, g_best, work).
 
-    The host reads from the device a few times per batch of branches, never once per branch.
+    Each input bounds at most ``max_nodes`` branches, in rounds of its ``batch_size``
+    weakest open branches (best first). The rounds of several inputs are bounded
+    together, but which branches an input takes depends on that input alone, so
+    its verdict does not depend on the other inputs. The host reads from the
+    device a few times per round, never once per branch.
     """
     n = X.shape[0]
     dev = X.device
     todo_l = todo.tolist()
     status = {i: "unknown" for i in todo_l}
     edits: dict = {}
-    g_best = torch.full((n,), float("inf"), device=dev)
-    closed_min = torch.full((n,), float("inf"), device=dev)  # smallest lower bound among closed branches
+    inf = torch.full((n,), float("inf"), device=dev, dtype=X.dtype)
+    g_best = inf.clone()
+    closed_min = inf.clone()  # smallest lower bound among closed branches
+    left_min = inf.clone()  # smallest parent bound among branches never bounded
+    left_open = torch.zeros(n, dtype=torch.bool, device=dev)  # inputs that ran out of budget with branches open
     work = torch.zeros(n, dtype=torch.long, device=dev)
+    taken = torch.zeros(n, dtype=torch.long, device=dev)  # branches bounded per input
     hits = torch.zeros(n, dtype=torch.long, device=dev)  # branches per input that reached the goal
-    # open branches: rows, inputs, free sites, remaining edits, parent bound, edit history;
-    # rows_h mirrors rows on the host, like hist
-    rows = todo.to(dev)
-    rows_h = list(todo_l)
-    xs = X[rows].clone()
-    free = space.free[rows].clone()
-    ks = torch.full((len(rows),), k, device=dev, dtype=torch.long)
-    parent = torch.full((len(rows),), -float("inf"), device=dev)
-    hist = [[] for _ in range(len(rows))]
-    done = 0
+    # an input may open about (alternatives + 1) branches per branch it bounds
+    window = max(1, _OPEN_ENTRIES // max(1, max_nodes * (space.alternatives + 1) * X[0].numel()))
+    waiting = list(todo_l)
+    empty = torch.zeros(0, dtype=torch.long, device=dev)
+    opened = _Open(empty, X[:0], space.free[:0], empty, X.new_zeros(0), [])
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=max_nodes, desc="branch and bound")
-    while len(rows) and done < max_nodes:
-        perm = torch.argsort(parent)  # best first: the weakest bound
-        order = perm[:batch_size]
-        rest = perm[batch_size:].sort().values  # the branches left open, in their order
-        order_l = order.tolist()
-        b_rows, b_x, b_free, b_k = rows[order], xs[order], free[order], ks[order]
-        b_hist = [hist[i] for i in order_l]
-        b_rows_h = [rows_h[i] for i in order_l]
-        rows, xs, free, ks, parent = rows[rest], xs[rest], free[rest], ks[rest], parent[rest]
-        taken = set(order_l)
-        hist = [h for i, h in enumerate(hist) if i not in taken]
-        rows_h = [r for i, r in enumerate(rows_h) if i not in taken]
-        done += len(order_l)
+        bar = tqdm(total=max_nodes * len(todo_l), desc="branch and bound")
+    while True:
+        active = len(torch.unique(opened.rows)) if len(opened) else 0
+        if waiting and active < window:
+            new, waiting = waiting[: window - active], waiting[window - active :]
+            r = torch.tensor(new, device=dev)
+            parent = X.new_full((len(new),), -float("inf"))
+            roots = _Open(r, X[r], space.free[r], torch.full_like(r, k), parent, [[] for _ in new])
+            opened = opened.cat(roots)
+        # inputs with a counterexample, or out of budget, expand no more
+        live = (hits[opened.rows] == 0) & (taken[opened.rows] < max_nodes)
+        if not bool(live.all()):
+            dead = torch.nonzero(~live)[:, 0]
+            left_min.scatter_reduce_(0, opened.rows[dead], opened.parent[dead], "amin")
+            left_open[opened.rows[dead]] = True
+            opened = opened.take(torch.nonzero(live)[:, 0])
+        if not len(opened):
+            if waiting:
+                continue
+            break
+        # each input's weakest branches, ties in the order they were opened
+        order = torch.argsort(opened.parent, stable=True)
+        order = order[torch.argsort(opened.rows[order], stable=True)]
+        by_row = opened.rows[order]
+        rank = torch.arange(len(order), device=dev) - torch.searchsorted(by_row, by_row)
+        pick = rank < (max_nodes - taken).clamp(max=batch_size)[by_row]
+        b = opened.take(order[pick])
+        opened = opened.take(order[~pick].sort().values)  # the branches left open, in their order
         if bar is not None:
-            bar.update(len(order_l))
-        work.index_add_(0, b_rows, torch.full_like(b_rows, 2))
-        _, g_c = adapter.evaluate(b_x, bound, b_rows)
-        g_best.scatter_reduce_(0, b_rows, g_c, "amin")
+            bar.update(len(b))
+        one = torch.ones_like(b.rows)
+        taken.index_add_(0, b.rows, one)
+        work.index_add_(0, b.rows, one)
+        _, g_c = adapter.evaluate(b.xs, bound, b.rows)
+        g_best.scatter_reduce_(0, b.rows, g_c, "amin")
         reached = g_c <= 0
-        hits.index_add_(0, b_rows, reached.long())
-        kmax = max(k - len(h) for h in b_hist)  # every edit in a branch's history spent one of its k
-        g_lo = _g_lower(problem, b_x, b_k, b_free, b_rows, space, kmax)
-        g_lo = torch.minimum(g_lo, g_c)
-        alive = hits[b_rows] == 0  # inputs without a counterexample so far
-        can_split = (b_k > 0) & b_free.any(1)
+        hits.index_add_(0, b.rows, reached.long())
+        alive = hits[b.rows] == 0  # inputs without a counterexample so far
+        bounded = torch.nonzero(alive)[:, 0]
+        g_lo = torch.full_like(g_c, -float("inf"))
+        # kmax=k for every chunk: a branch's bound does not depend on which branches share its chunk
+        for s in range(0, len(bounded), batch_size):
+            j = bounded[s : s + batch_size]
+            g_lo[j] = torch.minimum(_g_lower(problem, b.xs[j], b.ks[j], b.free[j], b.rows[j], space, k), g_c[j])
+        work.index_add_(0, b.rows[bounded], one[bounded])
+        # the branches of an input decided in this round keep their parents' bounds
+        left_min.scatter_reduce_(0, b.rows[~alive], b.parent[~alive], "amin")
+        can_split = (b.ks > 0) & b.free.any(1)
         split = alive & (g_lo <= 0) & can_split
         closed = alive & ~split
-        closed_min.scatter_reduce_(0, b_rows, torch.where(closed, g_lo, torch.full_like(g_lo, float("inf"))), "amin")
-        reached_l, split_l = torch.stack([reached, split]).tolist()
+        closed_min.scatter_reduce_(0, b.rows, torch.where(closed, g_lo, torch.full_like(g_lo, float("inf"))), "amin")
+        rows_l, reached_l = b.rows.tolist(), reached.tolist()
         for j, hit in enumerate(reached_l):
-            r = b_rows_h[j]
+            r = rows_l[j]
             if hit and status[r] != "falsified":
-                status[r], edits[r] = "falsified", b_hist[j]
-        idx_l = [j for j, s in enumerate(split_l) if s]
-        if not idx_l:
+                status[r], edits[r] = "falsified", b.hist[j]
+        s_idx = torch.nonzero(split)[:, 0]
+        if not len(s_idx):
             continue
-        idx = torch.argsort((~split).to(torch.uint8), stable=True)[: len(idx_l)]  # the split rows, in order
-        s_x, s_free, s_k, s_rows, s_lo = b_x[idx], b_free[idx], b_k[idx], b_rows[idx], g_lo[idx]
-        s_hist = [b_hist[i] for i in idx_l]
-        s_rows_h = [b_rows_h[i] for i in idx_l]
-        _, grad = adapter.gradient(s_x, bound, rows=s_rows)
-        site = space.first_order(s_x, grad, s_free).reshape(len(idx_l), -1).argmin(1)
+        sp, s_lo = b.take(s_idx), g_lo[s_idx]
+        _, grad = adapter.gradient(sp.xs, bound, rows=sp.rows)
+        site = space.first_order(sp.xs, grad, sp.free).reshape(len(sp), -1).argmin(1)
         # branch 1: the site stays as it is
-        kept_free = s_free.clone()
-        kept_free[torch.arange(len(idx_l), device=dev), site] = False
+        kept_free = sp.free.clone()
+        kept_free[torch.arange(len(sp), device=dev), site] = False
+        kept = _Open(sp.rows, sp.xs, kept_free, sp.ks, s_lo, sp.hist)
         # branches 2..: the site edited to each alternative
-        e_x, labels = space.children(s_x, site)
+        e_x, labels = space.children(sp.xs, site)
         reps = space.alternatives
-        e_free = kept_free.repeat_interleave(reps, 0)
-        e_k = (s_k - 1).repeat_interleave(reps)
-        e_rows = s_rows.repeat_interleave(reps)
-        e_hist = [s_hist[i // reps] + [labels[i]] for i in range(len(labels))]
-        rows = torch.cat([rows, s_rows, e_rows])
-        rows_h = rows_h + s_rows_h + [r for r in s_rows_h for _ in range(reps)]
-        xs = torch.cat([xs, s_x, e_x])
-        free = torch.cat([free, kept_free, e_free])
-        ks = torch.cat([ks, s_k, e_k])
-        parent = torch.cat([parent, s_lo, s_lo.repeat_interleave(reps)])
-        hist = hist + s_hist + e_hist
+        edited = _Open(
+            sp.rows.repeat_interleave(reps), e_x, kept_free.repeat_interleave(reps, 0), (sp.ks - 1).repeat_interleave(reps),
+            s_lo.repeat_interleave(reps), [sp.hist[i // reps] + [labels[i]] for i in range(len(labels))],
+        )
+        opened = opened.cat(kept, edited)
     if bar is not None:
         bar.close()
-    open_min = torch.full((n,), float("inf"), device=dev)
-    if len(rows):
-        open_min.scatter_reduce_(0, rows, parent, "amin")
-    g_lower = torch.minimum(closed_min, open_min)
-    still_open = set(rows_h)
+    g_lower = torch.minimum(closed_min, left_min)
+    left_l = left_open.tolist()
     for r in status:
-        if status[r] == "unknown" and r not in still_open:
+        if status[r] == "unknown" and not left_l[r]:
             status[r] = "certified"
     return status, edits, g_lower, g_best, work
 
@@ -416,9 +453,12 @@ def substitutions(
     max_enumerate : float
         Inputs with at most this many edit sets are decided by enumeration.
     max_nodes : int
-        Branches bounded per call by branch and bound before the rest stay ``unknown``.
+        Branches that branch and bound may bound for each input; an input whose
+        search needs more stays ``unknown``. The budget is each input's own, so a
+        verdict does not depend on the other inputs of the call.
     batch_size : int
-        Branches bounded together.
+        Branches of one input bounded per round (best first), and branches bounded
+        together.
     beam_width : int
         Width of the beam attack run before branch and bound.
     attack : bool
