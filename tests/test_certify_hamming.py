@@ -128,6 +128,8 @@ def _check_against_truth(adapter, X, result, truth, goal):
             assert truth[i] > 0, (i, truth[i])
             if torch.isfinite(result.g_lower[i]):
                 assert result.g_lower[i] <= truth[i] + TOL
+            if result.how[i] in ("bounds", "branch-and-bound"):
+                assert result.g_lower[i] > 0, (i, result.g_lower[i])  # the proof is a positive lower bound
         elif status == "falsified":
             assert truth[i] <= 0
             edited = apply_edits(X[i], result.edits[i])
@@ -357,3 +359,21 @@ def test_branch_and_bound_runs_in_the_adapters_dtype():
     assert "branch-and-bound" in double.how and "unknown" not in double.status
     assert double.status == single.status
     _check_against_truth(adapter, X.double(), double, _truth(adapter, X.double(), 2, goal), goal)
+
+
+def test_a_certificate_from_single_points_has_a_positive_lower_bound(monkeypatch):
+    # a sound but loose bound (1 below the true one) closes no branch that could still split: the
+    # proof comes from single points, whose evaluated goal is exact, so g_lower stays > 0
+    from probekit.certify import hamming
+
+    loose = hamming._g_lower
+    monkeypatch.setattr(hamming, "_g_lower", lambda *a, **kw: loose(*a, **kw) - 1.0)
+    adapter = SequenceModel(SmallCNN(), output=outputs.logit(0), device="cpu")
+    X = one_hot(4, 6, seed=2)
+    drops = (-_truth(adapter, X, 1, goals.decrease(by=1e-3)) + 1e-3).sort().values
+    goal = goals.decrease(by=float(drops[1:3].mean()))
+    truth = _truth(adapter, X, 1, goal)
+    result = substitutions(adapter, X, k=1, goal=goal, max_enumerate=0, attack=False)
+    _check_against_truth(adapter, X, result, truth, goal)
+    assert [s == "certified" for s in result.status] == (truth > 0).tolist()
+    assert 0 < int((truth > 0).sum()) < 4

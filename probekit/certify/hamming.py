@@ -275,7 +275,9 @@ def _branch_and_bound(adapter, space, problem, bound, X, k, todo, *, max_nodes, 
         can_split = (b.ks > 0) & b.free.any(1)
         split = alive & (g_lo <= 0) & can_split
         closed = alive & ~split
-        closed_min.scatter_reduce_(0, b.rows, torch.where(closed, g_lo, torch.full_like(g_lo, float("inf"))), "amin")
+        # a branch that cannot split is one point, whose evaluated g is exact (its bound may round below it)
+        exact = torch.where(can_split, g_lo, g_c)
+        closed_min.scatter_reduce_(0, b.rows, torch.where(closed, exact, torch.full_like(g_lo, float("inf"))), "amin")
         rows_l, reached_l = b.rows.tolist(), reached.tolist()
         for j, hit in enumerate(reached_l):
             r = rows_l[j]
