@@ -94,6 +94,8 @@ def atom_importance(mol, weights, featurizer, *, info=None, normalize: bool = Fa
     if isinstance(weights, dict):
         items = [(int(j), float(w)) for j, w in weights.items() if w]
     else:
+        if isinstance(weights, torch.Tensor):
+            weights = weights.detach().cpu()
         w = np.asarray(weights, dtype=np.float64).reshape(-1)
         items = [(int(j), float(w[j])) for j in np.flatnonzero(w)]
     for j, w in items:

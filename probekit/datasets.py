@@ -228,7 +228,8 @@ def accuracy(model: nn.Module, sequences, labels) -> float:
 
     model.eval()
     with torch.no_grad():
-        pred = model(one_hot(list(sequences))).argmax(dim=1)
+        device = next(model.parameters()).device
+        pred = model(one_hot(list(sequences)).to(device)).argmax(dim=1).cpu()
     return float((pred == torch.tensor(np.array(labels))).float().mean())
 
 

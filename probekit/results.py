@@ -342,7 +342,7 @@ class BaselineResult(Result):
         made (NaN: fewer editable positions than the draw's size) are left out; where
         none was made, or the adversarial change is NaN, the statistics are NaN.
         """
-        adv = torch.as_tensor(adversarial_delta, dtype=self.deltas.dtype).reshape(-1)
+        adv = torch.as_tensor(adversarial_delta).detach().cpu().to(self.deltas.dtype).reshape(-1)
         direction = torch.where(adv < 0, -1.0, 1.0).to(self.deltas.dtype)
         rnd = self.deltas * direction[:, None]
         adv_dir = adv * direction

@@ -34,6 +34,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .._device import model_device
 from ..results import Result
 from .graph import Graph, UnsupportedOperation, trace
 from .ibp import _drop_final_shift, abs_radius
@@ -320,9 +321,9 @@ def lipschitz(
             raise ValueError("pass X= or input_shape= with a bare model")
         first = lambda y: y.reshape(y.shape[0], -1)[:, 0]  # noqa: E731 - any selection; the whole output is bounded
         if len(shape) == 2 and shape[0] == 4:
-            adapter = SequenceModel(adapter_or_model, output=first, device=None)
+            adapter = SequenceModel(adapter_or_model, output=first, device=model_device(adapter_or_model))
         else:
-            adapter = FeatureModel(adapter_or_model, output=first, device=None)
+            adapter = FeatureModel(adapter_or_model, output=first, device=model_device(adapter_or_model))
     else:
         adapter = adapter_or_model
     if X is None:

@@ -538,6 +538,8 @@ class Matrix(Featurizer):
             smiles = list(molecules["smiles"]) if "smiles" in molecules.columns else None
             mols = list(molecules["mol"]) if "mol" in molecules.columns else None
         else:
+            if isinstance(molecules, torch.Tensor):
+                molecules = molecules.detach().cpu()
             X = torch.as_tensor(np.asarray(molecules, dtype=np.float32))
             ids = smiles = mols = None
         if X.ndim != 2 or X.shape[1] != len(self.names):

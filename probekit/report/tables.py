@@ -199,7 +199,7 @@ def rank_desc(values: torch.Tensor) -> torch.Tensor:
     """
     order = torch.sort(values, dim=-1, descending=True, stable=True).indices
     ranks = torch.empty_like(order)
-    ranks.scatter_(-1, order, torch.arange(1, values.shape[-1] + 1).expand_as(order).contiguous())
+    ranks.scatter_(-1, order, torch.arange(1, values.shape[-1] + 1, device=values.device).expand_as(order).contiguous())
     return ranks
 
 

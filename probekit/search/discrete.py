@@ -191,6 +191,8 @@ def _site_values(adapter, X, sites, fn, *, current, apply, n_values, skip=None, 
     Generic single-edit scan; the current value of a site gets the unedited
     row's value, and so do skipped sites. Returns (M, P, n_values, *).
     """
+    sites = torch.as_tensor(sites, device=X.device).long()
+    skip = None if skip is None else skip.to(X.device)
     m, p, a = X.shape[0], sites.numel(), n_values
     base = adapter.map(X, fn)
     rest = base.shape[1:]
