@@ -37,6 +37,7 @@ from . import goals as _goals
 from ._warnings import warn
 from .goals import BoundGoal
 from .search import continuous as _cont
+from .search.baseline import input_seeds
 
 # thresholds of the masking verdict (fractions of inputs)
 ZERO_GRADIENT_FRACTION = 0.1
@@ -359,8 +360,8 @@ def robustness_curve(
         raise ValueError(f"attack must be 'pgd', 'fgsm' or a callable; got {attack!r}")
     attacked = (~result.success).reshape(len(radii), n).float()
     space = _cont._space(adapter, Xr, mask_r, relax_discrete=False)
-    generator = torch.Generator().manual_seed(seed)
-    _, g, _ = _cont._random_goal_values(adapter, space, goal_r, eps_rows, norm, n_random, generator)
+    # an input's draws come from its own seed: the same directions at every radius
+    _, g, _ = _cont._random_goal_values(adapter, space, goal_r, eps_rows, norm, n_random, input_seeds(Xr, seed))
     held = (g > 0).reshape(len(radii), n, n_random).float()
     frame = pd.concat(
         [

@@ -400,6 +400,25 @@ def test_random_perturbation_in_blocks(monkeypatch):
     assert (r.deltas.abs() <= torch.linspace(0.1, 0.9, 9)[:, None] * torch.tensor(W).norm() + 1e-5).all()
 
 
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_each_input_draws_the_same_perturbations_alone_among_others_or_in_blocks(norm, monkeypatch):
+    import probekit.search.continuous as continuous
+
+    adapter = FeatureModel(linear(W), output=outputs.value(0), device="cpu")
+    X = torch.randn(5, 4, generator=torch.Generator().manual_seed(4))
+    eps = torch.linspace(0.2, 1.0, 5)
+    together = random_perturbation(adapter, X, norm=norm, eps=eps, n_draws=7, seed=3)
+    alone = random_perturbation(adapter, X[3:4], norm=norm, eps=eps[3:4], n_draws=7, seed=3)
+    torch.testing.assert_close(together.deltas[3], alone.deltas[0], rtol=0, atol=1e-6)
+    monkeypatch.setattr(continuous, "_DRAW_BUDGET", 28)  # one input of 7 draws per block
+    blocks = random_perturbation(adapter, X, norm=norm, eps=eps, n_draws=7, seed=3)
+    torch.testing.assert_close(blocks.deltas, together.deltas, rtol=0, atol=1e-6)
+    # rows differ from one another, and another seed draws other points
+    assert not torch.allclose(together.deltas[0] / eps[0], together.deltas[1] / eps[1])
+    other = random_perturbation(adapter, X[3:4], norm=norm, eps=eps[3:4], n_draws=7, seed=4)
+    assert not torch.allclose(other.deltas, alone.deltas)
+
+
 def test_fgsm_matches_captum_where_the_step_helps():
     from captum.robust import FGSM
 

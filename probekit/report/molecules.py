@@ -205,21 +205,17 @@ def _run_flips(adapter, X, ids, *, goal, binary, flips, max_flips, method, n_dra
 
 def _run_perturbation(adapter, X, ids, *, goal, norm, n_draws, seed, progress):
     from .._warnings import ProbekitWarning
-    from ..search.baseline import input_seeds
     from ..search.continuous import min_perturbation, random_perturbation
 
     res = min_perturbation(adapter, X, goal=goal, norm=norm, seed=seed, ids=ids, progress=progress)
     adv = (res.score_after - res.score_before).cpu()
     eps = torch.nan_to_num(res.norm.float(), nan=0.0).clamp_min(0).to(adapter.device)
-    stats = {name: np.full(X.shape[0], np.nan) for name in ("random_mean", "ratio", "z", "p_value")}
     with warnings.catch_warnings():
-        # min_perturbation has named the inputs outside the bounds already; one at a time, each would be "input 0"
+        # min_perturbation has named the inputs outside the bounds already
         warnings.filterwarnings("ignore", message=r".*outside the feature bounds", category=ProbekitWarning)
-        for i, own_seed in enumerate(input_seeds(X, seed)):  # each input's draws from its own seed, as for bit flips
-            base = random_perturbation(adapter, X[i : i + 1], norm=norm, eps=eps[i : i + 1], n_draws=n_draws, seed=own_seed)
-            compared = base.compare(adv[i : i + 1])
-            for name in stats:
-                stats[name][i] = float(compared[name].iloc[0])
+        base = random_perturbation(adapter, X, norm=norm, eps=eps, n_draws=n_draws, seed=seed)
+    compared = base.compare(adv)
+    stats = {name: compared[name].to_numpy(dtype=float) for name in ("random_mean", "ratio", "z", "p_value")}
     return res, stats
 
 

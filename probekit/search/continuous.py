@@ -37,6 +37,7 @@ from .._warnings import warn
 from ..adapters import Adapter
 from ..goals import BoundGoal
 from ..results import BaselineResult, PerturbationResult
+from .baseline import input_seeds
 
 NORMS = ("linf", "l2", "l1")
 DUAL_ORDER = {"linf": 1.0, "l2": 2.0, "l1": float("inf")}
@@ -1100,26 +1101,36 @@ def _sphere(n, free, eps, norm, generator) -> torch.Tensor:
 _DRAW_BUDGET = 2**24  # perturbation entries held at once by the random draws
 
 
-def _random_points(space, eps, norm, n_draws, generator):
+def _random_points(space, eps, norm, n_draws, seeds):
     """Blocks of ``(rows, delta)``: input-major draws on the sphere, clipped to the bounds.
 
-    Inputs are taken a block at a time so that a block holds at most
-    ``_DRAW_BUDGET`` entries; the blocks depend only on the shapes, so a seed
-    gives the same draws whatever the batch size.
+    Row ``i`` draws from a generator of its own, seeded with ``seeds[i]``, so its
+    draws do not depend on the other rows. Inputs are taken a block at a time so
+    that a block holds at most ``_DRAW_BUDGET`` entries; the draws are made on
+    the CPU and moved to the device once per block.
     """
     n, d = space.x0.shape
     per_block = max(1, _DRAW_BUDGET // max(1, n_draws * d))
     for start in range(0, n, per_block):
-        rows = torch.arange(start, min(n, start + per_block), device=space.x0.device).repeat_interleave(n_draws)
-        free = (space.lower[rows] < 0) | (space.upper[rows] > 0)
-        delta = _sphere(rows.numel(), free, eps[rows], norm, generator)
+        stop = min(n, start + per_block)
+        rows = torch.arange(start, stop, device=space.x0.device).repeat_interleave(n_draws)
+        free = ((space.lower[start:stop] < 0) | (space.upper[start:stop] > 0)).cpu()
+        radius = eps[start:stop].cpu()
+        delta = torch.cat([
+            _sphere(n_draws, free[j].expand(n_draws, d), radius[j].expand(n_draws), norm,
+                    torch.Generator().manual_seed(int(seeds[start + j])))
+            for j in range(stop - start)
+        ]).to(space.x0.device)
         yield rows, torch.minimum(torch.maximum(delta, space.lower[rows]), space.upper[rows])
 
 
-def _random_goal_values(adapter, space, bound, eps, norm, n_draws, generator):
-    """Scores, goal values and norms (each (N, n_draws)) of random draws on the sphere of radius ``eps`` (N,)."""
+def _random_goal_values(adapter, space, bound, eps, norm, n_draws, seeds):
+    """Scores, goal values and norms (each (N, n_draws)) of random draws on the sphere of radius ``eps`` (N,).
+
+    ``seeds`` (N,) seeds each row's draws (see :func:`_random_points`).
+    """
     parts = []
-    for rows, delta in _random_points(space, eps, norm, n_draws, generator):
+    for rows, delta in _random_points(space, eps, norm, n_draws, seeds):
         scores, g = adapter.evaluate(space.unflat(space.x0[rows] + delta), bound, rows=rows)
         parts.append(torch.stack([scores, g, vector_norm(delta, norm)], dim=1))
     n = space.x0.shape[0]
@@ -1134,7 +1145,9 @@ def random_perturbation(adapter, X, *, norm: str = "linf", eps, n_draws: int = 1
     Each draw is uniform on the sphere ``||delta|| = eps`` over the features that
     may change (continuous features not masked out), then clipped to the feature
     bounds; clipping can make a draw smaller than ``eps`` near a bound (the
-    realised norms are in ``params["norms"]``). All draws are evaluated in batches.
+    realised norms are in ``params["norms"]``). Each input draws from a seed of its
+    own (``seed`` and the input's values), so its baseline is the same alone, in a
+    batch or in a chunk. All draws are evaluated in batches.
 
     Parameters
     ----------
@@ -1165,10 +1178,9 @@ def random_perturbation(adapter, X, *, norm: str = "linf", eps, n_draws: int = 1
     space = _space(adapter, X, mask, relax_discrete=False)
     n = X.shape[0]
     eps_rows = _eps_rows(eps, n, adapter.device)
-    generator = torch.Generator().manual_seed(seed)
     bound = adapter.bind(_goals.below(0.0), X)  # only the scores are used
     before, _ = adapter.evaluate(X, bound)
-    after, _, norms = _random_goal_values(adapter, space, bound, eps_rows, norm, n_draws, generator)
+    after, _, norms = _random_goal_values(adapter, space, bound, eps_rows, norm, n_draws, input_seeds(X, seed))
     deltas = after - before[:, None]
     params = {"eps": eps_rows.cpu(), "n_draws": n_draws, "seed": seed, "device": str(adapter.device),
               "seconds": time.perf_counter() - start, "norms": norms.cpu()}
