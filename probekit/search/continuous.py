@@ -138,10 +138,13 @@ def project(delta: torch.Tensor, eps, *, norm: str = "linf", lower=None, upper=N
     in_box = ((ball >= lower) & (ball <= upper)).all(dim=1)
     out = torch.where(done[:, None], boxed, ball)
     hard = ~done & ~in_box
-    if hard.any():
-        z, lo, hi, e = delta[hard], lower[hard], upper[hard], eps[hard]
+    # on the CPU the rows that need the multiplier are gathered; elsewhere every row is solved and the hard
+    # ones are picked, so that the projection reads nothing back from the device but its convergence checks
+    gather = _cheap_sync(delta.device)
+    if not gather or hard.any():
+        z, lo, hi, e = (delta[hard], lower[hard], upper[hard], eps[hard]) if gather else (delta, lower, upper, eps)
         if norm == "l2":
-            t = _l2_box_scale(z, lo, hi, e)
+            t = _l2_box_scale(z, lo, hi, e, check_every=1 if gather else 8)
             sol = torch.minimum(torch.maximum(t[:, None] * z, lo), hi)
         else:
             # ||clamp(soft(z, tau))||_1 falls with tau in [0, max|z|]
@@ -158,21 +161,27 @@ def project(delta: torch.Tensor, eps, *, norm: str = "linf", lower=None, upper=N
                     break
             soft = torch.sign(z) * (z.abs() - b[:, None]).clamp_min(0)
             sol = torch.minimum(torch.maximum(soft, lo), hi)
-        out = out.clone()
-        out[hard] = sol
+        if gather:
+            out = out.clone()
+            out[hard] = sol
+        else:
+            out = torch.where(hard[:, None], sol, out)
     length = vector_norm(out, norm)
     scale = torch.where(length > eps, eps / length.clamp_min(1e-30), torch.ones_like(length))
     return out * scale[:, None]
 
 
-def _l2_box_scale(z: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+def _l2_box_scale(z: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, eps: torch.Tensor, *,
+                  check_every: int = 1) -> torch.Tensor:
     """The t (M,) in [0, 1] with ``||clamp(t z, lo, hi)||_2 = eps``, exactly, for rows where ``||clamp(z)|| > eps``.
 
     Coordinate i stops growing at t_i = limit_i / z_i (its bound in z_i's direction). With the set
     of coordinates stopped at some t held fixed, the squared norm is ``s^2 R + C`` (R: z^2 of the free
     coordinates, C: the squared limits of the stopped ones), whose root is the next t. From t = 1 this
     root lies below the solution, and from then on the roots rise towards it; each is exact once the
-    stopped set is the solution's, which takes a few passes instead of a bisection's dozens.
+    stopped set is the solution's, which takes a few passes instead of a bisection's dozens. Once
+    exact, a pass returns t unchanged, so checking for that only every ``check_every`` passes (fewer
+    reads from the device) gives the same t.
     """
     limit = torch.where(z > 0, hi, lo)
     stop = torch.where(z != 0, limit / torch.where(z != 0, z, 1.0), math.inf)  # z_i = 0 never stops
@@ -188,7 +197,7 @@ def _l2_box_scale(z: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, eps: torc
             t = root
             continue
         root = torch.maximum(root, t)  # rises in exact arithmetic; rounding must not make it cycle
-        if torch.equal(root, t):
+        if i % check_every == 0 and torch.equal(root, t):
             break
         t = root
     return t
