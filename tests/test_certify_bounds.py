@@ -739,3 +739,45 @@ def test_no_backward_pass_starts_at_a_linear_layer_on_the_input(norm, monkeypatc
     layer = {str(op.node.target).split(".")[-1]: op.name for op in graph.ops if op.signed == "linear_module"}
     assert layer["a"] not in starts and layer["b"] not in starts
     assert layer["c"] in starts and layer["out"] in starts  # twice the input is not the input
+
+
+def test_real_valued_features_of_shape_n_c_l_keep_their_whole_ball():
+    # (N, C, L) inputs of a feature adapter are real-valued features, not one-hot DNA clipped to [0, 1]
+    from probekit import FeatureModel
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(2, 3, 2), nn.ReLU(), nn.Flatten(), nn.Linear(9, 1))
+    adapter = FeatureModel(model, output=outputs.value(0), device="cpu")
+    X = torch.full((1, 2, 4), -2.0)
+    d = (torch.rand(4000, 2, 4, generator=torch.Generator().manual_seed(1)) * 2 - 1) * 0.5
+    s = adapter.score(X + torch.cat([d, d.sign() * 0.5]))
+    for method in (ibp, crown):
+        b = method(adapter, X, eps=0.5)
+        assert float(b.lower[0]) <= float(s.min()) + 1e-5 and float(b.upper[0]) >= float(s.max()) - 1e-5
+    # the feature bounds hold there too
+    bounded = FeatureModel(model, output=outputs.value(0), device="cpu", bounds=(-2.2, -1.9))
+    inside = adapter.score((X + d).clamp(-2.2, -1.9))
+    b = ibp(bounded, X, eps=0.5)
+    assert float(b.lower[0]) <= float(inside.min()) + 1e-5 and float(b.upper[0]) >= float(inside.max()) - 1e-5
+    assert float(b.upper[0] - b.lower[0]) < float(ibp(adapter, X, eps=0.5).upper[0] - ibp(adapter, X, eps=0.5).lower[0])
+
+
+def test_functional_dropout_in_training_mode_is_refused():
+    from probekit import FeatureModel
+    from probekit.certify import UnsupportedOperation
+
+    class Dropping(nn.Module):
+        def __init__(self, training):
+            super().__init__()
+            self.a, self.b, self.drop = nn.Linear(3, 8), nn.Linear(8, 1), training
+
+        def forward(self, x):
+            return self.b(F.dropout(torch.relu(self.a(x)), 0.5, training=self.drop))
+
+    X = torch.randn(2, 3)
+    for method in (ibp, crown):
+        with pytest.raises(UnsupportedOperation, match="training mode"):
+            method(FeatureModel(Dropping(True), output=outputs.value(0), device="cpu"), X, eps=0.01)
+        off = FeatureModel(Dropping(False), output=outputs.value(0), device="cpu")
+        b = method(off, X, eps=0.0)
+        torch.testing.assert_close(b.lower, off.score(X), atol=1e-5, rtol=1e-5)

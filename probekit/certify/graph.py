@@ -501,6 +501,9 @@ def _make_op(graph: Graph, node: fx.Node, deps: list, env: dict, n: int) -> Op |
             name = _ACT_FUNCTIONS[target]
             return _act(mk, node, deps, label, name, _call_params(node, name))
         if target in _ALIAS_FUNCTIONS:
+            # the functional forms drop at random unless told otherwise (training=True by default)
+            if _arg(node, 2, "training", True) and _arg(node, 1, "p", 0.5) != 0:
+                raise UnsupportedOperation(f"{label} in training mode (random): pass training=False or self.training")
             return mk("alias")
         if target is getattr and node.args[1] == "values":
             return mk("alias")

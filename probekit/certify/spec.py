@@ -160,8 +160,10 @@ def make_set(adapter, X: torch.Tensor, *, eps=None, k=None, norm: str = "linf"):
     # an input outside its stated range still belongs to its own set
     lower, upper = torch.minimum(lower, X), torch.maximum(upper, X)
     if k is not None:
-        if X.ndim == 3:
+        if is_one_hot(adapter, X):
             return Hamming(X, k)
+        if X.ndim != 2:
+            raise ValueError(f"k= bit flips need features of shape (N, F); got inputs of shape {tuple(X.shape)}")
         kinds = adapter.kinds(X.shape[1]) if hasattr(adapter, "kinds") else ["binary"] * X.shape[1]
         flippable = torch.tensor([kd == "binary" for kd in kinds], device=X.device)[None]
         if not flippable.any():
@@ -186,13 +188,22 @@ def make_set(adapter, X: torch.Tensor, *, eps=None, k=None, norm: str = "linf"):
     raise ValueError(f"norm must be 'linf', 'l2' or 'l1', got {norm!r}")
 
 
+def is_one_hot(adapter, X: torch.Tensor) -> bool:
+    """Whether ``X`` is one-hot DNA: the inputs of a sequence adapter (an adapter with feature bounds
+    may take (N, C, L) inputs too, which are real-valued features)."""
+    from ..adapters import SequenceModel
+
+    return isinstance(adapter, SequenceModel) or (X.ndim == 3 and not hasattr(adapter, "bounds"))
+
+
 def valid_range(adapter, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Valid values of each input entry: [0, 1] for one-hot DNA, the feature bounds otherwise."""
-    if X.ndim == 3:
+    if is_one_hot(adapter, X):
         return torch.zeros_like(X), torch.ones_like(X)
     if hasattr(adapter, "bounds"):
-        lo, hi = adapter.bounds(X.shape[1])
-        return lo.to(X)[None].expand_as(X), hi.to(X)[None].expand_as(X)
+        shape = X.shape[1:]
+        lo, hi = adapter.bounds(shape.numel())
+        return lo.to(X).reshape(shape)[None].expand_as(X), hi.to(X).reshape(shape)[None].expand_as(X)
     inf = torch.full_like(X, float("inf"))
     return -inf, inf
 
