@@ -56,10 +56,42 @@ def written_input(module_of: Callable[[str], object], node: fx.Node) -> fx.Node 
     return node.args[0] if written else None
 
 
+# operations whose result may be their input itself or a view of it: a write into the result writes there too
+_ALIAS_MODULE_NAMES = frozenset({"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
+                                 "FeatureAlphaDropout", "Identity", "Flatten", "Unflatten"})
+_ALIAS_METHODS = frozenset({"contiguous", "float", "double", "half", "bfloat16", "to", "type", "type_as", "view",
+                            "view_as", "reshape", "reshape_as", "transpose", "permute", "flatten", "unflatten",
+                            "squeeze", "unsqueeze", "expand", "expand_as", "narrow", "select", "t", "detach",
+                            "unfold", "movedim", "swapaxes", "chunk", "split", "unbind"})
+_ALIAS_FUNCTIONS = frozenset({"dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout",
+                              "feature_alpha_dropout", "reshape", "transpose", "permute", "flatten", "unflatten",
+                              "squeeze", "unsqueeze", "narrow", "select", "t", "detach", "movedim", "swapaxes",
+                              "chunk", "split", "unbind", "getitem", "identity"})
+
+
+def _may_alias(module_of: Callable[[str], object], node: fx.Node) -> bool:
+    """Whether the result of ``node`` may share memory with its first input."""
+    if not node.args or not isinstance(node.args[0], fx.Node):
+        return False
+    if node.op == "call_module":
+        return type(module_of(node.target)).__name__ in _ALIAS_MODULE_NAMES
+    if node.op == "call_method":
+        return node.target in _ALIAS_METHODS
+    if node.op == "call_function":
+        return getattr(node.target, "__name__", "") in _ALIAS_FUNCTIONS
+    return False
+
+
 def read_after_write(module_of: Callable[[str], object], graph: fx.Graph) -> fx.Node | None:
-    """The first in-place operation whose written input is read by another operation too, or None."""
+    """The first in-place operation whose written tensor is read by another operation too, or None.
+
+    The written tensor may be the result of operations that return their input or a view of it
+    (dropout in eval, ``contiguous``, a transpose or a slice): a read of any of those inputs counts.
+    """
     for node in graph.nodes:
-        written = written_input(module_of, node)
-        if written is not None and len(written.users) > 1:
-            return node
+        source = written_input(module_of, node)
+        while source is not None:
+            if len(source.users) > 1:
+                return node
+            source = source.args[0] if _may_alias(module_of, source) else None
     return None

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from probekit import ProbekitWarning, SequenceModel, outputs
+from probekit.search import saturation_mutagenesis
 from probekit.search.incremental import incremental_single_substitutions
 from probekit.testing import ProfileConv, ToyConv
 
@@ -509,3 +510,60 @@ def test_sequences_in_blocks_give_the_same_values_with_the_rows_of_the_whole_bat
     want[3, 1] = fn(adapter.predict(X[3:4]), torch.tensor([3]))  # a skipped pair keeps the unedited value
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     assert "5/5" in capsys.readouterr().err  # the progress bar counted every sequence
+
+
+class InPlaceThroughAlias(OneConv):
+    """An in-place activation on a tensor that is ``h`` itself (dropout in eval) or a view of it: ``h`` changes too."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.how, self.drop, self.act = how, nn.Dropout(0.2), nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        h = self.conv(x)
+        y = self.drop(h) if self.how == "dropout" else h.transpose(1, 2) if self.how == "view" else h.contiguous()
+        y = self.act(y)
+        return torch.cat([y.amax(dim=(1, 2))[:, None], h.mean(dim=(1, 2))[:, None]], dim=1)
+
+
+class PaddingOnlyStride(nn.Module):
+    """A strided layer whose taps read only padding and positions no substitution changes."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.pool = nn.Conv1d(4, 4, 5), nn.AvgPool1d(2)
+        self.c2, self.fc = nn.Conv1d(4, 4, 1, stride=3, padding=1), nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.fc(self.c2(self.pool(self.c1(x))).flatten(1))
+
+
+class PositionalClamp(OneConv):
+    """A clamp whose bound varies along positions: not elementwise in a window."""
+
+    def __init__(self, length):
+        super().__init__()
+        self.register_buffer("floor", torch.randn(1, 4, length, generator=torch.Generator().manual_seed(3)) * 0.1)
+
+    def forward(self, x):
+        return torch.clamp(self.conv(x), min=self.floor).amax(-1)
+
+
+@pytest.mark.parametrize("how", ["dropout", "view", "contiguous"])
+def test_an_in_place_write_through_an_alias_falls_back_with_exact_results(how):
+    model = _seeded(InPlaceThroughAlias(how)).eval()
+    adapter = SequenceModel(model, output=outputs.logit(1), device="cpu")
+    X = adapter.encode(random_sequences(2, 20, seed=2))
+    assert incremental_single_substitutions(adapter, X, torch.arange(20), lambda y, rows: y) is None
+    r = saturation_mutagenesis(adapter, X)
+    want = _oracle(adapter, X, torch.arange(20), lambda y, rows: adapter.output(y)).reshape(2, 20, 4)
+    torch.testing.assert_close(r.effects + r.reference[:, None, None], want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("build, length", [(PaddingOnlyStride, 8), (lambda: PositionalClamp(20), 20)])
+def test_layers_that_read_no_changed_position_or_positional_constants_stay_exact(build, length):
+    adapter = SequenceModel(_seeded(build()).eval(), output=outputs.logit(1), device="cpu")
+    X = adapter.encode(random_sequences(2, length, seed=4))
+    r = saturation_mutagenesis(adapter, X)
+    want = _oracle(adapter, X, torch.arange(length), lambda y, rows: adapter.output(y)).reshape(2, length, 4)
+    torch.testing.assert_close(r.effects + r.reference[:, None, None], want, rtol=1e-5, atol=1e-5)

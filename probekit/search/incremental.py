@@ -412,6 +412,18 @@ def _local_info(model, node: fx.Node, env: dict, local: dict, consts: dict) -> _
             return None
         return same_as_input() if _const_is_positionless(others[0], src.pos_axis) else None
 
+    def elementwise() -> _Local | None:
+        # other tensor operands (a clamp's bounds, say) must not vary along positions or the batch
+        for a in list(node.args) + list(node.kwargs.values()):
+            if a is first:
+                continue
+            if isinstance(a, fx.Node) and a not in consts:
+                return None
+            a = consts.get(a, a) if isinstance(a, fx.Node) else a
+            if isinstance(a, torch.Tensor) and not _const_is_positionless(a, src.pos_axis):
+                return None
+        return same_as_input()
+
     batch_ok = value.shape[0] == env[first].shape[0]
     if not batch_ok:
         return None
@@ -449,7 +461,7 @@ def _local_info(model, node: fx.Node, env: dict, local: dict, consts: dict) -> _
                 training = node.kwargs.get("training", node.args[2] if len(node.args) > 2 else True)
                 return None if training else same_as_input()
             if target in _ELEMENTWISE_FUNCTIONS:
-                return same_as_input()
+                return elementwise()
             if target is F.conv1d and src.pos_axis == 2:
                 return _conv_info(node, model, consts, src, value)
             if target in (F.max_pool1d, F.avg_pool1d) and src.pos_axis == 2:
@@ -460,7 +472,7 @@ def _local_info(model, node: fx.Node, env: dict, local: dict, consts: dict) -> _
             return None
         if node.op == "call_method":
             if target in _ELEMENTWISE_METHODS:
-                return same_as_input()
+                return elementwise()
             if target in _BINARY_METHODS and node.args[0] is first:
                 return with_constant()
         return None
@@ -505,6 +517,8 @@ def _recompute_info(params: dict, src: _Local, value) -> _Local | None:
     lo = torch.div(src.starts + pad - (k - 1) * d + stride - 1, stride, rounding_mode="floor")
     hi = torch.div(src.starts + src.width - 1 + pad, stride, rounding_mode="floor")
     lo, hi = lo.clamp(0, length - 1), hi.clamp(0, length - 1)
+    if int((hi - lo).max()) < 0:
+        return None  # the layer reads no position a substitution changes (only padding): no window to recompute
     width, starts = _clamp_window(lo, hi, length)
     params = {**params, "q0": starts * stride - pad, "read": (width - 1) * stride + (k - 1) * d + 1}
     return _Local("recompute", 2, value.shape[1], length, width, starts, params)
