@@ -1,5 +1,7 @@
 """IBP and CROWN: soundness against sampled and attacked points, a textbook IBP, tightness."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -781,3 +783,20 @@ def test_functional_dropout_in_training_mode_is_refused():
         off = FeatureModel(Dropping(False), output=outputs.value(0), device="cpu")
         b = method(off, X, eps=0.0)
         torch.testing.assert_close(b.lower, off.score(X), atol=1e-5, rtol=1e-5)
+
+
+def test_an_interval_that_overflows_gives_infinite_bounds_not_nan():
+    from probekit import FeatureModel
+
+    class ExpNet(nn.Module):
+        def forward(self, x):
+            return torch.exp(30 * x).sum(1, keepdim=True)
+
+    adapter = FeatureModel(ExpNet(), output=outputs.value(0), device="cpu")
+    for method in (ibp, crown):
+        b = method(adapter, torch.zeros(1, 1), eps=3.0)  # exp(90) overflows float32
+        assert not torch.isnan(b.lower).any() and not torch.isnan(b.upper).any()
+        assert float(b.lower[0]) <= 1.0 <= float(b.upper[0]) and not bool(b.certified[0])
+    mlp = FeatureModel(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)), output=0, device="cpu")
+    b = ibp(mlp, torch.zeros(1, 2), eps=float("inf"))
+    assert float(b.lower[0]) == -math.inf and float(b.upper[0]) == math.inf

@@ -19,6 +19,7 @@ True
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -212,6 +213,9 @@ def _stack(a: Spec, b: Spec) -> Spec:
 def finish(problem: Problem, lo_rows, hi_rows, *, method, eps, norm, k, seconds, adapter) -> Bounds:
     """Bounds result from the bounds of the stacked score and goal rows."""
     s = problem.score.C.shape[1]
+    # an interval that overflowed (inf - inf) bounds nothing: it becomes the whole line, which is sound
+    lo_rows = torch.where(torch.isnan(lo_rows), -math.inf, lo_rows)
+    hi_rows = torch.where(torch.isnan(hi_rows), math.inf, hi_rows)
     lower, upper = problem.score.interval(lo_rows[:, :s], hi_rows[:, :s])
     g_lower, g_upper = problem.goal.interval(lo_rows[:, s:], hi_rows[:, s:])
     center = problem.score.evaluate(problem.y)
