@@ -7,7 +7,7 @@ from torch import nn
 
 from probekit import ProbekitWarning, SequenceModel, outputs
 from probekit.search import saturation_mutagenesis
-from probekit.search.incremental import incremental_single_substitutions
+from probekit.search.incremental import _analyse, _trace, incremental_single_substitutions
 from probekit.testing import ProfileConv, ToyConv
 
 from probekit.testing import random_sequences
@@ -219,6 +219,39 @@ class Branchy(OneConv):
         return h.amax(dim=(1, 2))[:, None]
 
 
+class Cropped(nn.Module):
+    """Position crops between convolutions, as in profile models: a slice, an ellipsis slice and a narrow."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv1d(4, 8, 5), nn.Conv1d(8, 8, 3, dilation=2)
+        self.c3, self.fc = nn.Conv1d(8, 6, 3, padding=1), nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = F.relu(self.c1(x))[:, :, 3:-2]
+        h = F.relu(self.c2(h))[..., 1:]
+        h = self.c3(h).narrow(2, 2, h.shape[2] - 4)
+        return self.fc(h.amax(-1))
+
+
+class ProfileCrops(nn.Module):
+    """Dilated residual convolutions whose skip path is cropped to the convolution's output, ends from shapes."""
+
+    def __init__(self):
+        super().__init__()
+        self.c0 = nn.Conv1d(4, 8, 7)
+        self.dil = nn.ModuleList([nn.Conv1d(8, 8, 3, dilation=2**i) for i in range(3)])
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        h = F.relu(self.c0(x))
+        for conv in self.dil:
+            c = F.relu(conv(h))
+            crop = (h.size(2) - c.shape[2]) // 2
+            h = h[:, :, crop : h.shape[-1] - crop] + c
+        return self.fc(h.mean(-1))
+
+
 def _mutants(X: torch.Tensor, positions: torch.Tensor):
     """Every single substitution, built explicitly: (N * P * 4, 4, L) and the row of each."""
     n, c, length = X.shape
@@ -263,6 +296,8 @@ CASES = {
     "batchnorm": (lambda: _bn_model(), 36, "NCL", outputs.logit(0)),
     "margin": (lambda: _seeded(BassetSmall(outputs_=3)), 64, "NCL", outputs.margin(1)),
     "profile": (lambda: ProfileConv(tracks=2), 30, "NCL", outputs.window(1, 10, 20)),
+    "cropped": (lambda: _seeded(Cropped()), 36, "NCL", outputs.logit(2)),
+    "profile_crops": (lambda: _seeded(ProfileCrops()), 40, "NCL", outputs.logit(1)),
 }
 
 
@@ -567,3 +602,12 @@ def test_layers_that_read_no_changed_position_or_positional_constants_stay_exact
     r = saturation_mutagenesis(adapter, X)
     want = _oracle(adapter, X, torch.arange(length), lambda y, rows: adapter.output(y)).reshape(2, length, 4)
     torch.testing.assert_close(r.effects + r.reference[:, None, None], want, rtol=1e-5, atol=1e-5)
+
+
+def test_crops_with_ends_from_shapes_keep_the_later_convolutions_local():
+    adapter = SequenceModel(_seeded(ProfileCrops()).eval(), output=outputs.logit(1), device="cpu")
+    X = adapter.encode(random_sequences(2, 40, seed=6))
+    _check(adapter, X)
+    plan = _analyse(adapter.model, _trace(adapter.model), X, 2)[0]
+    # everything up to the global mean is windowed: only the head runs in full
+    assert sorted(n.name for n in plan.suffix) == ["fc", "mean"]

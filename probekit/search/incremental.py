@@ -278,6 +278,38 @@ def _layout_swap(node: fx.Node) -> bool:
     return False
 
 
+def _position_crop(node: fx.Node, first: fx.Node, src: _Local, env: dict) -> tuple[int, int] | None:
+    """``(start, stop)`` when ``node`` keeps a contiguous range of positions of an (N, C, L) tensor, else None.
+
+    ``h[:, :, a:b]``, ``h[..., a:b]`` and ``h.narrow(2, a, n)`` / ``torch.narrow(h, 2, a, n)``; the ends
+    may be computed from shapes (their traced values are the reference's, which every mutant shares).
+    """
+    if src.pos_axis != 2 or not node.args or node.args[0] is not first or node.kwargs:
+        return None
+    args = fx.node.map_arg(node.args[1:], lambda n: env.get(n, n))
+    if node.op == "call_function" and node.target is operator.getitem:
+        index = args[0]
+        if not isinstance(index, tuple):
+            return None
+        if len(index) == 2 and index[0] is Ellipsis:
+            index = (slice(None), slice(None), index[1])
+        if len(index) != 3 or index[0] != slice(None) or index[1] != slice(None) or not isinstance(index[2], slice):
+            return None
+        cut = index[2]
+        if not all(v is None or isinstance(v, int) for v in (cut.start, cut.stop, cut.step)):
+            return None
+        start, stop, step = cut.indices(src.length)
+        return (start, stop) if step == 1 and stop > start else None
+    narrow = (node.op == "call_method" and node.target == "narrow") or (
+        node.op == "call_function" and node.target is torch.narrow)
+    if narrow and len(args) == 3 and all(isinstance(v, int) for v in args):
+        dim, start, size = args
+        if dim in (2, -1) and size > 0:
+            start = start + src.length if start < 0 else start
+            return (start, start + size) if 0 <= start and start + size <= src.length else None
+    return None
+
+
 def _clamp_window(lo: torch.Tensor, hi: torch.Tensor, length: int) -> tuple[int, torch.Tensor]:
     """Fixed-width window covering [lo, hi] (inclusive) inside [0, length) for every position."""
     width = int(min(int((hi - lo).max()) + 1, length))
@@ -296,6 +328,31 @@ class _Plan:
     frontier: set
     suffix: set  # nodes run in full on spliced activations
     reductions: dict = field(default_factory=dict)  # node -> (source, form, keepdim): max over positions
+
+
+_SHAPE_ARITHMETIC = (operator.add, operator.sub, operator.mul, operator.floordiv, operator.mod, operator.neg)
+
+
+def _is_shape_constant(node: fx.Node, env: dict, consts: dict) -> bool:
+    """Whether ``node`` is a size along a non-batch axis, or arithmetic on such sizes.
+
+    Every mutant has the reference's channels and length, so such values (a crop's ends computed
+    from shapes, say) are constants of the scan; the batch size is not, and stops this.
+    """
+    def non_batch(index, ndim) -> bool:
+        return isinstance(index, int) and index % max(ndim, 1) != 0
+
+    if node.op == "call_function" and node.target is getattr and node.args[1:] == ("shape",):
+        return bool(node.users) and all(
+            u.op == "call_function" and u.target is operator.getitem and u.args[0] is node
+            and non_batch(u.args[1], len(env[node])) for u in node.users)
+    if node.op == "call_function" and node.target is operator.getitem and isinstance(env[node], int):
+        return node.args[0] in consts and isinstance(env[node.args[0]], torch.Size)
+    if node.op == "call_method" and node.target == "size" and len(node.args) == 2 and not node.kwargs:
+        return non_batch(node.args[1], env[node.args[0]].ndim) and isinstance(env[node], int)
+    if node.op == "call_function" and node.target in _SHAPE_ARITHMETIC and isinstance(env[node], int):
+        return all(a in consts for a in node.args if isinstance(a, fx.Node))
+    return False
 
 
 def _analyse(model, graph: fx.Graph, x_model: torch.Tensor, pos_axis: int):
@@ -321,7 +378,7 @@ def _analyse(model, graph: fx.Graph, x_model: torch.Tensor, pos_axis: int):
             output_node = node
             continue
         env[node] = _run_node(model, node, env)
-        if not _depends(node, dependent):
+        if not _depends(node, dependent) or _is_shape_constant(node, env, consts):
             consts[node] = env[node]
             continue
         dependent.add(node)
@@ -432,6 +489,14 @@ def _local_info(model, node: fx.Node, env: dict, local: dict, consts: dict) -> _
         target = node.target
         if _layout_swap(node):
             return same_as_input(pos_axis=3 - src.pos_axis)
+        crop = _position_crop(node, first, src, env)
+        if crop is not None:
+            start, stop = crop
+            if value.shape[2] != stop - start or value.shape[1] != src.channels:
+                return None
+            # a window of the input, read as it is: a "recompute" of kernel 1 whose padding is -start
+            params = {"kind": "crop", "k": 1, "d": 1, "stride": 1, "pad": -start}
+            return _recompute_info(params, src, value)
         if node.op == "call_module":
             module = _fetch(model, target)
             if isinstance(module, _ELEMENTWISE_MODULES):
@@ -820,6 +885,8 @@ class _Engine:
         q0 = self.device_tables[node]["q0"][positions]
         x = self._spliced(src, rows, starts[src], wins[src], q0, p["read"], self.read_pads[node], pad_value,
                           covered=not self._edge)
+        if p["kind"] == "crop":
+            return x
         if p["kind"] == "conv":
             return F.conv1d(x, p["weight"], p["bias"], stride=p["stride"], dilation=p["d"], groups=p["groups"])
         if p["kind"] == "max":
