@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from probekit import cli
+from probekit.probe import chunks as chunking
 from probekit.datasets import DEMO_ARCH, dna_demo_paths, load_dna_demo
 
 FAST = ["--max-edits", "1", "--baseline-draws", "10", "--no-progress", "--device", "cpu", "--max-figures", "0", "--batch-size", "512"]
@@ -103,10 +104,10 @@ def test_resume_reuses_finished_chunks(tmp_path, fasta, capsys):
     capsys.readouterr()
 
     calls = []
-    real = cli._probe_chunk
+    real = chunking._probe_chunk
     cli_probe = lambda *a, **k: calls.append(1) or real(*a, **k)  # noqa: E731
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cli, "_probe_chunk", cli_probe)
+        mp.setattr(chunking, "_probe_chunk", cli_probe)
         cli.main(args)
     assert len(calls) == 1
     assert "reused 2 of 3 chunks" in capsys.readouterr().out
@@ -120,7 +121,7 @@ def test_resume_reuses_finished_chunks(tmp_path, fasta, capsys):
 def test_interrupted_run_resumes(tmp_path, fasta, capsys):
     out = tmp_path / "report.html"
     args = dna_args(fasta, out, "--chunk-size", "2")
-    real = cli._probe_chunk
+    real = chunking._probe_chunk
     calls = []
 
     def stop_on_second(*a, **k):
@@ -130,7 +131,7 @@ def test_interrupted_run_resumes(tmp_path, fasta, capsys):
         return real(*a, **k)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cli, "_probe_chunk", stop_on_second)
+        mp.setattr(chunking, "_probe_chunk", stop_on_second)
         with pytest.raises(SystemExit) as stopped:
             cli.main(args)
     assert stopped.value.code == 130
@@ -140,7 +141,7 @@ def test_interrupted_run_resumes(tmp_path, fasta, capsys):
     stamp = saved.stat().st_mtime_ns
     calls.clear()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cli, "_probe_chunk", lambda *a, **k: calls.append(1) or real(*a, **k))
+        mp.setattr(chunking, "_probe_chunk", lambda *a, **k: calls.append(1) or real(*a, **k))
         cli.main(args + ["--keep-partial"])
     assert len(calls) == 2 and saved.stat().st_mtime_ns == stamp
     assert "reused 1 of 3 chunks" in capsys.readouterr().out
@@ -151,7 +152,7 @@ def test_an_interrupt_before_any_chunk_is_saved_claims_none(tmp_path, fasta, cap
     def stop(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_probe_chunk", stop)
+    monkeypatch.setattr(chunking, "_probe_chunk", stop)
     with pytest.raises(SystemExit) as stopped:
         cli.main(dna_args(fasta, tmp_path / "r.html", "--chunk-size", "2"))
     assert stopped.value.code == 130

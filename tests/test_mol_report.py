@@ -12,15 +12,10 @@ from rdkit import Chem
 from probekit import FeatureModel, goals, outputs
 from probekit.chem import atom_importance
 from probekit.encode.mol import Concat, Descriptors, Matrix, Morgan
-from probekit.report.molecules import (
-    ATOM_COLUMNS,
-    FRAME_COLUMNS,
-    MoleculeReport,
-    add_mol_arguments,
-    probe_features,
-    run_mol_cli,
-    run_mol_demo,
-)
+from probekit.cli.demo import run_mol_demo
+from probekit.cli.mol import add_mol_arguments, run_mol_cli
+from probekit.probe.molecules import probe_features
+from probekit.report.molecules import ATOM_COLUMNS, FRAME_COLUMNS, MoleculeReport
 
 SMILES = ["CC(=O)Nc1ccc(O)cc1", "c1ccccc1O", "CCN(CC)CC", "C1CC(", "OCC(O)CO"]
 
@@ -367,7 +362,7 @@ def test_demo_command(tmp_path):
 
 
 def test_demo_command_honours_method_output_and_batch_size(tmp_path, monkeypatch):
-    import probekit.report.molecules as molecules
+    import probekit.cli.mol as molecules
 
     seen = {}
     real = molecules.probe_features
@@ -463,7 +458,7 @@ def chunk_inputs(tmp_path):
 @pytest.fixture
 def written(monkeypatch):
     """The reports ``probekit mol`` writes, in order."""
-    import probekit.report.molecules as molecules
+    import probekit.cli.mol as molecules
 
     reports = []
     real = molecules._write_outputs
@@ -504,7 +499,7 @@ def test_mol_command_in_chunks_gives_the_tables_of_one_run(chunk_inputs, written
 
 
 def test_mol_command_resumes_from_the_chunks_it_saved(chunk_inputs, written, capsys, monkeypatch):
-    from probekit import cli
+    from probekit.probe import chunks as cli
 
     assert mol_main(chunk_inputs, "r.html", "--chunk-size", "2", "--keep-partial") == 0
     chunks = mol_chunks(chunk_inputs, "r.html")
@@ -533,7 +528,7 @@ def test_mol_command_does_not_reuse_chunks_of_other_settings(chunk_inputs, capsy
 
 
 def test_interrupted_mol_command_keeps_its_chunks(chunk_inputs, capsys, monkeypatch):
-    from probekit import cli
+    from probekit.probe import chunks as cli
 
     real = cli._probe_chunk
     calls = []

@@ -26,6 +26,10 @@ PUBLIC_MODULES = [
     "probekit.encode.mol",
     "probekit.chem",
     "probekit.report.molecules",
+    "probekit.probe.dna",
+    "probekit.probe.molecules",
+    "probekit.probe.baseline",
+    "probekit.probe.chunks",
     "probekit.mol_demo",
     "probekit.datasets",
 ]
@@ -68,3 +72,61 @@ def test_options_after_the_first_two_arguments_are_keyword_only():
         if len(params) > 3:
             offenders.append(f"{qualname}({', '.join(p.name for p in params)})")
     assert not offenders, "positional options: " + "; ".join(offenders)
+
+
+def _imports_of(path):
+    """Absolute module names a source file imports (relative imports resolved), at any depth."""
+    import ast
+    from pathlib import Path
+
+    package = ".".join(Path(path).relative_to(Path(probekit.__file__).parent.parent).with_suffix("").parts)
+    if package.endswith(".__init__"):
+        package = package[: -len(".__init__")]
+    else:
+        package = package.rsplit(".", 1)[0]
+    names = set()
+    for node in ast.walk(ast.parse(Path(path).read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            if node.level:
+                base = base[: len(base) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _sources():
+    from pathlib import Path
+
+    root = Path(probekit.__file__).parent
+    return sorted(root.rglob("*.py"))
+
+
+def test_nothing_below_the_command_line_imports_it():
+    from pathlib import Path
+
+    root = Path(probekit.__file__).parent
+    offenders = [
+        str(path.relative_to(root))
+        for path in _sources()
+        if path.relative_to(root).parts[0] not in ("cli", "__main__.py")
+        and any(name == "probekit.cli" or name.startswith("probekit.cli.") for name in _imports_of(path))
+    ]
+    assert not offenders, "modules below the command line import it: " + ", ".join(offenders)
+
+
+def test_reports_only_render():
+    offenders = []
+    for path in _sources():
+        if path.parent.name != "report":
+            continue
+        for name in _imports_of(path):
+            if name.startswith(("probekit.search", "probekit.probe", "probekit.cli", "probekit.attr", "probekit.certify")):
+                offenders.append(f"{path.name} imports {name}")
+    assert not offenders, "; ".join(offenders)
+

@@ -266,14 +266,14 @@ def test_report_html_and_round_trip(counter_report, tmp_path):
 
 def test_feature_models_are_handed_to_the_molecule_report(monkeypatch):
     calls = {}
-    fake = types.ModuleType("probekit.report.molecules")
+    fake = types.ModuleType("probekit.probe.molecules")
 
     def probe_features(adapter, inputs, **kwargs):
         calls.update(kwargs, adapter=adapter, inputs=inputs)
         return "features report"
 
     fake.probe_features = probe_features
-    monkeypatch.setitem(sys.modules, "probekit.report.molecules", fake)
+    monkeypatch.setitem(sys.modules, "probekit.probe.molecules", fake)
     adapter = FeatureModel(nn.Linear(3, 1), output=0, device="cpu")
     X = torch.zeros(2, 3)
     assert probe(adapter, X, max_edits=4, seed=3, norm="l2") == "features report"

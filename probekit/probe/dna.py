@@ -1,17 +1,14 @@
-"""``probe``: the one call that runs every search on a batch of inputs and returns a report.
-
-For DNA models, :func:`probe` runs, per group of equal-length sequences:
+"""Probing DNA-sequence models: per group of equal-length sequences,
 saturation mutagenesis, the fewest substitutions that reach the goal, and the
 random baseline at the same number of substitutions; then it ranks positions,
 finds critical regions and (optionally) annotates them with JASPAR motifs.
-Feature and molecule models are handed to ``probekit.report.molecules``.
 
 Examples
 --------
 >>> from probekit import SequenceModel, goals
 >>> from probekit.testing import MotifCounter
 >>> adapter = SequenceModel(MotifCounter("TGACTCA"), output=0, device="cpu")
->>> report = probe(adapter, ["CCGATGACTCAGGCAT", "AATGACTCATTTCCGA"], goal=goals.below(0.5), baseline_draws=50)
+>>> report = probe_sequences(adapter, ["CCGATGACTCAGGCAT", "AATGACTCATTTCCGA"], goal=goals.below(0.5), baseline_draws=50)
 >>> report.regions()[["id", "start", "end"]].values.tolist()
 [['seq0', 4, 11], ['seq1', 2, 9]]
 """
@@ -25,13 +22,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import goals as goals_module
-from ._warnings import warn
-from .adapters import FeatureModel, ModelCallError
-from .encode.dna import group_by_length
-from .io import sequence_frame
-from .report.sensitivity import SensitivityReport
-from .report.tables import critical_mask, find_regions, null_threshold, outlier_floor, position_importance, rank_desc
+from .. import goals as goals_module
+from .._warnings import warn
+from ..adapters import ModelCallError
+from ..encode.dna import group_by_length
+from ..io import sequence_frame
+from ..report.sensitivity import SensitivityReport
+from .baseline import compare_by_size
+from ..report.tables import critical_mask, find_regions, null_threshold, outlier_floor, position_importance, rank_desc
 
 SUMMARY_COLUMNS = {
     "id": object,
@@ -69,7 +67,7 @@ MOTIF_COLUMNS = [
 ]  # fmt: skip
 
 
-def probe(
+def probe_sequences(
     adapter,
     inputs,
     *,
@@ -85,113 +83,32 @@ def probe(
     alpha: float = 0.05,
     max_gap: int = 2,
     min_length: int = 3,
-    **feature_options,
 ) -> SensitivityReport:
-    """Probe what a model relies on: minimal edits, their significance, and critical positions.
+    """Probe a DNA-sequence model: what :func:`probekit.probe` runs for a :class:`~probekit.SequenceModel`.
 
-    For each input (grouped by length, batched on ``adapter.device``):
-
-    1. saturation mutagenesis (ISM): the effect of every single substitution;
-    2. the fewest substitutions that reach ``goal`` (:func:`probekit.search.discrete.min_substitutions`);
-    3. the random baseline: ``baseline_draws`` random edit sets of the same size
-       (``max_edits`` for inputs whose goal was not reached), giving the
-       adversarial-vs-random ``ratio`` (|adversarial change| / mean |random change|),
-       ``z`` and the empirical one-sided ``p_value``
-       (:meth:`probekit.results.BaselineResult.compare`);
-    4. position ``importance`` = the largest absolute ISM effect over the
-       alternative bases at the position, and its ``rank`` within the input;
-    5. ``critical`` positions: importance at or above the input's null threshold,
-       the larger of the ``1 - alpha`` quantile of the absolute effect of one random
-       substitution (exactly: of all single-substitution effects in the same input's
-       ISM) and a robust outlier floor over positions (median + z MAD, Bonferroni
-       over positions; :func:`probekit.report.tables.outlier_floor`), so that a
-       sequence the model finds nothing in gets few or no critical positions;
-    6. critical regions: runs of critical positions, widened on both sides through
-       contiguous positions with at least half the run's peak importance (its full
-       width at half maximum: when a motif covers more than ``alpha`` of the input's
-       substitutions the threshold falls inside it, and this keeps the motif whole),
-       merged across gaps of at most ``max_gap``, at least ``min_length`` long, and
-       numbered 1, 2, ... by their summed importance (region 1 is the strongest);
-    7. with ``motifs``, the best JASPAR matches overlapping each region.
-
-    Records that cannot be read, and groups the model cannot take (e.g. a wrong
-    length), become rows of ``summary()`` with their ``error``; the rest goes on.
-
-    Parameters
-    ----------
-    adapter : SequenceModel or FeatureModel
-        Feature models are probed by ``probekit.report.molecules.probe_features``.
-    inputs : FASTA path, list of str, dict, DataFrame or one-hot tensor (N, 4, L)
-    goal : Goal or str, optional
-        Default :func:`probekit.goals.flip`.
-    max_edits : int, optional
-        Largest edit set searched; default 3. For feature models, the most bit
-        flips searched: the same setting as their ``max_flips=`` (give either; both
-        with different values raise ``ValueError``).
-    baseline_draws : int
-        Random edit sets per input.
-    method : str
-        Search method of ``min_substitutions``.
-    attribution : str, optional
-        Also add a captum attribution per position (``"saliency"``,
-        ``"input_x_gradient"``, ``"integrated_gradients"``, ``"deeplift_shap"``) as
-        the ``attribution`` column.
-    motifs : bool or list of Motif
-        True for JASPAR CORE vertebrates (needs ``probekit[motifs]``), or the motifs to use.
-    window : (start, end), optional
-        Scan and edit only these positions (clipped to each sequence).
-    seed : int
-        Seed of the random baseline.
-    progress : bool
-        Show progress bars.
-    alpha : float
-        Level of the null threshold that marks critical positions.
-    max_gap, min_length : int
-        Region merging and minimum region length.
-    **feature_options
-        Feature models only: further options of ``probe_features`` (for example
-        ``max_flips=``, ``flips=``, ``norm=``, ``attribution_kwargs=``).
-
-    Returns
-    -------
-    SensitivityReport
+    The steps and parameters are those of :func:`probekit.probe`.
 
     Examples
     --------
     >>> from probekit import SequenceModel
     >>> from probekit.testing import ToyConv
     >>> adapter = SequenceModel(ToyConv(), output=1, device="cpu")
-    >>> report = probe(adapter, ["ACGTACGTACGTAC", "ACGRT"], max_edits=2, baseline_draws=20)
+    >>> report = probe_sequences(adapter, ["ACGTACGTACGTAC", "ACGRT"], max_edits=2, baseline_draws=20)
     >>> report.summary()["error"].notna().tolist()
     [False, True]
-    >>> len(report.to_frame())
-    14
     """
-    if isinstance(adapter, FeatureModel):
-        if motifs is not False or window is not None:
-            raise ValueError("motifs= and window= apply to DNA models only")
-        from .report.molecules import probe_features  # written for feature and molecule models
-
-        if attribution is not None:  # otherwise probe_features keeps its own default method
-            feature_options["attribution"] = attribution
-        return probe_features(
-            adapter, inputs, goal=goal, max_edits=max_edits, baseline_draws=baseline_draws, method=method,
-            alpha=alpha, seed=seed, progress=progress, **feature_options,
-        )  # fmt: skip
-    if feature_options:
-        raise TypeError(f"probe() got options {sorted(feature_options)} that apply to feature models only")
     if max_edits is None:
         max_edits = 3
     if max_edits < 1:
         raise ValueError(f"max_edits must be at least 1, got {max_edits}")
     if baseline_draws < 1:
         raise ValueError(f"baseline_draws must be at least 1, got {baseline_draws}")
-    from .search.discrete import METHODS
+    from ..search.discrete import METHODS
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
     if attribution is not None:
-        from .attr import METHODS as ATTRIBUTIONS
+        from ..attr import METHODS as ATTRIBUTIONS
 
         if attribution not in ATTRIBUTIONS:
             raise ValueError(f"unknown attribution {attribution!r}; choose from {sorted(ATTRIBUTIONS)}")
@@ -251,7 +168,7 @@ def probe(
 def _motif_list(motifs):
     if motifs is False or motifs is None:
         return None
-    from .motifs import jaspar_motifs
+    from ..motifs import jaspar_motifs
 
     if motifs is True:
         return jaspar_motifs()
@@ -282,8 +199,8 @@ def _window(window, length: int) -> tuple[int, int]:
 def _probe_group(adapter, ids, seqs, *, bounds, goal, max_edits, baseline_draws, method, attribution, motif_list, seed,
                  progress, alpha, max_gap, min_length) -> dict:  # fmt: skip
     """All tables of one group of equal-length sequences: the searches, then the tables."""
-    from .search.baseline import random_substitutions
-    from .search.discrete import min_substitutions, saturation_mutagenesis
+    from ..search.baseline import random_substitutions
+    from ..search.discrete import min_substitutions, saturation_mutagenesis
 
     X = adapter.encode(seqs)
     length = X.shape[2]
@@ -296,14 +213,17 @@ def _probe_group(adapter, ids, seqs, *, bounds, goal, max_edits, baseline_draws,
         )
         adv = sub.score_after - sub.score_before
         ks = _baseline_sizes(sub.n_edits, X[:, :, start:end], max_edits)
-        stats = _baseline_stats(
-            random_substitutions, adapter, X, ks, adv, baseline_draws=baseline_draws, seed=seed, positions=positions
-        )
+        stats = compare_by_size(
+            lambda rows, k: random_substitutions(
+                adapter, X[rows.to(X.device)], k=k, n_draws=baseline_draws, seed=seed, positions=positions
+            ),
+            ks, adv,
+        )  # fmt: skip
         bound = adapter.bind(goal, X)
         trajectory = _trajectory(adapter, X, sub.edits, bound, ids, alphabet=adapter.alphabet)
         attr = None
         if attribution:
-            from .attr import attribute
+            from ..attr import attribute
 
             attr = attribute(adapter, X, method=attribution).per_position.cpu()
     return _group_tables(
@@ -334,7 +254,7 @@ def _group_tables(adapter, ids, seqs, X_cpu, ism, sub, adv, stats, bound, trajec
     regions = pd.DataFrame(region_rows, columns=REGION_COLUMNS)
     motif_table = pd.DataFrame(columns=MOTIF_COLUMNS)
     if motif_list and not regions.empty:
-        from .motifs import annotate_regions
+        from ..motifs import annotate_regions
 
         motif_table = annotate_regions(regions, dict(zip(ids, seqs)), motifs=motif_list, top=3)
         regions = _attach_best_motif(regions, motif_table)
@@ -399,27 +319,11 @@ def _baseline_sizes(n_edits: torch.Tensor, X: torch.Tensor, max_edits: int) -> t
     """Substitutions per random draw (N,): as many as the edit set found (the best one when the goal was not
     reached; ``max_edits`` when there is none), and never more than the input's editable positions in ``X``
     (N, 4, L), so that every input gets draws."""
-    from .search.discrete import _dna_current
+    from ..search.discrete import _dna_current
 
     editable = (_dna_current(X) >= 0).sum(dim=1).cpu()  # N columns are all zero
     ks = torch.where(n_edits > 0, n_edits, torch.full_like(n_edits, max_edits))
     return torch.minimum(ks, editable).clamp_min(1)
-
-
-def _baseline_stats(random_substitutions, adapter, X, ks, adv, *, baseline_draws, seed, positions) -> dict:
-    """Random-baseline comparison per input, one batched baseline per distinct edit count."""
-    n = X.shape[0]
-    out = {name: np.full(n, np.nan) for name in ("random_mean", "random_std", "ratio", "z", "p_value")}
-    out["random_k"] = ks.numpy().astype(np.int64)
-    for k in torch.unique(ks).tolist():
-        rows = torch.nonzero(ks == k).flatten()
-        baseline = random_substitutions(
-            adapter, X[rows.to(X.device)], k=int(k), n_draws=baseline_draws, seed=seed, positions=positions
-        )
-        compared = baseline.compare(adv[rows])
-        for name in ("random_mean", "random_std", "ratio", "z", "p_value"):
-            out[name][rows.numpy()] = compared[name].to_numpy(dtype=np.float64)
-    return out
 
 
 def _trajectory(adapter, X, edits, bound, ids, *, alphabet) -> pd.DataFrame:
@@ -583,4 +487,4 @@ def _assemble(parts: list[dict], records: pd.DataFrame, errors: dict, *, alphabe
     }  # fmt: skip
 
 
-__all__ = ["probe"]
+__all__ = ["probe_sequences"]

@@ -1,0 +1,73 @@
+"""``probekit dna``: probe a DNA-sequence model on a FASTA file and write one HTML report.
+
+Examples
+--------
+>>> import argparse
+>>> parser = argparse.ArgumentParser()
+>>> add_dna_arguments(parser)
+>>> args = parser.parse_args(["--model", "m.pt", "--fasta", "x.fa", "--out", "r.html"])
+>>> args.goal, args.max_edits, args.output
+('flip', 3, 'margin:1')
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Callable
+
+from ..probe.chunks import file_digest
+from .common import (
+    CLIError,
+    _adapter,
+    _check_numbers,
+    _load_model,
+    _probe_settings,
+    _run_probe,
+    add_autocast_argument,
+    add_probe_arguments,
+    log_autocast,
+    parse_goal,
+    parse_output,
+)
+
+
+def add_dna_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``probekit dna``."""
+    parser.add_argument("--model", required=True, type=Path, help="TorchScript file or state_dict (.pt)")
+    parser.add_argument("--arch", help="architecture of a state_dict, as module:Class")
+    parser.add_argument("--trust", action="store_true", help="allow unpickling a whole model (runs code from the file)")
+    parser.add_argument("--fasta", required=True, type=Path, help="sequences to probe")
+    add_probe_arguments(parser)
+    parser.add_argument("--out", required=True, type=Path, help="HTML report to write")
+    parser.add_argument("--table", type=Path, help="also write the per-position table as CSV")
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    parser.add_argument("--batch-size", type=int, default=None, help="inputs per forward pass")
+    add_autocast_argument(parser)
+    parser.add_argument("--layout", choices=("NCL", "NLC"), default="NCL", help="one-hot layout the model takes")
+    parser.add_argument("--strands", choices=("forward", "both"), default="forward",
+                        help="both: average forward and reverse-complement outputs")  # fmt: skip
+
+
+def run_dna(args, *, log: Callable[[str], None] = print) -> int:
+    """``probekit dna``: probe a DNA model on a FASTA file."""
+    from ..io import read_fasta
+
+    _check_numbers(args)
+    goal = parse_goal(args.goal)
+    parse_output(args.output)
+    if not args.fasta.exists():
+        raise CLIError(f"FASTA file not found: {args.fasta}")
+    model = _load_model(args.model, args.arch, args.trust)
+    try:
+        records = read_fasta(args.fasta)
+    except ValueError as error:
+        raise CLIError(str(error)) from None
+    bad = records["error"].notna()
+    for message in records.loc[bad, "error"]:
+        log(f"skipping: {message}")
+    adapter = _adapter(model, args)
+    settings = _probe_settings(args, file_digest(args.model), str(goal))
+    _run_probe(adapter, records, settings, args, args.out, log)
+    log_autocast(adapter, log)
+    return 0

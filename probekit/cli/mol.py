@@ -1,0 +1,163 @@
+"""``probekit mol``: probe a molecule or feature model on SMILES, CSV or SDF and write one HTML report.
+
+Examples
+--------
+>>> import argparse
+>>> parser = argparse.ArgumentParser()
+>>> add_mol_arguments(parser)
+>>> args = parser.parse_args(["--model", "m.pt", "--molecules", "m.smi", "--out", "r.html"])
+>>> args.goal, args.max_flips, args.featurizer
+('decrease:1.0', 3, 'morgan:2:2048')
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..probe.chunks import file_digest, settings_hash
+from ..probe.molecules import probe_features
+from ..report.molecules import headline
+from .common import (
+    CLIError,
+    _load_model,
+    add_autocast_argument,
+    add_chunk_arguments,
+    drop_partial,
+    log_autocast,
+    parse_goal,
+    parse_output,
+    probe_resumably,
+)
+
+
+def add_mol_arguments(parser) -> None:
+    """Arguments of ``probekit mol``."""
+    parser.add_argument("--model", required=True, type=Path, help="TorchScript file or state_dict (.pt)")
+    parser.add_argument("--arch", help="architecture of a state_dict, as module:Class")
+    parser.add_argument("--trust", action="store_true", help="allow unpickling a whole model (runs code from the file)")
+    parser.add_argument("--molecules", required=True, type=Path, help=".smi, .csv, .tsv or .sdf file of molecules")
+    parser.add_argument("--smiles-col", help="SMILES column of a CSV/TSV (default: a column named like 'smiles')")
+    parser.add_argument("--id-col", help="id column of a CSV/TSV or SD property (default: 'id'/'name' or the SDF title)")
+    parser.add_argument("--standardize", action="store_true", help="keep the largest fragment and neutralise charges")
+    parser.add_argument("--featurizer", default="morgan:2:2048",
+                        help="morgan:RADIUS:NBITS, morgan-counts:R:N, descriptors[:A,B], maccs; join with + "
+                             "(default morgan:2:2048)")  # fmt: skip
+    parser.add_argument("--output", default="value:0", help="scalar to probe: value:I, logit:I, prob:I, margin:I (default value:0)")
+    parser.add_argument("--goal", default="decrease:1.0", help="decrease:D, increase:D, below:T, above:T, flip or target:C")
+    add_mol_probe_arguments(parser)
+    parser.add_argument("--out", required=True, type=Path, help="HTML report to write")
+    parser.add_argument("--table", type=Path, help="also write the per-molecule, per-feature table as CSV")
+    parser.add_argument("--atoms-table", type=Path, help="also write the per-atom table as CSV")
+    parser.add_argument("--max-figures", type=int, default=20,
+                        help="molecules that get their own drawings and figures in the report, smallest bit-flip "
+                             "p-values first (default 20)")  # fmt: skip
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    parser.add_argument("--batch-size", type=int, default=None, help="inputs per forward pass")
+    add_autocast_argument(parser)
+    add_chunk_arguments(parser, "molecules")
+
+
+def add_mol_probe_arguments(parser) -> None:
+    """Probe settings of ``probekit mol`` (``probekit demo mol`` reads the same names when present)."""
+    parser.add_argument("--max-flips", "--max-edits", dest="max_flips", type=int, default=3,
+                        help="largest set of bit flips searched (default 3)")  # fmt: skip
+    parser.add_argument("--flips", choices=("both", "off", "on"), default="both",
+                        help="bits that may flip: any, only bits the molecule has, only bits it lacks (default both)")  # fmt: skip
+    parser.add_argument("--norm", choices=("linf", "l2", "l1"), default="linf", help="norm of continuous perturbations")
+    parser.add_argument("--attribution", default="integrated_gradients",
+                        help="integrated_gradients, saliency, input_x_gradient, feature_ablation or shapley_sampling")  # fmt: skip
+    parser.add_argument("--method", default="auto", help="bit-flip search: auto, exhaustive, greedy, beam or gradient")
+    parser.add_argument("--baseline-draws", type=int, default=200, help="random flip sets per molecule (default 200)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random baselines")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _write_outputs(report, args, out, log, *, title: str, started: float) -> None:
+    report.to_html(out, title=title, max_inputs=args.max_figures)
+    log(f"wrote {out} ({len(report)} molecules, {time.perf_counter() - started:.1f} s)")
+    for attr, table in (("table", report.to_frame), ("atoms_table", report.atoms)):
+        path = getattr(args, attr, None)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            table().to_csv(path, index=False)
+            log(f"wrote {path}")
+
+
+def _mol_settings(model_digest: str, featurizer, goal, output: str, options: dict) -> dict:
+    """What identifies a molecule probe's results: the model, the featurizer with its bounds, the probe options."""
+    lower, upper = featurizer.bounds
+    return {
+        "model": model_digest, "featurizer": repr(featurizer), "features": settings_hash(list(featurizer.names)),
+        "bounds": settings_hash([lower.tolist(), upper.tolist()]),  # fitted on the molecules probed, so they can change
+        "output": output, "goal": str(goal), **options,
+    }  # fmt: skip
+
+
+def _probe_molecules(adapter, records, *, goal, options: dict, settings: dict, args, out, log):
+    """:func:`probe_features` chunk by chunk through :func:`probekit.cli.common.probe_resumably` (saved under <out>.partial/)."""
+
+    def probe_chunk(part):
+        return probe_features(adapter, part, goal=goal, progress=False, **options)
+
+    return probe_resumably(adapter, records, settings=settings, args=args, out=out, log=log, probe_chunk=probe_chunk,
+                           key_columns=("id", "smiles"), unit="mol")  # fmt: skip
+
+
+def run_mol_cli(args, *, log=print) -> int:
+    """``probekit mol``: probe a molecule model on a file of molecules; returns the exit code.
+
+    Molecules are probed ``--chunk-size`` at a time; each finished chunk is saved
+    under ``<out>.partial/`` and reused by a rerun with the same settings (see
+    :func:`probekit.probe.chunks.probe_in_chunks`). Argument and file problems raise
+    :class:`probekit.cli.common.CLIError` (one line, exit code 2).
+    """
+    from ..adapters import FeatureModel
+    from ..encode.mol import parse_featurizer
+    from ..io import read_molecules
+
+    for name in ("max_flips", "baseline_draws", "chunk_size"):
+        if getattr(args, name) < 1:
+            raise CLIError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if getattr(args, "batch_size", None) is not None and args.batch_size < 1:
+        raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.max_figures < 0:
+        raise CLIError(f"--max-figures must be at least 0, got {args.max_figures}")
+    goal, output = parse_goal(args.goal), parse_output(args.output)
+    try:
+        featurizer = parse_featurizer(args.featurizer)
+    except ValueError as error:
+        raise CLIError(str(error)) from None
+    if not args.molecules.exists():
+        raise CLIError(f"molecule file not found: {args.molecules}")
+    try:
+        records = read_molecules(args.molecules, smiles_col=args.smiles_col, id_col=args.id_col, standardize=args.standardize)
+    except ValueError as error:
+        raise CLIError(str(error)) from None
+    for message in records.loc[records["error"].notna(), "error"]:
+        log(f"skipping: {message}")
+    if any(k != "binary" for k in featurizer.kinds):
+        valid = records[records["error"].isna()]
+        if len(valid):
+            featurizer.fit(valid)  # continuous features stay within the range of the molecules probed
+            log(f"bounds of the non-binary features taken from the {len(valid)} valid molecules (bits keep [0, 1])")
+    model = _load_model(args.model, args.arch, args.trust)
+    options = dict(max_flips=args.max_flips, flips=args.flips, norm=args.norm, baseline_draws=args.baseline_draws,
+                   attribution=args.attribution, method=args.method, seed=args.seed)  # fmt: skip
+    settings = _mol_settings(file_digest(args.model), featurizer, goal, args.output,
+                             {**options, "arch": args.arch, "standardize": bool(args.standardize),
+                              "autocast": getattr(args, "autocast", None)})  # fmt: skip
+    started = time.perf_counter()
+    try:
+        adapter = FeatureModel(model, featurizer=featurizer, output=output, device=args.device,
+                               batch_size=args.batch_size or "auto", autocast=getattr(args, "autocast", None))  # fmt: skip
+        report = _probe_molecules(adapter, records, goal=goal, options=options, settings=settings, args=args,
+                                  out=args.out, log=log)  # fmt: skip
+    except (ValueError, RuntimeError) as error:
+        raise CLIError(str(error).splitlines()[0]) from None
+    _write_outputs(report, args, args.out, log, title=f"probekit: {args.molecules.name}", started=started)
+    drop_partial(args.out, args)
+    for line in headline(report):
+        log(line)
+    log_autocast(adapter, log)
+    return 0
