@@ -340,7 +340,9 @@ class BaselineResult(Result):
         adversarial direction) and ``p_value`` (the empirical one-sided p-value,
         (1 + #random at least as extreme) / (1 + #draws)). Draws that could not be
         made (NaN: fewer editable positions than the draw's size) are left out; where
-        none was made, or the adversarial change is NaN, the statistics are NaN.
+        none was made, or the adversarial change is NaN, the statistics are NaN. ``z`` is
+        NaN where the random changes do not spread (std 0), and ``ratio`` where they are
+        all 0: no multiple of nothing is meaningful.
         """
         adv = torch.as_tensor(adversarial_delta).detach().cpu().to(self.deltas.dtype).reshape(-1)
         direction = torch.where(adv < 0, -1.0, 1.0).to(self.deltas.dtype)
@@ -358,8 +360,8 @@ class BaselineResult(Result):
                 "adversarial_delta": adv.numpy(),
                 "random_mean": (mean * direction).numpy(),
                 "random_std": std.numpy(),
-                "ratio": (adv.abs() / scale.clamp_min(1e-12)).numpy(),
-                "z": ((adv_dir - mean) / std.clamp_min(1e-12)).numpy(),
+                "ratio": (adv.abs() / torch.where(scale > 0, scale, math.nan)).numpy(),
+                "z": ((adv_dir - mean) / torch.where(std > 0, std, math.nan)).numpy(),
                 "p_value": p_value.numpy(),
             }
         )
