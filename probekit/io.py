@@ -89,7 +89,10 @@ def read_fasta(path, *, alphabet: str = "ACGT") -> pd.DataFrame:
     (it becomes an all-zero column when encoded). Ambiguity codes, gaps, digits,
     other characters and empty records get an ``error`` naming the record, the
     position and the character; ``sequence`` keeps the raw text. Repeated record
-    ids are made unique (:func:`unique_ids`, with a warning).
+    ids are made unique (:func:`unique_ids`, with a warning). The file is read as
+    UTF-8; a record whose name or sequence holds bytes that are not UTF-8 gets an
+    ``error`` (its name shows those bytes as ``\\xNN``) and the other records are
+    read as usual; bytes in a header's description after the name change nothing.
 
     Parameters
     ----------
@@ -108,7 +111,7 @@ def read_fasta(path, *, alphabet: str = "ACGT") -> pd.DataFrame:
     >>> read_fasta(path)[["id", "error"]].values.tolist()
     [['a', None], ['b', "record 'b': position 2 has 'R', an IUPAC ambiguity code; only A, C, G, T and N are accepted"]]
     """
-    from Bio import SeqIO
+    from Bio.SeqIO.FastaIO import SimpleFastaParser
 
     path = Path(path)
     if not path.exists():
@@ -118,11 +121,42 @@ def read_fasta(path, *, alphabet: str = "ACGT") -> pd.DataFrame:
         import gzip
 
         opener = gzip.open
-    with opener(path, "rt") as handle:
-        records = [(record.id, str(record.seq)) for record in SeqIO.parse(handle, "fasta")]
+    # Bytes that are not UTF-8 stay as surrogates, so one bad record cannot stop the file being read.
+    with opener(path, "rt", encoding="utf-8", errors="surrogateescape") as handle:
+        records = [(_name(title), sequence.replace("\t", "")) for title, sequence in SimpleFastaParser(handle)]
     if not records:
         raise ValueError(f"no FASTA records found in {path}")
-    return _from_list([s for _, s in records], [i for i, _ in records], alphabet)
+    ids, id_bytes = zip(*(_undecodable(i) for i, _ in records))
+    seqs, seq_bytes = zip(*(_undecodable(s) for _, s in records))
+    frame = _from_list(list(seqs), list(ids), alphabet)
+    for row, (in_id, in_seq) in enumerate(zip(id_bytes, seq_bytes)):
+        if in_id or in_seq:
+            where = f"name has bytes {in_id}" if in_id else f"sequence has bytes {in_seq}"
+            frame.at[row, "error"] = f"record '{frame.at[row, 'id']}': the {where} that are not UTF-8 text; save the file as UTF-8"
+    return frame
+
+
+def _name(title: str) -> str:
+    """A record's id: the first word of its FASTA header, as Biopython's ``SeqRecord.id``."""
+    words = title.split(None, 1)
+    return words[0] if words else ""
+
+
+def _undecodable(text: str) -> tuple[str, str | None]:
+    """``text`` read with ``surrogateescape``, its undecodable bytes written ``\\xNN``, and those bytes (None if none).
+
+    Examples
+    --------
+    >>> _undecodable("caf\\udce9")
+    ('caf\\\\xe9', '0xe9')
+    >>> _undecodable("ACGT")
+    ('ACGT', None)
+    """
+    clean = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if clean == text:
+        return text, None
+    bad = sorted({c for c in text if "\udc80" <= c <= "\udcff"})
+    return clean, ", ".join(f"0x{ord(c) - 0xDC00:02x}" for c in bad)
 
 
 def _row(record_id: str, sequence: str, alphabet: str) -> dict:

@@ -103,3 +103,24 @@ def test_tensor_of_wrong_shape_is_rejected():
 def test_dataframe_prior_errors_are_kept():
     frame = sequence_frame(pd.DataFrame({"id": ["a", "b"], "sequence": ["ACGT", "ACGT"], "error": [None, "bad upstream"]}))
     assert frame["error"].tolist() == [None, "bad upstream"]
+
+
+def test_bytes_that_are_not_utf8_cost_only_their_record(tmp_path):
+    """A Latin-1 name or sequence byte names its record; the other records, and a description's bytes, are read."""
+    path = tmp_path / "latin1.fa"
+    path.write_bytes(b">good\nACGT\n>caf\xe9 x\nACGT\n>described caf\xe9\nACGG\n>bad_seq\nAC\xe9T\n>last\nTTTT\n")
+    frame = read_fasta(path)
+    assert frame["id"].tolist() == ["good", "caf\\xe9", "described", "bad_seq", "last"]
+    errors = dict(zip(frame["id"], frame["error"]))
+    assert errors["good"] is None and errors["described"] is None and errors["last"] is None
+    assert errors["caf\\xe9"].startswith("record 'caf\\xe9': the name has bytes 0xe9 that are not UTF-8")
+    assert errors["bad_seq"].startswith("record 'bad_seq': the sequence has bytes 0xe9")
+    assert frame.set_index("id").loc["described", "sequence"] == "ACGG"
+
+
+def test_gzip_fasta_with_a_latin1_name(tmp_path):
+    path = tmp_path / "x.fa.gz"
+    with gzip.open(path, "wb") as handle:
+        handle.write(b">a\xff\nACGT\n>b\nTTGA\n")
+    frame = read_fasta(path)
+    assert frame["error"].notna().tolist() == [True, False]
