@@ -30,10 +30,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from typing import Callable
 
+from .._warnings import ProbekitWarning
+from ..adapters import ModelCallError
 from ..probe.chunks import ChunksKept, merge_reports, probe_in_chunks
-from .common import CLIError, parse_goal, parse_output
+from .common import CLIError, one_line, parse_goal, parse_output
 from .demo import DEMOS, add_demo_arguments, run_demo
 from .dna import add_dna_arguments, run_dna
 from .mol import add_mol_arguments, run_mol_cli
@@ -70,17 +73,19 @@ def _version() -> str:
 def main(argv=None) -> int:
     """Entry point of the ``probekit`` command; returns 0 on success.
 
-    Argument and file problems print one line ``probekit: error: ...`` to stderr
-    and exit with code 2. An interrupt (Ctrl-C) exits with code 130 and says
-    where the finished chunks are kept when the command had saved any.
+    Argument and file problems, and a model that fails for every record, print one
+    line ``probekit: error: ...`` to stderr and exit with code 2. probekit's warnings
+    print as ``probekit: warning: ...``. An interrupt (Ctrl-C) exits with code 130 and
+    says where the finished chunks are kept when the command had saved any.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
-    except CLIError as error:
-        message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
-        print(f"probekit: error: {message}", file=sys.stderr)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            return args.run(args)
+    except (CLIError, ModelCallError) as error:
+        print(f"probekit: error: {one_line(error)}", file=sys.stderr)
         raise SystemExit(2) from None
     except ChunksKept as stop:
         print(
@@ -92,6 +97,18 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("probekit: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+def _one_line_warnings(show: Callable) -> Callable:
+    """A ``warnings.showwarning`` that prints probekit's warnings as one line and leaves others to ``show``."""
+
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        if not issubclass(category, ProbekitWarning):
+            show(message, category, filename, lineno, file, line)
+            return
+        print(f"probekit: warning: {one_line(message)}", file=sys.stderr if file is None else file)
+
+    return show_warning
 
 
 __all__ = [

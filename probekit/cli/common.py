@@ -14,20 +14,94 @@ Examples
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import time
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
-from ..probe.chunks import partial_dir, probe_in_chunks
+from ..probe.chunks import ChunksKept, partial_dir, probe_in_chunks
 
 OUTPUT_KINDS = ("logit", "prob", "margin", "value")
 METHODS = ("auto", "exhaustive", "greedy", "beam", "gradient")
+METHOD_HELP = (
+    "minimal-substitution search (default auto). auto enumerates every edit set while that is cheap, then searches "
+    "larger sets by beam, and proves the set it finds minimal whenever it is at most one edit larger than the sets "
+    "it enumerated, which covers most answers many times faster than exhaustive. exhaustive enumerates every set up "
+    "to --max-edits (the count grows as (3 x length)^k): worth it only when the summary has answers auto could not "
+    "prove minimal and you need that proof. greedy, beam and gradient are quicker heuristics that prove nothing"
+)
 
 
 class CLIError(Exception):
     """A problem with the command's arguments or files; printed as one line, exit code 2."""
+
+
+# Lines of an error kept on its one line, and characters of each line.
+MAX_LINES = 4
+_TORCHSCRIPT = "The following operation failed in the TorchScript interpreter."
+MAX_LINE_CHARS = 400
+# The library's words for its options, and the flags that say the same on the command line.
+_CLI_WORDS = (
+    (re.compile(r"arch='module:Class'"), "--arch module:Class"),
+    (re.compile(r"\barch=('[^']*')"), r"--arch \1"),
+    (re.compile(r"\barch '([^']*)'"), r"--arch \1"),
+    (re.compile(r"\barch_kwargs\b"), "--arch-kwargs"),
+    (re.compile(r"\btrust=True\b"), "--trust"),
+)
+
+
+def one_line(message) -> str:
+    r"""An error message as one line: escape codes stripped, its first lines joined by ``"; "``.
+
+    A TorchScript model's error keeps only the exception its code raised, without
+    the interpreter's traceback.
+
+    Examples
+    --------
+    >>> one_line("cannot load:\n\tsize mismatch for w\n\n\x1b[1mbold\x1b[0m")
+    'cannot load:; size mismatch for w; bold'
+    >>> one_line("\n".join(f"line {i}" for i in range(7)))
+    'line 0; line 1; line 2; line 3; (3 more lines)'
+    >>> one_line("the model raised Error: " + _TORCHSCRIPT + "\n  File ...\nbuiltins.ValueError: bad token")
+    'the model raised ValueError: bad token'
+    """
+    from ..loading import strip_ansi
+
+    text = _without_torchscript_traceback(strip_ansi(str(message)))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    more = len(lines) - MAX_LINES
+    lines = [line if len(line) <= MAX_LINE_CHARS else line[: MAX_LINE_CHARS - 3] + "..." for line in lines[:MAX_LINES]]
+    if more > 0:
+        lines.append(f"({more} more line{'s' if more != 1 else ''})")
+    return "; ".join(lines)
+
+
+def _without_torchscript_traceback(text: str) -> str:
+    """``text`` with a TorchScript interpreter traceback replaced by the exception it ends with."""
+    head, found, rest = text.partition(_TORCHSCRIPT)
+    last = [line.strip() for line in rest.splitlines() if line.strip()][-1:] if found else []
+    if not last:
+        return text
+    head = re.sub(r"[\w.]*(Error|Exception):\s*$", "", head)  # the interpreter's wrapper, named again below
+    return head + last[0].removeprefix("builtins.")
+
+
+def cli_words(message: str) -> str:
+    """``message`` with the library's option names (``arch='module:Class'``, ``trust=True``) as command-line flags.
+
+    Examples
+    --------
+    >>> cli_words("name its class with arch='module:Class', or pass trust=True")
+    'name its class with --arch module:Class, or pass --trust'
+    >>> cli_words("cannot import 'mymodel' for arch 'mymodel:Net'")
+    "cannot import 'mymodel' for --arch mymodel:Net"
+    """
+    for pattern, flag in _CLI_WORDS:
+        message = pattern.sub(flag, message)
+    return message
 
 
 # ------------------------------------------------------------------ parsing helpers
@@ -69,18 +143,41 @@ def probe_resumably(adapter, records: pd.DataFrame, *, settings: dict, args, out
     ``chunk_options`` go to it too (``probe_chunk``, ``key_columns``, ``unit``). Says how
     many chunks an earlier run left to reuse. Call :func:`drop_partial` once the outputs
     are written.
+
+    A run that stops before any chunk is saved removes ``<out>.partial/`` again. A
+    missing optional dependency or a model that fails for every record (such as an
+    output with the wrong shape) raises :class:`CLIError`, which also says which saved
+    chunks are kept.
     """
+    from ..adapters import ModelCallError
+
     partial = partial_dir(out)
     try:
         report, reused = probe_in_chunks(
             adapter, records, settings=settings, partial_dir=partial, chunk_size=args.chunk_size,
             progress=not args.no_progress, log=log, **chunk_options,
         )  # fmt: skip
-    except ImportError as error:
-        raise CLIError(str(error)) from None
+    except ChunksKept:
+        raise
+    except (ImportError, ModelCallError) as error:
+        raise CLIError(one_line(error) + _kept(partial)) from None
+    except BaseException:
+        _kept(partial)
+        raise
     if reused:
         log(f"resumed: reused {reused} of {report.params.get('chunks', 1)} chunks from {partial}")
     return report
+
+
+def _kept(partial: Path) -> str:
+    """Remove ``partial`` when it holds no saved chunk; else say what it keeps (a clause to end a message)."""
+    import shutil
+
+    n = len(list(partial.glob("chunk-*.pt"))) if partial.is_dir() else 0
+    if n == 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        return ""
+    return f"; {n} finished chunk{'s' if n != 1 else ''} kept in {partial}, and a rerun with the same settings resumes from them"
 
 
 def drop_partial(out: Path, args) -> None:
@@ -114,11 +211,13 @@ def log_autocast(adapter, log: Callable[[str], None]) -> None:
 
 
 def add_probe_arguments(parser: argparse.ArgumentParser, *, output: str | None = "margin:1", goal: str | None = "flip",
-                        default_note: str = "", records: str = "sequences") -> None:
+                        default_note: str = "", records: str = "sequences", motifs: bool | None = False) -> None:
     """The probe settings shared by ``probekit dna`` and ``probekit demo``.
 
     A default of None leaves the choice to the command (each demo has its own); ``default_note``
     then says what it is in the help. ``records`` names what a chunk holds, in the help.
+    ``motifs=None`` adds ``--no-motifs`` too and leaves ``args.motifs`` None unless one of
+    the two is given (see :func:`resolve_motifs`).
     """
     shown = lambda default: default_note if default is None else f"default {default}"  # noqa: E731
     parser.add_argument("--output", default=output,
@@ -126,9 +225,15 @@ def add_probe_arguments(parser: argparse.ArgumentParser, *, output: str | None =
     parser.add_argument("--goal", default=goal,
                         help=f"flip, below:T, above:T, decrease:D, increase:D or target:C ({shown(goal)})")  # fmt: skip
     parser.add_argument("--max-edits", type=int, default=3, help="largest substitution set searched (default 3)")
-    parser.add_argument("--method", choices=METHODS, default="auto", help="minimal-substitution search (default auto)")
+    parser.add_argument("--method", choices=METHODS, default="auto", help=METHOD_HELP)
     parser.add_argument("--baseline-draws", type=int, default=200, help="random edit sets per sequence (default 200)")
-    parser.add_argument("--motifs", action="store_true", help="annotate regions with JASPAR motifs (probekit[motifs])")
+    if motifs is None:
+        parser.add_argument("--motifs", action="store_true", default=None,
+                            help="annotate regions with JASPAR motifs (probekit[motifs]); on by default for the DNA "
+                                 "demo, which runs without them, saying so, when pyjaspar is missing")  # fmt: skip
+        parser.add_argument("--no-motifs", dest="motifs", action="store_false", help="no JASPAR motif annotation")
+    else:
+        parser.add_argument("--motifs", action="store_true", help="annotate regions with JASPAR motifs (probekit[motifs])")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random baseline")
     add_chunk_arguments(parser, records)
     parser.add_argument("--max-figures", type=int, default=20,
@@ -143,6 +248,27 @@ def add_chunk_arguments(parser: argparse.ArgumentParser, records: str = "sequenc
     parser.add_argument("--keep-partial", action="store_true", help="keep <out>.partial/ after a successful run")
 
 
+def resolve_motifs(requested, log: Callable[[str], None] = print) -> bool:
+    """Whether to annotate motifs: ``requested`` True, False, or None for on-if-available.
+
+    JASPAR's matrices are read here, once per process, so a missing pyjaspar shows
+    before any work: a ``--motifs`` asked for raises :class:`CLIError`; the default
+    (None) says so in one line and goes on without motifs.
+    """
+    if requested is False:
+        return False
+    from ..motifs import jaspar_motifs
+
+    try:
+        jaspar_motifs()
+    except ImportError as error:
+        if requested:
+            raise CLIError(f"--motifs: {one_line(error)}") from None
+        log(f"motif annotation skipped: {one_line(error)}; --no-motifs silences this")
+        return False
+    return True
+
+
 def _check_numbers(args) -> None:
     if args.max_figures < 0:
         raise CLIError(f"--max-figures must be at least 0, got {args.max_figures}")
@@ -153,16 +279,67 @@ def _check_numbers(args) -> None:
         raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
 
 
-def _load_model(path: Path, arch, trust: bool):
-    from ..loading import load_model
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model``, ``--arch``, ``--arch-kwargs`` and ``--trust``: the model file and how to build it."""
+    parser.add_argument("--model", required=True, type=Path, help="TorchScript file or state_dict (.pt)")
+    parser.add_argument("--arch",
+                        help="class of a state_dict's model, as module:Class; the module is imported from the current "
+                             "folder first, then from the installed packages (not needed for TorchScript)")  # fmt: skip
+    parser.add_argument("--arch-kwargs", metavar="JSON",
+                        help="constructor arguments of the --arch class, as a JSON object such as '{\"channels\": 32}'")  # fmt: skip
+    parser.add_argument("--trust", action="store_true", help="allow unpickling a whole model (runs code from the file)")
+
+
+def parse_arch_kwargs(text: str | None) -> dict | None:
+    """The ``--arch-kwargs`` JSON object as a dict (None when not given).
+
+    Examples
+    --------
+    >>> parse_arch_kwargs('{"channels": 32, "dropout": 0.1}')
+    {'channels': 32, 'dropout': 0.1}
+    """
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CLIError(
+            f"bad --arch-kwargs {text!r}: not JSON ({error}); write an object such as '{{\"channels\": 32}}' "
+            "(keys in double quotes)"
+        ) from None
+    if not isinstance(value, dict):
+        raise CLIError(
+            f"bad --arch-kwargs {text!r}: a JSON {type(value).__name__} where an object of constructor arguments is "
+            "needed, such as '{\"channels\": 32}'"
+        )
+    return value
+
+
+def load_model_from_args(args, *, log: Callable[[str], None] = print):
+    """The model named by a command's ``--model``, ``--arch``, ``--arch-kwargs`` and ``--trust``.
+
+    A TorchScript file carries its own architecture: a ``--arch`` given with one is
+    not used, and the command says so.
+    """
+    arch_kwargs = parse_arch_kwargs(getattr(args, "arch_kwargs", None))
+    if arch_kwargs is not None and args.arch is None:
+        raise CLIError("--arch-kwargs needs --arch: they are the arguments of the --arch class")
+    return _load_model(args.model, args.arch, args.trust, arch_kwargs=arch_kwargs, log=log)
+
+
+def _load_model(path: Path, arch, trust: bool, *, arch_kwargs: dict | None = None, log: Callable[[str], None] = print):
+    from ..loading import is_torchscript, load_model
 
     if not path.exists():
         raise CLIError(f"model file not found: {path}")
+    if arch is not None and is_torchscript(path):
+        log(f"note: {path} is a TorchScript file, which carries its own architecture; --arch {arch} was not needed "
+            "and is not used")  # fmt: skip
+        arch, arch_kwargs = None, None
     try:
-        return load_model(path, arch=arch, trust=trust)
+        return load_model(path, arch=arch, trust=trust, arch_kwargs=arch_kwargs)
     except Exception as error:  # noqa: BLE001 - any failure to load is one clear message
-        message = str(error) or type(error).__name__  # every line: a state_dict's mismatches come after the first
-        raise CLIError(f"cannot load model {path}: {message}") from None
+        raise CLIError(f"cannot load model {path}: {cli_words(one_line(error) or type(error).__name__)}") from None
 
 
 def _adapter(model, args):
@@ -175,11 +352,11 @@ def _adapter(model, args):
             autocast=getattr(args, "autocast", None),
         )  # fmt: skip
     except (ValueError, RuntimeError) as error:
-        raise CLIError(str(error)) from None
+        raise CLIError(one_line(error)) from None
 
 
 def _probe_settings(args, model_digest: str, goal) -> dict:
-    return {
+    settings = {
         "model": model_digest,
         "arch": getattr(args, "arch", None),
         "output": args.output,
@@ -193,6 +370,10 @@ def _probe_settings(args, model_digest: str, goal) -> dict:
         "seed": args.seed,
         "autocast": getattr(args, "autocast", None),
     }
+    arch_kwargs = parse_arch_kwargs(getattr(args, "arch_kwargs", None))
+    if arch_kwargs:  # only when given, so runs without it keep the keys of their saved chunks
+        settings["arch_kwargs"] = arch_kwargs
+    return settings
 
 
 def _run_probe(adapter, records, settings, args, out: Path, log):

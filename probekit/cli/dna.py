@@ -13,30 +13,37 @@ Examples
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Callable
+
+import pandas as pd
 
 from ..probe.chunks import file_digest
 from .common import (
     CLIError,
+    one_line,
     _adapter,
     _check_numbers,
-    _load_model,
     _probe_settings,
     _run_probe,
     add_autocast_argument,
+    add_model_arguments,
     add_probe_arguments,
+    load_model_from_args,
     log_autocast,
     parse_goal,
     parse_output,
+    resolve_motifs,
 )
+
+# Problems of single records printed one per line before "... and N more".
+MAX_LISTED = 10
 
 
 def add_dna_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``probekit dna``."""
-    parser.add_argument("--model", required=True, type=Path, help="TorchScript file or state_dict (.pt)")
-    parser.add_argument("--arch", help="architecture of a state_dict, as module:Class")
-    parser.add_argument("--trust", action="store_true", help="allow unpickling a whole model (runs code from the file)")
+    add_model_arguments(parser)
     parser.add_argument("--fasta", required=True, type=Path, help="sequences to probe")
     add_probe_arguments(parser)
     parser.add_argument("--out", required=True, type=Path, help="HTML report to write")
@@ -58,16 +65,61 @@ def run_dna(args, *, log: Callable[[str], None] = print) -> int:
     parse_output(args.output)
     if not args.fasta.exists():
         raise CLIError(f"FASTA file not found: {args.fasta}")
-    model = _load_model(args.model, args.arch, args.trust)
+    args.motifs = resolve_motifs(args.motifs, log)
+    model = load_model_from_args(args, log=log)
     try:
         records = read_fasta(args.fasta)
     except ValueError as error:
         raise CLIError(str(error)) from None
-    bad = records["error"].notna()
-    for message in records.loc[bad, "error"]:
-        log(f"skipping: {message}")
+    unreadable = records.loc[records["error"].notna(), "error"].tolist()
+    log_problems(unreadable, "skipping", log)
     adapter = _adapter(model, args)
     settings = _probe_settings(args, file_digest(args.model), str(goal))
-    _run_probe(adapter, records, settings, args, args.out, log)
+    report = _run_probe(adapter, records, settings, args, args.out, log)
+    log_outcome(report, unreadable, log)
     log_autocast(adapter, log)
     return 0
+
+
+def log_problems(messages: list[str], verb: str, log: Callable[[str], None]) -> None:
+    """One line per record's problem, ``"verb: message"``, at most :data:`MAX_LISTED` of them."""
+    for message in messages[:MAX_LISTED]:
+        log(f"{verb}: {one_line(message)}")
+    if len(messages) > MAX_LISTED:
+        log(f"{verb}: ... and {len(messages) - MAX_LISTED} more (see the report)")
+
+
+def log_outcome(report, already_listed: list[str], log: Callable[[str], None]) -> None:
+    """The records the model could not probe (those not ``already_listed``), then the :func:`headline`."""
+    errors = report.summary()["error"]
+    listed = set(already_listed)
+    log_problems([e for e in errors[errors.notna()] if e not in listed], "not probed", log)
+    log(headline(report))
+
+
+def headline(report) -> str:
+    """One line on a DNA report: sequences probed, errors, goals reached, median ratio to random edits.
+
+    Examples
+    --------
+    >>> from probekit.report.sensitivity import SensitivityReport
+    >>> s = pd.DataFrame({"id": ["a", "b", "c"], "success": [True, False, None], "proved_minimal": [True, False, None],
+    ...                   "ratio": [12.0, 3.0, None], "error": [None, None, "record 'c': empty"]})
+    >>> headline(SensitivityReport("dna", {"frame": pd.DataFrame(), "summary": s}, {"goal": "flip"}))
+    'probed 2 of 3 sequences (1 error); flip reached for 1/2, proved minimal for 1 (median 7.5x stronger than random substitutions of the same number)'
+    """
+    summary = report.summary()
+    good = summary[summary["error"].isna()]
+    n_errors = len(summary) - len(good)
+    errors = f"{n_errors} error{'s' if n_errors != 1 else ''}"
+    line = f"probed {len(good)} of {len(summary)} sequences ({errors})"
+    if good.empty:
+        return line
+    reached = int(good["success"].fillna(False).astype(bool).sum())
+    proved = int(good["proved_minimal"].fillna(False).astype(bool).sum())
+    ratio = pd.to_numeric(good["ratio"], errors="coerce").median()
+    shown = "n/a" if ratio is None or math.isnan(ratio) else f"{ratio:.3g}x"
+    return (
+        f"{line}; {report.params.get('goal', 'the goal')} reached for {reached}/{len(good)}, proved minimal for "
+        f"{proved} (median {shown} stronger than random substitutions of the same number)"
+    )
