@@ -264,6 +264,35 @@ def test_demo_dna_reports_recovery(tmp_path, capsys):
     assert (tmp_path / "dna_demo_report.html").exists()
     recovery = pd.read_csv(tmp_path / "dna_demo_recovery.csv")
     assert int(recovery["top"].sum()) == top
+    assert re.search(r"probed 12 of 12 sequences \(0 errors\); flip reached for \d+/12, proved minimal for \d+", printed)
+    regions = pd.read_csv(tmp_path / "dna_demo_regions.csv")
+    assert regions["motif"].notna().any()  # motifs are annotated by default
+
+
+def test_demo_motifs_default_on_off_and_without_pyjaspar(tmp_path, capsys, monkeypatch):
+    import probekit.motifs
+
+    parser = cli.build_parser()
+    assert parser.parse_args(["demo", "dna"]).motifs is None
+    assert parser.parse_args(["demo", "dna", "--motifs"]).motifs is True
+    assert parser.parse_args(["demo", "dna", "--no-motifs"]).motifs is False
+
+    def no_pyjaspar(*args, **kwargs):
+        raise ImportError('JASPAR motifs need pyjaspar: pip install "probekit[motifs]"')
+
+    monkeypatch.setattr(probekit.motifs, "jaspar_motifs", no_pyjaspar)
+    assert cli.main(["demo", "dna", "--out", str(tmp_path), "--limit", "2", *FAST]) == 0
+    printed = capsys.readouterr().out
+    skipped = [line for line in printed.splitlines() if line.startswith("motif annotation skipped")]
+    assert skipped == ['motif annotation skipped: JASPAR motifs need pyjaspar: pip install "probekit[motifs]"; '
+                       "--no-motifs silences this"]  # fmt: skip
+    assert pd.read_csv(tmp_path / "dna_demo_regions.csv")["motif"].isna().all()
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["demo", "dna", "--out", str(tmp_path), "--limit", "2", "--motifs", *FAST])
+    assert stopped.value.code == 2
+    assert "--motifs: JASPAR motifs need pyjaspar" in capsys.readouterr().err
+    assert cli.main(["demo", "dna", "--out", str(tmp_path), "--limit", "2", "--no-motifs", *FAST]) == 0
+    assert "motif annotation" not in capsys.readouterr().out
 
 
 def test_registry_has_room_for_more_commands():

@@ -29,18 +29,25 @@ from .common import (
     log_autocast,
     parse_goal,
     parse_output,
+    resolve_motifs,
 )
+from .dna import log_outcome
 from .mol import _mol_settings, _probe_molecules
 
 
 def run_demo_dna(args, *, log: Callable[[str], None] = print) -> int:
-    """``probekit demo dna``: probe the bundled demo model and check it finds the planted motifs."""
+    """``probekit demo dna``: probe the bundled demo model and check it finds the planted motifs.
+
+    Regions are annotated with JASPAR motifs unless ``args.motifs`` is False (``--no-motifs``);
+    without pyjaspar the demo says so and runs without them.
+    """
     from ..datasets import dna_demo_paths, load_dna_demo, planted_motif_recovery
 
     _check_numbers(args)
     args.output = args.output or "margin:1"
     args.goal = args.goal or "flip"
     goal = parse_goal(args.goal)
+    args.motifs = resolve_motifs(getattr(args, "motifs", None), log)
     try:
         model, heldout = load_dna_demo()
     except FileNotFoundError as error:
@@ -55,6 +62,7 @@ def run_demo_dna(args, *, log: Callable[[str], None] = print) -> int:
     records = heldout[["id", "sequence"]].assign(error=None)
     settings = _probe_settings(args, file_digest(dna_demo_paths()["model"]), str(goal))
     report = _run_probe(adapter, records, settings, args, out_dir / "dna_demo_report.html", log)
+    log_outcome(report, [], log)
     log_autocast(adapter, log)
     report.to_frame().to_csv(out_dir / "dna_demo_positions.csv", index=False)
     report.regions().to_csv(out_dir / "dna_demo_regions.csv", index=False)
@@ -91,7 +99,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="inputs per forward pass")
     add_autocast_argument(parser)
     parser.add_argument("--limit", type=int, help="probe only the first N held-out sequences or molecules")
-    add_probe_arguments(parser, output=None, goal=None, records="sequences or molecules",
+    add_probe_arguments(parser, output=None, goal=None, records="sequences or molecules", motifs=None,
                         default_note="default margin:1 and flip for dna, value:0 and decrease:1.0 for mol")  # fmt: skip
 
 
