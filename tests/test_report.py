@@ -119,10 +119,12 @@ def test_ism_plot_draws_the_effect_matrix(report):
 
 def test_trajectory_plot_has_scores_and_goal_line(report):
     ax = report.plot("trajectory", id="a")
-    lines = ax.get_lines()
     traj = report.table("trajectory").query("id == 'a'").sort_values("step")
-    np.testing.assert_allclose(lines[0].get_ydata(), traj["score"].to_numpy())
-    goal = [ln for ln in lines if "goal" in ln.get_label()][0]
+    # one bar per step, drawn from the goal line (0.5) to the score after the edits so far
+    tops = [p.get_y() + p.get_height() for p in ax.patches]
+    np.testing.assert_allclose(tops, traj["score"].to_numpy())
+    np.testing.assert_allclose([p.get_y() for p in ax.patches], 0.5)
+    goal = [ln for ln in ax.get_lines() if "goal" in ln.get_label()][0]
     assert np.allclose(goal.get_ydata(), 0.5)
     matplotlib.pyplot.close("all")
 

@@ -17,8 +17,6 @@ Examples
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
@@ -26,6 +24,8 @@ from . import html
 from .sensitivity import SensitivityReport
 
 REGION_COLOR = "#f2b134"
+REACHED_COLOR = "#4daf4a"
+PENDING_COLOR = "#b0b0b0"
 
 
 def _input_rows(report, id, start=None, end=None) -> pd.DataFrame:
@@ -116,19 +116,26 @@ def plot_logo(report, id, ax, *, start=None, end=None, color_scheme: str = "clas
     threshold = _summary_row(report, id).get("threshold", np.nan)
     if threshold is not None and np.isfinite(threshold):
         ax.axhline(threshold, ls=":", color="0.4", lw=1, label="null threshold")
-        ax.legend(loc="upper right", fontsize=8, frameon=False)
     ax.set_xlim(lo - 0.5, hi + 0.5)
     if not matrix.to_numpy().any():
         ax.set_ylim(0, 1)
     _integer_ticks(ax)
     ax.set_xlabel("position")
     ax.set_ylabel("importance")
-    ax.set_title(f"{id}: position importance (max |effect|); critical regions shaded")
+    window = f", positions {lo}-{hi}" if start is not None or end is not None else ""
+    # said in the title, not a legend, which would hide peaks in its corner
+    ax.set_title(f"{id}: position importance (max |effect|){window}; shaded: critical regions, dotted: null threshold")
     return ax
 
 
 def plot_trajectory(report, id, ax):
-    """Score after each edit of the minimal edit set, with the goal line."""
+    """Score after each edit of the minimal edit set, one bar per step drawn from the goal line.
+
+    Steps are discrete, so they are bars rather than a line that would suggest
+    scores between edits; a bar is green once the goal is reached.
+    """
+    from matplotlib.patches import Patch
+
     trajectory = report.table("trajectory")
     steps = trajectory[trajectory["id"] == id].sort_values("step")
     row = _summary_row(report, id)
@@ -137,19 +144,28 @@ def plot_trajectory(report, id, ax):
         y, line, ylabel = steps["score"].to_numpy(float), float(goal_score), report.params.get("output", "score")
     else:
         y, line, ylabel = steps["g"].to_numpy(float), 0.0, "goal value g (reached at g <= 0)"
-    ax.plot(steps["step"], y, marker="o", color="C0")
-    ax.axhline(line, ls="--", color="C3", lw=1.2, label=f"goal: {report.params.get('goal', '')}")
+    x = np.arange(len(steps))
+    reached = steps["g"].to_numpy(float) <= 0
+    colors = np.where(reached, REACHED_COLOR, PENDING_COLOR)
+    bars = ax.bar(x, y - line, bottom=line, width=0.5, color=colors)
+    ax.bar_label(bars, labels=[html.fmt_number(v) for v in y], fontsize=8, padding=2)
+    ax.margins(y=0.3)
+    goal = ax.axhline(line, ls="--", color="C3", lw=1.2, label=f"goal: {report.params.get('goal', '')}")
     labels = ["start"] + [f"{int(p)}{r}>{a}" for p, r, a in zip(steps["position"][1:], steps["ref"][1:], steps["alt"][1:])]
-    ax.set_xticks(steps["step"].to_numpy())
+    ax.set_xticks(x)
     ax.set_xticklabels(labels, rotation=30 if len(labels) > 4 else 0, fontsize=8)
+    # as many slots as the search could use, so bars are equally wide in every input's figure
+    slots = max(len(x), int(report.params.get("max_edits") or 0) + 1, 2)
+    ax.set_xlim(-0.6, slots - 0.4)
     ax.set_ylabel(ylabel)
-    ax.set_xlabel("edit")
+    ax.set_xlabel("edits made so far")
     status = "goal reached" if bool(row.get("success", False)) else "goal not reached"
     if bool(row.get("proved_minimal", False)):
         status += ", proved minimal"
     n = len(steps) - 1
     ax.set_title(f"{id}: {n} edit{'' if n == 1 else 's'}, {status}")
-    ax.legend(loc="best", fontsize=8, frameon=False)
+    handles = [goal, Patch(color=PENDING_COLOR, label="goal not reached"), Patch(color=REACHED_COLOR, label="goal reached")]
+    ax.legend(handles=handles, loc="best", fontsize=8, frameon=False)
     return ax
 
 
@@ -159,35 +175,67 @@ SensitivityReport.register_plot("dna", "trajectory", plot_trajectory)
 
 
 # ------------------------------------------------------------------ sections
-def _fmt(x, digits=3) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "-"
-    return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
+SUMMARY_DESCRIPTIONS = {
+    "score": "the selected output of the unedited sequence",
+    "goal_score": "the score at which the goal is reached (none for class goals: read g)",
+    "n_edits": "substitutions in the minimal edit set",
+    "success": "the minimal edit set reaches the goal",
+    "proved_minimal": "no smaller edit set reaches the goal",
+    "score_after": "the score after the minimal edits",
+    "adversarial_delta": "score change of the minimal edits",
+    "random_k": "substitutions per random draw",
+    "random_mean": "mean score change of random edits of the same size",
+    "random_std": "standard deviation of the random score changes",
+    "ratio": "|adversarial change| / mean |random change|",
+    "z": "(adversarial - random mean) / random std, in the adversarial direction",
+    "p_value": "empirical p-value against the random draws, at least 1 / (draws + 1)",
+    "threshold": "null threshold: importance a critical position must reach",
+    "n_critical": "positions at or above the threshold",
+    "n_regions": "critical regions",
+    "top_region": "start-end (end exclusive) of the strongest region",
+    "evaluations": "model evaluations spent on the search",
+}
 
 
-def _good(summary: pd.DataFrame) -> pd.DataFrame:
-    return summary[summary["error"].isna()] if "error" in summary else summary
+def _found(summary: pd.DataFrame) -> pd.Series:
+    """True where an input's goal was reached or it has a critical region."""
+    success = summary["success"].fillna(False).astype(bool) if "success" in summary else False
+    regions = summary["n_regions"].fillna(0).astype(int) > 0 if "n_regions" in summary else False
+    return pd.Series(success | regions, index=summary.index)
+
+
+def _strongest_first(summary: pd.DataFrame) -> pd.DataFrame:
+    if "p_value" not in summary:
+        return summary
+    return html.strongest_first(summary, found=_found(summary), p_value="p_value", ratio="ratio")
 
 
 def overview_section(report, *, figures, max_inputs) -> str:
     summary = report.summary()
-    good = _good(summary)
+    good = html.good_rows(summary)
     params = report.params
-    n_success = int(good["success"].astype(bool).sum()) if "success" in good else 0
+    n_success = int(good["success"].fillna(False).astype(bool).sum()) if "success" in good else 0
     lines = [
         f"{len(summary)} inputs ({len(summary) - len(good)} with errors); score: {params.get('output', 'score')}; "
         f"goal: {params.get('goal', '')}; at most {params.get('max_edits', '?')} substitutions.",
         f"Goal reached for {n_success} of {len(good)} inputs.",
     ]
     if "p_value" in good and len(good):
+        draws = params.get("baseline_draws")
+        floor = f" (the smallest p-value {draws} draws can give is {html.fmt_number(1 / (draws + 1))})" if draws else ""
         lines.append(
-            f"Median adversarial-vs-random ratio {_fmt(float(good['ratio'].median()))}; "
+            f"Median adversarial-vs-random ratio {html.fmt_number(float(good['ratio'].median()))}; "
             f"{int((good['p_value'] <= 0.05).sum())} inputs with empirical p <= 0.05 against "
-            f"{params.get('baseline_draws', '?')} random edit sets of the same size."
+            f"{draws or '?'} random edit sets of the same size{floor}."
         )
+    lines.append("Rest the pointer on a column name for its meaning.")
     body = "".join(html.note(line) for line in lines)
-    columns = [c for c in summary.columns if c not in ("error",)] + (["error"] if "error" in summary else [])
-    return html.section("Summary", body + html.table_html(summary[columns], max_rows=100))
+    table = html.drop_empty_columns(summary)
+    if "goal" in table and table["goal"].dropna().nunique() <= 1:
+        table = table.drop(columns="goal")  # the same for every input: stated above
+    return html.section(
+        "Summary", body + html.table_html(table, max_rows=100, descriptions=SUMMARY_DESCRIPTIONS), anchor="summary"
+    )
 
 
 def regions_section(report, *, figures, max_inputs) -> str:
@@ -200,7 +248,8 @@ def regions_section(report, *, figures, max_inputs) -> str:
         f"merged across gaps of up to {report.params.get('max_gap', '?')} positions, at least "
         f"{report.params.get('min_length', '?')} long; region 1 is the strongest of its input."
     )
-    return html.section("Critical regions", html.note(text) + html.table_html(regions, max_rows=100))
+    table = html.drop_empty_columns(regions)
+    return html.section("Critical regions", html.note(text) + html.table_html(table, max_rows=100), anchor="regions")
 
 
 def _zoom(report, id, length: int, width: int = 120):
@@ -217,34 +266,49 @@ def _zoom(report, id, length: int, width: int = 120):
     return start, start + width
 
 
-def inputs_section(report, *, figures, max_inputs) -> str:
-    good = _good(report.summary())
-    if good.empty:
-        return ""
-    if "p_value" in good:
-        good = good.sort_values(["p_value", "ratio"], ascending=[True, False], kind="stable")
-    shown = good.head(max_inputs)
-    parts = []
-    if len(shown) < len(good):
-        parts.append(html.note(f"Figures for the {len(shown)} inputs with the smallest p-values of {len(good)}."))
+def _has_logomaker() -> bool:
     try:
         import logomaker  # noqa: F401
-
-        has_logo = True
     except ImportError:
-        has_logo = False
+        return False
+    return True
+
+
+def _input_text(report, row, edits) -> str:
+    edit_text = ", ".join(f"{int(e.position)}{e.ref}>{e.alt}" for e in edits.itertuples()) or "none"
+    n_regions = getattr(row, "n_regions", None)
+    if html.is_missing(n_regions):
+        regions = ""
+    elif int(n_regions):
+        regions = f"; {int(n_regions)} critical region{'' if n_regions == 1 else 's'} (strongest {row.top_region})"
+    else:
+        regions = "; no critical region"
+    fmt = html.fmt_number
+    return (
+        f"score {fmt(float(row.score))}; edits {edit_text} "
+        f"({'goal reached' if row.success else 'goal not reached'}"
+        f"{', proved minimal' if row.proved_minimal else ''}); "
+        f"{fmt(float(row.ratio))}x the mean random change, z = {fmt(float(row.z))}, p = {fmt(float(row.p_value))}"
+        f"{regions}."
+    )
+
+
+def inputs_section(report, *, figures, max_inputs) -> str:
+    good = _strongest_first(html.good_rows(report.summary()))
+    if good.empty:
+        return ""
+    shown = good.head(max_inputs)
+    order = "inputs whose goal was reached or that have a critical region first, then by p-value and ratio"
+    count = f"all {len(good)} inputs" if len(shown) == len(good) else f"the strongest {len(shown)} of {len(good)} inputs"
+    parts = [html.note(f"Figures of {count}: {order}.")]
+    has_logo = figures and _has_logomaker()
+    if figures and not has_logo:
+        parts.append(html.note('Install logomaker for importance logos: pip install "probekit[plot]"'))
+    all_edits = report.edits()
     for row in shown.itertuples(index=False):
         id = str(row.id)
-        edits = report.edits()
-        edits = edits[edits["id"] == id] if not edits.empty else edits
-        edit_text = ", ".join(f"{int(e.position)}{e.ref}>{e.alt}" for e in edits.itertuples()) or "none"
-        text = (
-            f"score {_fmt(float(row.score))}; edits {edit_text} "
-            f"({'goal reached' if row.success else 'goal not reached'}"
-            f"{', proved minimal' if row.proved_minimal else ''}); "
-            f"{_fmt(float(row.ratio))}x the mean random change, z = {_fmt(float(row.z))}, p = {_fmt(float(row.p_value))}"
-        )
-        body = html.note(text)
+        edits = all_edits[all_edits["id"] == id] if not all_edits.empty else all_edits
+        body = html.note(_input_text(report, row, edits))
         if figures:
             names = ["ism"] + (["logo"] if has_logo else []) + ["trajectory"]
             fig, axes = html.new_figure(11, 2.3 * len(names), nrows=len(names))
@@ -254,17 +318,19 @@ def inputs_section(report, *, figures, max_inputs) -> str:
                 kwargs = {"start": start, "end": end} if name == "logo" else {}
                 report.plot(name, id=id, ax=ax, **kwargs)
             body += html.figure_html(fig, alt=f"{id} figures")
-            if not has_logo:
-                body += html.note('Install logomaker for importance logos: pip install "probekit[plot]"')
         parts.append(html.section(id, body, level=3, anchor=f"input-{id}"))
-    return html.section("Inputs", "\n".join(parts))
+    return html.section("Inputs", "\n".join(parts), anchor="inputs")
 
 
 def edits_section(report, *, figures, max_inputs) -> str:
     edits = report.edits()
     if edits.empty:
         return ""
-    return html.section("Minimal edits", html.table_html(edits, max_rows=200))
+    caption = (
+        "Each input's minimal edits in the order the search applied them; score and g are the score and the "
+        "goal value after the edits up to this one (the goal is reached at g <= 0)."
+    )
+    return html.section("Minimal edits", html.table_html(edits, max_rows=200, caption=caption), anchor="edits")
 
 
 def motifs_section(report, *, figures, max_inputs) -> str:
