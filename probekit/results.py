@@ -64,8 +64,100 @@ def _plain(value):
     return str(value)
 
 
+# Parameters repr() shows when they hold one plain value (others, e.g. per-input tensors, stay out).
+_REPR_PARAMS = ("goal", "output", "method", "sigma", "device", "seconds")
+_REPR_VALUES = 6  # a tensor of at most this many values is shown in full by repr()
+
+
+def _num(value) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def _shape(tensor: torch.Tensor) -> str:
+    """A tensor's dtype and shape, e.g. ``float32[4, 200]``."""
+    return f"{str(tensor.dtype).removeprefix('torch.')}[{', '.join(map(str, tensor.shape))}]"
+
+
+def _count(mask: torch.Tensor) -> str:
+    """``k/n``: how many of the ``n`` flags are true."""
+    return f"{int(mask.sum())}/{mask.numel()}"
+
+
+def _values(values) -> str:
+    """A few values in full; more as their median and range (NaN left out)."""
+    flat = torch.as_tensor(values).reshape(-1)
+    if flat.numel() <= _REPR_VALUES:
+        return "[" + ", ".join(_num(v) for v in flat.tolist()) + "]"
+    if flat.is_floating_point():
+        flat = flat[~flat.isnan()]
+    if flat.numel() == 0:
+        return "all NaN"
+    flat = flat.double() if flat.is_floating_point() else flat.long()
+    low, mid, high = (_num(v.item()) for v in (flat.min(), flat.median(), flat.max()))
+    return f"median {mid} in [{low}, {high}]"
+
+
+def _brief(value) -> str | None:
+    """Short text of one field's value for repr(); None leaves the field out."""
+    if isinstance(value, torch.Tensor):
+        return _shape(value)
+    if isinstance(value, (bool, int, float)):
+        return _num(value)
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else repr(value[:37] + "...")
+    if isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
+        return _values(value)
+    if isinstance(value, (list, tuple)) and value:
+        return f"<{len(value)} items>"
+    return None
+
+
+def _param_items(params: dict) -> list[str]:
+    items = []
+    for key in _REPR_PARAMS:
+        value = params.get(key)
+        if isinstance(value, str):
+            items.append(f"{key}={value}" if key == "device" else f"{key}={value!r}")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            items.append(f"{key}={value:.3g}s" if key == "seconds" else f"{key}={_num(value)}")
+    return items
+
+
 class Result(abc.ABC):
-    """Shared behaviour of result dataclasses: CPU tensors, save/load, summary."""
+    """Shared behaviour of result dataclasses: CPU tensors, save/load, summary, a short repr."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # @dataclass writes a __repr__ that prints every tensor in full unless the class
+        # already has one; giving each subclass ours keeps repr() short in every module.
+        if "__repr__" not in cls.__dict__:
+            cls.__repr__ = Result.__repr__
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(self._repr_items() + _param_items(self.params))})"
+
+    def _n(self) -> int | None:
+        """Number of inputs: the length of the first per-input field."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, torch.Tensor) and value.ndim:
+                return value.shape[0]
+        return len(self.ids) if getattr(self, "ids", None) else None
+
+    def _repr_items(self) -> list[str]:
+        """``name=value`` facts shown by repr(): ``n``, then each field briefly (tensors as dtype and shape)."""
+        items = [f"n={self._n()}"]
+        for f in dataclasses.fields(self):
+            if f.name in ("ids", "params", "feature_names"):
+                continue
+            text = _brief(getattr(self, f.name))
+            if text is not None:
+                items.append(f"{f.name}={text}")
+        return items
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -127,6 +219,14 @@ class ISMResult(Result):
     end: int | None = None
     ids: list = field(default_factory=list)
     params: dict = _meta()
+
+    def _repr_items(self) -> list[str]:
+        n, length, _ = self.effects.shape
+        items = [f"n={n}", f"length={length}"]
+        if self.start or (self.end is not None and self.end != length):
+            items.append(f"window={self.start}:{length if self.end is None else self.end}")
+        largest = self.effects.abs().amax().item() if self.effects.numel() else math.nan
+        return items + [f"alphabet={self.alphabet!r}", f"effects={_shape(self.effects)}", f"max_abs_effect={_num(largest)}"]
 
     def to_frame(self) -> pd.DataFrame:
         """One row per input, position and alternative base: id, position, ref, alt, effect."""
@@ -199,6 +299,15 @@ class SubstitutionResult(Result):
     ids: list = field(default_factory=list)
     params: dict = _meta()
 
+    def _repr_items(self) -> list[str]:
+        return [
+            f"n={len(self.edits)}",
+            f"success={_count(self.success)}",
+            f"proved_minimal={_count(self.proved_minimal)}",
+            f"n_edits={_values(self.n_edits)}",
+            f"sequences={_shape(self.sequences)}",
+        ]
+
     def to_frame(self) -> pd.DataFrame:
         """One row per edit: id, step, position, ref, alt (inputs without edits get one row with no edit)."""
         ids = self.ids or [f"seq{i}" for i in range(len(self.edits))]
@@ -259,6 +368,16 @@ class PerturbationResult(Result):
     ids: list = field(default_factory=list)
     feature_names: list = field(default_factory=list)
     params: dict = _meta()
+
+    def _repr_items(self) -> list[str]:
+        norm = self.params.get("norm")
+        return [
+            f"n={self.delta.shape[0]}",
+            f"success={_count(self.success)}",
+            *([f"norm={norm!r}"] if isinstance(norm, str) else []),
+            f"delta_norm={_values(self.norm)}",
+            f"x_adv={_shape(self.x_adv)}",
+        ]
 
     def to_frame(self) -> pd.DataFrame:
         """One row per input and changed feature: id, feature, value, delta, new value."""
@@ -331,6 +450,11 @@ class BaselineResult(Result):
     kind: str = "substitutions"
     ids: list = field(default_factory=list)
     params: dict = _meta()
+
+    def _repr_items(self) -> list[str]:
+        n, draws = self.deltas.shape
+        scale = _values(_nan_stats(self.deltas.abs())[0]) if n else "[]"
+        return [f"n={n}", f"draws={draws}", f"k={_num(self.k)}", f"kind={self.kind!r}", f"mean_abs_delta={scale}"]
 
     def compare(self, adversarial_delta) -> pd.DataFrame:
         """Adversarial-vs-random statistics of score changes ``adversarial_delta`` (N,).
@@ -410,6 +534,17 @@ class Bounds(Result):
     ids: list = field(default_factory=list)
     params: dict = _meta()
 
+    def _repr_items(self) -> list[str]:
+        eps = _brief(self.eps) or repr(self.eps)
+        return [
+            f"n={len(self.lower)}",
+            f"certified={_count(self.certified)}",
+            f"method={self.method!r}",
+            f"eps={eps}",
+            f"norm={self.norm!r}",
+            f"width={_values(self.upper - self.lower)}",
+        ]
+
     def to_frame(self) -> pd.DataFrame:
         """One row per input: lower, upper, width, certified."""
         return pd.DataFrame(
@@ -448,6 +583,10 @@ class SmoothingResult(Result):
     axes: torch.Tensor | None = None
     ids: list = field(default_factory=list)
     params: dict = _meta()
+
+    def _repr_items(self) -> list[str]:
+        items = [f"n={len(self.prediction)}", f"abstain={_count(self.prediction < 0)}", f"radius={_values(self.radius)}"]
+        return items + ([f"axes={_shape(self.axes)}"] if self.axes is not None else [])
 
     def to_frame(self) -> pd.DataFrame:
         """One row per input: prediction, p_lower, radius, abstain."""

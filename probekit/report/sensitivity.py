@@ -219,8 +219,16 @@ class SensitivityReport:
 
     def __repr__(self) -> str:
         summary = self._tables["summary"]
-        n_bad = int(summary["error"].notna().sum()) if "error" in summary else 0
-        return f"SensitivityReport(kind={self._kind!r}, inputs={len(summary)}, errors={n_bad}, tables={list(self._tables)})"
+        good = _html.good_rows(summary)
+        items = [f"kind={self._kind!r}", f"inputs={len(summary)}", f"errors={len(summary) - len(good)}"]
+        # goal reached, per search: "success" for DNA, "flips_success" and the like for features
+        for column in [c for c in summary.columns if c == "success" or c.endswith("_success")]:
+            if good[column].notna().any():
+                items.append(f"{column}={int(good[column].fillna(False).astype(bool).sum())}/{len(good)}")
+        if "regions" in self._tables:
+            items.append(f"regions={len(self._tables['regions'])}")
+        items += [f"{key}={self._params[key]!r}" for key in ("goal", "output") if isinstance(self._params.get(key), str)]
+        return f"{type(self).__name__}({', '.join(items)}, tables={list(self._tables)})"
 
     def equals(self, other) -> bool:
         """True when ``other`` has the same kind, parameters and tables (values and dtypes)."""
