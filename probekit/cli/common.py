@@ -282,7 +282,7 @@ def _check_numbers(args) -> None:
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """``--model``, ``--arch``, ``--arch-kwargs`` and ``--trust``: the model file and how to build it."""
     parser.add_argument("--model", required=True, type=Path, help="TorchScript file or state_dict (.pt)")
-    parser.add_argument("--arch",
+    parser.add_argument("--arch", metavar="MODULE:CLASS",
                         help="class of a state_dict's model, as module:Class; the module is imported from the current "
                              "folder first, then from the installed packages (not needed for TorchScript)")  # fmt: skip
     parser.add_argument("--arch-kwargs", metavar="JSON",
