@@ -149,3 +149,9 @@ def test_good_rows_keep_rows_without_errors():
     assert html.good_rows(s)["id"].tolist() == ["a", "c"]
     assert html.good_rows(s.drop(columns="error"))["id"].tolist() == ["a", "b", "c"]
 
+
+
+def test_many_inputs_get_links_to_their_figures_in_reading_order():
+    text = dna_report([NOTHING, WEAK, REGION, STRONG, TIED]).to_html(figures=False)
+    links = re.findall(r'<a href="#input-([^"]+)">', text)
+    assert links == input_order(text) == ["tied", "strong", "weak", "region_only", "nothing"]

@@ -301,6 +301,9 @@ def inputs_section(report, *, figures, max_inputs) -> str:
     order = "inputs whose goal was reached or that have a critical region first, then by p-value and ratio"
     count = f"all {len(good)} inputs" if len(shown) == len(good) else f"the strongest {len(shown)} of {len(good)} inputs"
     parts = [html.note(f"Figures of {count}: {order}.")]
+    if len(shown) > 3:
+        links = ", ".join(f'<a href="#input-{html.escape(i)}">{html.escape(i)}</a>' for i in shown["id"].astype(str))
+        parts.append(f'<p class="probekit-note">Go to: {links}</p>')
     has_logo = figures and _has_logomaker()
     if figures and not has_logo:
         parts.append(html.note('Install logomaker for importance logos: pip install "probekit[plot]"'))
