@@ -155,3 +155,10 @@ def test_many_inputs_get_links_to_their_figures_in_reading_order():
     text = dna_report([NOTHING, WEAK, REGION, STRONG, TIED]).to_html(figures=False)
     links = re.findall(r'<a href="#input-([^"]+)">', text)
     assert links == input_order(text) == ["tied", "strong", "weak", "region_only", "nothing"]
+
+
+def test_an_input_without_a_random_comparison_says_so():
+    lone = {"id": "lone", "success": False, "n_regions": 0, "p_value": np.nan, "ratio": np.nan, "scores": [1.0]}
+    text = dna_report([lone]).to_html(figures=False)
+    assert "edits none (goal not reached" in text and "no comparison with random edits" in text
+    assert f"{html.MISSING}x" not in text

@@ -284,12 +284,15 @@ def _input_text(report, row, edits) -> str:
     else:
         regions = "; no critical region"
     fmt = html.fmt_number
+    if html.is_missing(getattr(row, "ratio", None)):
+        comparison = "no comparison with random edits"
+    else:
+        comparison = f"{fmt(float(row.ratio))}x the mean random change, z = {fmt(float(row.z))}, p = {fmt(float(row.p_value))}"
     return (
         f"score {fmt(float(row.score))}; edits {edit_text} "
         f"({'goal reached' if row.success else 'goal not reached'}"
         f"{', proved minimal' if row.proved_minimal else ''}); "
-        f"{fmt(float(row.ratio))}x the mean random change, z = {fmt(float(row.z))}, p = {fmt(float(row.p_value))}"
-        f"{regions}."
+        f"{comparison}{regions}."
     )
 
 
