@@ -42,12 +42,93 @@ AUTOCAST_TOLERANCE = 1e-2
 AUTO_BATCH_BUDGET_S = 0.5
 
 
+# Rows of the first batch that the eval-mode determinism check runs again.
+DETERMINISM_ROWS = 8
+
+
 class ModelCallError(RuntimeError):
-    """The wrapped model raised on a batch; the message names the input shape."""
+    """The wrapped model raised on a batch; the message names the input shape.
+
+    The model's own exception is the ``__cause__``; a batch that raised may hold
+    a few bad records among good ones (:meth:`Adapter.screen` finds them).
+    """
+
+
+class ModelOutputError(ModelCallError):
+    """The model's output is malformed whatever the batch: not one tensor with one row per input.
+
+    Raised right after the model returns (a tuple, a 0-d tensor, a reduction over the
+    batch, an extra row, a transposed (C, N) output). Unlike a plain
+    :class:`ModelCallError` it is the model's fault for every input, so a run
+    should stop with this one message rather than retry records one by one.
+    """
+
+
+def _check_output(y, n: int) -> None:
+    """Raise :class:`ModelOutputError` unless ``y`` is a tensor with one row per input of a batch of ``n``."""
+    if isinstance(y, (tuple, list)):
+        raise ModelOutputError(
+            "the model returned a tuple; wrap it so that it returns one tensor, or pick one with a callable"
+        )
+    if not isinstance(y, torch.Tensor):
+        raise ModelOutputError(f"the model returned a {type(y).__name__}, not a tensor")
+    if y.ndim == 0:
+        raise ModelOutputError(
+            f"the model returned a 0-d tensor (one number) for a batch of {n}; it must return one row per input "
+            "(does it reduce or squeeze the batch axis?)"
+        )
+    if y.shape[0] == n:
+        return
+    shape = tuple(y.shape)
+    if y.ndim == 2 and y.shape[1] == n:
+        raise ModelOutputError(
+            f"the model's output looks transposed: {shape} is (C, N) instead of (N, C) for a batch of {n}"
+        )
+    rows = y.shape[0]
+    raise ModelOutputError(
+        f"the model returned {rows} row{'s' if rows != 1 else ''} for a batch of {n} (output shape {shape}); "
+        "it must return one row per input (does it reduce over the batch?)"
+    )
+
+
+def model_exception(error: BaseException) -> BaseException:
+    """The model's own exception behind a :class:`ModelCallError` (the error itself when there is none)."""
+    while isinstance(error, ModelCallError) and error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+def _describe_failure(error: BaseException) -> str:
+    """One record's problem, in the model's own words: ``"the model raised ValueError: bad token at 7"``."""
+    cause = model_exception(error)
+    if cause is error:
+        return str(error)
+    return f"the model raised {type(cause).__name__}: {cause}"
+
+
+def _nonfinite_word(value: float) -> str:
+    return "NaN" if value != value else ("inf" if value > 0 else "-inf")
+
+
+def _nan_rows(y: torch.Tensor) -> torch.Tensor:
+    """Rows of a raw output (N, ...) holding a NaN anywhere: bool (N,)."""
+    if not y.is_floating_point():
+        return torch.zeros(y.shape[0], dtype=torch.bool, device=y.device)
+    return torch.isnan(y.flatten(1) if y.ndim > 1 else y[:, None]).any(dim=1)
+
+
+def _same_outputs(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two outputs of the same batch agree to a tight tolerance (NaN equal to NaN)."""
+    if a.shape != b.shape:
+        return False
+    a, b = a.detach().double(), b.detach().double()
+    finite = torch.isfinite(a)
+    scale = float(a[finite].abs().max()) if bool(finite.any()) else 1.0
+    return bool(torch.isclose(a, b, rtol=1e-5, atol=1e-6 * max(scale, 1e-12), equal_nan=True).all())
 
 
 def _default_batch_size(device: torch.device) -> int:
-    return 256 if device.type == "cuda" else 32
+    return 256 if device.type == "cuda" else 64
 
 
 class Adapter(abc.ABC):
@@ -76,6 +157,8 @@ class Adapter(abc.ABC):
         self._batch_setting_auto = self._auto_batch
         self._depth = 0
         self._on_backoff = backoff_warner()
+        self.deterministic: bool | None = None  # checked on the first batch of the first :meth:`map`
+        self.reset_counts()
 
     def _set_batch_size(self, batch_size) -> None:
         """An int, or ``"auto"``: a short timed probe on the first inputs picks the fastest batch."""
@@ -87,17 +170,24 @@ class Adapter(abc.ABC):
         self.batch_size: int = batch_size
 
     def resolve_batch_size(self, X) -> int:
-        """Settle ``batch_size="auto"`` with a short timed probe on inputs ``X``; returns the batch size.
+        """Settle ``batch_size="auto"`` on inputs ``X``; returns the batch size.
 
-        Called by every batched method on its first inputs; searches that call the
-        model through :meth:`forward` call it themselves.
+        The size fits in memory, is at least 64 inputs on a CPU and 256 on a GPU
+        when memory allows, and is the fastest of a short timed probe between the
+        two (see :func:`probekit._batching.pick_batch_size`). When the model raises
+        on the first input, the default size stays and the caller's own call
+        meets the error. Called by every batched method on its first inputs;
+        searches that call the model through :meth:`forward` call it themselves.
         """
         X = self._as_input(X)
         if self._auto_batch and X.shape[0] > 0:
             from ._batching import pick_batch_size
 
             self._auto_batch = False  # the probe itself runs with the default batch
-            self.batch_size = pick_batch_size(self, X[:1], budget_s=AUTO_BATCH_BUDGET_S)
+            try:
+                self.batch_size = pick_batch_size(self, X[:1], budget_s=AUTO_BATCH_BUDGET_S)
+            except ModelCallError:
+                pass  # a bad first record (or a malformed output): the batched call reports it
         return self.batch_size
 
     # ------------------------------------------------------------------ state
@@ -148,6 +238,9 @@ class Adapter(abc.ABC):
             setattr(new, attr, value)
         if changes.keys() & {"model", "device", "dtype", "autocast"}:
             new.autocast_error = None
+        if "model" in changes:
+            new.deterministic = None
+        new.reset_counts()
         if "batch_size" not in changes and changes.keys() & {"model", "device", "dtype", "autocast", "strands", "layout"}:
             new._auto_batch = getattr(self, "_batch_setting_auto", False)
         return new
@@ -162,14 +255,12 @@ class Adapter(abc.ABC):
         if self.autocast is not None:
             with torch.autocast(self.device.type, dtype=AUTOCAST_DTYPES[self.autocast]):
                 y = self.model(x)
+            _check_output(y, X.shape[0])
             if self.autocast_error is None and x.shape[0] > 0:
                 self._check_autocast(x, y)
         else:
             y = self.model(x)
-        if isinstance(y, (tuple, list)):
-            raise ModelCallError(
-                "the model returned a tuple; wrap it so that it returns one tensor, or pick one with a callable"
-            )
+            _check_output(y, X.shape[0])
         return y.float() if y.dtype in (torch.float16, torch.bfloat16) else y
 
     def _check_autocast(self, x: torch.Tensor, y_low: torch.Tensor) -> None:
@@ -230,13 +321,38 @@ class Adapter(abc.ABC):
         rows = rows.to(self.device)
 
         def run(start: int, stop: int) -> torch.Tensor:
-            return fn(self._call(X[start:stop]), rows[start:stop])
+            y = self._call(X[start:stop])
+            if self.deterministic is None:
+                self._check_determinism(X[start:stop], y)
+            return fn(y, rows[start:stop])
 
         with self.session(), torch.no_grad():
             parts = map_batches(run, n, self.batch_size, on_backoff=self._on_backoff)
         if not parts:
             return fn(self._empty_output(X), rows[:0])
         return torch.cat(parts)
+
+    def _check_determinism(self, X: torch.Tensor, y: torch.Tensor) -> None:
+        """Run the first rows of a batch again; warn once when the model is random in eval mode.
+
+        Sets :attr:`deterministic`. Costs one forward pass of a few rows; a second
+        one only when the first disagrees with the batch, to tell randomness from
+        rounding that depends on the batch size.
+        """
+        if X.shape[0] == 0:
+            return
+        if isinstance(getattr(self.model, "base", None), Adapter):
+            self.deterministic = True  # a wrapper of another adapter: that adapter checks its own model
+            return
+        k = min(DETERMINISM_ROWS, X.shape[0])
+        again = self._call(X[:k])
+        same = _same_outputs(y[:k], again) or (k < X.shape[0] and _same_outputs(again, self._call(X[:k])))
+        self.deterministic = same
+        if not same:
+            warn(
+                "the model gives different outputs for the same input in eval mode (random layers such as "
+                "dropout with training=True?): results will change from run to run"
+            )
 
     def _empty_output(self, X):
         with self.session(), torch.no_grad():
@@ -257,13 +373,137 @@ class Adapter(abc.ABC):
     def evaluate(self, X, goal: BoundGoal, rows=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores and goal values ``g`` (success where ``g <= 0``) of candidates ``X``.
 
+        A candidate whose score or goal value is NaN or infinite, or whose raw output
+        holds a NaN, gets ``g = +inf``: it is never a success and never the best
+        candidate. Such candidates are counted in :attr:`nonfinite_count` (out of
+        :attr:`evaluated_count`); :meth:`warn_nonfinite` reports them.
+
+        Parameters
+        ----------
+        X : torch.Tensor of shape (M, ...)
+            Candidates in the canonical layout.
+        goal : BoundGoal
+        rows : torch.Tensor of shape (M,), optional
+            Which input each candidate belongs to.
+
         Returns
         -------
         scores, g : torch.Tensor of shape (M,)
+            Scores as the model gave them (non-finite ones included).
         """
         goal = goal.to(self.device)
-        both = self.map(X, lambda y, r: torch.stack([self.output(y), goal(y, r)], dim=1), rows=rows)
-        return both[:, 0], both[:, 1]
+
+        def both(y: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+            score, g = self.output(y), goal(y, r)
+            bad = ~(torch.isfinite(score) & torch.isfinite(g)) | _nan_rows(y)
+            return torch.stack([score, g.masked_fill(bad, float("inf")), bad.to(score.dtype)], dim=1)
+
+        out = self.map(X, both, rows=rows)
+        self._nonfinite = self._nonfinite + out[:, 2].sum()  # a device tensor: read back only when asked
+        self.evaluated_count += out.shape[0]
+        return out[:, 0], out[:, 1]
+
+    @property
+    def nonfinite_count(self) -> int:
+        """Candidates :meth:`evaluate` found non-finite (and skipped) since the last :meth:`reset_counts`."""
+        return int(self._nonfinite)
+
+    def reset_counts(self) -> None:
+        """Set :attr:`nonfinite_count` and :attr:`evaluated_count` back to 0."""
+        self._nonfinite = 0
+        self.evaluated_count = 0
+
+    def warn_nonfinite(self, *, reset: bool = True) -> int:
+        """Warn when :meth:`evaluate` met non-finite model outputs; returns how many candidates it skipped.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from probekit import FeatureModel, goals, outputs
+        >>> adapter = FeatureModel(lambda x: x.log(), output=outputs.value(0), device="cpu")
+        >>> X = torch.tensor([[1.0], [-1.0]])
+        >>> adapter.evaluate(X, adapter.bind(goals.below(0.0), X))[1]
+        tensor([0., inf])
+        >>> adapter.nonfinite_count, adapter.evaluated_count
+        (1, 2)
+        """
+        count, total = self.nonfinite_count, self.evaluated_count
+        if count:
+            warn(f"the model returned non-finite outputs for {count} of {total} candidates; they were skipped")
+        if reset:
+            self.reset_counts()
+        return count
+
+    def screen(self, X) -> tuple[torch.Tensor, list[str | None]]:
+        """Score every input, batched, and name the problem of each input the model cannot score.
+
+        A batch on which the model raises is split in halves, recursively, until the
+        failing inputs are found; the others keep their scores. An input whose score
+        is NaN or infinite, or whose raw output holds a NaN, is a problem too.
+        Costs one forward pass per batch when nothing fails, and about
+        ``2 k log2(batch / k)`` more for ``k`` failing inputs in a batch.
+
+        Parameters
+        ----------
+        X : torch.Tensor of shape (N, ...) or inputs :meth:`encode` takes
+
+        Returns
+        -------
+        scores : torch.Tensor of shape (N,)
+            The score of each input; NaN where it has a problem.
+        problems : list of (str or None), length N
+            ``None`` for a good input, else what went wrong in the model's own words:
+            ``"the model raised ValueError: bad token at 7"``, ``"the model returned NaN"``.
+
+        Raises
+        ------
+        ModelOutputError
+            When the model's output is malformed (a reduction over the batch, a transposed
+            output...): that is no problem of one input.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from probekit import FeatureModel, outputs
+        >>> adapter = FeatureModel(lambda x: x.sqrt(), output=outputs.value(0), device="cpu")
+        >>> scores, problems = adapter.screen(torch.tensor([[4.0], [-1.0]]))
+        >>> scores, problems
+        (tensor([2., nan]), [None, 'the model returned NaN'])
+        """
+        X = self._as_input(X)
+        self.resolve_batch_size(X)
+        problems: list[str | None] = [None] * X.shape[0]
+
+        def run(start: int, stop: int) -> torch.Tensor:
+            return self._screen_rows(X, start, stop, problems)
+
+        with self.session(), torch.no_grad():
+            parts = map_batches(run, X.shape[0], self.batch_size, on_backoff=self._on_backoff)
+        scores = torch.cat(parts) if parts else torch.zeros(0, device=self.device)
+        return scores, problems
+
+    def _screen_rows(self, X: torch.Tensor, start: int, stop: int, problems: list) -> torch.Tensor:
+        """Scores (stop - start,) of rows ``start:stop``, bisecting a batch the model raises on."""
+        try:
+            y = self._call(X[start:stop])
+        except ModelOutputError:
+            raise
+        except ModelCallError as error:
+            if stop - start == 1:
+                problems[start] = _describe_failure(error)
+                return torch.full((1,), float("nan"), device=self.device)
+            middle = (start + stop) // 2
+            return torch.cat([self._screen_rows(X, start, middle, problems), self._screen_rows(X, middle, stop, problems)])
+        if self.deterministic is None:
+            self._check_determinism(X[start:stop], y)
+        scores = self.output(y)
+        bad = ~torch.isfinite(scores) | _nan_rows(y)
+        if bool(bad.any()):
+            for i in torch.nonzero(bad).flatten().tolist():
+                value = float(scores[i]) if not torch.isfinite(scores[i]) else float("nan")
+                problems[start + i] = f"the model returned {_nonfinite_word(value)}"
+            scores = scores.masked_fill(bad, float("nan"))
+        return scores
 
     def gradient(self, X, fn=None, *, rows=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Value and input gradient of ``fn(raw_output, rows)`` (default: the score), batched.
@@ -319,9 +559,10 @@ class SequenceModel(Adapter):
     layout : {"NCL", "NLC"}
         The layout the model takes; probekit's tensors are always (N, 4, L).
     batch_size : int or "auto"
-        Inputs per forward pass. ``"auto"`` times a short probe (about half a second)
-        on the first inputs and keeps the fastest batch for this model and device;
-        on CUDA out-of-memory the batch is halved and the run goes on.
+        Inputs per forward pass. ``"auto"`` picks, on the first inputs, a batch that
+        fits in memory and is at least 64 (CPU) or 256 (GPU) inputs when memory allows,
+        the fastest of those in a short timed probe (about half a second), kept for
+        this model and device; on CUDA out-of-memory the batch is halved and the run goes on.
     device : str or torch.device, optional
         ``None`` picks CUDA when available.
     dtype : torch.dtype, optional
@@ -379,6 +620,8 @@ class SequenceModel(Adapter):
     def _call(self, X: torch.Tensor) -> torch.Tensor:
         try:
             return super()._call(X)
+        except ModelOutputError:
+            raise  # malformed for every length: the length is not the problem
         except ModelCallError as error:
             raise ModelCallError(
                 f"the model cannot take sequences of length {X.shape[-1]} (batch of shape {tuple(X.shape)}): "
@@ -609,4 +852,4 @@ class FeatureModel(Adapter):
         return X.to(self.device)
 
 
-__all__ = ["Adapter", "SequenceModel", "FeatureModel", "ModelCallError"]
+__all__ = ["Adapter", "SequenceModel", "FeatureModel", "ModelCallError", "ModelOutputError", "model_exception"]

@@ -74,6 +74,95 @@ class ProfileConv(nn.Module):
         return torch.nn.functional.softplus(self.conv(x))
 
 
+def base_at(position: int, base: str, *, alphabet: str = "ACGT"):
+    """Which one-hot inputs (N, 4, L) carry ``base`` at ``position``: a function ``x -> bool (N,)``.
+
+    Examples
+    --------
+    >>> from probekit.encode.dna import one_hot
+    >>> base_at(1, "C")(one_hot(["ACGT", "AGGT"])).tolist()
+    [True, False]
+    """
+    channel = alphabet.upper().index(base.upper())
+    return lambda x: x[:, channel, position] > 0.5
+
+
+class RaisesOn(nn.Module):
+    """Wraps ``model`` and raises ``ValueError(message)`` on any batch holding an input where ``when(x)`` holds.
+
+    A model with bad records: the batch fails as a whole, the other inputs are fine.
+
+    Examples
+    --------
+    >>> from probekit import SequenceModel
+    >>> model = RaisesOn(ToyConv(), base_at(2, "G"), message="bad token at 2")
+    >>> scores, problems = SequenceModel(model, output=0, device="cpu").screen(["ACGT", "AAAA"])
+    >>> problems
+    ['the model raised ValueError: bad token at 2', None]
+    """
+
+    def __init__(self, model, when, *, message: str = "bad input"):
+        super().__init__()
+        self.model, self.when, self.message = model, when, message
+
+    def forward(self, x):
+        if bool(self.when(x).any()):
+            raise ValueError(self.message)
+        return self.model(x)
+
+
+class NonFiniteOn(nn.Module):
+    """Wraps ``model``; every output of an input where ``when(x)`` holds is ``value`` (NaN by default)."""
+
+    def __init__(self, model, when, *, value: float = float("nan")):
+        super().__init__()
+        self.model, self.when, self.value = model, when, value
+
+    def forward(self, x):
+        y = self.model(x)
+        hit = self.when(x).reshape((-1,) + (1,) * (y.ndim - 1))
+        return torch.where(hit, torch.full_like(y, self.value), y)
+
+
+class DropoutInEval(nn.Module):
+    """Wraps ``model`` with functional dropout (``training=True``) on its input: random even in eval mode."""
+
+    def __init__(self, model, p: float = 0.5):
+        super().__init__()
+        self.model, self.p = model, p
+
+    def forward(self, x):
+        return self.model(torch.nn.functional.dropout(x, self.p, training=True))
+
+
+class MalformedOutput(nn.Module):
+    """Wraps ``model`` (output (N, C)) and breaks its output's shape.
+
+    ``how`` is ``"reduce"`` (mean over the batch, (C,)), ``"one_row"`` ((1, C)),
+    ``"extra_row"`` ((N + 1, C)), ``"transpose"`` ((C, N)) or ``"scalar"`` (0-d).
+    """
+
+    HOWS = ("reduce", "one_row", "extra_row", "transpose", "scalar")
+
+    def __init__(self, model, how: str):
+        super().__init__()
+        if how not in self.HOWS:
+            raise ValueError(f"how must be one of {self.HOWS}, got {how!r}")
+        self.model, self.how = model, how
+
+    def forward(self, x):
+        y = self.model(x)
+        if self.how == "reduce":
+            return y.mean(0)
+        if self.how == "one_row":
+            return y.mean(0, keepdim=True)
+        if self.how == "extra_row":
+            return torch.cat([y, y[:1]])
+        if self.how == "transpose":
+            return y.T
+        return y.sum()
+
+
 def random_sequences(n: int, length: int, *, seed: int = 0) -> list[str]:
     """``n`` random ACGT strings of one ``length``, reproducible from ``seed``.
 
@@ -186,4 +275,7 @@ def check_adapter(adapter, X, *, atol: float = 1e-5, rtol: float = 1e-4, raise_o
     return report
 
 
-__all__ = ["ToyConv", "ToyNLC", "MotifCounter", "ProfileConv", "check_adapter", "random_sequences"]
+__all__ = [
+    "ToyConv", "ToyNLC", "MotifCounter", "ProfileConv", "check_adapter", "random_sequences",
+    "base_at", "RaisesOn", "NonFiniteOn", "DropoutInEval", "MalformedOutput",
+]
