@@ -136,6 +136,7 @@ def test_screen_names_non_finite_outputs(value, word):
     scores, problems = adapter.screen(X)
     bad = [2, 3, 7]
     assert problems == [f"the model returned {word}" if i in bad else None for i in range(10)]
+    assert adapter.deterministic is True  # the same NaN twice is no randomness
     assert torch.isnan(scores[bad]).all()
     good = [i for i in range(10) if i not in bad]
     assert torch.allclose(scores[good], base(X[good])[:, 0], atol=1e-6)
@@ -246,3 +247,16 @@ def test_evaluating_no_candidates_counts_nothing():
     X = torch.zeros(1, 3)
     scores, g = adapter.evaluate(torch.zeros(0, 3), adapter.bind(goals.below(0.0), X), rows=torch.zeros(0, dtype=torch.long))
     assert scores.shape == g.shape == (0,) and adapter.nonfinite_count == 0 and adapter.evaluated_count == 0
+
+
+def test_a_smoothed_adapter_leaves_the_determinism_check_to_its_base():
+    from probekit.certify import Smoothed
+
+    model = Counting(nn.Linear(3, 2))
+    base = FeatureModel(model, output=1, device="cpu", batch_size=64)
+    smooth = Smoothed(base, sigma=0.5, n=16)
+    smooth.predict(torch.zeros(2, 3))
+    assert smooth.deterministic is True and base.deterministic is True
+    model.sizes.clear()
+    Smoothed(base, sigma=0.5, n=16).predict(torch.zeros(2, 3))
+    assert sum(model.sizes) < 2 * 2 * 16  # the noisy copies once, no second smoothed pass
