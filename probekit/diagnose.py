@@ -77,6 +77,26 @@ def _repeat_goal(bound: BoundGoal, idx: torch.Tensor) -> BoundGoal:
     return BoundGoal(bound.goal, bound.output, pick(bound.reference), pick(bound.ref_class), pick(bound.sign), bound.mode)
 
 
+def _input_problems(adapter, X, bound: BoundGoal) -> list:
+    """Per input, ``""`` or why it is left out: the model returned NaN or inf on it.
+
+    Looks at the score, the goal's ``g`` and a NaN anywhere in the raw output.
+    """
+    from .certify._checks import input_reasons
+
+    y = adapter.predict(X)
+    flat = y.reshape(y.shape[0], -1)
+    score = adapter.output(y).to(flat.dtype)
+    nan_anywhere = torch.where(torch.isnan(flat).any(1), math.nan, 0.0).to(flat.dtype)
+    return input_reasons(torch.stack([score, bound(y).to(flat.dtype), nan_anywhere], 1))
+
+
+def _warn_problems(problems: list, ids, outcome: str) -> None:
+    from .certify._checks import warn_refused
+
+    warn_refused(problems, ids=ids, outcome=outcome, stacklevel=5)
+
+
 def _certify_fn(method: str):
     try:
         from . import certify
@@ -93,7 +113,9 @@ def _certified(fn, adapter, X, eps_rows, norm, goal, state) -> torch.Tensor:
     """
     if state.get("per_input", True):
         try:
-            cert = fn(adapter, X, eps=eps_rows, norm=norm, goal=goal).certified.to(adapter.device)
+            result = fn(adapter, X, eps=eps_rows, norm=norm, goal=goal)
+            _note_method(state, result)
+            cert = result.certified.to(adapter.device)
             if cert.shape == eps_rows.shape:
                 return cert | (eps_rows <= 0)
         except (TypeError, ValueError):
@@ -106,17 +128,28 @@ def _certified(fn, adapter, X, eps_rows, norm, goal, state) -> torch.Tensor:
             out[rows] = True
             continue
         result = fn(adapter, X[rows], eps=float(value), norm=norm, goal=goal)
+        _note_method(state, result)
         out[rows] = result.certified.to(adapter.device)
     return out
 
 
-def _certified_radius(fn, adapter, X, g0, hi, norm, goal, iters) -> torch.Tensor:
-    """Largest eps (N,) at which ``fn`` certifies the goal unreachable, by per-input bisection in [0, hi]."""
+def _note_method(state: dict, result) -> None:
+    """Keep the bound method a certifier reports ("crown-ibp" once any call fell back to IBP boxes)."""
+    method = getattr(result, "method", None)
+    if method is not None and state.get("method") != "crown-ibp":
+        state["method"] = method
+
+
+def _certified_radius(fn, adapter, X, g0, hi, norm, goal, iters, state=None) -> torch.Tensor:
+    """Largest eps (N,) at which ``fn`` certifies the goal unreachable, by per-input bisection in [0, hi].
+
+    ``state`` receives the certifier's bound method (``state["method"]``).
+    """
     lo = torch.zeros_like(hi)
     active = (g0 > 0) & torch.isfinite(hi) & (hi > 0)
     if not active.any():
         return lo
-    state: dict = {}
+    state = {} if state is None else state
     rows = torch.nonzero(active)[:, 0]
     # The certifier is called once per bisection step: say each of its warnings once, not every step.
     with warnings.catch_warnings(record=True) as caught:
@@ -180,7 +213,10 @@ def margin(
         (``|g| / ||grad g||_dual``, the dual norm being L1 for L-inf, L2 for L2 and
         L-inf for L1), ``upper`` (norm of the smallest perturbation found that
         reaches the goal, NaN if none), ``attack_success``, ``lower`` (largest
-        certified radius) and ``norm``.
+        certified radius), ``norm`` and ``error`` (``""``, or why an input was left
+        out: the model returned NaN or inf on it, and its numbers are NaN). The
+        ``attrs`` say which ``certifier`` ran and the ``bound_method`` it reported
+        (``"crown-ibp"`` when layers too costly for CROWN boxes got IBP boxes).
 
     Examples
     --------
@@ -194,7 +230,50 @@ def margin(
     start = time.perf_counter()
     norm = _cont._check_norm(norm)
     X = _cont._as_inputs(adapter, X)
-    bound = _goal(adapter, X, goal)
+    n = X.shape[0]
+    full_bound = _goal(adapter, X, goal)
+    problems = _input_problems(adapter, X, full_bound)
+    good = torch.tensor([not p for p in problems], dtype=torch.bool, device=adapter.device)
+    keep = torch.nonzero(good)[:, 0]
+    if mask is not None:
+        mask = _cont._mask_rows(mask, X)[keep]
+    X, bound = X[keep], _repeat_goal(full_bound, keep)
+    fn = _certify_fn(certifier) if certifier is not None else None
+    if certifier is not None and fn is None:
+        warn(f"probekit.certify.{certifier} is not available; the 'lower' column is left empty")
+    state: dict = {}
+    g0 = first_order = upper = lower = torch.zeros(0, device=adapter.device)
+    success = torch.zeros(0, dtype=torch.bool)
+    if len(keep):
+        g0, first_order, upper, success, lower = _margin_rows(
+            adapter, X, bound, goal, norm=norm, eps_max=eps_max, steps=steps, search_steps=search_steps,
+            restarts=restarts, mask=mask, seed=seed, certifier=certifier, fn=fn, state=state,
+        )
+    frame = pd.DataFrame(
+        {
+            "id": _ids(ids, n),
+            "g": _spread(g0, keep, n),
+            "first_order": _spread(first_order, keep, n),
+            "upper": _spread(upper, keep, n),
+            "attack_success": _spread(success, keep, n, fill=False),
+            "lower": _spread(lower, keep, n),
+            "norm": norm,
+            "error": problems,
+        }
+    )
+    _warn_problems(problems, ids, "their margins are NaN")
+    frame.attrs.update({
+        "certifier": certifier if fn is not None else None,
+        "bound_method": state.get("method"),
+        "seconds": time.perf_counter() - start,
+    })
+    return frame
+
+
+def _margin_rows(adapter, X, bound, goal, *, norm, eps_max, steps, search_steps, restarts, mask, seed, certifier, fn,
+                 state):
+    """``g``, first-order distance, attack norm, attack success and certified radius (each (N,)) of inputs
+    the model scores finitely."""
     space = _cont._space(adapter, X, mask, relax_discrete=False)
     g0, grad = adapter.gradient(X, lambda y, r: bound(y, r))
     free = (space.lower < 0) | (space.upper > 0)
@@ -205,9 +284,6 @@ def margin(
                                     search_steps=search_steps, restarts=restarts, mask=mask, seed=seed)
     upper = torch.where(attack.success, attack.norm, torch.full_like(attack.norm, math.nan)).to(adapter.device)
     lower = torch.full_like(upper, math.nan)
-    fn = _certify_fn(certifier) if certifier is not None else None
-    if certifier is not None and fn is None:
-        warn(f"probekit.certify.{certifier} is not available; the 'lower' column is left empty")
     if fn is not None:
         if mask is not None:
             warn("certified radii ignore the mask: they bound perturbations of every feature, so they stay sound")
@@ -215,23 +291,18 @@ def margin(
         hi = torch.where(hi > 0, hi, first_order.clamp(max=1e6))
         certify_goal = bound.goal if goal is None or isinstance(goal, BoundGoal) else _goals.parse(goal)
         try:
-            lower = _certified_radius(fn, adapter, X, g0, hi, norm, certify_goal, search_steps + 4)
+            lower = _certified_radius(fn, adapter, X, g0, hi, norm, certify_goal, search_steps + 4, state)
             lower = torch.where(g0 > 0, lower, torch.zeros_like(lower))
         except Exception as error:  # noqa: BLE001 - the other columns are still worth returning
             warn(f"certify.{certifier} failed on this model ({type(error).__name__}: {error}); 'lower' is left empty")
-    frame = pd.DataFrame(
-        {
-            "id": _ids(ids, X.shape[0]),
-            "g": g0.cpu().numpy(),
-            "first_order": first_order.cpu().numpy(),
-            "upper": upper.cpu().numpy(),
-            "attack_success": attack.success.numpy(),
-            "lower": lower.cpu().numpy(),
-            "norm": norm,
-        }
-    )
-    frame.attrs.update({"certifier": certifier if fn is not None else None, "seconds": time.perf_counter() - start})
-    return frame
+    return g0, first_order, upper, attack.success, lower
+
+
+def _spread(values: torch.Tensor, keep: torch.Tensor, n: int, fill=math.nan) -> np.ndarray:
+    """Values (M,) of the inputs ``keep`` (M,) placed among ``n``, ``fill`` elsewhere."""
+    out = np.full(n, fill, dtype=bool if isinstance(fill, bool) else np.float64)
+    out[keep.cpu().numpy()] = values.detach().cpu().numpy()
+    return out
 
 
 # --------------------------------------------------------- robustness curve
@@ -244,9 +315,11 @@ class RobustnessCurve:
     frame : pandas.DataFrame
         One row per eps and method: ``eps``, ``method``, ``robust`` (fraction of
         inputs whose goal is not reached; for ``"random"`` averaged over the draws),
-        ``n``.
+        ``n`` (inputs counted).
     norm : str
     params : dict
+        ``params["error"]`` (one per input) is ``""`` or why an input is left out
+        of the curve: the model returned NaN or inf on it.
     """
 
     frame: pd.DataFrame
@@ -297,7 +370,9 @@ def robustness_curve(
     """Robust fraction against eps for an attack and, beside it, random noise of the same norm.
 
     All radii run in one batch: the inputs are replicated once per eps, each copy
-    with its own radius.
+    with its own radius. Inputs on which the model returns NaN or inf are left out
+    (``params["error"]`` says which, with a warning), and a perturbed input on which
+    it does counts as reaching the goal: a NaN is no evidence of robustness.
 
     Parameters
     ----------
@@ -339,30 +414,20 @@ def robustness_curve(
     radii = [float(e) for e in eps]
     if any(e < 0 for e in radii):
         raise ValueError("eps values must be non-negative")
-    device = adapter.device
-    rep = torch.arange(n, device=device).repeat(len(radii))
-    eps_rows = torch.tensor(radii, device=device).repeat_interleave(n)
-    Xr, goal_r = X[rep], _repeat_goal(bound, rep)
-    mask_r = None
-    if mask is not None:
-        mask_r = _cont._mask_rows(mask, X)[rep]
-    if callable(attack):
-        result = attack(adapter, Xr, goal=goal_r, eps=eps_rows, norm=norm)
-        name = getattr(attack, "__name__", "attack")
-    elif attack == "pgd":
-        result = _cont.pgd(adapter, Xr, goal=goal_r, eps=eps_rows, norm=norm, steps=steps, restarts=restarts,
-                           mask=mask_r, seed=seed)
-        name = "pgd"
-    elif attack == "fgsm":
-        result = _cont.fgsm(adapter, Xr, goal=goal_r, eps=eps_rows, norm=norm, mask=mask_r)
-        name = "fgsm"
-    else:
+    if not callable(attack) and attack not in ("pgd", "fgsm"):
         raise ValueError(f"attack must be 'pgd', 'fgsm' or a callable; got {attack!r}")
-    attacked = (~result.success).reshape(len(radii), n).float()
-    space = _cont._space(adapter, Xr, mask_r, relax_discrete=False)
-    # an input's draws come from its own seed: the same directions at every radius
-    _, g, _ = _cont._random_goal_values(adapter, space, goal_r, eps_rows, norm, n_random, input_seeds(Xr, seed))
-    held = (g > 0).reshape(len(radii), n, n_random).float()
+    device = adapter.device
+    problems = _input_problems(adapter, X, bound)
+    keep = torch.nonzero(torch.tensor([not p for p in problems], dtype=torch.bool))[:, 0].to(device)
+    if mask is not None:
+        mask = _cont._mask_rows(mask, X)[keep]
+    X, bound = X[keep], _repeat_goal(bound, keep)
+    n = X.shape[0]
+    name = getattr(attack, "__name__", "attack") if callable(attack) else attack
+    attacked, held = torch.zeros(len(radii), 0), torch.zeros(len(radii), 0, max(n_random, 1))
+    if n:
+        attacked, held = _curve_rows(adapter, X, bound, radii, norm=norm, attack=attack, n_random=n_random,
+                                     steps=steps, restarts=restarts, mask=mask, seed=seed)
     frame = pd.concat(
         [
             pd.DataFrame({"eps": radii, "method": name, "robust": attacked.mean(dim=1).cpu().numpy(), "n": n}),
@@ -372,9 +437,40 @@ def robustness_curve(
         ],
         ignore_index=True,
     )
+    _warn_problems(problems, None, "they are left out of the curve")
     params = {"goal": str(bound.goal), "attack": name, "n_random": n_random, "steps": steps, "seed": seed,
-              "labels": labels is not None, "device": str(device), "seconds": time.perf_counter() - start}
+              "labels": labels is not None, "device": str(device), "error": problems,
+              "seconds": time.perf_counter() - start}
     return RobustnessCurve(frame=frame, norm=norm, params=params)
+
+
+def _curve_rows(adapter, X, bound, radii, *, norm, attack, n_random, steps, restarts, mask, seed):
+    """Which goals the attack (len(radii), N) and the random draws (len(radii), N, n_random) leave
+    unreached, as floats.
+
+    A candidate the model gives NaN or inf proves nothing: its goal counts as reached.
+    """
+    n = X.shape[0]
+    device = adapter.device
+    rep = torch.arange(n, device=device).repeat(len(radii))
+    eps_rows = torch.tensor(radii, device=device).repeat_interleave(n)
+    Xr, goal_r = X[rep], _repeat_goal(bound, rep)
+    mask_r = None if mask is None else mask[rep]
+    if callable(attack):
+        result = attack(adapter, Xr, goal=goal_r, eps=eps_rows, norm=norm)
+    elif attack == "pgd":
+        result = _cont.pgd(adapter, Xr, goal=goal_r, eps=eps_rows, norm=norm, steps=steps, restarts=restarts,
+                           mask=mask_r, seed=seed)
+    else:
+        result = _cont.fgsm(adapter, Xr, goal=goal_r, eps=eps_rows, norm=norm, mask=mask_r)
+    _, g_adv = adapter.evaluate(result.x_adv.to(device), goal_r)
+    unreached = ~result.success.to(device) & torch.isfinite(g_adv)
+    attacked = unreached.reshape(len(radii), n).float()
+    space = _cont._space(adapter, Xr, mask_r, relax_discrete=False)
+    # an input's draws come from its own seed: the same directions at every radius
+    _, g, _ = _cont._random_goal_values(adapter, space, goal_r, eps_rows, norm, n_random, input_seeds(Xr, seed))
+    held = ((g > 0) & torch.isfinite(g)).reshape(len(radii), n, n_random).float()
+    return attacked, held
 
 
 # ---------------------------------------------------------- gradient masking

@@ -7,9 +7,13 @@ until it reaches a linear function of the input. That function is minimised
 exactly over the perturbation set: by the dual norm for L-inf, L2 and L1 balls,
 and by the k largest per-position changes for substitutions and bit flips.
 Intermediate boxes come from CROWN itself (``intermediate="crown"``, tighter)
-or from IBP (``"ibp"``, faster); both are intersected with IBP, so CROWN is
-never looser than IBP. Affine maps that read an L-inf box directly keep their
-interval boxes, which are already exact.
+or from IBP (``"ibp"``, faster: CROWN-IBP); both are intersected with IBP, so
+CROWN is never looser than IBP. Affine maps that read an L-inf box directly
+keep their interval boxes, which are already exact. The CROWN box of a layer
+bounds all its neurons in batched backward passes, two rows per neuron, each as
+large as the layers below; a layer where that work passes a budget (a wide
+convolution over a long sequence) gets its IBP box, and the result says so
+(``method="crown-ibp"``).
 
 Examples
 --------
@@ -51,6 +55,8 @@ from .spec import Box, Hamming, LpBall, Spec, _k_smallest
 _CONVEX = {"elu", "softplus", "convex"}
 _S_SHAPED = {"sigmoid", "tanh"}
 _BUDGET = 2**24  # floats per backward chunk
+_MAX_NEURONS = 4096  # by default, wider layers get IBP boxes
+_WORK = 2**23  # by default, so does a layer whose CROWN box would touch more entries than this per input
 
 
 def _numel(shape) -> int:
@@ -114,14 +120,45 @@ def relax(bound, op, lower: torch.Tensor, upper: torch.Tensor):
     return lw, lb, uw, ub
 
 
+def _conv_backward(module, a: torch.Tensor, in_shape: tuple):
+    """Transpose of a zero-padded Conv1d/Conv2d: a (S, N, C_out, *out) -> (S, N, *in_shape), and the bias term (S, N)."""
+    s, n = a.shape[:2]
+    flat = a.reshape((s * n,) + tuple(a.shape[2:]))
+    transpose = torch.nn.grad.conv1d_input if isinstance(module, torch.nn.Conv1d) else torch.nn.grad.conv2d_input
+    grad = transpose((s * n,) + tuple(in_shape), module.weight.to(a.dtype), flat, module.stride, module.padding,
+                     module.dilation, module.groups)
+    bias = 0.0
+    if module.bias is not None:
+        bias = a.reshape(s, n, a.shape[2], -1).sum(-1) @ module.bias.to(a.dtype)
+    return grad.reshape((s, n) + tuple(in_shape)), bias
+
+
+def _bn_backward(module, a: torch.Tensor):
+    """Transpose of an eval-mode BatchNorm: a per-channel scale, and the bias term (S, N)."""
+    scale = (module.running_var + module.eps).rsqrt()
+    if module.weight is not None:
+        scale = scale * module.weight
+    shift = -module.running_mean * scale
+    if module.bias is not None:
+        shift = shift + module.bias
+    view = (-1,) + (1,) * (a.ndim - 3)
+    return a * scale.to(a.dtype).view(view), a.reshape(a.shape[0], a.shape[1], a.shape[2], -1).sum(-1) @ shift.to(a.dtype)
+
+
 def _linear_backward(bound, op, a: torch.Tensor):
     graph = bound.graph
     n = bound.n
-    zeros = [torch.zeros((n,) + graph.op(name).shape, dtype=a.dtype, device=a.device) for name in op.inputs]
+    module = graph.modules.get(op.node.target) if op.node.op == "call_module" else None
     if op.signed == "linear_module":
-        module = graph.modules[op.node.target]
         bias = _row_sums(a * module.bias) if module.bias is not None else 0.0
         return [a @ module.weight], bias
+    if op.signed == "conv_module" and module.padding_mode == "zeros" and isinstance(module.padding, tuple):
+        grad, bias = _conv_backward(module, a, graph.op(op.inputs[0]).shape)
+        return [grad], bias
+    if op.signed == "bn_module" and a.ndim >= 3:
+        grad, bias = _bn_backward(module, a)
+        return [grad], bias
+    zeros = [torch.zeros((n,) + graph.op(name).shape, dtype=a.dtype, device=a.device) for name in op.inputs]
     with torch.enable_grad():
         out, vjp_fn = torch.func.vjp(lambda *v: bound.apply(op, *v), *zeros)
     grads = torch.func.vmap(vjp_fn)(a)
@@ -357,35 +394,109 @@ def spec_bounds(problem: Problem, spec: Spec, bounds: dict) -> tuple[torch.Tenso
     return low[:s].T + spec.d, -low[s:].T + spec.d
 
 
-def crown_rows(problem: Problem, spec: Spec, *, intermediate: str = "crown", max_neurons: int = 4096, warn_wide: bool = False):
-    """CROWN bounds of a spec's rows, intersected with IBP."""
+def _sources(graph, names) -> set:
+    """The operations whose values ``names`` carry: aliases resolved to what they alias."""
+    out = set()
+    for name in names:
+        while graph.op(name).kind == "alias":
+            name = graph.op(name).inputs[0]
+        out.add(name)
+    return out
+
+
+def _path_numel(problem: Problem, name: str) -> int:
+    """Entries per input that one backward pass from ``name`` walks: the sizes of ``name`` and all it reads."""
+    graph = problem.graph
+    seen, todo = {name}, [name]
+    while todo:
+        for parent in graph.op(todo.pop()).inputs:
+            if parent not in seen:
+                seen.add(parent)
+                todo.append(parent)
+    return sum(_numel(graph.op(n).shape) for n in seen)
+
+
+def crown_work(problem: Problem, name: str) -> int:
+    """Entries per input touched by the CROWN box of ``name``: two rows per neuron, each walking its inputs."""
+    return 2 * _numel(problem.graph.op(name).shape) * _path_numel(problem, name)
+
+
+def intermediate_boxes(problem: Problem, *, intermediate: str = "crown", max_neurons: int | None = None):
+    """Boxes of every operation for CROWN, and the layers whose boxes came from IBP instead.
+
+    Only the boxes of layers read by an activation or a maximum matter; those of
+    the activations and maxima themselves follow exactly from their inputs' boxes
+    (a relaxation of a monotone function is never tighter than its values at the
+    box's ends), so only affine layers get CROWN boxes.
+
+    Returns
+    -------
+    bounds : dict of name -> (lower, upper), each of shape (N, *op.shape)
+    ibp_layers : list of (str, int)
+        Label and width of each layer that got an IBP box because its CROWN box
+        would cost too much (``intermediate="crown"``) or by request (``"ibp"``).
+    """
     if intermediate not in ("crown", "ibp"):
         raise ValueError(f"intermediate must be 'crown' or 'ibp', got {intermediate!r}")
     graph = problem.graph
-    needed = consumed_by_nonlinear(graph) - {graph.ops[0].name}
+    needed = _sources(graph, consumed_by_nonlinear(graph)) - {graph.ops[0].name}
     prefix = affine_prefix(graph) if type(problem.pset) is not Box else set()
+    ibp_layers = []
 
-    wide = []
+    def affordable(op) -> bool:
+        if max_neurons is not None:
+            return _numel(op.shape) <= max_neurons
+        return _numel(op.shape) <= _MAX_NEURONS and crown_work(problem, op.name) <= _WORK
 
     def tighten(op, bounds, box):
-        if op.name not in needed or interval_is_exact(problem, op):
+        if op.name not in needed or op.kind != "linear" or interval_is_exact(problem, op):
             return None
-        if op.name in prefix or (intermediate == "crown" and _numel(op.shape) <= max_neurons):
+        if op.name in prefix or (intermediate == "crown" and affordable(op)):
             return node_bounds(problem, op.name, bounds)
-        if intermediate == "crown":
-            wide.append(op.label)
+        ibp_layers.append((op.label, _numel(op.shape)))
         return None
 
-    bounds = intervals(problem, tighten=tighten)
-    if wide and warn_wide:
-        warn(
-            f"{len(wide)} layer(s) wider than max_neurons={max_neurons} (first: {wide[0]}) got IBP boxes; "
-            "raise max_neurons for tighter (slower) bounds",
-            stacklevel=4,
-        )
+    return intervals(problem, tighten=tighten), ibp_layers
+
+
+def _ibp_warning(ibp_layers: list, max_neurons: int | None) -> str:
+    label, width = ibp_layers[0]
+    widest = max(w for _, w in ibp_layers)
+    why = (f"wider than max_neurons={max_neurons}" if max_neurons is not None else
+           f"too costly for CROWN boxes (over {_MAX_NEURONS} neurons, or over 2**{_WORK.bit_length() - 1} numbers "
+           "per input in their backward passes)")
+    return (
+        f"CROWN-IBP bounds: {len(ibp_layers)} intermediate layer(s) (first: {label}, {width} neurons) got IBP "
+        f"boxes, {why}; pass max_neurons={widest} for CROWN boxes everywhere (tighter, slower)"
+    )
+
+
+def crown_rows(
+    problem: Problem,
+    spec: Spec,
+    *,
+    intermediate: str = "crown",
+    max_neurons: int | None = None,
+    warn_wide: bool = False,
+    info: dict | None = None,
+):
+    """CROWN bounds of a spec's rows, intersected with IBP; -inf and inf where they overflowed to NaN.
+
+    ``info``, when given, receives ``"method"`` ("crown", or "crown-ibp" when
+    some intermediate layer got an IBP box) and ``"ibp_layers"``.
+    """
+    graph = problem.graph
+    bounds, ibp_layers = intermediate_boxes(problem, intermediate=intermediate, max_neurons=max_neurons)
+    if ibp_layers and warn_wide and intermediate == "crown":
+        warn(_ibp_warning(ibp_layers, max_neurons), stacklevel=4)
+    if info is not None:
+        info["method"] = "crown-ibp" if ibp_layers else "crown"
+        info["ibp_layers"] = [label for label, _ in ibp_layers]
     lo, hi = spec_bounds(problem, spec, bounds)
     ilo, ihi = spec_rows_interval(spec, *bounds[graph.output])
-    return torch.maximum(lo, ilo), torch.minimum(hi, ihi)
+    lo, hi = torch.maximum(lo, ilo), torch.minimum(hi, ihi)
+    # a bound that overflowed (inf - inf) bounds nothing: the whole line, never a NaN that compares false
+    return torch.where(torch.isnan(lo), -math.inf, lo), torch.where(torch.isnan(hi), math.inf, hi)
 
 
 def crown(
@@ -397,7 +508,7 @@ def crown(
     norm: str = "linf",
     goal=None,
     intermediate: str = "crown",
-    max_neurons: int = 4096,
+    max_neurons: int | None = None,
 ) -> Bounds:
     """CROWN bounds of the adapter's score over a perturbation set around each input.
 
@@ -415,13 +526,21 @@ def crown(
         Default :func:`probekit.goals.flip`; for a class output the goal's margins
         ``logit[c0] - logit[j]`` are bounded directly (a tight specification).
     intermediate : {"crown", "ibp"}
-        How the boxes of pre-activation layers are found.
-    max_neurons : int
-        Layers wider than this get IBP boxes even with ``intermediate="crown"``.
+        How the boxes of pre-activation layers are found: CROWN, or IBP (CROWN-IBP,
+        faster and looser).
+    max_neurons : int, optional
+        Layers wider than this get IBP boxes even with ``intermediate="crown"``. By
+        default a layer gets an IBP box when it is wider than 4096, or when its
+        CROWN box would touch more than ``2**23`` numbers per input (two backward
+        rows per neuron, each as large as the layers below it): a 32-channel
+        convolution over 200 positions does.
 
     Returns
     -------
     Bounds
+        ``method`` is ``"crown"``, or ``"crown-ibp"`` when some intermediate layer got
+        an IBP box; ``params["ibp_layers"]`` names those layers, and a
+        :class:`~probekit.ProbekitWarning` says so when they were too costly.
 
     Examples
     --------
@@ -435,10 +554,15 @@ def crown(
     start = time.perf_counter()
     with adapter.session(), torch.no_grad():
         problem = prepare(adapter, X, eps=eps, k=k, norm=norm, goal=goal)
+        info: dict = {}
         lo, hi = crown_rows(
-            problem, _stack(problem.score, problem.goal), intermediate=intermediate, max_neurons=max_neurons, warn_wide=True
+            problem, _stack(problem.score, problem.goal), intermediate=intermediate, max_neurons=max_neurons,
+            warn_wide=True, info=info,
         )
-    result = finish(problem, lo, hi, method="crown", eps=eps, norm=norm, k=k, seconds=time.perf_counter() - start, adapter=adapter)
+    result = finish(
+        problem, lo, hi, method=info["method"], eps=eps, norm=norm, k=k, seconds=time.perf_counter() - start,
+        adapter=adapter, extra={"intermediate": intermediate, "ibp_layers": info["ibp_layers"]},
+    )
     return result
 
 

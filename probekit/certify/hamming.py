@@ -2,8 +2,11 @@
 
 Robustness to k corrupted symbols, as in coding theory. Each input gets a
 status: ``certified`` (no set of at most k edits reaches the goal: proved),
-``falsified`` (a counterexample, with its edits) or ``unknown`` (the budget ran
-out first). Inputs whose edit sets are few enough are decided exactly by
+``falsified`` (a counterexample, with its edits), ``unknown`` (the budget ran
+out first, or the model returned NaN or inf on some edited sequence, which
+proves nothing either way) or ``error`` (the model returned NaN or inf on the
+input itself); ``reasons`` says why an input is ``unknown`` for lack of finite
+outputs, or in ``error``. Inputs whose edit sets are few enough are decided exactly by
 batched enumeration (:func:`probekit.search.min_substitutions` with
 ``method="exhaustive"``); the others by CROWN bounds over the k-edit set, then a
 beam attack, then branch and bound: split on one position (left as it is, or
@@ -24,14 +27,15 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..goals import parse
+from ..goals import BoundGoal, Goal, parse
 from ..results import Result
+from ._checks import input_reasons, warn_refused
 from .crown import crown_rows
 from .ibp import Problem, bind_problem, prepare
 from .spec import BitFlips, Hamming, Spec
@@ -44,7 +48,7 @@ class CertificateResult(Result):
     Attributes
     ----------
     status : list of str
-        ``certified``, ``falsified`` or ``unknown`` per input.
+        ``certified``, ``falsified``, ``unknown`` or ``error`` per input.
     edits : list of list of tuple
         For falsified inputs, the counterexample ``(position, ref, alt)`` (or
         ``(feature, old, new)``); empty otherwise.
@@ -59,6 +63,9 @@ class CertificateResult(Result):
         ``enumeration``, ``bounds``, ``attack`` or ``branch-and-bound`` per input.
     evaluations : torch.Tensor of shape (N,)
         Model evaluations and bound computations spent per input.
+    reasons : list of str
+        Per input, ``""`` or why it is ``error`` (the model returned NaN or inf on it)
+        or ``unknown`` for lack of finite outputs (on edited sequences).
     """
 
     _tuple_lists = ("edits",)
@@ -72,9 +79,10 @@ class CertificateResult(Result):
     evaluations: torch.Tensor | None = None
     ids: list = field(default_factory=list)
     params: dict = field(default_factory=dict)
+    reasons: list = field(default_factory=list)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per input: id, status, how, k, g_lower, g_best, edits."""
+        """One row per input: id, status, how, k, g_lower, g_best, edits, reason."""
         n = len(self.status)
         return pd.DataFrame(
             {
@@ -85,12 +93,53 @@ class CertificateResult(Result):
                 "g_lower": self.g_lower.numpy(),
                 "g_best": self.g_best.numpy(),
                 "edits": [" ".join(f"{p}{a}>{b}" for p, a, b in e) for e in self.edits],
+                "reason": self.reasons or [""] * n,
             }
         )
 
 
 def _n_sets(n_sites: torch.Tensor, k: int, alternatives: int) -> np.ndarray:
     return np.array([sum(math.comb(int(m), j) * alternatives**j for j in range(k + 1)) for m in n_sites.tolist()])
+
+
+@dataclass(frozen=True)
+class _Watched(Goal):
+    """A goal whose bound form counts, per input, the candidates the model gave NaN or inf (in ``seen``).
+
+    A search treats such a candidate as one that does not reach the goal; a
+    certificate must not: it proves nothing either way.
+    """
+
+    seen: torch.Tensor | None = None  # (N, 2): candidates with a NaN, with an infinity
+
+    def bind(self, output, y_ref) -> BoundGoal:
+        return _watch(Goal(self.kind, self.value).bind(output, y_ref), self.seen)
+
+
+@dataclass(frozen=True)
+class _WatchedBound(BoundGoal):
+    seen: torch.Tensor | None = None
+
+    def __call__(self, y: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        g = super().__call__(y, rows)
+        rows = torch.arange(y.shape[0], device=g.device) if rows is None else rows
+        nan = torch.isnan(g) | torch.isnan(y.reshape(y.shape[0], -1)).any(1)
+        counts = torch.stack([nan, torch.isinf(g) & ~nan], 1).to(self.seen.dtype)
+        self.seen.index_add_(0, rows.to(self.seen.device), counts.to(self.seen.device))  # no read back: no sync
+        return g
+
+    def to(self, device) -> BoundGoal:
+        return _watch(super().to(device), self.seen)
+
+
+def _watch(bound: BoundGoal, seen: torch.Tensor) -> BoundGoal:
+    return _WatchedBound(**{f.name: getattr(bound, f.name) for f in fields(BoundGoal)}, seen=seen)
+
+
+def _nonfinite_reason(nan: int, inf: int, k: int) -> str:
+    parts = [f"NaN on {nan}" if nan else "", f"inf on {inf}" if inf else ""]
+    return (f"the model returned {' and '.join(p for p in parts if p)} evaluated edit(s) of this input within k={k}: "
+            "they prove nothing either way")
 
 
 class _Space:
@@ -195,7 +244,10 @@ class _Open:
 
 
 def _branch_and_bound(adapter, space, problem, bound, X, k, todo, *, max_nodes, batch_size, progress):
-    """Decide inputs ``todo`` by branch and bound; returns per-input (status, edits, g_lower, g_best, work).
+    """Decide inputs ``todo`` by branch and bound; returns per-input (status, edits, g_lower, g_best, work, seen).
+
+    ``seen`` (N, 2) counts the branches whose sequence the model gave NaN (column 0)
+    or inf (column 1): such an input expands no more and is never certified.
 
     Each input bounds at most ``max_nodes`` branches, in rounds of its ``batch_size``
     weakest open branches (best first). The rounds of several inputs are bounded
@@ -216,6 +268,8 @@ def _branch_and_bound(adapter, space, problem, bound, X, k, todo, *, max_nodes, 
     work = torch.zeros(n, dtype=torch.long, device=dev)
     taken = torch.zeros(n, dtype=torch.long, device=dev)  # branches bounded per input
     hits = torch.zeros(n, dtype=torch.long, device=dev)  # branches per input that reached the goal
+    seen = torch.zeros(n, 2, dtype=torch.long, device=dev)  # branches per input the model gave NaN, inf
+    watched = _watch(bound, seen)
     # an input may open about (alternatives + 1) branches per branch it bounds
     window = max(1, _OPEN_ENTRIES // max(1, max_nodes * (space.alternatives + 1) * X[0].numel()))
     waiting = list(todo_l)
@@ -234,8 +288,8 @@ def _branch_and_bound(adapter, space, problem, bound, X, k, todo, *, max_nodes, 
             parent = X.new_full((len(new),), -float("inf"))
             roots = _Open(r, X[r], space.free[r], torch.full_like(r, k), parent, [[] for _ in new])
             opened = opened.cat(roots)
-        # inputs with a counterexample, or out of budget, expand no more
-        live = (hits[opened.rows] == 0) & (taken[opened.rows] < max_nodes)
+        # inputs with a counterexample, a non-finite output, or out of budget, expand no more
+        live = (hits[opened.rows] == 0) & (seen[opened.rows].sum(1) == 0) & (taken[opened.rows] < max_nodes)
         if not bool(live.all()):
             dead = torch.nonzero(~live)[:, 0]
             left_min.scatter_reduce_(0, opened.rows[dead], opened.parent[dead], "amin")
@@ -258,11 +312,12 @@ def _branch_and_bound(adapter, space, problem, bound, X, k, todo, *, max_nodes, 
         one = torch.ones_like(b.rows)
         taken.index_add_(0, b.rows, one)
         work.index_add_(0, b.rows, one)
-        _, g_c = adapter.evaluate(b.xs, bound, b.rows)
+        _, g_c = adapter.evaluate(b.xs, watched, b.rows)  # counts NaN and inf branches in ``seen``
+        g_c = torch.where(torch.isfinite(g_c), g_c, float("inf"))  # no counterexample; no bound holds either (seen)
         g_best.scatter_reduce_(0, b.rows, g_c, "amin")
         reached = g_c <= 0
         hits.index_add_(0, b.rows, reached.long())
-        alive = hits[b.rows] == 0  # inputs without a counterexample so far
+        alive = (hits[b.rows] == 0) & (seen[b.rows].sum(1) == 0)  # inputs without a counterexample or a NaN so far
         bounded = torch.nonzero(alive)[:, 0]
         g_lo = torch.full_like(g_c, -float("inf"))
         # kmax=k for every chunk: a branch's bound does not depend on which branches share its chunk
@@ -304,11 +359,24 @@ def _branch_and_bound(adapter, space, problem, bound, X, k, todo, *, max_nodes, 
     if bar is not None:
         bar.close()
     g_lower = torch.minimum(closed_min, left_min)
-    left_l = left_open.tolist()
+    left_l, seen_l = left_open.tolist(), seen.sum(1).tolist()
     for r in status:
-        if status[r] == "unknown" and not left_l[r]:
+        if status[r] == "unknown" and not left_l[r] and not seen_l[r]:
             status[r] = "certified"
-    return status, edits, g_lower, g_best, work
+    return status, edits, g_lower, g_best, work, seen
+
+
+def _input_reasons(adapter, X: torch.Tensor, goal) -> list:
+    """Per input, ``""`` or why it cannot be certified: the model returned NaN or inf on it."""
+    y = adapter.predict(X)
+    g = goal.bind(adapter.output, y)(y)
+    nan_anywhere = torch.where(torch.isnan(y.reshape(y.shape[0], -1)).any(1), float("nan"), 0.0)
+    return input_reasons(torch.stack([adapter.output(y).to(g), g, nan_anywhere.to(g)], 1))
+
+
+def _counterexample(g: torch.Tensor) -> bool:
+    """Whether a goal value reached by a candidate is evidence: at most 0 and finite."""
+    return bool(torch.isfinite(g) & (g <= 0))
 
 
 def _certify(adapter, X, *, k, goal, kind, positions, max_enumerate, max_nodes, batch_size, beam_width, attack, progress, ids):
@@ -331,27 +399,39 @@ def _certify(adapter, X, *, k, goal, kind, positions, max_enumerate, max_nodes, 
     g_lower = torch.full((n,), -float("inf"))
     g_best = torch.full((n,), float("inf"))
     work = torch.zeros(n, dtype=torch.long)
+    seen = torch.zeros(n, 2, dtype=torch.long)  # evaluated edited inputs the model gave NaN, inf
+
+    def watched(m: int) -> tuple[_Watched, torch.Tensor]:
+        counts = torch.zeros(m, 2, dtype=torch.long, device=X.device)
+        return _Watched(goal.kind, goal.value, seen=counts), counts
+
     with adapter.session():
+        reasons = _input_reasons(adapter, X, goal)
+        ok = torch.tensor([not r for r in reasons], dtype=torch.bool)
+        for i in torch.nonzero(~ok)[:, 0].tolist():
+            status[i] = "error"
         counts = _n_sets(space.free.sum(1).cpu(), k, space.alternatives)
-        small = torch.from_numpy(counts <= max_enumerate)
+        small = torch.from_numpy(counts <= max_enumerate) & ok
         if small.any():
             idx = torch.nonzero(small)[:, 0]
             idx_d = idx.to(X.device)
             Xs = X[idx_d]
-            r = search(adapter, Xs, goal=goal, method="exhaustive", **{budget_key: k, where: space.free[idx_d]})
+            watch, seen_s = watched(len(idx))
+            r = search(adapter, Xs, goal=watch, method="exhaustive", **{budget_key: k, where: space.free[idx_d]})
             none = r.params["no_solution_within"]
             _, g_after = adapter.evaluate(r.sequences.to(X.device), adapter.bind(goal, Xs))
             g_after = g_after.cpu()
+            seen[idx] += seen_s.cpu()
             for j, i in enumerate(idx.tolist()):
                 how[i] = "enumeration"
                 work[i] = int(r.evaluations[j])
                 g_best[i] = float(g_after[j])
-                if bool(r.success[j]):
+                if bool(r.success[j]) and _counterexample(g_after[j]):
                     status[i], edits[i] = "falsified", list(r.edits[j])
                 elif bool(none[j]):
                     status[i] = "certified"
                     g_lower[i] = float(g_after[j]) if k == 0 else float("nan")
-        rest = torch.nonzero(~small)[:, 0]
+        rest = torch.nonzero(~small & ok)[:, 0]
         if len(rest):
             rest_d = rest.to(X.device)
             Xr, free_r = X[rest_d], space.free[rest_d]
@@ -372,30 +452,34 @@ def _certify(adapter, X, *, k, goal, kind, positions, max_enumerate, max_nodes, 
             bab = attack_rows
             if attack_rows and attack:
                 a_idx = torch.tensor(attack_rows, device=X.device)
+                watch, seen_a = watched(len(a_idx))
                 r = search(
-                    adapter, Xr[a_idx], goal=goal, method="beam", beam_width=beam_width,
+                    adapter, Xr[a_idx], goal=watch, method="beam", beam_width=beam_width,
                     **{budget_key: k, where: free_r[a_idx]},
                 )
                 _, g_att = adapter.evaluate(r.sequences.to(X.device), bound, a_idx)
                 g_att = g_att.cpu()
+                seen[rest[a_idx.cpu()]] += seen_a.cpu()
                 bab = []
                 for j, jr in enumerate(attack_rows):
                     i = int(rest[jr])
                     work[i] += int(r.evaluations[j])
                     g_best[i] = float(g_att[j])
-                    if bool(r.success[j]):
+                    if bool(r.success[j]) and _counterexample(g_att[j]):
                         status[i], how[i], edits[i] = "falsified", "attack", list(r.edits[j])
-                    else:
+                    elif not seen[i].any():  # a NaN edit already rules out a proof
                         bab.append(jr)
+                    else:
+                        how[i] = "attack"
             if bab:
                 sub_space = _Space.__new__(_Space)
                 sub_space.__dict__.update(space.__dict__)
                 sub_space.free = free_r
-                st, ed, gl, gb, wk = _branch_and_bound(
+                st, ed, gl, gb, wk, sn = _branch_and_bound(
                     adapter, sub_space, problem, bound, Xr, k, torch.tensor(bab),
                     max_nodes=max_nodes, batch_size=batch_size, progress=progress,
                 )
-                gl, gb, wk = gl.cpu(), gb.cpu(), wk.cpu()
+                gl, gb, wk, sn = gl.cpu(), gb.cpu(), wk.cpu(), sn.cpu()
                 for jr in bab:
                     i = int(rest[jr])
                     status[i], how[i] = st[jr], "branch-and-bound"
@@ -403,6 +487,12 @@ def _certify(adapter, X, *, k, goal, kind, positions, max_enumerate, max_nodes, 
                     g_lower[i] = max(float(g_lower[i]), float(gl[jr]))
                     g_best[i] = min(float(g_best[i]), float(gb[jr]))
                     work[i] += int(wk[jr])
+                    seen[i] += sn[jr]
+    for i, (nan, inf) in enumerate(seen.tolist()):
+        if (nan or inf) and status[i] != "falsified":
+            status[i], g_lower[i] = "unknown", -float("inf")
+            reasons[i] = _nonfinite_reason(nan, inf, k)
+    warn_refused(reasons, ids=ids, outcome="they are not certified (status 'error' or 'unknown')")
     return CertificateResult(
         status=status,
         edits=edits,
@@ -412,6 +502,7 @@ def _certify(adapter, X, *, k, goal, kind, positions, max_enumerate, max_nodes, 
         how=how,
         evaluations=work,
         ids=list(ids) if ids is not None else [],
+        reasons=reasons,
         params={
             "goal": str(goal),
             "kind": kind,

@@ -27,6 +27,7 @@ import torch
 
 from ..goals import parse
 from ..results import Bounds
+from ._checks import input_reasons, nonfinite_rows, warn_refused
 from .graph import Bound, Graph, UnsupportedOperation, trace
 from .spec import Box, Spec, goal_spec, make_set, output_spec
 
@@ -210,8 +211,21 @@ def _stack(a: Spec, b: Spec) -> Spec:
     return Spec(torch.cat([a.C, b.C], 1), torch.cat([a.d, b.d], 1))
 
 
-def finish(problem: Problem, lo_rows, hi_rows, *, method, eps, norm, k, seconds, adapter) -> Bounds:
-    """Bounds result from the bounds of the stacked score and goal rows."""
+def _read_outputs(problem: Problem) -> torch.Tensor:
+    """The raw outputs (N, Y + 1) at the inputs that the score or the goal reads (zero elsewhere), and a
+    NaN where the raw output holds one anywhere."""
+    y = problem.y.reshape(problem.y.shape[0], -1)
+    read = (problem.score.C != 0).any(1) | (problem.goal.C != 0).any(1)
+    nan_anywhere = torch.where(torch.isnan(y).any(1), math.nan, 0.0).to(y.dtype)
+    return torch.cat([torch.where(read, y, torch.zeros_like(y)), nan_anywhere[:, None]], 1)
+
+
+def finish(problem: Problem, lo_rows, hi_rows, *, method, eps, norm, k, seconds, adapter, extra=None) -> Bounds:
+    """Bounds result from the bounds of the stacked score and goal rows.
+
+    An input where the model's output is NaN or infinite is not certified: its
+    bounds are NaN and ``params["error"]`` says what the model returned.
+    """
     s = problem.score.C.shape[1]
     # an interval that overflowed (inf - inf) bounds nothing: it becomes the whole line, which is sound
     lo_rows = torch.where(torch.isnan(lo_rows), -math.inf, lo_rows)
@@ -221,19 +235,26 @@ def finish(problem: Problem, lo_rows, hi_rows, *, method, eps, norm, k, seconds,
     center = problem.score.evaluate(problem.y)
     # guard against rounding: the centre's own score lies inside its bounds
     lower, upper = torch.minimum(lower, center), torch.maximum(upper, center)
+    outputs = _read_outputs(problem)
+    errors = input_reasons(outputs)
+    bad = nonfinite_rows(outputs).to(lower.device)
+    lower, upper, g_lower, g_upper = (torch.where(bad, math.nan, t) for t in (lower, upper, g_lower, g_upper))
+    warn_refused(errors, outcome="their bounds are NaN and they are not certified", stacklevel=5)
     return Bounds(
         lower=lower,
         upper=upper,
-        certified=g_lower > 0,
+        certified=(g_lower > 0) & ~bad,
         method=method,
         eps=(eps.tolist() if isinstance(eps, torch.Tensor) and eps.ndim else eps) if k is None else k,
         norm=norm if k is None else problem.pset.kind,
         params={
             "g_lower": g_lower,
             "g_upper": g_upper,
+            "error": errors,
             "seconds": seconds,
             "device": str(adapter.device),
             "output": adapter.output.name,
+            **(extra or {}),
         },
     )
 
@@ -261,7 +282,9 @@ def ibp(adapter, X, *, eps=None, k=None, norm: str = "linf", goal=None) -> Bound
     -------
     Bounds
         ``lower``, ``upper`` (N,) of the score; ``certified`` (N,); ``params["g_lower"]``
-        and ``params["g_upper"]`` bound the goal's ``g``.
+        and ``params["g_upper"]`` bound the goal's ``g``; ``params["error"]`` (N,) is
+        ``""`` or why an input is not certified (the model returned NaN or inf on it,
+        and its bounds are NaN).
 
     Examples
     --------

@@ -35,7 +35,9 @@ import torch
 from torch import nn
 
 from .._device import model_device
+from .._warnings import warn
 from ..results import Result
+from ._checks import input_reasons, nonfinite_rows, warn_refused
 from .graph import Graph, UnsupportedOperation, trace
 from .ibp import _drop_final_shift, abs_radius
 from .spec import output_spec
@@ -58,6 +60,8 @@ class LipschitzResult(Result):
     norm : str
     layers : list of (str, float)
         Each operation's factor in the global bound.
+    reasons : list of str
+        Per input, ``""`` or why its ``lower`` is NaN (the model returned NaN or inf on it).
     """
 
     upper: float
@@ -66,9 +70,10 @@ class LipschitzResult(Result):
     layers: list = field(default_factory=list)
     ids: list = field(default_factory=list)
     params: dict = field(default_factory=dict)
+    reasons: list = field(default_factory=list)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per input: id, local lower bound, global upper bound, ratio."""
+        """One row per input: id, local lower bound, global upper bound, ratio, reason."""
         if self.lower is None:
             return pd.DataFrame({"layer": [a for a, _ in self.layers], "factor": [b for _, b in self.layers]})
         n = len(self.lower)
@@ -79,6 +84,7 @@ class LipschitzResult(Result):
                 "local_lower": self.lower.numpy(),
                 "global_upper": self.upper,
                 "ratio": (self.upper / self.lower.clamp(min=1e-30)).numpy(),
+                "reason": self.reasons or [""] * n,
             }
         )
 
@@ -339,16 +345,39 @@ def lipschitz(
         if spec is not None:
             _drop_final_shift(graph, spec)
         upper, layers = global_bound(graph, bound, norm=norm, spec=spec)
-    lower = None
+    if math.isnan(upper):
+        warn("the global Lipschitz bound came out NaN (does the model hold NaN weights?): reported as inf, no bound")
+        upper = math.inf
+    lower, reasons = None, []
     if X is not None:
+        reasons = _reasons(adapter, probe, whole)
         lower = _local_lower(adapter, probe, norm=norm, radius=radius, n_samples=n_samples, rounds=rounds, seed=seed, whole_output=whole)
+        refused = torch.tensor([bool(r) for r in reasons], dtype=torch.bool, device=lower.device)
+        lower = torch.where(refused, math.nan, lower)
+        warn_refused(reasons, outcome="their local lower bounds are NaN")
     return LipschitzResult(
         upper=float(upper),
         lower=lower,
         norm=norm,
         layers=layers,
+        reasons=reasons,
         params={"seconds": time.perf_counter() - start, "radius": radius, "n_samples": n_samples, "rounds": rounds, "seed": seed},
     )
+
+
+def _outputs(adapter, X: torch.Tensor, whole_output: bool) -> torch.Tensor:
+    """(N, K) the outputs a constant is about at ``X`` (the score, or the whole output), and a NaN
+    where the raw output holds one anywhere."""
+    y = adapter.predict(X)
+    flat = y.reshape(y.shape[0], -1)
+    used = flat if whole_output else adapter.output(y).reshape(-1, 1).to(flat.dtype)
+    nan_anywhere = torch.where(torch.isnan(flat).any(1), math.nan, 0.0).to(flat.dtype)
+    return torch.cat([used, nan_anywhere[:, None]], 1)
+
+
+def _reasons(adapter, X: torch.Tensor, whole_output: bool) -> list:
+    """Per input, ``""`` or why nothing is claimed about it: the model returned NaN or inf on it."""
+    return input_reasons(_outputs(adapter, X, whole_output))
 
 
 def error_bound(adapter, X, *, input_error: float, norm: str = "l2", method: str = "both") -> torch.Tensor:
@@ -370,6 +399,8 @@ def error_bound(adapter, X, *, input_error: float, norm: str = "l2", method: str
     Returns
     -------
     torch.Tensor of shape (N,)
+        NaN where the model returns NaN or inf on the input (with a warning): nothing
+        bounds how far such an output moves.
 
     Examples
     --------
@@ -383,16 +414,22 @@ def error_bound(adapter, X, *, input_error: float, norm: str = "l2", method: str
         raise ValueError(f"method must be 'both', 'lipschitz' or 'crown', got {method!r}")
     X = adapter._as_input(X).to(adapter.dtype)
     n = X.shape[0]
+    with adapter.session():
+        values = _outputs(adapter, X, False)
+    bad = nonfinite_rows(values).cpu()
+    good = torch.nonzero(~bad)[:, 0]
     out = torch.full((n,), float("inf"))
     if method in ("both", "lipschitz"):
         out = torch.minimum(out, torch.full((n,), lipschitz(adapter, norm=norm, input_shape=tuple(X.shape[1:])).upper * input_error))
-    if method in ("both", "crown"):
+    if method in ("both", "crown") and len(good):
         from .crown import crown
 
-        b = crown(adapter, X, eps=input_error, norm=norm)
-        s = adapter.score(X).cpu()
-        out = torch.minimum(out, torch.maximum(b.upper - s, s - b.lower))
-    return out
+        Xg = X[good.to(X.device)]
+        b = crown(adapter, Xg, eps=input_error, norm=norm)
+        s = values[good.to(values.device), 0].cpu()
+        out[good] = torch.minimum(out[good], torch.maximum(b.upper - s, s - b.lower))
+    warn_refused(input_reasons(values), outcome="their error bounds are NaN")
+    return torch.where(bad, math.nan, out)
 
 
 __all__ = ["lipschitz", "error_bound", "LipschitzResult"]

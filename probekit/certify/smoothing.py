@@ -40,6 +40,7 @@ from ..adapters import Adapter
 from ..goals import parse
 from ..outputs import _class_axis, logit
 from ..results import SmoothingResult
+from ._checks import input_reasons, warn_refused
 
 
 def correlated_covariance(length: int, *, sigma: float, scale: float, channels: int = 4, jitter: float = 1e-6) -> torch.Tensor:
@@ -142,10 +143,34 @@ def _n_classes(adapter, y0) -> int:
     return 2
 
 
-def _counts(adapter, X, noise: _Noise, m: int, n_classes: int, classes, generator, batch_size: int) -> torch.Tensor:
-    """Class counts (N, n_classes) of ``m`` noisy copies of each input."""
+def _deciding(adapter, bound, y: torch.Tensor) -> torch.Tensor:
+    """The values a class is read from (M, ...): the class outputs, the goal's ``g`` or the score."""
+    output = adapter.output
+    if output.classes and y.ndim <= 2 and _class_axis(y).shape[1] > 1:
+        return _class_axis(y)
+    return bound(y) if bound is not None else output(y)
+
+
+def _evidence(adapter, bound, y: torch.Tensor) -> torch.Tensor:
+    """(M, K): the values a class is read from, and a NaN where the raw output holds one anywhere."""
+    flat = y.reshape(y.shape[0], -1)
+    nan_anywhere = torch.where(torch.isnan(flat).any(1), float("nan"), 0.0).to(flat.dtype)
+    return torch.cat([_deciding(adapter, bound, y).reshape(y.shape[0], -1).to(flat.dtype), nan_anywhere[:, None]], 1)
+
+
+def _nonfinite_fn(adapter, bound):
+    """Raw output -> (M,) bool: a NaN anywhere, or a NaN or inf where the class is read."""
+    return lambda y, rows=None: ~torch.isfinite(_evidence(adapter, bound, y)).all(1)
+
+
+def _counts(adapter, X, noise: _Noise, m: int, n_classes: int, classes, generator, batch_size: int, bad=None):
+    """Class counts (N, n_classes) of ``m`` noisy copies of each input, and how many (N,) were non-finite.
+
+    A copy the model gives NaN or inf (``bad(y)``) counts for no class.
+    """
     n = X.shape[0]
     counts = torch.zeros(n, n_classes, device=X.device)
+    broken = torch.zeros(n, dtype=torch.long, device=X.device)
     per = max(1, batch_size // max(n, 1))
     done = 0
     rows_all = torch.arange(n, device=X.device)
@@ -154,10 +179,26 @@ def _counts(adapter, X, noise: _Noise, m: int, n_classes: int, classes, generato
         eps = noise.sample(n * c, generator).to(X.dtype)
         noisy = X.repeat_interleave(c, 0) + eps
         rows = rows_all.repeat_interleave(c)
-        cls = adapter.map(noisy, classes, rows=rows)
-        counts.index_put_((rows, cls), torch.ones_like(cls, dtype=counts.dtype), accumulate=True)
+        both = adapter.map(noisy, lambda y, r: torch.stack([classes(y, r), bad(y, r).long()], 1), rows=rows)
+        cls, skip = both[:, 0], both[:, 1].bool()
+        counts.index_put_((rows, cls), (~skip).to(counts.dtype), accumulate=True)
+        broken.index_add_(0, rows, skip.long())
         done += c
-    return counts
+    return counts, broken
+
+
+def _reasons(own: torch.Tensor, broken: torch.Tensor, draws: int) -> list:
+    """Per input, ``""`` or why it abstains: the model returned NaN or inf on it (``own`` (N, K), the
+    values its class is read from) or on ``broken`` (N,) of its ``draws`` noisy copies."""
+    out = []
+    for mine, k in zip(input_reasons(own), broken.tolist()):
+        if mine:
+            out.append(mine)
+        elif k:
+            out.append(f"the model returned NaN or inf on {k} of its {draws} noisy copies, which count for no class")
+        else:
+            out.append("")
+    return out
 
 
 def _lower_confidence(k: torch.Tensor, n: int, alpha: float) -> torch.Tensor:
@@ -215,8 +256,11 @@ def smoothing(
     SmoothingResult
         ``prediction`` (-1 = abstain), ``p_lower``, ``radius`` (L2; for anisotropic
         noise the smallest semi-axis), ``axes`` (N, F) for anisotropic noise, and in
-        ``params``: ``volume_radius`` (N,), ``counts`` (N,), and ``directions``
-        (F, F) for a full covariance (semi-axis ``j`` lies along column ``j``).
+        ``params``: ``volume_radius`` (N,), ``counts`` (N,), ``error`` (N,) and
+        ``directions`` (F, F) for a full covariance (semi-axis ``j`` lies along column ``j``).
+        An input on which the model returns NaN or inf, itself or on any noisy copy,
+        abstains with ``p_lower`` NaN and its ``error`` says why (a NaN is no vote for
+        any class, and no vote against one either).
 
     Examples
     --------
@@ -235,13 +279,17 @@ def smoothing(
         batch_size = batch_size or adapter.batch_size * 8
         bound = parse(goal).bind(adapter.output, y0).to(adapter.device) if goal is not None else None
         classes = _class_fn(adapter, bound)
+        bad = _nonfinite_fn(adapter, bound)
         c = _n_classes(adapter, y0)
-        counts0 = _counts(adapter, X, noise, n0, c, classes, generator, batch_size)
+        counts0, broken0 = _counts(adapter, X, noise, n0, c, classes, generator, batch_size, bad)
         top = counts0.argmax(1)
-        counts = _counts(adapter, X, noise, n, c, classes, generator, batch_size)
+        counts, broken = _counts(adapter, X, noise, n, c, classes, generator, batch_size, bad)
+        errors = _reasons(_evidence(adapter, bound, y0), broken0 + broken, n0 + n)
+    refused = torch.tensor([bool(e) for e in errors], dtype=torch.bool)
     n_top = counts.gather(1, top[:, None])[:, 0]
     p_lower = _lower_confidence(n_top, n, alpha)
-    certified = p_lower >= 0.5
+    p_lower = torch.where(refused, float("nan"), p_lower)
+    certified = (p_lower >= 0.5) & ~refused
     from scipy.stats import norm
 
     z = torch.from_numpy(norm.ppf(p_lower.double().clamp(max=1 - 1e-16).numpy())).float()
@@ -256,6 +304,7 @@ def smoothing(
         "seed": seed,
         "goal": None if goal is None else str(parse(goal)),
         "counts": n_top.cpu(),
+        "error": errors,
         "device": str(adapter.device),
         "output": adapter.output.name,
     }
@@ -270,6 +319,7 @@ def smoothing(
         if noise.basis is not None:
             params["directions"] = noise.basis.cpu()
     params["seconds"] = time.perf_counter() - start
+    warn_refused(errors, ids=ids, outcome="they abstain (prediction -1, p_lower NaN)")
     return SmoothingResult(prediction=prediction, p_lower=p_lower, radius=radius, axes=axes, ids=list(ids or []), params=params)
 
 

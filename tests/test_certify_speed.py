@@ -1,0 +1,181 @@
+"""Bounds of ordinary DNA CNNs: which method runs, and that it stays sound.
+
+A 32-channel CNN over 200 bp is the size of a real model: CROWN boxes for its
+second convolution would walk 2 x 1,472 backward rows through 16,000 numbers
+each, so by default that layer gets an IBP box (CROWN-IBP), and the result says
+so. Timings belong in ``benchmarks/``; these tests check the choice, the report
+and soundness: sampled points and random substitutions inside the set stay
+within the bounds, which are never looser than IBP's.
+"""
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from probekit import FeatureModel, SequenceModel, outputs
+from probekit._warnings import ProbekitWarning
+from probekit.certify import crown, ibp
+from probekit.certify.crown import _bn_backward, _conv_backward
+from probekit.certify.graph import trace
+
+
+def cnn():
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv1d(4, 32, 15, padding=7), nn.ReLU(), nn.MaxPool1d(4),
+        nn.Conv1d(32, 32, 5), nn.ReLU(), nn.AdaptiveMaxPool1d(1), nn.Flatten(), nn.Linear(32, 2),
+    ).eval()
+
+
+def one_hot(n, length, seed=1):
+    idx = torch.randint(0, 4, (n, length), generator=torch.Generator().manual_seed(seed))
+    return torch.nn.functional.one_hot(idx, 4).permute(0, 2, 1).float()
+
+
+def _caught(fn, *args, **kwargs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn(*args, **kwargs)
+    return out, [str(w.message) for w in caught if issubclass(w.category, ProbekitWarning)]
+
+
+def _scores_in_box(adapter, X, eps, n=64, seed=0):
+    """Scores (n, N) of random points and corners of each input's L-inf ball cut to [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    lo, hi = (X - eps).clamp(0, 1), (X + eps).clamp(0, 1)
+    u = torch.rand((n,) + tuple(X.shape), generator=g)
+    u[: n // 2] = u[: n // 2].round()  # corners, where ReLU nets take their extremes
+    pts = lo + u * (hi - lo)
+    return adapter.score(pts.reshape((-1,) + tuple(X.shape[1:]))).reshape(n, X.shape[0])
+
+
+def _random_substitutions(X, k, n=128, seed=0):
+    """n random sequences within k substitutions of each input: (n, N, 4, L)."""
+    g = torch.Generator().manual_seed(seed)
+    out = X[None].repeat(n, 1, 1, 1)
+    length = X.shape[-1]
+    for _ in range(k):
+        pos = torch.randint(0, length, (n, X.shape[0]), generator=g)
+        base = torch.randint(0, 4, (n, X.shape[0]), generator=g)
+        col = torch.nn.functional.one_hot(base, 4).float()
+        out[torch.arange(n)[:, None], torch.arange(X.shape[0])[None], :, pos] = col
+    return out
+
+
+def test_wide_cnn_layers_get_ibp_boxes_and_the_result_says_so():
+    adapter = SequenceModel(cnn(), output=1, device="cpu")
+    X = one_hot(4, 200)
+    b, messages = _caught(crown, adapter, X, eps=0.01)
+    assert b.method == "crown-ibp"
+    assert b.params["ibp_layers"] == ["Conv1d (model.3)"]  # the first convolution reads the box: exact already
+    crown_ibp = [m for m in messages if m.startswith("CROWN-IBP bounds")]
+    assert len(crown_ibp) == 1 and "max_neurons=1472" in crown_ibp[0]
+    # the ReLU and max pooling take their boxes from their inputs' boxes: no CROWN pass of their own
+    assert not any("ReLU" in m or "MaxPool" in m for m in messages)
+    a = ibp(adapter, X, eps=0.01)
+    assert bool(((b.upper - b.lower) <= (a.upper - a.lower) + 1e-5).all())
+    assert bool(((b.upper - b.lower) < 0.9 * (a.upper - a.lower)).all())  # the backward pass still pays off
+    s = _scores_in_box(adapter, X, 0.01)
+    assert bool((s >= b.lower - 1e-5).all() and (s <= b.upper + 1e-5).all())
+
+
+def test_wide_cnn_substitution_bounds_are_sound_and_no_looser_than_ibp():
+    adapter = SequenceModel(cnn(), output=1, device="cpu")
+    X = one_hot(3, 200, seed=2)
+    b = crown(adapter, X, k=2)
+    a = ibp(adapter, X, k=2)
+    assert b.method == "crown-ibp" and b.norm == "hamming"
+    assert bool(((b.upper - b.lower) <= (a.upper - a.lower) + 1e-5).all())
+    mutants = _random_substitutions(X, 2)
+    s = adapter.score(mutants.reshape(-1, 4, 200)).reshape(mutants.shape[0], 3)
+    assert bool((s >= b.lower - 1e-5).all() and (s <= b.upper + 1e-5).all())
+
+
+@pytest.mark.parametrize("eps", [0.005, 0.05])
+def test_full_crown_on_request_is_sound_and_no_looser_than_crown_ibp(eps):
+    # a shorter sequence keeps the full CROWN pass cheap in a test
+    adapter = SequenceModel(cnn(), output=0, device="cpu")
+    X = one_hot(3, 60, seed=3)
+    full, messages = _caught(crown, adapter, X, eps=eps, max_neurons=10**6)
+    mixed = crown(adapter, X, eps=eps, intermediate="ibp")
+    plain = ibp(adapter, X, eps=eps)
+    assert full.method == "crown" and full.params["ibp_layers"] == [] and not messages
+    assert mixed.method == "crown-ibp" and mixed.params["intermediate"] == "ibp"
+    assert bool(((mixed.upper - mixed.lower) <= (plain.upper - plain.lower) + 1e-5).all())
+    assert bool(((full.upper - full.lower) <= (plain.upper - plain.lower) + 1e-5).all())
+    s = _scores_in_box(adapter, X, eps)
+    for b in (full, mixed):
+        assert bool((s >= b.lower - 1e-5).all() and (s <= b.upper + 1e-5).all())
+
+
+def test_default_keeps_crown_boxes_for_small_models():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1)).eval()
+    adapter = FeatureModel(model, output=outputs.value(0), device="cpu")
+    b, messages = _caught(crown, adapter, torch.randn(4, 16), eps=0.05)
+    assert b.method == "crown" and b.params["ibp_layers"] == [] and not messages
+
+
+def test_explicit_max_neurons_keeps_its_meaning():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 1)).eval()
+    adapter = FeatureModel(model, output=outputs.value(0), device="cpu")
+    b, messages = _caught(crown, adapter, torch.randn(2, 8), eps=0.05, max_neurons=16)
+    assert b.method == "crown-ibp" and b.params["ibp_layers"] == ["Linear (model.2)"]
+    assert any("wider than max_neurons=16" in m for m in messages)
+
+
+def test_margin_reports_the_bound_method():
+    from probekit.diagnose import margin
+
+    adapter = SequenceModel(cnn(), output=outputs.margin(1), device="cpu")
+    frame = margin(adapter, one_hot(2, 200, seed=4), search_steps=3, steps=5)
+    assert frame.attrs["bound_method"] == "crown-ibp"
+    assert (frame["lower"] <= frame["upper"].fillna(float("inf")) + 1e-6).all()
+
+
+# ------------------------------------------------ the direct transposes of conv and batch norm
+def _generic_transpose(bound, op, a):
+    """The transpose by vmap(vjp) of the operation itself (the path every other linear op takes)."""
+    n = bound.n
+    zeros = [torch.zeros((n,) + bound.graph.op(name).shape) for name in op.inputs]
+    with torch.enable_grad():
+        out, vjp_fn = torch.func.vjp(lambda *v: bound.apply(op, *v), *zeros)
+    (grad,) = torch.func.vmap(vjp_fn)(a)
+    return grad, (a * out).reshape(a.shape[0], a.shape[1], -1).sum(-1)
+
+
+@pytest.mark.parametrize(
+    "layer, shape",
+    [
+        (nn.Conv1d(4, 6, 5, padding=2), (4, 20)),
+        (nn.Conv1d(4, 6, 3, stride=2, dilation=2, padding=3), (4, 21)),
+        (nn.Conv1d(4, 6, 3, groups=2, bias=False), (4, 11)),
+        (nn.Conv2d(3, 5, 3, stride=(1, 2), padding=1), (3, 7, 8)),
+        (nn.BatchNorm1d(4), (4, 9)),
+        (nn.BatchNorm1d(4), (4,)),
+    ],
+)
+def test_direct_transposes_match_the_generic_one(layer, shape):
+    torch.manual_seed(0)
+    if isinstance(layer, nn.BatchNorm1d):
+        layer.running_mean.normal_()
+        layer.running_var.uniform_(0.5, 2.0)
+        layer.weight.data.normal_()
+        layer.bias.data.normal_()
+    model = nn.Sequential(layer).eval()
+    adapter = FeatureModel(model, output=lambda y: y.reshape(y.shape[0], -1)[:, 0], device="cpu")
+    X = torch.randn((2,) + shape)
+    graph = trace(adapter, X)
+    bound = graph.bind(X)
+    op = graph.op(graph.output)
+    a = torch.randn((3, 2) + tuple(op.shape))
+    if isinstance(layer, nn.BatchNorm1d):
+        got, got_bias = _bn_backward(layer, a)
+    else:
+        got, got_bias = _conv_backward(layer, a, shape)
+    want, want_bias = _generic_transpose(bound, op, a)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.as_tensor(got_bias).expand(3, 2), want_bias, atol=1e-5, rtol=1e-5)
