@@ -16,7 +16,7 @@ import importlib
 
 from . import goals, outputs
 from ._warnings import ProbekitWarning
-from .adapters import FeatureModel, ModelCallError, SequenceModel
+from .adapters import FeatureModel, ModelCallError, ModelOutputError, SequenceModel
 from .io import read_fasta, sequence_frame
 from .loading import load_model
 from .probe import probe  # bound eagerly so that the function, not the module, is probekit.probe
@@ -55,6 +55,7 @@ __all__ = [
     "SequenceModel",
     "FeatureModel",
     "ModelCallError",
+    "ModelOutputError",
     "outputs",
     "goals",
     "read_fasta",

@@ -32,6 +32,7 @@ import torch
 from ._device import backoff_warner, map_batches, model_dtype, model_on, resolve_device
 from .encode.dna import one_hot, reverse_complement
 from .goals import BoundGoal, Goal
+from ._messages import one_line
 from ._warnings import warn
 from .outputs import Output, as_output
 
@@ -98,12 +99,22 @@ def model_exception(error: BaseException) -> BaseException:
     return error
 
 
-def _describe_failure(error: BaseException) -> str:
-    """One record's problem, in the model's own words: ``"the model raised ValueError: bad token at 7"``."""
+def describe_failure(error: BaseException) -> str:
+    """One record's problem in the model's own words, on one line: ``"the model raised ValueError: bad token at 7"``.
+
+    A TorchScript model's error keeps only the exception its code raised, not the interpreter's traceback.
+
+    Examples
+    --------
+    >>> try:
+    ...     raise ModelCallError("the model failed on a batch") from ValueError("bad token at 7")
+    ... except ModelCallError as error:
+    ...     describe_failure(error)
+    'the model raised ValueError: bad token at 7'
+    """
     cause = model_exception(error)
-    if cause is error:
-        return str(error)
-    return f"the model raised {type(cause).__name__}: {cause}"
+    text = str(error) if cause is error else f"the model raised {type(cause).__name__}: {cause}"
+    return one_line(text)
 
 
 def _nonfinite_word(value: float) -> str:
@@ -490,7 +501,7 @@ class Adapter(abc.ABC):
             raise
         except ModelCallError as error:
             if stop - start == 1:
-                problems[start] = _describe_failure(error)
+                problems[start] = describe_failure(error)
                 return torch.full((1,), float("nan"), device=self.device)
             middle = (start + stop) // 2
             return torch.cat([self._screen_rows(X, start, middle, problems), self._screen_rows(X, middle, stop, problems)])
@@ -852,4 +863,4 @@ class FeatureModel(Adapter):
         return X.to(self.device)
 
 
-__all__ = ["Adapter", "SequenceModel", "FeatureModel", "ModelCallError", "ModelOutputError", "model_exception"]
+__all__ = ["Adapter", "SequenceModel", "FeatureModel", "ModelCallError", "describe_failure", "ModelOutputError", "model_exception"]

@@ -25,27 +25,16 @@ from typing import Callable
 
 import torch
 
+from ._messages import strip_ansi
 from ._warnings import warn
 
 # Terminal escape sequences (colours, bold) that torch puts in some of its messages.
-_ANSI = re.compile(r"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 # Mismatch lines of a state_dict that does not fit, shown before "and N more".
 _MISMATCH_LINES = 4
 _SIZE_MISMATCH = re.compile(
     r"size mismatch for (\S+): copying a param with shape torch\.Size\(\[(.*?)\]\) from checkpoint, "
     r"the shape in current model is torch\.Size\(\[(.*?)\]\)"
 )
-
-
-def strip_ansi(text: str) -> str:
-    """``text`` without terminal escape sequences (colours, bold, cursor moves).
-
-    Examples
-    --------
-    >>> strip_ansi("do this \\x1b[1monly if you trust it\\x1b[0m.")
-    'do this only if you trust it.'
-    """
-    return _ANSI.sub("", text)
 
 
 @contextlib.contextmanager

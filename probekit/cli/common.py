@@ -22,6 +22,7 @@ from typing import Callable
 
 import pandas as pd
 
+from .._messages import one_line
 from ..probe.chunks import ChunksKept, partial_dir, probe_in_chunks
 
 OUTPUT_KINDS = ("logit", "prob", "margin", "value")
@@ -40,9 +41,6 @@ class CLIError(Exception):
 
 
 # Lines of an error kept on its one line, and characters of each line.
-MAX_LINES = 4
-_TORCHSCRIPT = "The following operation failed in the TorchScript interpreter."
-MAX_LINE_CHARS = 400
 # The library's words for its options, and the flags that say the same on the command line.
 _CLI_WORDS = (
     (re.compile(r"arch='module:Class'"), "--arch module:Class"),
@@ -51,42 +49,6 @@ _CLI_WORDS = (
     (re.compile(r"\barch_kwargs\b"), "--arch-kwargs"),
     (re.compile(r"\btrust=True\b"), "--trust"),
 )
-
-
-def one_line(message) -> str:
-    r"""An error message as one line: escape codes stripped, its first lines joined by ``"; "``.
-
-    A TorchScript model's error keeps only the exception its code raised, without
-    the interpreter's traceback.
-
-    Examples
-    --------
-    >>> one_line("cannot load:\n\tsize mismatch for w\n\n\x1b[1mbold\x1b[0m")
-    'cannot load:; size mismatch for w; bold'
-    >>> one_line("\n".join(f"line {i}" for i in range(7)))
-    'line 0; line 1; line 2; line 3; (3 more lines)'
-    >>> one_line("the model raised Error: " + _TORCHSCRIPT + "\n  File ...\nbuiltins.ValueError: bad token")
-    'the model raised ValueError: bad token'
-    """
-    from ..loading import strip_ansi
-
-    text = _without_torchscript_traceback(strip_ansi(str(message)))
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    more = len(lines) - MAX_LINES
-    lines = [line if len(line) <= MAX_LINE_CHARS else line[: MAX_LINE_CHARS - 3] + "..." for line in lines[:MAX_LINES]]
-    if more > 0:
-        lines.append(f"({more} more line{'s' if more != 1 else ''})")
-    return "; ".join(lines)
-
-
-def _without_torchscript_traceback(text: str) -> str:
-    """``text`` with a TorchScript interpreter traceback replaced by the exception it ends with."""
-    head, found, rest = text.partition(_TORCHSCRIPT)
-    last = [line.strip() for line in rest.splitlines() if line.strip()][-1:] if found else []
-    if not last:
-        return text
-    head = re.sub(r"[\w.]*(Error|Exception):\s*$", "", head)  # the interpreter's wrapper, named again below
-    return head + last[0].removeprefix("builtins.")
 
 
 def cli_words(message: str) -> str:

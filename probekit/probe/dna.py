@@ -24,7 +24,7 @@ import torch
 
 from .. import goals as goals_module
 from .._warnings import warn
-from ..adapters import ModelCallError
+from ..adapters import ModelCallError, ModelOutputError, describe_failure
 from ..encode.dna import group_by_length
 from ..io import sequence_frame
 from ..report.sensitivity import SensitivityReport
@@ -130,16 +130,19 @@ def probe_sequences(
         from tqdm.auto import tqdm
 
         iterator = tqdm(iterator, total=len(groups), desc="length groups")
+    problems = {}
     for length, index in iterator:
         ids = good["id"].iloc[index].tolist()
         seqs = good["sequence"].iloc[index].tolist()
         try:
             bounds = _window(window, length)
-            parts.append(_probe_group(adapter, ids, seqs, bounds=bounds, **settings))
-        except (ModelCallError, _WindowError) as error:
+        except _WindowError as error:
             warn(f"{len(ids)} sequences of length {length} were not probed: {error}")
-            for i in ids:
-                errors[i] = f"record {i!r}: {error}"
+            problems.update({i: str(error) for i in ids})
+            continue
+        parts += _probe_screened(adapter, ids, seqs, problems, bounds=bounds, **settings)
+    _warn_problems(problems)
+    errors.update({i: f"record {i!r}: {message}" for i, message in problems.items()})
     tables = _assemble(parts, records, errors, alphabet=alphabet)
     params = {
         "goal": str(goal),
@@ -194,6 +197,53 @@ def _window(window, length: int) -> tuple[int, int]:
     if not 0 <= start < end:
         raise _WindowError(f"window {window!r} holds no position of a sequence of length {length}")
     return start, end
+
+
+def _probe_screened(adapter, ids, seqs, problems: dict, **settings) -> list[dict]:
+    """Group tables of the sequences the model can score; the others' problems go into ``problems`` (id -> text).
+
+    The reference scores come first (:meth:`~probekit.adapters.Adapter.screen`): a
+    sequence on which the model raises, or for which it returns NaN or infinity, is
+    set aside with the model's own message. A search that still fails on a batch
+    (the model raising on some mutants) is retried on halves of the group, so that
+    only the sequences it cannot probe are lost. A malformed output
+    (:class:`~probekit.adapters.ModelOutputError`) stops the run: it is no
+    problem of one sequence.
+    """
+    _, screened = adapter.screen(adapter.encode(seqs))
+    problems.update({i: p for i, p in zip(ids, screened) if p is not None})
+    keep = [k for k, p in enumerate(screened) if p is None]
+    return _probe_bisecting(adapter, [ids[k] for k in keep], [seqs[k] for k in keep], problems, **settings)
+
+
+def _probe_bisecting(adapter, ids, seqs, problems: dict, **settings) -> list[dict]:
+    if not ids:
+        return []
+    try:
+        return [_probe_group(adapter, ids, seqs, **settings)]
+    except ModelOutputError:
+        raise
+    except ModelCallError as error:
+        if len(ids) == 1:
+            problems[ids[0]] = describe_failure(error)
+            return []
+    half = len(ids) // 2
+    return _probe_bisecting(adapter, ids[:half], seqs[:half], problems, **settings) + _probe_bisecting(
+        adapter, ids[half:], seqs[half:], problems, **settings
+    )
+
+
+def _warn_problems(problems: dict) -> None:
+    """One warning for the sequences the model could not probe, with counts by kind of problem."""
+    if not problems:
+        return
+    kinds: dict[str, int] = {}
+    for message in problems.values():
+        kind = "returned NaN or infinity" if "returned" in message and ("NaN" in message or "inf" in message) else "failed"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    counts = ", ".join(f"the model {kind} on {n}" for kind, n in sorted(kinds.items()))
+    example = next(iter(problems.items()))
+    warn(f"{len(problems)} sequences were not probed ({counts}); e.g. {example[0]!r}: {example[1]}")
 
 
 def _probe_group(adapter, ids, seqs, *, bounds, goal, max_edits, baseline_draws, method, attribution, motif_list, seed,
