@@ -65,7 +65,9 @@ class BoundGoal:
     """A goal tied to the reference outputs of N inputs.
 
     Call it with raw outputs ``y`` of candidates and ``rows`` (M,), the input each
-    candidate belongs to; it returns ``g`` (M,), success where ``g <= 0``.
+    candidate belongs to; it returns ``g`` (M,), success where ``g <= 0``. Goals
+    measured from the reference (``flip``, ``target``, ``decrease``, ``increase``)
+    give NaN for inputs whose reference score is not finite, so they never succeed.
     """
 
     goal: Goal
@@ -76,28 +78,75 @@ class BoundGoal:
     mode: str = ""
 
     def __call__(self, y: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-        if rows is None:
-            rows = torch.arange(y.shape[0], device=y.device)
-        rows = rows.to(self.reference.device)
+        rows = self._rows(y, rows)
         if self.mode in ("leave_class", "reach_class"):
-            logits = _class_axis(y)
-            cls = self.ref_class[rows].to(logits.device)
-            own = logits.gather(1, cls[:, None])[:, 0]
-            others = logits.scatter(1, cls[:, None], float("-inf")).max(dim=1).values
-            return own - others if self.mode == "leave_class" else others - own
+            return self._defined(self._class_gap(y, rows), rows)
         score = self.output(y)
         v = float(self.goal.value) if self.goal.value is not None else 0.0
         if self.mode == "cross":
-            return self.sign[rows].to(score.device) * (score - self.output.threshold)
-        if self.mode == "below":
+            g = self.sign[rows].to(score.device) * (score - self.output.threshold)
+        elif self.mode == "below":
             return score - v
-        if self.mode == "above":
+        elif self.mode == "above":
             return v - score
-        if self.mode == "decrease":
-            return score - (self.reference[rows].to(score.device) - v)
-        if self.mode == "increase":
-            return (self.reference[rows].to(score.device) + v) - score
-        raise ValueError(f"unknown goal mode {self.mode!r}")
+        elif self.mode == "decrease":
+            g = score - (self.reference[rows].to(score.device) - v)
+        elif self.mode == "increase":
+            g = (self.reference[rows].to(score.device) + v) - score
+        else:
+            raise ValueError(f"unknown goal mode {self.mode!r}")
+        return self._defined(g, rows)
+
+    def progress(self, y: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """What a search lowers: ``g`` (M,) up to a constant per input, at the precision of the score.
+
+        For goals on the score this is the score with the goal's sign (``below``,
+        ``decrease``: the score; ``above``, ``increase``: minus the score; ``flip``
+        of a score: the score times the side it starts on); for class goals it is
+        ``g`` itself. Candidates of one input are ranked by it: ``g = score - t``
+        with a far threshold (``goals.below(-1e9)``) rounds to the same float32
+        number for every score, the score does not. Like ``g``, it is NaN for
+        inputs whose reference score is not finite where the goal is measured from it.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from probekit import outputs
+        >>> bound = below(-1e9).bind(outputs.value(0), torch.tensor([[0.0]]))
+        >>> y = torch.tensor([[1.0], [2.0]])
+        >>> bound(y).tolist(), bound.progress(y).tolist()
+        ([1000000000.0, 1000000000.0], [1.0, 2.0])
+        """
+        rows = self._rows(y, rows)
+        if self.mode in ("leave_class", "reach_class"):
+            return self._defined(self._class_gap(y, rows), rows)
+        score = self.output(y)
+        if self.mode == "cross":
+            p = self.sign[rows].to(score.device) * score
+        elif self.mode in ("below", "above"):
+            return score if self.mode == "below" else -score
+        elif self.mode in ("decrease", "increase"):
+            p = score if self.mode == "decrease" else -score
+        else:
+            raise ValueError(f"unknown goal mode {self.mode!r}")
+        return self._defined(p, rows)
+
+    def _rows(self, y: torch.Tensor, rows) -> torch.Tensor:
+        if rows is None:
+            rows = torch.arange(y.shape[0], device=y.device)
+        return rows.to(self.reference.device)
+
+    def _class_gap(self, y: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        logits = _class_axis(y)
+        cls = self.ref_class[rows].to(logits.device)
+        own = logits.gather(1, cls[:, None])[:, 0]
+        others = logits.scatter(1, cls[:, None], float("-inf")).max(dim=1).values
+        return own - others if self.mode == "leave_class" else others - own
+
+    def _defined(self, g: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """``g`` with NaN for inputs whose reference score is not finite: nothing can be measured from it."""
+        finite = torch.isfinite(self.reference[rows]).to(g.device)
+        return torch.where(finite, g, torch.full_like(g, float("nan")))
 
     def to(self, device: torch.device) -> "BoundGoal":
         """The same bound goal with its reference tensors on ``device``."""

@@ -24,6 +24,7 @@ import torch
 
 from .._warnings import warn
 from ..results import BaselineResult
+from ._select import Skipped, warn_inputs
 from .discrete import _bit_space, _dna_space, _evaluate_sets, _ids, _Space
 
 _KEY_BUDGET = 2**22  # random keys drawn at once when choosing sites
@@ -93,9 +94,10 @@ def _random_edits(adapter, space: _Space, X, *, k, n_draws, seed, kind, ids, pro
     flat_values = values.reshape(n * n_draws, k).to(device)
     with adapter.session():
         before = adapter.score(space.X)
-        score, _ = _evaluate_sets(adapter, space, _NoGoal(), space.X, owner, owner, flat_sites, flat_values, progress=progress)
+        score, _, _ = _evaluate_sets(adapter, space, None, space.X, owner, owner, flat_sites, flat_values, progress=progress)
     deltas = (score - before[owner]).reshape(n, n_draws)
     deltas[~enough.to(device)] = float("nan")
+    deltas = _skip_nonfinite(deltas, score.reshape(n, n_draws), before, enough.to(device), stacklevel=3)
     params = {
         "seed": int(seed),
         "sites": sites,
@@ -110,11 +112,19 @@ def _random_edits(adapter, space: _Space, X, *, k, n_draws, seed, kind, ids, pro
     return BaselineResult(deltas=deltas, k=k, kind=kind, ids=id_list, params=params)
 
 
-class _NoGoal:
-    """Stands in for a bound goal where only scores are needed."""
+def _skip_nonfinite(deltas: torch.Tensor, after: torch.Tensor, before: torch.Tensor, drawn: torch.Tensor, *,
+                    stacklevel: int) -> torch.Tensor:
+    """``deltas`` (N, D) with NaN where a draw's score ``after`` (N, D) or the input's ``before`` (N,) is not finite.
 
-    def __call__(self, y, rows):
-        return torch.zeros(y.shape[0], device=y.device)
+    Warns once with the count of non-finite draws among the ``drawn`` (N,) inputs,
+    and names the inputs whose own score is not finite (``stacklevel`` as in
+    :func:`~probekit.search._select.warn_inputs`).
+    """
+    skipped = Skipped()
+    skipped.add(~torch.isfinite(after), drawn[:, None].expand_as(after))
+    skipped.warn("their deltas are NaN", stacklevel=stacklevel + 1)
+    warn_inputs(~torch.isfinite(before), "their deltas are NaN", stacklevel=stacklevel + 1)
+    return torch.where(torch.isfinite(deltas), deltas, float("nan"))
 
 
 def random_substitutions(
@@ -145,7 +155,8 @@ def random_substitutions(
     -------
     BaselineResult
         ``deltas`` (N, n_draws): score after minus score before; NaN for an input
-        with fewer than ``k`` editable positions. ``params["sites"]`` and
+        with fewer than ``k`` editable positions, and for draws (or inputs) whose
+        score is not finite. ``params["sites"]`` and
         ``params["values"]`` (N, n_draws, k) hold each draw's positions and base indices.
 
     Examples

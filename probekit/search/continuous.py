@@ -37,7 +37,8 @@ from .._warnings import warn
 from ..adapters import Adapter
 from ..goals import BoundGoal
 from ..results import BaselineResult, PerturbationResult
-from .baseline import input_seeds
+from . import _select
+from .baseline import _skip_nonfinite, input_seeds
 
 NORMS = ("linf", "l2", "l1")
 DUAL_ORDER = {"linf": 1.0, "l2": 2.0, "l1": float("inf")}
@@ -415,10 +416,20 @@ def _random_in_ball(n, d, eps, norm, generator, device) -> torch.Tensor:
     return out.to(device)
 
 
-def _better(g_new, n_new, g_old, n_old):
-    """Where a candidate beats the kept one: success first, then smaller norm, else lower g."""
+def _better(g_new, n_new, g_old, n_old, p_new=None, p_old=None, rtol: float = 0.0):
+    """Where a candidate beats the kept one: success first, then a smaller norm, else a lower progress ``p``.
+
+    ``p`` is the goal's progress (``g`` up to a constant per input; default ``g``),
+    which keeps the score's precision where ``g`` rounds (a far threshold). Norms
+    and progress within ``rtol`` (:func:`~probekit.search._select.within`) tie,
+    and a tie keeps the old one, so the kept point does not hang on rounding.
+    """
+    p_new = g_new if p_new is None else p_new
+    p_old = g_old if p_old is None else p_old
     fail_old = g_old > 0
-    return torch.where(g_new <= 0, fail_old | (n_new < n_old), fail_old & (g_new < g_old))
+    smaller = (n_new < n_old) & ~_select.within(n_new, n_old, rtol)
+    lower = (p_new < p_old) & ~_select.within(p_new, p_old, rtol)
+    return torch.where(g_new <= 0, fail_old | smaller, fail_old & lower)
 
 
 @dataclass
@@ -431,6 +442,7 @@ class _Run:
     score0: torch.Tensor | None = None  # (M,) score at the unperturbed input, when it was evaluated
     x: torch.Tensor | None = None  # (M, D) the evaluated point of each best perturbation
     bound: BoundGoal | None = None  # the goal, bound during the first pass when it was not bound before
+    p: torch.Tensor | None = None  # (M,) the goal's progress at the best perturbation
 
 
 def _join_bound(parts: list[BoundGoal]) -> BoundGoal:
@@ -447,14 +459,19 @@ def _own_gradient(adapter) -> bool:
     return type(adapter).gradient is not Adapter.gradient
 
 
-def _probe(adapter, space, bound, x, rows, *, grad: bool, bind=None):
-    """Scores, goal values ``g`` (M,) and, with ``grad``, ``dg/dx`` (M, D) of the flat candidates ``x`` (M, D).
+def _probe(adapter, space, bound, x, rows, *, grad: bool, bind=None, skipped=None):
+    """Scores, goal values ``g``, progress ``p`` (M,) and, with ``grad``, ``dg/dx`` (M, D) of the flat candidates ``x`` (M, D).
 
     One pass through :meth:`~probekit.adapters.Adapter.forward` per batch of the
     adapter (halved on out-of-memory), with no stacking of values and gradients.
+    ``p`` is the goal's progress (:meth:`~probekit.goals.BoundGoal.progress`),
+    ``g`` up to a constant per input, and the gradient is its gradient. Where
+    the score, ``g`` or ``p`` is not finite, ``g`` and ``p`` are +inf (the
+    candidate never succeeds and is never kept), and ``skipped``
+    (a :class:`~probekit.search._select.Skipped`) counts it.
     With ``bind`` (an unbound goal), ``x`` are the unedited inputs themselves and
     the goal is bound to their outputs in the same pass; the bound goal is
-    returned as a fourth value.
+    returned as a fifth value.
     """
     m = x.shape[0]
     parts = []
@@ -466,38 +483,45 @@ def _probe(adapter, space, bound, x, rows, *, grad: bool, bind=None):
     def run(start: int, stop: int) -> torch.Tensor:
         xb = space.unflat(x[start:stop])
         if grad and _own_gradient(adapter):
-            scores = []
+            scores, goal_values = [], []
 
-            def goal_value(y, r):
+            def goal_progress(y, r):
                 scores.append(adapter.output(y).detach().float())
-                return bound(y, r)
+                goal_values.append(bound(y, r).detach().float())
+                return bound.progress(y, r)
 
-            g, dg = adapter.gradient(xb, goal_value, rows=rows[start:stop])
-            parts.append((torch.cat(scores), g.detach().float(), dg.reshape(stop - start, -1).contiguous()))
-            return g
+            p, dg = adapter.gradient(xb, goal_progress, rows=rows[start:stop])
+            parts.append((torch.cat(scores), torch.cat(goal_values), p.detach().float(),
+                          dg.reshape(stop - start, -1).contiguous()))
+            return p
         if grad:
             xb = xb.detach().requires_grad_(True)
         y = adapter.forward(xb)
         if bind is not None:
             bound_parts[start] = bind.bind(adapter.output, y)
-            g = bound_parts[start](y)
+            g, p = bound_parts[start](y), bound_parts[start].progress(y)
         else:
-            g = bound(y, rows[start:stop])
+            g, p = bound(y, rows[start:stop]), bound.progress(y, rows[start:stop])
         # contiguous: a gradient may come back as an expanded view (of a sum, say), and PGD steps write into it
-        dg = torch.autograd.grad(g.sum(), xb)[0].reshape(stop - start, -1).contiguous() if grad else None
-        parts.append((adapter.output(y).detach().float(), g.detach().float(), dg))
-        return g
+        dg = torch.autograd.grad(p.sum(), xb)[0].reshape(stop - start, -1).contiguous() if grad else None
+        parts.append((adapter.output(y).detach().float(), g.detach().float(), p.detach().float(), dg))
+        return p
 
     with adapter.session(), (torch.enable_grad() if grad else torch.no_grad()):
         map_batches(run, m, getattr(adapter, "batch_size", m) or m, on_backoff=getattr(adapter, "_on_backoff", None))
     if not parts:
         empty = torch.zeros(0, device=x.device, dtype=torch.float32)
-        out = empty, empty, torch.zeros_like(x) if grad else None
+        scores, g, p, dg = empty, empty, empty, torch.zeros_like(x) if grad else None
     elif len(parts) == 1:
-        out = parts[0]
+        scores, g, p, dg = parts[0]
     else:
-        scores, g, dg = zip(*parts)
-        out = torch.cat(scores), torch.cat(g), torch.cat(dg) if grad else None
+        scores, g, p, dg = zip(*parts)
+        scores, g, p, dg = torch.cat(scores), torch.cat(g), torch.cat(p), torch.cat(dg) if grad else None
+    bad = _select.nonfinite(scores, g, p)
+    if skipped is not None:
+        skipped.add(bad)
+    g, p = g.masked_fill(bad, math.inf), p.masked_fill(bad, math.inf)
+    out = scores, g, p, dg
     if bind is None:
         return out
     if not bound_parts:
@@ -511,7 +535,7 @@ def _cheap_sync(device) -> bool:
 
 
 def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, restarts, random_start, early_stop,
-              l1_fraction, generator, progress=False) -> _Run:
+              l1_fraction, generator, progress=False, skipped=None) -> _Run:
     """PGD on the inputs ``rows`` (M,) of ``space`` with per-row ``eps`` (M,); best of restarts per row.
 
     ``bound`` is a bound goal, or an unbound :class:`~probekit.goals.Goal` when
@@ -531,7 +555,12 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     copied back into it.
     The last iterate is only evaluated (no gradient). Norms are computed only
     where two successes are compared; the kept norms are recomputed from the
-    kept perturbations at the end.
+    kept perturbations at the end. Failures are compared on the goal's progress
+    (the score with the goal's sign), not on ``g``, which a far threshold rounds
+    to one number; an iterate replaces the kept one only when it is better by
+    more than the tie tolerance, so the choice does not hang on rounding.
+    Iterates whose model outputs are not finite are never kept, and the inputs
+    whose own score is not finite never succeed.
     """
     device = adapter.device
     everyone = rows is None  # all inputs once: the space's tensors serve as they are
@@ -576,6 +605,7 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     per_copy = {"dtype": torch.float32, "device": device}  # goal values, norms and scores are float32 throughout
     st = {"pos": torch.arange(k, device=device), "rows": rr, "slot": slot, "x0": x0, "e": e, "alpha": alpha[:, None],
           "x": x, "best": x, "best_g": torch.full((k,), math.inf, **per_copy),
+          "best_p": torch.full((k,), math.inf, **per_copy),
           "best_n": torch.full((k,), math.inf, **per_copy), "best_s": torch.full((k,), math.nan, **per_copy),
           "evals": torch.zeros(k, **per_copy)}
     if lazy_box:  # a first step no longer than eps cannot leave the ball: the feature bounds are its box
@@ -590,6 +620,8 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     full = {}  # the kept best of copies that have left the running set, filled on the first compaction
     hits = torch.zeros(m, device=device, dtype=torch.float32)  # successes per row (early stop)
     score0 = None
+    defined = None if bound is None else torch.isfinite(bound.reference).to(device)
+    rtol = _select.tie_rtol(getattr(adapter, "dtype", None))
     cheap_sync = _cheap_sync(device)
     seen_success = False
     per_step = 2.0 if discrete else 1.0  # evaluations per step: the iterate, and its rounded point
@@ -597,7 +629,7 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     def write_back(which):
         """Keep the results of the running copies at indices ``which`` in ``full``."""
         pos = st["pos"].index_select(0, which)
-        for name in ("best", "best_g", "best_n", "best_s", "evals"):
+        for name in ("best", "best_g", "best_p", "best_n", "best_s", "evals"):
             if name not in full:
                 full[name] = torch.empty((k,) + st[name].shape[1:], dtype=st[name].dtype, device=device)
             full[name].index_copy_(0, pos, st[name].index_select(0, which))
@@ -611,10 +643,12 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
         x, x0a, ra = st["x"], st["x0"], st["rows"]
         live = None if not early_stop or cheap_sync else hits[st["slot"]] == 0
         if bind is not None:
-            scores, g, grad, bound = _probe(adapter, space, None, x, ra, grad=t < steps, bind=bind)
+            scores, g, p, grad, bound = _probe(adapter, space, None, x, ra, grad=t < steps, bind=bind, skipped=skipped)
             bind = None
         else:
-            scores, g, grad = _probe(adapter, space, bound, x, ra, grad=t < steps)
+            scores, g, p, grad = _probe(adapter, space, bound, x, ra, grad=t < steps, skipped=skipped)
+        if defined is None:
+            defined = torch.isfinite(bound.reference).to(device)  # inputs whose own score is finite
         if live is None:
             st["evals"] += per_step
         else:  # copies whose row has succeeded are still in the batch but no longer count
@@ -625,20 +659,22 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
         if discrete:
             rounded = _round_discrete(x - x0a, x0a, space.discrete, st["e"], norm, st["lower"], st["upper"])
             candidate = x0a + rounded
-            scores, g, _ = _probe(adapter, space, bound, candidate, ra, grad=False)
-        g = torch.nan_to_num(g, nan=math.inf)
+            scores, g, p, _ = _probe(adapter, space, bound, candidate, ra, grad=False, skipped=skipped)
+        undefined = ~defined[ra]
+        g, p = g.masked_fill(undefined, math.inf), p.masked_fill(undefined, math.inf)
         ok = g <= 0
         need_norm = not early_stop and (not cheap_sync or seen_success or bool(ok.any()))
         seen_success = seen_success or need_norm
         n_new = vector_norm(candidate - x0a, norm).float() if need_norm else st["best_n"]
         if t == 0:  # nothing kept yet (every kept g is inf): any finite g is better, and the kept g becomes g
             better = g < math.inf
-            st["best_g"] = g
+            st["best_g"], st["best_p"] = g, p
         else:
-            better = _better(g, n_new, st["best_g"], st["best_n"])
+            better = _better(g, n_new, st["best_g"], st["best_n"], p, st["best_p"], rtol)
             if live is not None:
                 better = better & live
             st["best_g"] = torch.where(better, g, st["best_g"])
+            st["best_p"] = torch.where(better, p, st["best_p"])
         if need_norm:
             st["best_n"] = torch.where(better, n_new, st["best_n"])
         st["best_s"] = torch.where(better, scores, st["best_s"])
@@ -657,7 +693,8 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
                 # the step goes into the gradient's buffer, which nothing else holds, when it has the step's
                 # dtype (a gradient in another dtype than the inputs would round the iterate)
                 out = grad if grad.dtype == torch.promote_types(x.dtype, rate.dtype) else None
-                new = torch.addcmul(x, rate, grad.sign_(), value=-1.0, out=out).clamp_(lo, hi)
+                # a NaN gradient (of an iterate the model gives NaN) must not make the iterate NaN
+                new = torch.addcmul(x, rate, grad.nan_to_num_(nan=0.0).sign_(), value=-1.0, out=out).clamp_(lo, hi)
             else:
                 delta = x - x0a
                 step = _steepest(torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0), delta, st["lower"],
@@ -697,7 +734,7 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
         write_back(torch.arange(st["pos"].shape[0], device=device))
     else:
         full = st
-    best, best_g, best_s = full["best"], full["best_g"], full["best_s"]
+    best, best_g, best_p, best_s = full["best"], full["best_g"], full["best_p"], full["best_s"]
     evaluations = torch.zeros(space.x0.shape[0], device=device, dtype=torch.float32).index_add_(0, rr, full["evals"])
     # the perturbations of the kept points, exactly inside the ball and the bounds (the points were
     # computed in input space, where rounding may leave them a last bit outside); non-finite inputs never move
@@ -725,16 +762,17 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
         length = torch.minimum(length, e) if norm == "linf" else vector_norm(delta, norm)
     best_n = torch.where(best_g < math.inf, length.float(), torch.full_like(best_g, math.inf))
     if restarts == 1:
-        return _Run(delta, best_g, best_n, evaluations, best_s, score0, best, bound)
+        return _Run(delta, best_g, best_n, evaluations, best_s, score0, best, bound, best_p)
     # best of the restarts of each row
     out, out_x = delta[:m].clone(), best[:m].clone()
-    out_g, out_n, out_s = best_g[:m].clone(), best_n[:m].clone(), best_s[:m].clone()
+    out_g, out_p, out_n, out_s = best_g[:m].clone(), best_p[:m].clone(), best_n[:m].clone(), best_s[:m].clone()
     for r in range(1, restarts):
         part = slice(r * m, (r + 1) * m)
-        better = _better(best_g[part], best_n[part], out_g, out_n)
+        better = _better(best_g[part], best_n[part], out_g, out_n, best_p[part], out_p, rtol)
         out[better], out_x[better] = delta[part][better], best[part][better]
         out_g[better], out_n[better], out_s[better] = best_g[part][better], best_n[part][better], best_s[part][better]
-    return _Run(out, out_g, out_n, evaluations, out_s, score0, out_x, bound)
+        out_p[better] = best_p[part][better]
+    return _Run(out, out_g, out_n, evaluations, out_s, score0, out_x, bound, out_p)
 
 
 def _result(adapter, space, bound, X, delta, *, norm, ids, params, start, evaluations, run=None) -> PerturbationResult:
@@ -756,9 +794,11 @@ def _result(adapter, space, bound, X, delta, *, norm, ids, params, start, evalua
         names = list(adapter.names(X.shape[1]))
     params = {**params, "norm": norm, "device": str(adapter.device), "seconds": time.perf_counter() - start,
               "evaluations": evaluations.cpu()}
+    # a non-finite output never counts as reaching the goal, nor does any point of an input whose own score is not finite
+    success = ~_select.nonfinite(after, g) & (g <= 0) & torch.isfinite(bound.reference).to(g.device)
     return PerturbationResult(
         x_adv=space.unflat(x_adv), delta=space.unflat(delta), norm=run.norm if reuse else vector_norm(delta, norm),
-        score_before=before, score_after=after, success=g <= 0, ids=list(ids or []), feature_names=names,
+        score_before=before, score_after=after, success=success, ids=list(ids or []), feature_names=names,
         params=params,
     )
 
@@ -872,10 +912,13 @@ def _pgd_in_session(adapter, X, start, *, goal, eps, norm, steps, step_size, res
     eps_rows = _eps_rows(eps, n, adapter.device)
     # random starts only: a run from the inputs draws nothing
     generator = torch.Generator().manual_seed(seed) if restarts > 1 or random_start else None
+    skipped = _select.Skipped()
     run = _pgd_core(adapter, space, bound, None, eps_rows, norm=norm, steps=steps, step_size=step_size,
                     restarts=restarts, random_start=random_start, early_stop=early_stop, l1_fraction=l1_fraction,
-                    generator=generator, progress=progress)
+                    generator=generator, progress=progress, skipped=skipped)
     bound = run.bound or bound
+    skipped.warn(stacklevel=4)
+    _select.warn_inputs(~torch.isfinite(bound.reference), "they are reported as not reaching the goal", stacklevel=4)
     params = {"method": method, "goal": str(bound.goal), "eps": eps_rows.cpu(), "steps": steps, "step_size": step_size,
               "restarts": restarts, "random_start": random_start, "seed": seed, "early_stop": early_stop,
               "relax_discrete": relax_discrete}
@@ -998,27 +1041,34 @@ def min_perturbation(
     options = dict(norm=norm, steps=steps, step_size=None, restarts=restarts, random_start=False, early_stop=True,
                    l1_fraction=l1_fraction, generator=generator)
     g0, radius = _first_order_radius(adapter, space, bound, norm)
+    defined = torch.isfinite(bound.reference).to(device) & torch.isfinite(g0)
+    g0 = torch.where(defined, g0, math.inf)
     evaluations = torch.full((n,), 1.0, device=device, dtype=torch.float32)
     best = torch.zeros_like(space.x0)
     best_g, best_n = g0.float().clone(), torch.zeros(n, device=device, dtype=torch.float32)
+    best_p = torch.full((n,), math.inf, device=device, dtype=torch.float32)  # any run beats the input: it starts there
     success = best_g <= 0
     lo = torch.zeros(n, device=device, dtype=torch.float32)
     hi = torch.zeros(n, device=device, dtype=torch.float32)
+    skipped = _select.Skipped()
+    rtol = _select.tie_rtol(getattr(adapter, "dtype", None))
 
     def attempt(rows, eps):
         nonlocal evaluations
         with adapter.session():
-            run = _pgd_core(adapter, space, bound, rows, eps, **options)
+            run = _pgd_core(adapter, space, bound, rows, eps, **options, skipped=skipped)
         evaluations = evaluations + run.evaluations
-        better = _better(run.g, run.norm, best_g[rows], torch.where(success[rows], best_n[rows], math.inf))
+        better = _better(run.g, run.norm, best_g[rows], torch.where(success[rows], best_n[rows], math.inf),
+                         run.p, best_p[rows], rtol)
         sel = rows[better]
         best[sel], best_g[sel], best_n[sel] = run.delta[better], run.g[better], run.norm[better]
+        best_p[sel] = run.p[better]
         ok = run.g <= 0
         success[rows[ok]] = True
         return ok, run.norm
 
     # upper end of the bracket
-    pending = torch.nonzero(~success)[:, 0]
+    pending = torch.nonzero(~success & defined)[:, 0]
     if eps_max is not None:
         hi[:] = _eps_rows(eps_max, n, device)
         if pending.numel():
@@ -1052,6 +1102,8 @@ def min_perturbation(
         hi[rows[ok]] = torch.minimum(mid[ok], found[ok])
         lo[rows[~ok]] = mid[~ok]
     best = _shrink(adapter, space, bound, best, success & (g0 > 0), norm, search_steps * 2, evaluations)
+    skipped.warn(stacklevel=2)
+    _select.warn_inputs(~torch.isfinite(bound.reference), "they are reported as not reaching the goal", stacklevel=2)
     params = {"method": "min_perturbation", "goal": str(bound.goal), "eps_max": None if eps_max is None else eps_max,
               "eps_lower": lo.cpu(), "steps": steps, "search_steps": search_steps, "restarts": restarts, "seed": seed,
               "relax_discrete": relax_discrete}
@@ -1071,9 +1123,9 @@ def _shrink(adapter, space, bound, delta, rows_ok, norm, iters, evaluations):
     b = torch.ones(rows.numel(), device=d.device, dtype=torch.float32)  # succeeds
     for _ in range(iters):
         t = 0.5 * (a + b)
-        _, g = adapter.evaluate(space.unflat(space.x0[rows] + fixed + t[:, None] * moving), bound, rows=rows)
+        score, g = adapter.evaluate(space.unflat(space.x0[rows] + fixed + t[:, None] * moving), bound, rows=rows)
         evaluations.index_add_(0, rows, torch.ones_like(t))
-        ok = g <= 0
+        ok = ~_select.nonfinite(score, g) & (g <= 0)
         b, a = torch.where(ok, t, b), torch.where(ok, a, t)
     out = delta.clone()
     out[rows] = fixed + b[:, None] * moving
@@ -1171,7 +1223,8 @@ def random_perturbation(adapter, X, *, norm: str = "linf", eps, n_draws: int = 1
     Returns
     -------
     BaselineResult
-        ``deltas`` (N, n_draws): score after minus score before.
+        ``deltas`` (N, n_draws): score after minus score before; NaN where a
+        draw's score (or the input's own) is not finite.
 
     Examples
     --------
@@ -1190,7 +1243,8 @@ def random_perturbation(adapter, X, *, norm: str = "linf", eps, n_draws: int = 1
     bound = adapter.bind(_goals.below(0.0), X)  # only the scores are used
     before, _ = adapter.evaluate(X, bound)
     after, _, norms = _random_goal_values(adapter, space, bound, eps_rows, norm, n_draws, input_seeds(X, seed))
-    deltas = after - before[:, None]
+    deltas = _skip_nonfinite(after - before[:, None], after, before, torch.ones(n, dtype=torch.bool, device=X.device),
+                             stacklevel=2)
     params = {"eps": eps_rows.cpu(), "n_draws": n_draws, "seed": seed, "device": str(adapter.device),
               "seconds": time.perf_counter() - start, "norms": norms.cpu()}
     if isinstance(eps, (int, float)):

@@ -27,6 +27,7 @@ torch.Size([1, 8, 4])
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -39,10 +40,12 @@ import torch
 from .. import goals as goals_module
 from .._warnings import warn
 from ..results import ISMResult, SubstitutionResult
+from . import _select
 
 METHODS = ("auto", "exhaustive", "greedy", "beam", "gradient")
 _INDEX_BUDGET = 2**24  # candidate indices held at once by the single-edit scan
 _EXHAUSTIVE_WARN = 1e8  # edit sets per input above which exhaustive search warns
+_SELECT_CHUNK = 2**15  # edit sets of a level settled at once by exhaustive search
 
 
 # ------------------------------------------------------------------ helpers
@@ -366,68 +369,113 @@ def _bit_space(adapter, X, features) -> tuple[_Space, list[str]]:
 
 # ------------------------------------------------------------------- state
 class _State:
-    """Best edit set per input so far; a success is kept unless pruning shrinks it."""
+    """Best edit set per input so far; a success is kept unless pruning shrinks it.
 
-    def __init__(self, n: int, max_edits: int, device):
+    Candidates are compared by the tie rule of :mod:`probekit.search._select`
+    with tolerance ``rtol``: on their progress ``p`` (``g`` up to a constant per
+    input, see :meth:`probekit.goals.BoundGoal.progress`), then on their edits.
+    """
+
+    def __init__(self, n: int, max_edits: int, device, rtol: float = 0.0):
         self.found = torch.zeros(n, dtype=torch.bool, device=device)
         self.sites = torch.full((n, max(max_edits, 1)), -1, dtype=torch.long, device=device)
         self.values = torch.zeros_like(self.sites)
         self.g = torch.full((n,), float("inf"), device=device)
+        self.p = torch.full((n,), float("inf"), device=device, dtype=torch.float64)
         self.evals = torch.zeros(n, dtype=torch.long, device=device)
         self.exhausted = torch.full((n,), -1, dtype=torch.long, device=device)  # levels proved without success
+        self.rtol = rtol
+        self.skipped = _select.Skipped()
 
     @property
     def n_edits(self) -> torch.Tensor:
         return (self.sites >= 0).sum(dim=1)
 
-    def offer(self, inputs, sites, values, g, usable=None) -> None:
+    def offer(self, inputs, sites, values, g, usable=None, *, p=None, keep_found: bool = True) -> None:
         """Keep candidate edit sets that succeed or beat the best so far.
 
         ``inputs`` (B,) are distinct input indices, or None for every input in
-        order; ``usable`` (B,) bool marks the candidates to consider (default all).
+        order; ``usable`` (B,) bool marks the candidates to consider (default all);
+        ``p`` (B,) their progress (default ``g``). A success is final unless
+        ``keep_found`` is false: then a better success of as many edits replaces it.
+        Candidates with a non-finite ``p`` or ``g`` are never kept.
         """
         rows = slice(None) if inputs is None else inputs
-        found, best = self.found[rows], self.g[rows]
-        hit = g <= 0
-        better = hit | (g < best)
-        if usable is not None:
-            hit, better = hit & usable, better & usable
-        take = ~found & better
+        p = g if p is None else p
+        found, best_g, best_p = self.found[rows], self.g[rows], self.p[rows]
         extra = self.sites.shape[1] - sites.shape[1]
         if extra:
             sites = torch.nn.functional.pad(sites, (0, extra), value=-1)
             values = torch.nn.functional.pad(values, (0, extra))
+        finite = torch.isfinite(p) & torch.isfinite(g)
+        hit = finite & (g <= 0)
+        keys_old = _select.edit_keys(self.sites[rows], self.values[rows])
+        better = finite & _select.prefer(p, _select.edit_keys(sites, values), best_p, keys_old, self.rtol)
+        same_size = (sites >= 0).sum(dim=1) == (self.sites[rows] >= 0).sum(dim=1)
+        take = (hit & ~found) | (hit & found & same_size & better) | (~hit & ~found & better)
+        if keep_found:
+            take = take & ~found
+        if usable is not None:
+            hit, take = hit & usable, take & usable
         self.sites[rows] = torch.where(take[:, None], sites, self.sites[rows])
         self.values[rows] = torch.where(take[:, None], values, self.values[rows])
-        self.g[rows] = torch.where(take, g, best)
+        self.g[rows] = torch.where(take, g.to(best_g.dtype), best_g)
+        self.p[rows] = torch.where(take, p.to(best_p.dtype), best_p)
         self.found[rows] = found | hit
 
     def count(self, inputs, n: int) -> None:
         self.evals.index_add_(0, inputs, torch.full_like(inputs, n))
 
 
+def _goal_values(adapter, bound, inputs=None) -> Callable:
+    """``fn(raw, rows) -> (M, 2)``: the progress and the goal value of candidates.
+
+    Both are NaN where the score, the progress or the goal value is not finite,
+    so that such candidates are never chosen. ``inputs`` maps the rows ``fn``
+    is called with to the original inputs.
+    """
+
+    def fn(y, rows):
+        r = rows if inputs is None else inputs[rows]
+        p, g = bound.progress(y, r), bound(y, r)
+        bad = _select.nonfinite(adapter.output(y), p, g)
+        return torch.stack([p, g], dim=1).masked_fill(bad[:, None], float("nan"))
+
+    return fn
+
+
 def _evaluate_sets(adapter, space: _Space, bound, source, index, inputs, sites, values, *, progress=False):
-    """Scores and goal values of rows ``source[index]`` with edit sets ``sites``/``values`` (B, k) applied."""
+    """Scores, progress and goal values (each (B,)) of rows ``source[index]`` with edit sets (B, k) applied.
+
+    Progress and goal values are NaN where the model's output is not finite
+    (see :func:`_goal_values`); without a ``bound`` only scores are computed.
+    """
     n = index.numel()
     if n == 0:
         empty = torch.zeros(0, device=adapter.device)
-        return empty, empty
+        return empty, empty, empty
 
     def build(start, stop):
         return space.edited(source, index[start:stop], sites[start:stop], values[start:stop]), inputs[start:stop]
 
-    fn = lambda y, rows: torch.stack([adapter.output(y), bound(y, rows)], dim=1)
+    if bound is None:
+        scores = _lazy_map(adapter, n, build, lambda y, rows: adapter.output(y), progress=progress, desc="edit sets")
+        return scores, scores, scores
+    values_of = _goal_values(adapter, bound)
+    fn = lambda y, rows: torch.cat([adapter.output(y)[:, None], values_of(y, rows)], dim=1)
     both = _lazy_map(adapter, n, build, fn, progress=progress, desc="edit sets")
-    return both[:, 0], both[:, 1]
+    return both[:, 0], both[:, 1], both[:, 2]
 
 
-def _best_per_input(state: _State, inputs, sites, values, g, n: int) -> None:
-    """Offer each input's lowest-g candidate among (inputs, sites, values, g)."""
+def _best_per_input(state: _State, inputs, sites, values, g, n: int, *, p=None, keep_found: bool = True) -> None:
+    """Offer each input the candidate the tie rule picks among (inputs, sites, values, g), ranked by ``p``."""
     if g.numel() == 0:
         return
-    _, first = _segment_argmin(g, inputs, n)
+    p = g if p is None else p
+    keys = _select.edit_keys(sites, values)
+    first = _select.segment_best(p, inputs, n, rtol=state.rtol, keys=keys, success=g <= 0)
     pick = first.clamp_min(0)  # group i is input i; empty groups are masked out by ``usable``
-    state.offer(None, sites[pick], values[pick], g[pick], usable=first >= 0)
+    state.offer(None, sites[pick], values[pick], g[pick], usable=first >= 0, p=p[pick], keep_found=keep_found)
 
 
 # ------------------------------------------------------------- exhaustive
@@ -450,14 +498,20 @@ def _unrank(ranks: torch.Tensor, k: int, table: torch.Tensor) -> torch.Tensor:
 
 
 def _exhaustive(adapter, space: _Space, bound, state: _State, max_level: torch.Tensor, budget, progress: bool) -> None:
-    """All edit sets of 1, 2, ... up to ``max_level`` edits, in increasing size; stops at the first success."""
+    """All edit sets of 1, 2, ... up to ``max_level`` edits, in increasing size; stops after the first level with a success.
+
+    A level is always evaluated whole (within the budget), so its answer is the
+    set the tie rule picks among all of its sets, whatever the chunks.
+    """
     n, a = space.X.shape[0], space.n_values
     allowed = space.allowed(space.X, space.mask).reshape(n, -1)
     n_pairs = allowed.sum(dim=1)
     width = int(n_pairs.max()) if n else 0
     codes = torch.argsort((~allowed).to(torch.int8), dim=1, stable=True)[:, :width]
     pair_site, pair_value = codes // a, codes % a
-    chunk = _chunk_rows(adapter)
+    # a fixed number of sets per chunk (their candidates are built in smaller pieces): the chunks, and so
+    # the order in which the best set of a level is settled, do not depend on the batch size
+    chunk = _SELECT_CHUNK
     top = int(max_level.max()) if n else 0
     for level in range(1, top + 1):
         active = ~state.found & (max_level >= level) & (state.exhausted == level - 1)
@@ -466,6 +520,7 @@ def _exhaustive(adapter, space: _Space, bound, state: _State, max_level: torch.T
         if level == 1 and budget is None:
             _exhaustive_singles(adapter, space, bound, state, active)
             continue
+        best = _State(n, level, space.X.device, state.rtol)  # the best set of this level so far
         table = _binomial_table(int(n_pairs[active].max()), level, space.X.device)
         counts = [math.comb(int(c), level) if on else 0 for c, on in zip(n_pairs.tolist(), active.tolist())]
         if max(counts) > _EXHAUSTIVE_WARN:
@@ -477,7 +532,6 @@ def _exhaustive(adapter, space: _Space, bound, state: _State, max_level: torch.T
         while True:
             if budget is not None:
                 remaining = torch.minimum(remaining, (budget - state.evals).clamp_min(0))
-            remaining = torch.where(state.found, 0, remaining)
             cum = remaining.cumsum(0)
             size = min(chunk, int(cum[-1]))
             if size == 0:
@@ -493,13 +547,15 @@ def _exhaustive(adapter, space: _Space, bound, state: _State, max_level: torch.T
             remaining = left
             distinct = (sites[:, 1:] != sites[:, :-1]).all(dim=1).nonzero().squeeze(1)
             inputs, sites, values = inputs[distinct], sites[distinct], values[distinct]
-            _, g = _evaluate_sets(adapter, space, bound, space.X, inputs, inputs, sites, values)
+            _, p, g = _evaluate_sets(adapter, space, bound, space.X, inputs, inputs, sites, values)
             state.count(inputs, 1)
-            _best_per_input(state, inputs, sites, values, g, n)
+            state.skipped.add(torch.isnan(p))
+            _best_per_input(best, inputs, sites, values, g, n, p=p, keep_found=False)
             if bar is not None:
                 bar.update(size)
         if bar is not None:
             bar.close()
+        state.offer(None, best.sites, best.values, best.g, usable=active & torch.isfinite(best.p), p=best.p)
         complete = active & ~state.found & (done == total)
         state.exhausted[complete] = level
 
@@ -510,13 +566,15 @@ def _exhaustive_singles(adapter, space: _Space, bound, state: _State, active: to
     index = active.nonzero().squeeze(1)
     rows = space.X[index]
     sites = torch.arange(space.n_sites, device=rows.device)
-    g = space.singles(adapter, rows, sites, lambda y, r: bound(y, index[r]), skip=~space.mask[index])
+    scanned = space.singles(adapter, rows, sites, _goal_values(adapter, bound, index), skip=~space.mask[index])
     valid = space.allowed(rows, space.mask[index])
     state.evals.index_add_(0, index, valid.sum(dim=(1, 2)))
+    state.skipped.add(torch.isnan(scanned[..., 0]), valid)
     flat = valid.reshape(-1).nonzero().squeeze(1)
-    p = sites.numel()
-    cm, cp, ca = flat // (p * a), (flat // a) % p, flat % a
-    _best_per_input(state, index[cm], sites[cp][:, None], ca[:, None], g.reshape(-1)[flat], space.X.shape[0])
+    n_sites = sites.numel()
+    cm, cp, ca = flat // (n_sites * a), (flat // a) % n_sites, flat % a
+    p, g = scanned.reshape(-1, 2)[flat].unbind(1)
+    _best_per_input(state, index[cm], sites[cp][:, None], ca[:, None], g, space.X.shape[0], p=p)
     state.exhausted[active & ~state.found] = 1
 
 
@@ -543,24 +601,24 @@ def _beam(adapter, space: _Space, bound, state: _State, who: torch.Tensor, *, wi
         scan = free.any(dim=0).nonzero().squeeze(1)
         if scan.numel() == 0:
             break
-        fn = lambda y, rows, mi=member_input: bound(y, mi[rows])
-        g = space.singles(adapter, member_x, scan, fn, skip=~free[:, scan])
+        scanned = space.singles(adapter, member_x, scan, _goal_values(adapter, bound, member_input), skip=~free[:, scan])
         valid = space.allowed(member_x, free)[:, scan]
         state.evals.index_add_(0, member_input, valid.sum(dim=(1, 2)) + 1)
-        p = scan.numel()
+        state.skipped.add(torch.isnan(scanned[..., 0]), valid)
+        n_scan = scan.numel()
         flat = valid.reshape(-1).nonzero().squeeze(1)
-        cm, cp, ca = flat // (p * a), (flat // a) % p, flat % a
-        cg = g.reshape(-1)[flat]
+        cm, cp, ca = flat // (n_scan * a), (flat // a) % n_scan, flat % a
+        cprog, cg = scanned.reshape(-1, 2)[flat].unbind(1)
         ci = member_input[cm]
         csites = torch.cat([member_sites[cm], scan[cp][:, None]], dim=1)
         cvalues = torch.cat([member_values[cm], ca[:, None]], dim=1)
-        _best_per_input(state, ci, csites, cvalues, cg, n)
-        alive = ~state.found[ci]
-        cm, cp, ca, cg, ci, csites, cvalues = (t[alive] for t in (cm, cp, ca, cg, ci, csites, cvalues))
+        _best_per_input(state, ci, csites, cvalues, cg, n, p=cprog)
+        alive = ~state.found[ci] & torch.isfinite(cprog)
+        cm, cp, ca, cprog, ci, csites, cvalues = (t[alive] for t in (cm, cp, ca, cprog, ci, csites, cvalues))
         if ci.numel() == 0:
             break
         keys = member_key[cm] ^ zobrist[scan[cp], ca]
-        pick = _top_distinct(ci, keys, cg, width)
+        pick = _top_distinct(ci, keys, cprog, width, rtol=state.rtol, lex=_select.edit_keys(csites, cvalues), n=n)
         member_input, member_key = ci[pick], keys[pick]
         member_sites, member_values = csites[pick], cvalues[pick]
         member_x = space.apply(member_x[cm[pick]].clone(), scan[cp[pick]][:, None], ca[pick][:, None])
@@ -568,20 +626,15 @@ def _beam(adapter, space: _Space, bound, state: _State, who: torch.Tensor, *, wi
         free[torch.arange(pick.numel(), device=free.device), scan[cp[pick]]] = False
 
 
-def _top_distinct(groups: torch.Tensor, keys: torch.Tensor, g: torch.Tensor, width: int) -> torch.Tensor:
-    """Indices of the ``width`` lowest-g candidates with distinct keys in each group."""
-    order = torch.argsort(g, stable=True)
-    pairs = torch.stack([groups[order], keys[order]], dim=1)
-    _, inverse = torch.unique(pairs, dim=0, return_inverse=True)
-    positions = torch.arange(order.numel(), device=g.device)
-    first = torch.full((int(inverse.max()) + 1,), order.numel(), device=g.device, dtype=torch.long)
-    first = first.scatter_reduce(0, inverse, positions, reduce="amin")
-    reps = order[first.sort().values]  # distinct sets, lowest g first
-    reps = reps[torch.argsort(groups[reps], stable=True)]
-    grouped = groups[reps]
-    starts = torch.searchsorted(grouped, grouped, right=False)
-    rank = torch.arange(reps.numel(), device=g.device) - starts
-    return reps[rank < width]
+def _top_distinct(groups: torch.Tensor, keys: torch.Tensor, g: torch.Tensor, width: int, *, rtol: float = 0.0,
+                  lex=None, n: int | None = None) -> torch.Tensor:
+    """Indices of the ``width`` best candidates with distinct keys in each group, picked by the tie rule.
+
+    ``g`` (M,) is what is minimised, ``keys`` (M,) identify equal edit sets,
+    ``lex`` (M, k) their :func:`~probekit.search._select.edit_keys` (ties go to
+    the lexicographically first set; without them to the first index).
+    """
+    return _select.top_distinct(groups, keys, g, width, rtol=rtol, lex=lex, n=n)
 
 
 # --------------------------------------------------------------- gradient
@@ -602,22 +655,20 @@ def _gradient(adapter, space: _Space, bound, state: _State, who, *, max_edits: i
         m = member_input.numel()
         if m == 0:
             break
-        fn = lambda y, rows, mi=member_input: bound(y, mi[rows])
+        fn = lambda y, rows, mi=member_input: bound.progress(y, mi[rows])
         _, grad = adapter.gradient(member_x, fn)
         estimate = space.first_order(member_x, grad)
         valid = space.allowed(member_x, free)
-        estimate = torch.where(valid, estimate, float("inf")).reshape(m, -1)
-        top = min(candidates, estimate.shape[1])
-        guess, index = estimate.topk(top, dim=1, largest=False)
-        usable = torch.isfinite(guess)
-        rows = torch.arange(m, device=guess.device)[:, None].expand_as(index)[usable]
-        index = index[usable]
+        estimate = torch.where(valid & torch.isfinite(estimate), estimate, float("inf")).reshape(m, -1)
+        rows, index = _lowest_estimates(estimate, candidates, state.rtol)
         sites, values = index // a, index % a
-        _, g = _evaluate_sets(adapter, space, bound, member_x, rows, member_input[rows], sites[:, None], values[:, None])
-        state.evals.index_add_(0, member_input, usable.sum(dim=1) + 1)
+        _, p, g = _evaluate_sets(adapter, space, bound, member_x, rows, member_input[rows], sites[:, None], values[:, None])
+        state.evals.index_add_(0, member_input, torch.bincount(rows, minlength=m) + 1)
+        state.skipped.add(torch.isnan(p))
         if rows.numel() == 0:
             break
-        _, first = _segment_argmin(g, rows, m)
+        keys = _select.edit_keys(sites[:, None], values[:, None])
+        first = _select.segment_best(p, rows, m, rtol=state.rtol, keys=keys, success=g <= 0)
         moved = first >= 0
         first = first[moved]
         member_input, member_x, free = member_input[moved], member_x[moved], free[moved]
@@ -625,7 +676,29 @@ def _gradient(adapter, space: _Space, bound, state: _State, who, *, max_edits: i
         member_values = torch.cat([member_values[moved], values[first][:, None]], dim=1)
         member_x = space.apply(member_x, sites[first][:, None], values[first][:, None])
         free[torch.arange(first.numel(), device=free.device), sites[first]] = False
-        state.offer(member_input, member_sites, member_values, g[first])
+        state.offer(member_input, member_sites, member_values, g[first], p=p[first])
+
+
+def _lowest_estimates(estimate: torch.Tensor, k: int, rtol: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows and column indices of the ``k`` lowest finite ``estimate`` (M, C) per row, near-ties to the first columns.
+
+    Values tied (within ``rtol``) with a row's ``k``-th lowest fill its last
+    places in column order, so the choice does not hang on the last bits of a
+    gradient. Returns row-major pairs.
+    """
+    m, c = estimate.shape
+    k = min(k, c)
+    if k == 0 or m == 0:
+        empty = torch.zeros(0, dtype=torch.long, device=estimate.device)
+        return empty, empty
+    kth = estimate.topk(k, dim=1, largest=False).values[:, -1:]
+    finite = torch.isfinite(estimate)
+    tie = _select.within(estimate, kth.expand_as(estimate), rtol)
+    sure = finite & (estimate < kth) & ~tie
+    room = k - sure.sum(dim=1, keepdim=True)
+    chosen = sure | (tie & (tie.cumsum(dim=1) <= room))
+    rows, index = chosen.nonzero().unbind(1)
+    return rows, index
 
 
 # ---------------------------------------------------------------- pruning
@@ -642,18 +715,21 @@ def _prune(adapter, space: _Space, bound, state: _State, who) -> None:
         slot = torch.arange(inputs.numel(), device=inputs.device) - starts.repeat_interleave(counts)
         sites, values = state.sites[inputs].clone(), state.values[inputs].clone()
         sites[torch.arange(inputs.numel(), device=inputs.device), slot] = -1
-        _, g = _evaluate_sets(adapter, space, bound, space.X, inputs, inputs, sites, values)
+        _, p, g = _evaluate_sets(adapter, space, bound, space.X, inputs, inputs, sites, values)
         state.evals.index_add_(0, inputs, torch.ones_like(inputs))
+        state.skipped.add(torch.isnan(p))
         ok = g <= 0
         if not ok.any():
             return
-        lowest, first = _segment_argmin(torch.where(ok, g, float("inf")), inputs, space.X.shape[0])
-        chosen = first[(first >= 0) & torch.isfinite(lowest)]
+        keys = _select.edit_keys(sites, values)
+        first = _select.segment_best(p, inputs, space.X.shape[0], rtol=state.rtol, keys=keys, eligible=ok)
+        chosen = first[first >= 0]
         chosen_inputs = inputs[chosen]
         order = torch.argsort((sites[chosen] < 0).to(torch.int8), dim=1, stable=True)
         state.sites[chosen_inputs] = sites[chosen].gather(1, order)
         state.values[chosen_inputs] = values[chosen].gather(1, order)
-        state.g[chosen_inputs] = g[chosen]
+        state.g[chosen_inputs] = g[chosen].to(state.g.dtype)
+        state.p[chosen_inputs] = p[chosen].to(state.p.dtype)
 
 
 # ----------------------------------------------------------------- driver
@@ -681,18 +757,23 @@ def _search(adapter, space: _Space, goal, *, max_edits, method, beam_width, max_
     goal = goals_module.parse(goal)
     X = space.X
     n = X.shape[0]
-    state = _State(n, max_edits, X.device)
+    state = _State(n, max_edits, X.device, _select.tie_rtol(getattr(adapter, "dtype", None)))
     with adapter.session():
         y0 = adapter.predict(X)
         bound = goal.bind(adapter.output, y0).to(adapter.device)
-        score_before, g0 = adapter.output(y0), bound(y0)
+        score_before, g0, p0 = adapter.output(y0), bound(y0), bound.progress(y0)
         del y0
         state.evals += 1
-        met = g0 <= 0
+        # an input whose own score is not finite has nothing to compare with: it is not searched
+        broken = _select.nonfinite(score_before, g0, p0)
+        _select.warn_inputs(broken, "they are not searched and are reported as not reaching the goal", stacklevel=3)
+        space = dataclasses.replace(space, mask=space.mask & ~broken[:, None])
+        met = (g0 <= 0) & ~broken
         state.found |= met
-        state.g = torch.where(met, g0, state.g)
-        state.exhausted[~met] = 0
-        everyone = torch.ones(n, dtype=torch.bool, device=X.device)
+        state.g = torch.where(met, g0.to(state.g.dtype), state.g)
+        state.p = torch.where(met, p0.to(state.p.dtype), state.p)
+        state.exhausted[~met & ~broken] = 0
+        everyone = ~broken
         common = {"budget": max_evaluations, "progress": progress}
         if method == "exhaustive":
             _exhaustive(adapter, space, bound, state, torch.full((n,), max_edits, device=X.device), **common)
@@ -706,14 +787,15 @@ def _search(adapter, space: _Space, goal, *, max_edits, method, beam_width, max_
             if max_combinations is None:
                 max_combinations = 2e5 if adapter.device.type == "cuda" else 2e4
             _exhaustive(adapter, space, bound, state, _affordable_level(n_pairs, max_edits, max_combinations), **common)
-            rest = ~state.found & (state.exhausted < max_edits)
+            rest = ~state.found & ~broken & (state.exhausted < max_edits)
             if rest.any():
                 _beam(adapter, space, bound, state, rest, width=beam_width, max_edits=max_edits, **common)
                 _prune(adapter, space, bound, state, rest)
         final = space.apply(X.clone(), state.sites, state.values)
         score_after, g_after = adapter.evaluate(final, bound)
         state.evals += 1
-    success = g_after <= 0
+    state.skipped.warn(stacklevel=3)
+    success = ~broken & ~_select.nonfinite(score_after, g_after) & (g_after <= 0)
     proved = success & state.found & (state.n_edits <= state.exhausted + 1)
     return state, final, score_before, score_after, success, proved
 
@@ -929,13 +1011,43 @@ def bit_flips(
     )
 
 
+_ISM_ULPS = 8  # mutant scores within this many roundings of the input's output scale count as unchanged
+
+
+def _effects(values: torch.Tensor, reference: torch.Tensor, mutated: torch.Tensor, dtype) -> torch.Tensor:
+    """ISM effects (N, P, A) of mutant scores ``values`` (N, P, A) against ``reference`` (N,).
+
+    0 where nothing was mutated (``mutated`` false) and where a mutant's score
+    equals the reference within rounding: ``|effect| <= 8 * eps * scale``, with
+    ``eps`` that of the model's dtype and ``scale`` the largest score magnitude
+    among the input and its mutants. Batched or windowed (incremental) forward
+    passes round the last bits of a score differently from the reference's own
+    pass, so a position the model ignores would otherwise show an effect of a
+    unit or two in the last place (at most 2.2 measured, on 5 and 20 kb
+    sequences); the smallest real effect there, of one position under a mean
+    over 20 kb, was 60 units. NaN where the mutant's score is not finite, and
+    everywhere for an input whose own score is not finite.
+    """
+    eps = max(torch.finfo(values.dtype).eps, torch.finfo(dtype).eps if dtype is not None and dtype.is_floating_point else 0.0)
+    finite = torch.isfinite(values)
+    scale = torch.where(finite & mutated, values.abs(), 0).amax(dim=(1, 2)).maximum(reference.abs())
+    effects = values - reference[:, None, None]
+    effects = torch.where(effects.abs() <= _ISM_ULPS * eps * scale[:, None, None], 0.0, effects)
+    effects = torch.where(finite, effects, float("nan"))
+    return torch.where(mutated, effects, 0.0)
+
+
 def saturation_mutagenesis(
     adapter, X, *, start: int | None = None, end: int | None = None, include_n: bool = False, ids=None, progress: bool = False
 ) -> ISMResult:
     """In-silico saturation mutagenesis: the score change of every single substitution.
 
     Exact: each effect is the adapter's score of one mutant minus the score of
-    the input. Mutants are built lazily per chunk on ``adapter.device``.
+    the input. Mutants are built lazily per chunk on ``adapter.device``. An
+    effect within rounding of the scores (8 units in the last place of the
+    largest score of the input and its mutants) is exactly 0, so positions the
+    model ignores read 0 however the scores were batched. A mutant whose score
+    is not finite has a NaN effect (and a ``ProbekitWarning`` counts them).
 
     Parameters
     ----------
@@ -977,10 +1089,16 @@ def saturation_mutagenesis(
     with adapter.session():
         reference = adapter.score(X_t)
         values = _single_substitution_scores(adapter, X_t, positions, lambda y, rows: adapter.output(y), skip=skip, progress=progress)
+    mutated = torch.arange(a, device=X_t.device) != ref_index[:, positions, None]  # (N, P, A) the scanned mutants
+    if skip is not None:
+        mutated &= ~skip[..., None]
     effects = torch.zeros(n, length, a, device=X_t.device)
-    effects[:, start:end] = values - reference[:, None, None]
+    effects[:, start:end] = _effects(values, reference, mutated, getattr(adapter, "dtype", None))
+    skipped = _select.Skipped()
+    skipped.add(~torch.isfinite(values), mutated)
+    skipped.warn("their effects are NaN", stacklevel=2)
+    _select.warn_inputs(~torch.isfinite(reference), "their effects are NaN", stacklevel=2)
     has_ref = ref_index >= 0
-    effects.scatter_(2, ref_index.clamp_min(0)[..., None], effects.gather(2, ref_index.clamp_min(0)[..., None]) * ~has_ref[..., None])
     scanned = (a - 1) * has_ref[:, start:end].sum(dim=1) + (0 if skip is not None else a * (~has_ref[:, start:end]).sum(dim=1))
     return ISMResult(
         reference=reference,
