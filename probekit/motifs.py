@@ -1,9 +1,11 @@
 """Motif annotation: JASPAR matrices (through pyjaspar, offline) and log-odds PWM scans.
 
-A :class:`Motif` is a position frequency matrix with a name and a JASPAR id.
-:func:`scan` scores every motif at every offset of a sequence on both strands
-in one batched convolution; :func:`annotate_regions` reports the best matches
-that overlap each critical region of a :class:`~probekit.report.SensitivityReport`.
+A :class:`Motif` is a position frequency matrix with a name, a JASPAR id and
+its JASPAR TF class and family. :func:`scan` scores every motif at every offset
+of a sequence on both strands in one batched convolution; :func:`annotate_regions`
+ranks the matrices that match each critical region of a
+:class:`~probekit.report.SensitivityReport` by p-values that do not favour long
+matrices, with a q-value over the matrices tried.
 
 Examples
 --------
@@ -26,7 +28,12 @@ from .encode.dna import one_hot
 
 _BASES = "ACGT"
 _HIT_COLUMNS = ["name", "matrix_id", "score", "rel_score", "p_value", "offset", "end", "strand", "match"]
+REGION_MATCH_COLUMNS = [
+    "id", "region", "match_rank", "name", "matrix_id", "score", "rel_score", "p_value", "offset", "end", "strand",
+    "match", "p_region", "q_value", "n_tied", "tied_with", "coverage", "tf_class", "tf_family", "query_best",
+]  # fmt: skip
 _P_STEP = 0.05  # bits per bin of the exact score distribution
+_UNIFORM = (0.25, 0.25, 0.25, 0.25)
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,11 +47,16 @@ class Motif:
         JASPAR id such as ``"MA0139.1"`` (empty for user motifs).
     counts : numpy.ndarray of shape (4, K)
         Counts (or frequencies) of A, C, G, T at each of the K motif positions.
+    tf_class, tf_family : tuple of str
+        JASPAR structural class and family of the factor (empty for user motifs),
+        e.g. ``("Basic leucine zipper factors (bZIP)",)`` and ``("Fos-related", "Jun-related")``.
     """
 
     name: str
     matrix_id: str
     counts: np.ndarray = field(repr=False)
+    tf_class: tuple = ()
+    tf_family: tuple = ()
 
     @property
     def length(self) -> int:
@@ -54,7 +66,7 @@ class Motif:
     def consensus(self) -> str:
         return "".join(_BASES[i] for i in self.counts.argmax(axis=0))
 
-    def log_odds(self, *, pseudocount: float = 0.8, background=(0.25, 0.25, 0.25, 0.25)) -> np.ndarray:
+    def log_odds(self, *, pseudocount: float = 0.8, background=_UNIFORM) -> np.ndarray:
         """Log2-odds matrix (4, K) against ``background``, with ``pseudocount`` spread by background."""
         bg = np.asarray(background, dtype=np.float64)[:, None]
         counts = np.asarray(self.counts, dtype=np.float64)
@@ -71,7 +83,21 @@ class Motif:
     def from_biopython(cls, motif) -> "Motif":
         """Convert a ``Bio.motifs`` motif (as pyjaspar returns) to a :class:`Motif`."""
         counts = np.array([list(motif.counts[b]) for b in _BASES], dtype=np.float64)
-        return cls(str(motif.name), str(getattr(motif, "matrix_id", "") or ""), counts)
+        return cls(
+            str(motif.name),
+            str(getattr(motif, "matrix_id", "") or ""),
+            counts,
+            _as_tuple(getattr(motif, "tf_class", None)),
+            _as_tuple(getattr(motif, "tf_family", None)),
+        )
+
+
+def _as_tuple(value) -> tuple:
+    if not value:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)
 
 
 def _jaspar_db(release):
@@ -115,12 +141,12 @@ def jaspar_motifs(
 
     Returns
     -------
-    list of Motif
+    list of Motif, with JASPAR's TF class and family of each.
 
     Examples
     --------
-    >>> [m.name for m in jaspar_motifs(matrix_ids=["MA0139.1"])]
-    ['CTCF']
+    >>> [(m.name, m.tf_class) for m in jaspar_motifs(matrix_ids=["MA0139.1"])]
+    [('CTCF', ('C2H2 zinc finger factors',))]
     """
     ids = tuple(matrix_ids) if matrix_ids else None
     return list(_fetch(collection, tax_group, ids, release))
@@ -140,99 +166,201 @@ def _as_motifs(motifs) -> list[Motif]:
     return out
 
 
-def _grid(counts: np.ndarray, pseudocount: float) -> np.ndarray:
-    """Log-odds rounded to whole steps of _P_STEP bits (int64, shape (4, K))."""
-    return np.round(Motif("", "", counts).log_odds(pseudocount=pseudocount) / _P_STEP).astype(np.int64)
+def base_composition(sequence: str, *, pseudocount: float = 1.0) -> tuple:
+    """Strand-symmetric frequencies of A, C, G, T in ``sequence`` (``N`` ignored), with ``pseudocount`` per base.
 
+    Both strands are scanned, so A and T (and C and G) get their mean frequency:
+    a site read on the reverse strand is then as likely as on the forward one.
 
-@functools.lru_cache(maxsize=4096)
-def _score_tail(key: bytes, shape: tuple, pseudocount: float) -> tuple[int, np.ndarray]:
-    """Exact tail P(grid score >= s) of a motif under a uniform background.
-
-    Scores are taken on the grid of :func:`_grid` (as FIMO does), and the
-    distribution of their sum over independent columns is built by convolving one
-    column at a time. Returns the lowest grid score and the tail from it upwards.
+    Examples
+    --------
+    >>> base_composition("AAAC", pseudocount=0)
+    (0.375, 0.125, 0.125, 0.375)
     """
-    grid = _grid(np.frombuffer(key, dtype=np.float64).reshape(shape), pseudocount)
+    seq = sequence.upper()
+    counts = np.array([seq.count(b) for b in _BASES], dtype=np.float64) + pseudocount
+    return _symmetric(counts)
+
+
+def _symmetric(frequencies) -> tuple:
+    f = np.asarray(frequencies, dtype=np.float64)
+    f = (f + f[::-1]) / 2  # ACGT reversed is its complement
+    # Rounded so that sequences of nearly one composition share one cached score distribution.
+    return tuple(float(x) for x in np.round(f / f.sum(), 3))
+
+
+def _resolve_background(background, sequence: str) -> tuple:
+    if isinstance(background, str):
+        if background == "uniform":
+            return _UNIFORM
+        if background == "sequence":
+            return base_composition(sequence)
+        raise ValueError(f"background must be 'uniform', 'sequence' or four base frequencies, got {background!r}")
+    bg = np.asarray(background, dtype=np.float64)
+    if bg.shape != (4,) or not (bg > 0).all():
+        raise ValueError(f"background needs four positive frequencies of A, C, G, T, got {background!r}")
+    return _symmetric(bg)
+
+
+def _grid(counts: np.ndarray, pseudocount: float, background=_UNIFORM) -> np.ndarray:
+    """Log-odds rounded to whole steps of _P_STEP bits (int64, shape (4, K))."""
+    lo = Motif("", "", counts).log_odds(pseudocount=pseudocount, background=background)
+    return np.round(lo / _P_STEP).astype(np.int64)
+
+
+@functools.lru_cache(maxsize=8192)
+def _score_tail(key: bytes, shape: tuple, background=_UNIFORM) -> tuple[int, np.ndarray]:
+    """Exact tail P(grid score >= s) of a grid matrix (int64 bytes, ``shape`` (4, K)) for a background site.
+
+    Scores are taken on the grid of :func:`_grid` (as FIMO and TFM-Pvalue do), and
+    the distribution of their sum over independent columns is built by convolving
+    one column at a time (Biopython's ScoreDistribution bins the whole score range
+    into a fixed number of points and gives thresholds, not p-values). Returns the
+    lowest grid score and the tail from it upwards, with a final 0 for scores above
+    the best.
+    """
+    grid = np.frombuffer(key, dtype=np.int64).reshape(shape)
     dist = np.ones(1)
     low = 0
     for column in grid.T:
         cmin = int(column.min())
         new = np.zeros(len(dist) + int(column.max()) - cmin)
-        for value in column:
+        for value, weight in zip(column, background):
             shift = int(value) - cmin
-            new[shift : shift + len(dist)] += 0.25 * dist
+            new[shift : shift + len(dist)] += weight * dist
         dist, low = new, low + cmin
-    return low, np.minimum(np.cumsum(dist[::-1])[::-1], 1.0)
+    return low, np.append(np.minimum(np.cumsum(dist[::-1])[::-1], 1.0), 0.0)
+
+
+class _Tails:
+    """P-values from the score tails of column ranges of many motifs (the tails are cached by :func:`_score_tail`)."""
+
+    def __init__(self, grids: list[np.ndarray], background):
+        self.grids = grids
+        self.background = background
+        self.stride = max(g.shape[1] for g in grids) + 1
+
+    def p_values(self, motif: np.ndarray, a: np.ndarray, b: np.ndarray, grid_scores: np.ndarray) -> np.ndarray:
+        """P(a background site scores at least ``grid_scores`` on columns a..b-1 of ``motif``), elementwise."""
+        codes = ((np.asarray(motif) * self.stride + a) * self.stride + b).reshape(-1)
+        scores = np.round(np.asarray(grid_scores)).astype(np.int64).reshape(-1)
+        p = np.empty(len(codes))
+        order = np.argsort(codes, kind="stable")
+        unique, first = np.unique(codes[order], return_index=True)
+        for code, lo, hi in zip(unique.tolist(), first, [*first[1:], len(codes)]):
+            m, rest = divmod(code, self.stride * self.stride)
+            ca, cb = divmod(rest, self.stride)
+            grid = np.ascontiguousarray(self.grids[m][:, ca:cb])
+            low, tail = _score_tail(grid.tobytes(), grid.shape, self.background)
+            at = order[lo:hi]
+            p[at] = tail[np.clip(scores[at] - low, 0, len(tail) - 1)]
+        return p.reshape(np.shape(grid_scores))
 
 
 class _Scanner:
     """Stacked log-odds of many motifs, built once and reused for every sequence."""
 
-    def __init__(self, motifs: list[Motif], pseudocount: float):
+    def __init__(self, motifs: list[Motif], pseudocount: float, background=_UNIFORM):
         self.motifs = motifs
-        kmax = max(m.length for m in motifs)
+        self.background = background
+        lengths = [m.length for m in motifs]
+        kmax = max(lengths)
         W = torch.zeros(len(motifs), 4, kmax, dtype=torch.float64)
-        W_rc = torch.zeros_like(W)
-        G, G_rc = torch.zeros_like(W), torch.zeros_like(W)  # grid scores, for exact p-values
+        G = torch.zeros_like(W)  # grid scores, for exact p-values
         for i, m in enumerate(motifs):
-            grid = torch.from_numpy(_grid(np.asarray(m.counts, dtype=np.float64), pseudocount).astype(np.float64))
-            G[i, :, : m.length] = grid
-            G_rc[i, :, : m.length] = grid.flip(0).flip(1)
-            lo = torch.from_numpy(m.log_odds(pseudocount=pseudocount))
-            W[i, :, : m.length] = lo
-            # Reverse strand: W_rc[b, i] = W[complement(b), K-1-i]; ACGT reversed is its complement.
-            W_rc[i, :, : m.length] = lo.flip(0).flip(1)
-        self.W, self.W_rc = W, W_rc
-        self.G, self.G_rc = G, G_rc
-        self.lengths = torch.tensor([m.length for m in motifs])
-        self.best = W.max(dim=1).values.sum(dim=1)
-        self.worst = W.min(dim=1).values.sum(dim=1)
-        tails = [_score_tail(np.asarray(m.counts, dtype=np.float64).tobytes(), m.counts.shape, pseudocount) for m in motifs]
-        self.tail_low = np.array([t[0] for t in tails])
-        self.tails = np.zeros((len(motifs), max(len(t[1]) for t in tails) + 1))
-        for i, (_, tail) in enumerate(tails):
-            self.tails[i, : len(tail)] = tail
+            counts = np.asarray(m.counts, dtype=np.float64)
+            G[i, :, : m.length] = torch.from_numpy(_grid(counts, pseudocount, background).astype(np.float64))
+            W[i, :, : m.length] = torch.from_numpy(m.log_odds(pseudocount=pseudocount, background=background))
+        # Reverse strand: W_rc[b, i] = W[complement(b), K-1-i]; ACGT reversed is its complement.
+        self.W, self.W_rc = W, _reverse_complement_padded(W, lengths)
+        self.G, self.G_rc = G, _reverse_complement_padded(G, lengths)
+        self.lengths = torch.tensor(lengths)
+        # Row 4 reads as zero: an N base, or a column past the motif's end.
+        self.stacks = {
+            strand: (torch.nn.functional.pad(w, (0, 0, 0, 1)).numpy(), torch.nn.functional.pad(g, (0, 0, 0, 1)).numpy())
+            for strand, w, g in (("+", self.W, self.G), ("-", self.W_rc, self.G_rc))
+        }
+        self.tails = _Tails([G[i, :, :k].numpy().astype(np.int64) for i, k in enumerate(lengths)], background)
 
-    def p_values(self, motif_index: np.ndarray, grid_scores: np.ndarray) -> np.ndarray:
-        """P(a random uniform-background site has a grid score at least ``grid_scores``), per hit."""
-        j = np.round(grid_scores).astype(np.int64) - self.tail_low[motif_index]
-        j = np.clip(j, 0, self.tails.shape[1] - 1)
-        return self.tails[motif_index, j]
+    def placements(self, seq: str) -> list[tuple]:
+        """Scores of every whole-motif placement on both strands (a convolution, light on memory).
 
-    @staticmethod
-    def _grid_scores(X: torch.Tensor, G: torch.Tensor, mi: torch.Tensor, oi: torch.Tensor) -> np.ndarray:
-        """Grid scores of the kept hits only (a gather of windows, not a full scan)."""
-        k = G.shape[2]
-        windows = X[0].unfold(1, k, 1)  # (4, L', k)
-        return (windows[:, oi].permute(1, 0, 2) * G[mi]).sum(dim=(1, 2)).numpy()
+        Returns one tuple per strand: ``(strand, score, rel_score, p_value)``, each of shape
+        (M, L): M motifs, L offsets of ``seq``; a motif running past the end reads ``N`` there.
+        """
+        L = len(seq)
+        kmax = self.W.shape[2]
+        X = torch.nn.functional.pad(one_hot([seq]).to(torch.float64), (0, kmax - 1))  # short motifs reach the end
+        K = self.lengths.numpy()
+        motif = np.broadcast_to(np.arange(len(self.motifs))[:, None], (len(K), L))
+        a, b = np.zeros_like(motif), np.broadcast_to(K[:, None], motif.shape)
+        best = self.W.max(dim=1).values.sum(dim=1).numpy()[:, None]
+        worst = self.W.min(dim=1).values.sum(dim=1).numpy()[:, None]
+        out = []
+        for strand, W, G in (("+", self.W, self.G), ("-", self.W_rc, self.G_rc)):
+            score = torch.nn.functional.conv1d(X, W)[0, :, :L].numpy()
+            grid = torch.nn.functional.conv1d(X, G)[0, :, :L].numpy()
+            rel = (score - worst) / np.maximum(best - worst, 1e-12)
+            out.append((strand, score, rel, self.tails.p_values(motif, a, b, grid)))
+        return out
+
+    def region_placements(
+        self, seq: str, start: int, end: int, motif: np.ndarray, offset: np.ndarray, *, min_rel_score: float
+    ) -> dict:
+        """Scores of the given placements (motif index, offset: arrays of shape (T,)) on both strands.
+
+        Each placement counts only its columns over ``seq[start:end]``: a motif column
+        outside the region says nothing about the region, so it adds neither score nor
+        evidence, and the p-value is that of the columns inside, from the distribution of
+        those columns alone. Returns strand -> (score, rel_score, p_value), each (T,), with
+        p = inf where ``rel_score`` is below ``min_rel_score`` (no match; nor any p-value to compute).
+        """
+        kmax = self.W.shape[2]
+        K = self.lengths.numpy()[motif]
+        base = np.full(len(seq) + kmax, 4)
+        base[: len(seq)] = np.array([_BASES.find(c) for c in seq.upper()], dtype=np.int64) % 5  # N: -1 -> 4
+        column = np.arange(kmax)[None, :]
+        position = offset[:, None] + column  # (T, kmax)
+        counted = (column < K[:, None]) & (position >= start) & (position < end)
+        a = counted.argmax(axis=1)
+        b = kmax - counted[:, ::-1].argmax(axis=1)
+        out = {}
+        for strand, (W, G) in self.stacks.items():
+            score = np.where(counted, W[motif[:, None], base[position], column], 0.0).sum(axis=1)
+            grid = np.where(counted, G[motif[:, None], base[position], column], 0.0).sum(axis=1)
+            best = np.where(counted, W[motif, :4].max(axis=1), 0.0).sum(axis=1)
+            worst = np.where(counted, W[motif, :4].min(axis=1), 0.0).sum(axis=1)
+            rel = (score - worst) / np.maximum(best - worst, 1e-12)
+            # The reverse strand reads the motif's columns backwards: placement columns a..b-1 are K-b..K-a-1.
+            ca, cb = (a, b) if strand == "+" else (K - b, K - a)
+            p = np.full(len(score), np.inf)
+            ok = rel >= min_rel_score - 1e-9
+            p[ok] = self.tails.p_values(motif[ok], ca[ok], cb[ok], grid[ok])
+            out[strand] = (score, rel, p)
+        return out
 
     def __call__(self, sequence: str, *, min_rel_score: float, top: int | None) -> pd.DataFrame:
         seq = sequence.upper()
         L = len(seq)
         if L == 0:
             return pd.DataFrame(columns=_HIT_COLUMNS)
-        kmax = self.W.shape[2]
-        X = torch.nn.functional.pad(one_hot([seq]).to(torch.float64), (0, kmax - 1))  # short motifs reach the end
-        valid = torch.arange(L)[None, :] + self.lengths[:, None] <= L
-        span = (self.best - self.worst).clamp_min(1e-12)[:, None]
+        lengths = self.lengths.numpy()
+        valid = np.arange(L)[None, :] + lengths[:, None] <= L
         frames = []
-        for strand, W, G in (("+", self.W, self.G), ("-", self.W_rc, self.G_rc)):
-            scores = torch.nn.functional.conv1d(X, W)[0, :, :L]  # (M, L)
-            rel = (scores - self.worst[:, None]) / span
-            mi, oi = torch.nonzero(valid & (rel >= min_rel_score - 1e-9), as_tuple=True)
+        for strand, scores, rel, p in self.placements(seq):
+            mi, oi = np.nonzero(valid & (rel >= min_rel_score - 1e-9))
             if len(mi) == 0:
                 continue
             frames.append(
                 pd.DataFrame(
                     {
-                        "name": [self.motifs[i].name for i in mi.tolist()],
-                        "matrix_id": [self.motifs[i].matrix_id for i in mi.tolist()],
-                        "score": scores[mi, oi].numpy(),
-                        "rel_score": rel[mi, oi].clamp(0, 1).numpy(),
-                        "p_value": self.p_values(mi.numpy(), self._grid_scores(X, G, mi, oi)),
-                        "offset": oi.numpy(),
-                        "end": (oi + self.lengths[mi]).numpy(),
+                        "name": [self.motifs[i].name for i in mi],
+                        "matrix_id": [self.motifs[i].matrix_id for i in mi],
+                        "score": scores[mi, oi],
+                        "rel_score": np.clip(rel[mi, oi], 0, 1),
+                        "p_value": p[mi, oi],
+                        "offset": oi,
+                        "end": oi + lengths[mi],
                         "strand": strand,
                     }
                 )
@@ -247,6 +375,14 @@ class _Scanner:
         return hits.reset_index(drop=True)[_HIT_COLUMNS]
 
 
+def _reverse_complement_padded(W: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+    """Reverse complement of each motif's first K columns of a zero-padded stack (M, 4, Kmax)."""
+    out = torch.zeros_like(W)
+    for i, k in enumerate(lengths):
+        out[i, :, :k] = W[i, :, :k].flip(0).flip(1)
+    return out
+
+
 def scan(
     sequence: str,
     motifs,
@@ -254,13 +390,14 @@ def scan(
     min_rel_score: float = 0.8,
     top: int | None = None,
     pseudocount: float = 0.8,
+    background="uniform",
 ) -> pd.DataFrame:
     """Log-odds PWM scan of ``sequence`` with every motif, on both strands.
 
-    The score of a motif at an offset is the sum of its log2-odds against a
-    uniform background; ``rel_score`` rescales it to [0, 1] between the motif's
-    worst and best possible scores; ``p_value`` is the probability that a random
-    site (uniform background) scores at least as high, from the motif's exact score
+    The score of a motif at an offset is the sum of its log2-odds against the
+    background; ``rel_score`` rescales it to [0, 1] between the motif's worst and
+    best possible scores; ``p_value`` is the probability that one random site
+    drawn from the background scores at least as high, from the motif's exact score
     distribution (on a grid of 0.05 bits, as FIMO computes it). Hits are ranked by
     ``p_value``, which compares motifs of different lengths fairly: a perfect
     6-mer (p = 4^-6) ranks below a good 15-mer. A hit on the ``"-"`` strand at
@@ -276,6 +413,9 @@ def scan(
     top : int, optional
         Keep only the ``top`` best hits (by p_value, then score).
     pseudocount : float
+    background : "uniform", "sequence" or four frequencies of A, C, G, T
+        Base frequencies of random sequence, for log-odds and p-values;
+        ``"sequence"`` takes them from ``sequence`` itself.
 
     Returns
     -------
@@ -287,13 +427,213 @@ def scan(
     >>> scan("AAAATGACTCAAAA", ["TGACTCA"], top=1)[["offset", "strand", "rel_score"]].values.tolist()
     [[4, '+', 1.0]]
     """
-    return _Scanner(_as_motifs(motifs), pseudocount)(sequence, min_rel_score=min_rel_score, top=top)
+    bg = _resolve_background(background, sequence)
+    return _Scanner(_as_motifs(motifs), pseudocount, bg)(sequence, min_rel_score=min_rel_score, top=top)
+
+
+def _query_items(query) -> set | None:
+    if query is None:
+        return None
+    items = [query] if isinstance(query, str) else list(query)
+    if not items:
+        raise ValueError("query= got an empty list")
+    return {str(q).casefold() for q in items}
+
+
+def matches_query(motif: Motif, query) -> bool:
+    """Whether ``motif`` is one the user asked about.
+
+    A query item names a factor (``"CTCF"``; ``"JUN"`` also matches the dimer
+    ``"FOS::JUN"``), a matrix (``"MA0139.2"`` or every version, ``"MA0139"``), or a
+    JASPAR TF family or class (``"C4-GATA-related"``, ``"Basic leucine zipper
+    factors (bZIP)"``); case is ignored.
+
+    Parameters
+    ----------
+    motif : Motif
+    query : str or list of str
+
+    Examples
+    --------
+    >>> m = Motif("FOS::JUN", "MA0099.4", np.ones((4, 3)), ("Basic leucine zipper factors (bZIP)",), ("Fos-related",))
+    >>> [matches_query(m, q) for q in ("jun", "MA0099", "fos-related", "CTCF")]
+    [True, True, True, False]
+    """
+    items = _query_items(query)
+    names = {motif.name.casefold(), *(part.casefold() for part in motif.name.split("::"))}
+    ids = {motif.matrix_id.casefold(), motif.matrix_id.split(".")[0].casefold()} - {""}
+    groups = {g.casefold() for g in motif.tf_class + motif.tf_family}
+    return bool(items & (names | ids | groups))
+
+
+def _bh(p: np.ndarray) -> np.ndarray:
+    from scipy.stats import false_discovery_control
+
+    return false_discovery_control(p, method="bh") if len(p) else p
+
+
+def region_matches(
+    sequence: str,
+    start: int,
+    end: int,
+    *,
+    motifs,
+    min_overlap: float = 1.0,
+    min_rel_score: float = 0.8,
+    pseudocount: float = 0.8,
+    background="uniform",
+) -> pd.DataFrame:
+    """Every motif's best match over ``sequence[start:end]``, ranked by a p-value fair to all lengths.
+
+    A placement of a K-long motif is tried when it covers the region or lies
+    inside it (``min_overlap=1``; a smaller share lets it reach partly out), and
+    only its columns over the region count: a long matrix can neither win on
+    flanks the region leaves out nor lose on them. Each motif's best placement has
+    the smallest site ``p_value``, the chance that one random site scores as high
+    on those columns (exact, from their score distribution). ``p_region``
+    corrects it for the n placements tried on both strands (Sidak,
+    ``1 - (1 - p)^n``): the chance that random sequence of the region's length
+    holds a match this good somewhere. ``q_value`` is the Benjamini-Hochberg
+    q-value of ``p_region`` over all the motifs tried (motifs without a match
+    count with p = 1), so a match among a thousand JASPAR matrices is judged as
+    one of a thousand tests. Ties are broken by the log-odds score, then the
+    matrix id; ``n_tied`` and ``tied_with`` give the other motifs with the same
+    ``p_region``, which the sequence cannot tell apart from this one.
+
+    Parameters
+    ----------
+    sequence : str
+    start, end : int
+        The region, 0-based, end exclusive.
+    motifs : list of Motif, Bio.motifs motifs or consensus strings
+    min_overlap : float
+        Share of the region (or of the motif, if shorter) a placement must cover.
+    min_rel_score : float
+        Placements scoring lower on their counted columns, relative to the motif's
+        best there, are not matches.
+    pseudocount : float
+    background : "uniform", "sequence" or four frequencies of A, C, G, T
+        As in :func:`scan`.
+
+    Returns
+    -------
+    pandas.DataFrame with one row per motif that has a match, best first: match_rank, name,
+    matrix_id, score, rel_score, p_value, offset, end (the whole placement in ``sequence``),
+    strand, match, p_region, q_value, n_tied, tied_with, coverage (share of the motif over the
+    region), tf_class, tf_family (``"; "``-joined).
+
+    Examples
+    --------
+    A perfect 12-mer that only touches the region (2 of its 12 bases) is not a match of it:
+
+    >>> seq = "GGCATTACGTTG" + "TGACTCA" + "CCAGTA"
+    >>> ranked = region_matches(seq, 12, 19, motifs=["TGACTCA", "GGCATTACGTTG"])
+    >>> ranked[["name", "offset", "strand", "coverage"]].values.tolist()
+    [['TGACTCA', 12, '+', 1.0]]
+    >>> float(ranked["p_value"].iloc[0] * 4**7)  # one perfect 7-mer site in 4^7
+    1.0
+    """
+    if not 0 <= int(start) < int(end) <= len(sequence):
+        raise ValueError(f"region {start}-{end} is not inside a sequence of length {len(sequence)}")
+    scanner = _Scanner(_as_motifs(motifs), pseudocount, _resolve_background(background, sequence))
+    return _rank_region(scanner, sequence, int(start), int(end), min_overlap=min_overlap, min_rel_score=min_rel_score)
+
+
+def _rank_region(scanner: _Scanner, sequence: str, start: int, end: int, *, min_overlap, min_rel_score) -> pd.DataFrame:
+    """:func:`region_matches` with a scanner built once for many regions."""
+    motifs = scanner.motifs
+    K = scanner.lengths.numpy()
+    offsets = np.arange(max(0, start - K.max() + 1), end)
+    overlap = np.minimum(offsets[None, :] + K[:, None], end) - np.maximum(offsets[None, :], start)
+    tested = (offsets[None, :] + K[:, None] <= len(sequence)) & (
+        overlap >= min_overlap * np.minimum(K, end - start)[:, None] - 1e-9
+    )
+    n_tests = 2 * tested.sum(axis=1)
+    mi, oi = np.nonzero(tested)
+    oi = offsets[oi]
+    strands = scanner.region_placements(sequence, start, end, mi, oi, min_rel_score=min_rel_score)
+    score, rel, p = (np.concatenate([strands["+"][k], strands["-"][k]]) for k in range(3))
+    mi, oi = np.tile(mi, 2), np.tile(oi, 2)
+    strand = np.repeat(["+", "-"], len(mi) // 2)
+    # Each motif's best placement: smallest p-value, then highest score, then leftmost.
+    order = np.lexsort((oi, -score, p, mi))
+    _, first = np.unique(mi[order], return_index=True)
+    best = order[first]
+    best = best[np.isfinite(p[best])]  # motifs with a match
+    kept = mi[best]
+    p_site = np.ones(len(motifs))
+    p_site[kept] = p[best]
+    p_region = -np.expm1(n_tests * np.log1p(-np.minimum(p_site, 1 - 1e-16)))
+    q = np.full(len(motifs), np.nan)
+    q[n_tests > 0] = _bh(p_region[n_tests > 0])
+    k = K[kept]
+    o = oi[best]
+    frame = pd.DataFrame(
+        {
+            "name": [motifs[i].name for i in kept],
+            "matrix_id": [motifs[i].matrix_id for i in kept],
+            "score": score[best],
+            "rel_score": np.clip(rel[best], 0, 1),
+            "p_value": p_site[kept],
+            "offset": o,
+            "end": o + k,
+            "strand": strand[best],
+            "match": [sequence[x : x + n].upper() for x, n in zip(o, k)],
+            "p_region": p_region[kept],
+            "q_value": q[kept],
+            "coverage": (np.minimum(o + k, end) - np.maximum(o, start)) / k,
+            "tf_class": ["; ".join(motifs[i].tf_class) for i in kept],
+            "tf_family": ["; ".join(motifs[i].tf_family) for i in kept],
+        }
+    )
+    frame = frame.sort_values(
+        ["p_region", "p_value", "score", "matrix_id", "name"], ascending=[True, True, False, True, True], kind="stable"
+    ).reset_index(drop=True)
+    n_tied, tied_with = _ties(frame["p_region"].to_numpy(), frame["name"].tolist())
+    frame.insert(frame.columns.get_loc("coverage"), "n_tied", n_tied)
+    frame.insert(frame.columns.get_loc("coverage"), "tied_with", tied_with)
+    frame.insert(0, "match_rank", np.arange(1, len(frame) + 1))
+    return frame
+
+
+def _ties(sorted_p: np.ndarray, names: list, *, shown: int = 25) -> tuple[np.ndarray, list]:
+    """For ascending p-values: how many others equal each (to a relative 1e-9), and up to ``shown`` of their names."""
+    if len(sorted_p) == 0:
+        return np.zeros(0, dtype=np.int64), []
+    group = np.cumsum(np.r_[True, np.diff(sorted_p) > 1e-9 * sorted_p[1:]]) - 1
+    members: dict[int, list] = {}
+    for g, name in zip(group.tolist(), names):
+        members.setdefault(g, []).append(name)
+    tied_with = []
+    for g, name in zip(group.tolist(), names):
+        others = list(members[g])
+        others.remove(name)
+        more = f", +{len(others) - shown} more" if len(others) > shown else ""
+        tied_with.append(", ".join(others[:shown]) + more)
+    return np.bincount(group)[group] - 1, tied_with
 
 
 def annotate_regions(
-    regions: pd.DataFrame, sequences, *, motifs, top: int = 3, min_rel_score: float = 0.8, pseudocount: float = 0.8
+    regions: pd.DataFrame,
+    sequences,
+    *,
+    motifs,
+    top: int = 3,
+    min_rel_score: float = 0.8,
+    pseudocount: float = 0.8,
+    background="uniform",
+    min_overlap: float = 1.0,
+    query=None,
 ) -> pd.DataFrame:
-    """Best motif matches overlapping each region.
+    """The best motif matches of each region, with p-values and q-values.
+
+    Matches are ranked as :func:`region_matches` ranks them (``p_region``: a
+    site p-value from the exact score distribution of the motif's columns over
+    the region, corrected for the placements tried there), so a long zinc-finger
+    matrix does not win by its length; ``q_value`` corrects for the motifs tried.
+    With ``query`` (factor names, matrix ids, or JASPAR TF families or classes,
+    as :func:`matches_query` reads them), the best match among the asked-for
+    motifs is marked ``query_best`` and reported even when it ranks below ``top``.
 
     Parameters
     ----------
@@ -307,38 +647,73 @@ def annotate_regions(
     top : int
         Matches kept per region.
     min_rel_score : float
+        Placements scoring lower on their columns over the region, relative to the
+        motif's best there, are not matches.
+    pseudocount : float
+    background : "uniform", "sequence" or four frequencies of A, C, G, T
+        Random-sequence model of p-values; ``"sequence"`` uses each input's base
+        composition (made strand-symmetric).
+    min_overlap : float
+        Share of the region (or of the motif, if shorter) that a match must cover;
+        1 (the default): a match covers the region or lies inside it.
+    query : str or list of str, optional
+        Factors, matrices or families the user asks about.
 
     Returns
     -------
-    pandas.DataFrame with one row per match, best (smallest p_value) first: id, region,
-    match_rank, name, matrix_id, score, rel_score, p_value, offset (in the input sequence),
-    end, strand, match
+    pandas.DataFrame with the columns of :data:`REGION_MATCH_COLUMNS`, one row per match,
+    best first within each region (regions in the order given): id, region, match_rank
+    (1 = best of all motifs), name, matrix_id, score, rel_score, p_value (one site),
+    offset (in the input sequence), end, strand, match, p_region (corrected for the
+    placements), q_value (over the motifs), n_tied and tied_with (motifs with the same
+    p_region), coverage, tf_class, tf_family, query_best.
 
     Examples
     --------
-    >>> regions = pd.DataFrame({"id": ["s"], "region": [1], "start": [5], "end": [9]})
-    >>> annotate_regions(regions, {"s": "AAAATGACTCAAAA"}, motifs=["TGACTCA"], top=1)[["name", "offset"]].values.tolist()
-    [['TGACTCA', 4]]
+    >>> seq = "CCGATAAGGT" + "TGACTCA" + "GGTCA"
+    >>> regions = pd.DataFrame({"id": ["s"], "region": [1], "start": [10], "end": [17]})
+    >>> table = annotate_regions(
+    ...     regions, {"s": seq}, motifs=["TGACTCA", "TGACTAA", "GATAAG"], top=1, min_rel_score=0.5, query="TGACTAA"
+    ... )
+    >>> table[["match_rank", "name", "offset", "query_best"]].values.tolist()
+    [[1, 'TGACTCA', 10, False], [2, 'TGACTAA', 10, True]]
+    >>> bool(table.loc[0, "q_value"] < 0.001)
+    True
     """
     motifs = _as_motifs(motifs)
-    scanner = _Scanner(motifs, pseudocount)
-    flank = max(m.length for m in motifs) - 1
-    rows = []
+    items = _query_items(query)
+    asked = {(m.name, m.matrix_id) for m in motifs if items is not None and matches_query(m, items)}
+    if items is not None and not asked:
+        raise ValueError(f"query {sorted(items)} matches none of the {len(motifs)} motifs")
+    scanners = {}
+    frames = []
     for region in regions.itertuples(index=False):
         seq = sequences[region.id]
-        lo = max(0, int(region.start) - flank)
-        hi = min(len(seq), int(region.end) + flank)
-        hits = scanner(seq[lo:hi], min_rel_score=min_rel_score, top=None)
-        if hits.empty:
-            continue
-        hits["offset"] += lo
-        hits["end"] += lo
-        overlap = (hits["offset"] < int(region.end)) & (hits["end"] > int(region.start))
-        hits = hits[overlap].head(top).reset_index(drop=True)
-        for rank, hit in enumerate(hits.itertuples(index=False), start=1):
-            rows.append({"id": region.id, "region": region.region, "match_rank": rank, **hit._asdict()})
-    columns = ["id", "region", "match_rank"] + _HIT_COLUMNS
-    return pd.DataFrame(rows, columns=columns)
+        bg = _resolve_background(background, seq)
+        if bg not in scanners:
+            scanners[bg] = _Scanner(motifs, pseudocount, bg)
+        start, end = int(region.start), int(region.end)
+        if not 0 <= start < end <= len(seq):
+            raise ValueError(f"region {region.region} of {region.id!r} ({start}-{end}) is not inside its sequence")
+        ranked = _rank_region(scanners[bg], seq, start, end, min_overlap=min_overlap, min_rel_score=min_rel_score)
+        ranked["query_best"] = False
+        wanted = np.flatnonzero([key in asked for key in zip(ranked["name"], ranked["matrix_id"])])
+        if len(wanted):
+            ranked.loc[wanted[0], "query_best"] = True
+        keep = (ranked["match_rank"] <= top) | ranked["query_best"]
+        frames.append(ranked[keep].assign(id=region.id, region=region.region))
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in REGION_MATCH_COLUMNS})
+    return pd.concat(frames, ignore_index=True)[REGION_MATCH_COLUMNS]
 
 
-__all__ = ["Motif", "jaspar_motifs", "scan", "annotate_regions"]
+__all__ = [
+    "Motif",
+    "jaspar_motifs",
+    "scan",
+    "region_matches",
+    "annotate_regions",
+    "matches_query",
+    "base_composition",
+    "REGION_MATCH_COLUMNS",
+]
