@@ -431,6 +431,10 @@ def _nan_extreme(values: torch.Tensor, reduce) -> torch.Tensor:
     return torch.where(valid.any(dim=1), out, math.nan)
 
 
+# Relative difference under which a random change and the adversarial one are the same change (float32 rounding).
+TIE_RTOL = 1e-5
+
+
 @dataclass(frozen=True)
 class BaselineResult(Result):
     """Score changes of random edits or perturbations of a stated size.
@@ -462,7 +466,8 @@ class BaselineResult(Result):
         Returns one row per input: ``ratio`` (|adversarial| / mean |random|),
         ``z`` ((adversarial - mean) / std, signed so that larger means further in the
         adversarial direction) and ``p_value`` (the empirical one-sided p-value,
-        (1 + #random at least as extreme) / (1 + #draws)). Draws that could not be
+        (1 + #random at least as extreme) / (1 + #draws), a draw within a relative
+        ``TIE_RTOL`` of the adversarial change counting as at least as extreme). Draws that could not be
         made (NaN: fewer editable positions than the draw's size) are left out; where
         none was made, or the adversarial change is NaN, the statistics are NaN. ``z`` is
         NaN where the random changes do not spread (std 0), and ``ratio`` where they are
@@ -474,7 +479,10 @@ class BaselineResult(Result):
         adv_dir = adv * direction
         mean, std, count = _nan_stats(rnd)
         # a draw that could not be made (fewer editable positions than k) is NaN and is not counted
-        extreme = ((rnd >= adv_dir[:, None]) & ~rnd.isnan()).sum(dim=1)
+        # a draw within rounding of the adversarial change (often the same edits) counts as at least as extreme,
+        # so that the p-value does not depend on how the batch size rounded the two scores
+        tie = TIE_RTOL * torch.maximum(adv_dir.abs()[:, None], rnd.abs())
+        extreme = ((rnd >= adv_dir[:, None] - tie) & ~rnd.isnan()).sum(dim=1)
         p_value = (1 + extreme).double() / (1 + count).double()
         p_value[(count == 0) | adv.isnan()] = math.nan
         scale = _nan_stats(self.deltas.abs())[0]

@@ -15,3 +15,10 @@ def test_zero_spread_gives_nan_z_and_zero_changes_give_nan_ratio():
     assert compared["z"][2] == (0.6 - 0.2) / 0.1 or abs(compared["z"][2] - 4.0) < 1e-5
     assert abs(compared["ratio"][2] - 3.0) < 1e-5
     assert compared["p_value"].tolist()[0] == 1 / 4  # every draw reached by the tiny change: p stays defined
+
+
+def test_a_random_change_equal_to_the_adversarial_one_up_to_rounding_counts_as_extreme():
+    adversarial = torch.tensor([-0.30000001])
+    rounded_above = BaselineResult(deltas=torch.tensor([[-0.29999998, 0.1, 0.1]])).compare(adversarial)
+    rounded_below = BaselineResult(deltas=torch.tensor([[-0.30000004, 0.1, 0.1]])).compare(adversarial)
+    assert rounded_above["p_value"][0] == rounded_below["p_value"][0] == 2 / 4
