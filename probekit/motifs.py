@@ -285,23 +285,19 @@ class _Scanner:
     def placements(self, seq: str) -> list[tuple]:
         """Scores of every whole-motif placement on both strands (a convolution, light on memory).
 
-        Returns one tuple per strand: ``(strand, score, rel_score, p_value)``, each of shape
+        Returns one tuple per strand: ``(strand, score, rel_score, grid_score)``, each of shape
         (M, L): M motifs, L offsets of ``seq``; a motif running past the end reads ``N`` there.
         """
         L = len(seq)
         kmax = self.W.shape[2]
         X = torch.nn.functional.pad(one_hot([seq]).to(torch.float64), (0, kmax - 1))  # short motifs reach the end
-        K = self.lengths.numpy()
-        motif = np.broadcast_to(np.arange(len(self.motifs))[:, None], (len(K), L))
-        a, b = np.zeros_like(motif), np.broadcast_to(K[:, None], motif.shape)
         best = self.W.max(dim=1).values.sum(dim=1).numpy()[:, None]
         worst = self.W.min(dim=1).values.sum(dim=1).numpy()[:, None]
         out = []
         for strand, W, G in (("+", self.W, self.G), ("-", self.W_rc, self.G_rc)):
             score = torch.nn.functional.conv1d(X, W)[0, :, :L].numpy()
             grid = torch.nn.functional.conv1d(X, G)[0, :, :L].numpy()
-            rel = (score - worst) / np.maximum(best - worst, 1e-12)
-            out.append((strand, score, rel, self.tails.p_values(motif, a, b, grid)))
+            out.append((strand, score, (score - worst) / np.maximum(best - worst, 1e-12), grid))
         return out
 
     def region_placements(
@@ -347,10 +343,11 @@ class _Scanner:
         lengths = self.lengths.numpy()
         valid = np.arange(L)[None, :] + lengths[:, None] <= L
         frames = []
-        for strand, scores, rel, p in self.placements(seq):
+        for strand, scores, rel, grid in self.placements(seq):
             mi, oi = np.nonzero(valid & (rel >= min_rel_score - 1e-9))
             if len(mi) == 0:
                 continue
+            p = self.tails.p_values(mi, np.zeros_like(mi), lengths[mi], grid[mi, oi])
             frames.append(
                 pd.DataFrame(
                     {
@@ -358,7 +355,7 @@ class _Scanner:
                         "matrix_id": [self.motifs[i].matrix_id for i in mi],
                         "score": scores[mi, oi],
                         "rel_score": np.clip(rel[mi, oi], 0, 1),
-                        "p_value": p[mi, oi],
+                        "p_value": p,
                         "offset": oi,
                         "end": oi + lengths[mi],
                         "strand": strand,
