@@ -280,3 +280,22 @@ def test_method_help_says_when_exhaustive_is_worth_it():
         text = " ".join(parser._subparsers._group_actions[0].choices[command].format_help().split())
         assert "exhaustive enumerates every set up to --max-edits" in text
         assert "worth it only when the summary has answers auto could not prove minimal" in text
+
+
+class AllNaN(nn.Module):
+    """Returns NaN for every input, as a model with a broken normalisation might."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = Conv()
+
+    def forward(self, x):
+        return self.net(x) * float("nan")
+
+
+def test_a_model_that_scores_nothing_exits_1_with_every_record_named(folder, capsys):
+    assert cli.main(dna(torchscript(AllNaN(), folder))) == 1
+    out = capsys.readouterr().out
+    assert sum(line.startswith("not probed: ") and "the model returned NaN" in line for line in out.splitlines()) == 3
+    assert "probed 0 of 3 sequences (3 errors)" in out and "no record could be probed" in out
+    assert (folder / "report.html").exists()  # the report with its error rows is still written

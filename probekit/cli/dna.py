@@ -13,13 +13,12 @@ Examples
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Callable
 
-import pandas as pd
 
 from ..probe.chunks import file_digest
+from ..report.plots import headline
 from .common import (
     CLIError,
     one_line,
@@ -78,6 +77,15 @@ def run_dna(args, *, log: Callable[[str], None] = print) -> int:
     report = _run_probe(adapter, records, settings, args, args.out, log)
     log_outcome(report, unreadable, log)
     log_autocast(adapter, log)
+    return exit_code(report, log)
+
+
+def exit_code(report, log: Callable[[str], None]) -> int:
+    """0 when at least one record was probed; 1, saying so, when every record failed (the report is still written)."""
+    summary = report.summary()
+    if len(summary) and summary["error"].notna().all():
+        log(f"no record could be probed: all {len(summary)} failed (see the messages above and the report)")
+        return 1
     return 0
 
 
@@ -95,31 +103,3 @@ def log_outcome(report, already_listed: list[str], log: Callable[[str], None]) -
     listed = set(already_listed)
     log_problems([e for e in errors[errors.notna()] if e not in listed], "not probed", log)
     log(headline(report))
-
-
-def headline(report) -> str:
-    """One line on a DNA report: sequences probed, errors, goals reached, median ratio to random edits.
-
-    Examples
-    --------
-    >>> from probekit.report.sensitivity import SensitivityReport
-    >>> s = pd.DataFrame({"id": ["a", "b", "c"], "success": [True, False, None], "proved_minimal": [True, False, None],
-    ...                   "ratio": [12.0, 3.0, None], "error": [None, None, "record 'c': empty"]})
-    >>> headline(SensitivityReport("dna", {"frame": pd.DataFrame(), "summary": s}, {"goal": "flip"}))
-    'probed 2 of 3 sequences (1 error); flip reached for 1/2, proved minimal for 1 (median 7.5x stronger than random substitutions of the same number)'
-    """
-    summary = report.summary()
-    good = summary[summary["error"].isna()]
-    n_errors = len(summary) - len(good)
-    errors = f"{n_errors} error{'s' if n_errors != 1 else ''}"
-    line = f"probed {len(good)} of {len(summary)} sequences ({errors})"
-    if good.empty:
-        return line
-    reached = int(good["success"].fillna(False).astype(bool).sum())
-    proved = int(good["proved_minimal"].fillna(False).astype(bool).sum())
-    ratio = pd.to_numeric(good["ratio"], errors="coerce").median()
-    shown = "n/a" if ratio is None or math.isnan(ratio) else f"{ratio:.3g}x"
-    return (
-        f"{line}; {report.params.get('goal', 'the goal')} reached for {reached}/{len(good)}, proved minimal for "
-        f"{proved} (median {shown} stronger than random substitutions of the same number)"
-    )

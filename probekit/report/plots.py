@@ -17,6 +17,8 @@ Examples
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -352,4 +354,32 @@ for _order, _fn in enumerate(
 ):
     SensitivityReport.register_section("dna", _fn, order=10 * (_order + 1))
 
-__all__ = ["plot_ism", "plot_logo", "plot_trajectory"]
+def headline(report) -> str:
+    """One line on a DNA report: sequences probed, errors, goals reached, median ratio to random edits.
+
+    Examples
+    --------
+    >>> from probekit.report.sensitivity import SensitivityReport
+    >>> s = pd.DataFrame({"id": ["a", "b", "c"], "success": [True, False, None], "proved_minimal": [True, False, None],
+    ...                   "ratio": [12.0, 3.0, None], "error": [None, None, "record 'c': empty"]})
+    >>> headline(SensitivityReport("dna", {"frame": pd.DataFrame(), "summary": s}, {"goal": "flip"}))
+    'probed 2 of 3 sequences (1 error); flip reached for 1/2, proved minimal for 1 (median 7.5x stronger than random substitutions of the same number)'
+    """
+    summary = report.summary()
+    good = summary[summary["error"].isna()]
+    n_errors = len(summary) - len(good)
+    errors = f"{n_errors} error{'s' if n_errors != 1 else ''}"
+    line = f"probed {len(good)} of {len(summary)} sequences ({errors})"
+    if good.empty:
+        return line
+    reached = int(good["success"].fillna(False).astype(bool).sum())
+    proved = int(good["proved_minimal"].fillna(False).astype(bool).sum())
+    ratio = pd.to_numeric(good["ratio"], errors="coerce").median()
+    shown = "n/a" if ratio is None or math.isnan(ratio) else f"{ratio:.3g}x"
+    return (
+        f"{line}; {report.params.get('goal', 'the goal')} reached for {reached}/{len(good)}, proved minimal for "
+        f"{proved} (median {shown} stronger than random substitutions of the same number)"
+    )
+
+
+__all__ = ["plot_ism", "plot_logo", "plot_trajectory", "headline"]
