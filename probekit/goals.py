@@ -78,24 +78,7 @@ class BoundGoal:
     mode: str = ""
 
     def __call__(self, y: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-        rows = self._rows(y, rows)
-        if self.mode in ("leave_class", "reach_class"):
-            return self._defined(self._class_gap(y, rows), rows)
-        score = self.output(y)
-        v = float(self.goal.value) if self.goal.value is not None else 0.0
-        if self.mode == "cross":
-            g = self.sign[rows].to(score.device) * (score - self.output.threshold)
-        elif self.mode == "below":
-            return score - v
-        elif self.mode == "above":
-            return v - score
-        elif self.mode == "decrease":
-            g = score - (self.reference[rows].to(score.device) - v)
-        elif self.mode == "increase":
-            g = (self.reference[rows].to(score.device) + v) - score
-        else:
-            raise ValueError(f"unknown goal mode {self.mode!r}")
-        return self._defined(g, rows)
+        return self.with_progress(y, rows)[0]
 
     def progress(self, y: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """What a search lowers: ``g`` (M,) up to a constant per input, at the precision of the score.
@@ -117,19 +100,30 @@ class BoundGoal:
         >>> bound(y).tolist(), bound.progress(y).tolist()
         ([1000000000.0, 1000000000.0], [1.0, 2.0])
         """
+        return self.with_progress(y, rows)[1]
+
+    def with_progress(self, y: torch.Tensor, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``g`` and :meth:`progress` (each (M,)) of raw outputs ``y``, reading the output once."""
         rows = self._rows(y, rows)
         if self.mode in ("leave_class", "reach_class"):
-            return self._defined(self._class_gap(y, rows), rows)
+            (g,) = self._defined(rows, self._class_gap(y, rows))
+            return g, g
         score = self.output(y)
+        v = float(self.goal.value) if self.goal.value is not None else 0.0
+        if self.mode == "below":
+            return score - v, score
+        if self.mode == "above":
+            return v - score, -score
         if self.mode == "cross":
-            p = self.sign[rows].to(score.device) * score
-        elif self.mode in ("below", "above"):
-            return score if self.mode == "below" else -score
-        elif self.mode in ("decrease", "increase"):
-            p = score if self.mode == "decrease" else -score
+            sign = self.sign[rows].to(score.device)
+            g, p = sign * (score - self.output.threshold), sign * score
+        elif self.mode == "decrease":
+            g, p = score - (self.reference[rows].to(score.device) - v), score
+        elif self.mode == "increase":
+            g, p = (self.reference[rows].to(score.device) + v) - score, -score
         else:
             raise ValueError(f"unknown goal mode {self.mode!r}")
-        return self._defined(p, rows)
+        return self._defined(rows, g, p)
 
     def _rows(self, y: torch.Tensor, rows) -> torch.Tensor:
         if rows is None:
@@ -143,10 +137,10 @@ class BoundGoal:
         others = logits.scatter(1, cls[:, None], float("-inf")).max(dim=1).values
         return own - others if self.mode == "leave_class" else others - own
 
-    def _defined(self, g: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """``g`` with NaN for inputs whose reference score is not finite: nothing can be measured from it."""
-        finite = torch.isfinite(self.reference[rows]).to(g.device)
-        return torch.where(finite, g, torch.full_like(g, float("nan")))
+    def _defined(self, rows: torch.Tensor, *values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``values`` (each (M,)) with NaN for inputs whose reference score is not finite: nothing can be measured from it."""
+        finite = torch.isfinite(self.reference[rows]).to(values[0].device)
+        return tuple(torch.where(finite, v, float("nan")) for v in values)
 
     def to(self, device: torch.device) -> "BoundGoal":
         """The same bound goal with its reference tensors on ``device``."""

@@ -486,9 +486,10 @@ def _probe(adapter, space, bound, x, rows, *, grad: bool, bind=None, skipped=Non
             scores, goal_values = [], []
 
             def goal_progress(y, r):
+                g, p = bound.with_progress(y, r)
                 scores.append(adapter.output(y).detach().float())
-                goal_values.append(bound(y, r).detach().float())
-                return bound.progress(y, r)
+                goal_values.append(g.detach().float())
+                return p
 
             p, dg = adapter.gradient(xb, goal_progress, rows=rows[start:stop])
             parts.append((torch.cat(scores), torch.cat(goal_values), p.detach().float(),
@@ -499,9 +500,9 @@ def _probe(adapter, space, bound, x, rows, *, grad: bool, bind=None, skipped=Non
         y = adapter.forward(xb)
         if bind is not None:
             bound_parts[start] = bind.bind(adapter.output, y)
-            g, p = bound_parts[start](y), bound_parts[start].progress(y)
+            g, p = bound_parts[start].with_progress(y)
         else:
-            g, p = bound(y, rows[start:stop]), bound.progress(y, rows[start:stop])
+            g, p = bound.with_progress(y, rows[start:stop])
         # contiguous: a gradient may come back as an expanded view (of a sum, say), and PGD steps write into it
         dg = torch.autograd.grad(p.sum(), xb)[0].reshape(stop - start, -1).contiguous() if grad else None
         parts.append((adapter.output(y).detach().float(), g.detach().float(), p.detach().float(), dg))
@@ -527,6 +528,12 @@ def _probe(adapter, space, bound, x, rows, *, grad: bool, bind=None, skipped=Non
     if not bound_parts:
         return (*out, adapter.bind(bind, space.unflat(x)))
     return (*out, _join_bound([bound_parts[start] for start in sorted(bound_parts)]))
+
+
+def _defined_rows(bound: BoundGoal, device):
+    """Bool (N,): the inputs whose own score is finite; False (nothing to mask) when all are."""
+    finite = torch.isfinite(bound.reference).to(device)
+    return False if bool(finite.all()) else finite
 
 
 def _cheap_sync(device) -> bool:
@@ -620,7 +627,7 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     full = {}  # the kept best of copies that have left the running set, filled on the first compaction
     hits = torch.zeros(m, device=device, dtype=torch.float32)  # successes per row (early stop)
     score0 = None
-    defined = None if bound is None else torch.isfinite(bound.reference).to(device)
+    defined = None if bound is None else _defined_rows(bound, device)
     rtol = _select.tie_rtol(getattr(adapter, "dtype", None))
     cheap_sync = _cheap_sync(device)
     seen_success = False
@@ -648,7 +655,7 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
         else:
             scores, g, p, grad = _probe(adapter, space, bound, x, ra, grad=t < steps, skipped=skipped)
         if defined is None:
-            defined = torch.isfinite(bound.reference).to(device)  # inputs whose own score is finite
+            defined = _defined_rows(bound, device)
         if live is None:
             st["evals"] += per_step
         else:  # copies whose row has succeeded are still in the batch but no longer count
@@ -660,8 +667,9 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
             rounded = _round_discrete(x - x0a, x0a, space.discrete, st["e"], norm, st["lower"], st["upper"])
             candidate = x0a + rounded
             scores, g, p, _ = _probe(adapter, space, bound, candidate, ra, grad=False, skipped=skipped)
-        undefined = ~defined[ra]
-        g, p = g.masked_fill(undefined, math.inf), p.masked_fill(undefined, math.inf)
+        if defined is not False:
+            undefined = ~defined[ra]
+            g, p = g.masked_fill(undefined, math.inf), p.masked_fill(undefined, math.inf)
         ok = g <= 0
         need_norm = not early_stop and (not cheap_sync or seen_success or bool(ok.any()))
         seen_success = seen_success or need_norm
@@ -830,8 +838,12 @@ def pgd(
     ``l1_fraction`` of coordinates by ``|grad|`` move, as in sparse L1 descent).
     After each step the perturbation is projected exactly onto the ball
     intersected with the feature bounds (see :func:`project`). The best iterate
-    per input is kept (the lowest ``g``; among successes the smallest norm), and an
-    input leaves the batch as soon as its goal holds (``early_stop``).
+    per input is kept (among successes the smallest norm, otherwise the lowest
+    goal progress: the score with the goal's sign, which a far threshold does not
+    round away; a later iterate must be better by more than ``1e-5`` relative to
+    replace an earlier one), and an input leaves the batch as soon as its goal
+    holds (``early_stop``). Iterates whose model output is NaN or infinite are
+    never kept and never succeed (a ``ProbekitWarning`` counts them).
 
     Parameters
     ----------

@@ -255,11 +255,11 @@ def _single_substitution_scores(adapter, X, positions, fn, *, skip=None, progres
     Notes
     -----
     Plugging in another engine: it must return the same tensor. Every search
-    passes an ``fn`` that gives one scalar per row (ISM: the score; greedy and
-    beam: the bound goal value, with ``rows`` mapped to the original inputs
-    inside ``fn``), so an engine limited to scalar ``fn`` covers them; keep the
-    generic scan below as the fallback for other ``fn`` and for models the
-    engine cannot take. An engine that scans skipped pairs anyway must write
+    passes an ``fn`` that gives one or two numbers per row (ISM: the score;
+    greedy and beam: the goal's progress and value, with ``rows`` mapped to the
+    original inputs inside ``fn``), so an engine limited to such ``fn`` covers
+    them; keep the generic scan below as the fallback for other ``fn`` and for
+    models the engine cannot take. An engine that scans skipped pairs anyway must write
     the unedited row's value there (``fn`` of ``X`` itself, broadcast over
     bases), since searches rely on it to ignore N columns, protected and
     already edited positions.
@@ -437,7 +437,7 @@ def _goal_values(adapter, bound, inputs=None) -> Callable:
 
     def fn(y, rows):
         r = rows if inputs is None else inputs[rows]
-        p, g = bound.progress(y, r), bound(y, r)
+        g, p = bound.with_progress(y, r)
         bad = _select.nonfinite(adapter.output(y), p, g)
         return torch.stack([p, g], dim=1).masked_fill(bad[:, None], float("nan"))
 
@@ -761,7 +761,7 @@ def _search(adapter, space: _Space, goal, *, max_edits, method, beam_width, max_
     with adapter.session():
         y0 = adapter.predict(X)
         bound = goal.bind(adapter.output, y0).to(adapter.device)
-        score_before, g0, p0 = adapter.output(y0), bound(y0), bound.progress(y0)
+        score_before, (g0, p0) = adapter.output(y0), bound.with_progress(y0)
         del y0
         state.evals += 1
         # an input whose own score is not finite has nothing to compare with: it is not searched
@@ -866,6 +866,19 @@ def min_substitutions(
         inputs carry their closest attempt with ``success`` false.
         ``params["no_solution_within"]`` (N,) marks inputs proved to need more
         than ``max_edits`` substitutions.
+
+    Notes
+    -----
+    The answer does not depend on the batch size. Candidates are ranked by the
+    goal's progress (:meth:`probekit.goals.BoundGoal.progress`, the score with
+    the goal's sign, which keeps its precision under a far threshold); values
+    within ``1e-5 * max(1, |a|, |b|)`` (``1e-12`` for float64 models) tie, and
+    ties go to the lexicographically first edit set (by position, then by the
+    alternative base's index). Exhaustive search settles each level of edit
+    sets whole, so among the smallest successful sets it reports the one
+    reaching furthest. Candidates whose model output is NaN or infinite are
+    never chosen and never succeed (a ``ProbekitWarning`` counts them), and an
+    input whose own score is not finite is reported unsuccessful and unproved.
 
     Examples
     --------
