@@ -275,10 +275,17 @@ class _Scanner:
         self.W, self.W_rc = W, _reverse_complement_padded(W, lengths)
         self.G, self.G_rc = G, _reverse_complement_padded(G, lengths)
         self.lengths = torch.tensor(lengths)
-        # Row 4 reads as zero: an N base, or a column past the motif's end.
+        # Row 4 reads as zero: an N base.
         self.stacks = {
             strand: (torch.nn.functional.pad(w, (0, 0, 0, 1)).numpy(), torch.nn.functional.pad(g, (0, 0, 0, 1)).numpy())
             for strand, w, g in (("+", self.W, self.G), ("-", self.W_rc, self.G_rc))
+        }
+        # Cumulative best and worst column scores, so any column range's bounds are one subtraction.
+        self.bounds = {
+            strand: tuple(
+                np.pad(np.cumsum(f(w, dim=1).numpy(), axis=1), ((0, 0), (1, 0))) for f in (torch.amax, torch.amin)
+            )
+            for strand, w in (("+", self.W), ("-", self.W_rc))
         }
         self.tails = _Tails([G[i, :, :k].numpy().astype(np.int64) for i, k in enumerate(lengths)], background)
 
@@ -311,22 +318,23 @@ class _Scanner:
         those columns alone. Returns strand -> (score, rel_score, p_value), each (T,), with
         p = inf where ``rel_score`` is below ``min_rel_score`` (no match; nor any p-value to compute).
         """
-        kmax = self.W.shape[2]
         K = self.lengths.numpy()[motif]
-        base = np.full(len(seq) + kmax, 4)
-        base[: len(seq)] = np.array([_BASES.find(c) for c in seq.upper()], dtype=np.int64) % 5  # N: -1 -> 4
-        column = np.arange(kmax)[None, :]
-        position = offset[:, None] + column  # (T, kmax)
-        counted = (column < K[:, None]) & (position >= start) & (position < end)
-        a = counted.argmax(axis=1)
-        b = kmax - counted[:, ::-1].argmax(axis=1)
+        base = np.array([_BASES.find(c) for c in seq.upper()], dtype=np.int64) % 5  # N: -1 -> 4, a zero row
+        a = np.maximum(start - offset, 0)  # counted columns a..b-1, in placement coordinates
+        b = np.minimum(end - offset, K)
+        # One entry per counted (placement, column), summed back per placement.
+        n = b - a
+        which = np.repeat(np.arange(len(n)), n)
+        column = a[which] + np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+        letter = base[offset[which] + column]
         out = {}
         for strand, (W, G) in self.stacks.items():
-            score = np.where(counted, W[motif[:, None], base[position], column], 0.0).sum(axis=1)
-            grid = np.where(counted, G[motif[:, None], base[position], column], 0.0).sum(axis=1)
-            best = np.where(counted, W[motif, :4].max(axis=1), 0.0).sum(axis=1)
-            worst = np.where(counted, W[motif, :4].min(axis=1), 0.0).sum(axis=1)
-            rel = (score - worst) / np.maximum(best - worst, 1e-12)
+            score = np.bincount(which, W[motif[which], letter, column], minlength=len(n))
+            grid = np.bincount(which, G[motif[which], letter, column], minlength=len(n))
+            best, worst = self.bounds[strand]
+            top = best[motif, b] - best[motif, a]
+            low = worst[motif, b] - worst[motif, a]
+            rel = (score - low) / np.maximum(top - low, 1e-12)
             # The reverse strand reads the motif's columns backwards: placement columns a..b-1 are K-b..K-a-1.
             ca, cb = (a, b) if strand == "+" else (K - b, K - a)
             p = np.full(len(score), np.inf)
