@@ -550,9 +550,8 @@ def _rank_region(scanner: _Scanner, sequence: str, start: int, end: int, *, min_
     K = scanner.lengths.numpy()
     offsets = np.arange(max(0, start - K.max() + 1), end)
     overlap = np.minimum(offsets[None, :] + K[:, None], end) - np.maximum(offsets[None, :], start)
-    tested = (offsets[None, :] + K[:, None] <= len(sequence)) & (
-        overlap >= min_overlap * np.minimum(K, end - start)[:, None] - 1e-9
-    )
+    need = np.maximum(min_overlap * np.minimum(K, end - start), 1)[:, None]  # at least one base
+    tested = (offsets[None, :] + K[:, None] <= len(sequence)) & (overlap >= need - 1e-9)
     n_tests = 2 * tested.sum(axis=1)
     mi, oi = np.nonzero(tested)
     oi = offsets[oi]

@@ -169,5 +169,8 @@ def test_annotate_regions_keeps_region_order_and_ranks_from_one():
     assert (ann.groupby("region")["match_rank"].min() == 1).all()
     first = ann[(ann["region"] == 1) & (ann["match_rank"] == 1)].iloc[0]
     assert first["name"] == "TGACTCA" and first["offset"] == 20 and first["coverage"] == 1.0
+    loose = annotate_regions(regions, {"s": seq}, motifs=["TGACTCA", "GATA"], min_overlap=0.0, min_rel_score=0.0)
+    merged = loose.merge(regions, on=["id", "region"], suffixes=("", "_region"))
+    assert ((merged["offset"] < merged["end_region"]) & (merged["end"] > merged["start"])).all()
     with pytest.raises(ValueError, match="not inside"):
         annotate_regions(regions.assign(end=[70, 27]), {"s": seq}, motifs=["TGACTCA"])
