@@ -1,11 +1,13 @@
 """Bounds of ordinary DNA CNNs: which method runs, and that it stays sound.
 
-A 32-channel CNN over 200 bp is the size of a real model: CROWN boxes for its
-second convolution would walk 2 x 1,472 backward rows through 16,000 numbers
-each, so by default that layer gets an IBP box (CROWN-IBP), and the result says
-so. Timings belong in ``benchmarks/``; these tests check the choice, the report
-and soundness: sampled points and random substitutions inside the set stay
-within the bounds, which are never looser than IBP's.
+A 32-channel CNN over 200 bp is the size of a real model. The CROWN box of its
+second convolution runs each neuron's backward pass over its receptive window
+(34 positions, not 200); where a model is no such stack (both strands) and the
+dense pass would cost too much, that layer gets an IBP box (CROWN-IBP) and the
+result says so. Timings belong in ``benchmarks/``; these tests check the choice,
+the report and soundness: sampled points and random substitutions inside the
+set stay within the bounds, which are never looser than IBP's, and the windowed
+boxes equal the dense ones.
 """
 
 import warnings
@@ -17,8 +19,10 @@ from torch import nn
 from probekit import FeatureModel, SequenceModel, outputs
 from probekit._warnings import ProbekitWarning
 from probekit.certify import crown, ibp
-from probekit.certify.crown import _bn_backward, _conv_backward
+from probekit.certify.crown import _bn_backward, _conv_backward, intermediate_boxes, node_bounds
 from probekit.certify.graph import trace
+from probekit.certify.ibp import prepare
+from probekit.certify.windows import plan
 
 
 def cnn():
@@ -64,16 +68,31 @@ def _random_substitutions(X, k, n=128, seed=0):
     return out
 
 
-def test_wide_cnn_layers_get_ibp_boxes_and_the_result_says_so():
+def test_cnn_layers_get_windowed_crown_boxes():
     adapter = SequenceModel(cnn(), output=1, device="cpu")
     X = one_hot(4, 200)
     b, messages = _caught(crown, adapter, X, eps=0.01)
+    assert b.method == "crown" and b.params["ibp_layers"] == [] and not messages
+    # the first convolution reads the box (exact already); the ReLU and max pooling take their boxes from
+    # their inputs' boxes, so they get no pass of their own
+    assert b.params["boxes"] == {"Conv1d (model.0)": "exact", "Conv1d (model.3)": "crown (windows)"}
+    a = ibp(adapter, X, eps=0.01)
+    assert bool(((b.upper - b.lower) < 0.5 * (a.upper - a.lower)).all())
+    s = _scores_in_box(adapter, X, 0.01)
+    assert bool((s >= b.lower - 1e-5).all() and (s <= b.upper + 1e-5).all())
+
+
+def test_costly_layers_outside_a_stack_get_ibp_boxes_and_the_result_says_so():
+    adapter = SequenceModel(cnn(), output=1, device="cpu", strands="both")
+    X = one_hot(3, 200)
+    b, messages = _caught(crown, adapter, X, eps=0.01)
     assert b.method == "crown-ibp"
-    assert b.params["ibp_layers"] == ["Conv1d (model.3)"]  # the first convolution reads the box: exact already
+    # the forward strand is a stack (windows); its reverse complement is not, and the dense pass costs too much
+    hows = {label: how for label, how in b.params["boxes"].items() if label.startswith("Conv1d (model.3)")}
+    assert sorted(hows.values()) == ["crown (windows)", "ibp"]
+    assert len(b.params["ibp_layers"]) == 1 and b.params["ibp_layers"][0].startswith("Conv1d (model.3) [")
     crown_ibp = [m for m in messages if m.startswith("CROWN-IBP bounds")]
     assert len(crown_ibp) == 1 and "max_neurons=1472" in crown_ibp[0]
-    # the ReLU and max pooling take their boxes from their inputs' boxes: no CROWN pass of their own
-    assert not any("ReLU" in m or "MaxPool" in m for m in messages)
     a = ibp(adapter, X, eps=0.01)
     assert bool(((b.upper - b.lower) <= (a.upper - a.lower) + 1e-5).all())
     assert bool(((b.upper - b.lower) < 0.9 * (a.upper - a.lower)).all())  # the backward pass still pays off
@@ -81,12 +100,13 @@ def test_wide_cnn_layers_get_ibp_boxes_and_the_result_says_so():
     assert bool((s >= b.lower - 1e-5).all() and (s <= b.upper + 1e-5).all())
 
 
-def test_wide_cnn_substitution_bounds_are_sound_and_no_looser_than_ibp():
+def test_cnn_substitution_bounds_are_sound_and_no_looser_than_ibp():
     adapter = SequenceModel(cnn(), output=1, device="cpu")
     X = one_hot(3, 200, seed=2)
     b = crown(adapter, X, k=2)
     a = ibp(adapter, X, k=2)
-    assert b.method == "crown-ibp" and b.norm == "hamming"
+    assert b.method == "crown" and b.norm == "hamming"
+    assert b.params["boxes"]["Conv1d (model.3)"] == "crown (windows)"
     assert bool(((b.upper - b.lower) <= (a.upper - a.lower) + 1e-5).all())
     mutants = _random_substitutions(X, 2)
     s = adapter.score(mutants.reshape(-1, 4, 200)).reshape(mutants.shape[0], 3)
@@ -94,20 +114,54 @@ def test_wide_cnn_substitution_bounds_are_sound_and_no_looser_than_ibp():
 
 
 @pytest.mark.parametrize("eps", [0.005, 0.05])
-def test_full_crown_on_request_is_sound_and_no_looser_than_crown_ibp(eps):
-    # a shorter sequence keeps the full CROWN pass cheap in a test
+def test_crown_and_crown_ibp_are_sound_and_no_looser_than_ibp(eps):
     adapter = SequenceModel(cnn(), output=0, device="cpu")
     X = one_hot(3, 60, seed=3)
-    full, messages = _caught(crown, adapter, X, eps=eps, max_neurons=10**6)
+    full = crown(adapter, X, eps=eps)
     mixed = crown(adapter, X, eps=eps, intermediate="ibp")
     plain = ibp(adapter, X, eps=eps)
-    assert full.method == "crown" and full.params["ibp_layers"] == [] and not messages
+    assert full.method == "crown" and full.params["ibp_layers"] == []
     assert mixed.method == "crown-ibp" and mixed.params["intermediate"] == "ibp"
     assert bool(((mixed.upper - mixed.lower) <= (plain.upper - plain.lower) + 1e-5).all())
     assert bool(((full.upper - full.lower) <= (plain.upper - plain.lower) + 1e-5).all())
     s = _scores_in_box(adapter, X, eps)
     for b in (full, mixed):
         assert bool((s >= b.lower - 1e-5).all() and (s <= b.upper + 1e-5).all())
+
+
+def _stacks():
+    torch.manual_seed(0)
+    first = nn.Sequential(
+        nn.Conv1d(4, 8, 7, padding=3), nn.ReLU(), nn.MaxPool1d(3),
+        nn.Conv1d(8, 6, 3, stride=2, dilation=2, padding=1), nn.ReLU(), nn.Conv1d(6, 5, 3), nn.ReLU(),
+    )
+    second = nn.Sequential(
+        nn.Conv1d(4, 8, 5), nn.BatchNorm1d(8), nn.Sigmoid(), nn.MaxPool1d(4, stride=2, padding=1), nn.Dropout(),
+        nn.Conv1d(8, 8, 3, padding=2, groups=2), nn.Tanh(), nn.Conv1d(8, 4, 2), nn.LeakyReLU(0.1),
+    )
+    second[1].running_mean.normal_()
+    second[1].running_var.uniform_(0.5, 2.0)
+    return [first.eval(), second.eval()]
+
+
+@pytest.mark.parametrize("model", _stacks(), ids=["relu-pool-strided", "bn-sigmoid-groups"])
+@pytest.mark.parametrize("where", [dict(eps=0.1), dict(eps=0.3, norm="l2"), dict(eps=0.5, norm="l1"), dict(k=2)],
+                         ids=["linf", "l2", "l1", "k2"])
+def test_windowed_boxes_equal_dense_ones(model, where):
+    adapter = SequenceModel(model, output=lambda y: y.reshape(y.shape[0], -1)[:, 0], device="cpu")
+    X = one_hot(3, 50, seed=6)
+    X[1, :, 10] = 0.0  # an N base: never edited
+    with torch.no_grad():
+        problem = prepare(adapter, X, **where)
+        bounds, _ = intermediate_boxes(problem, max_neurons=10**9)
+        checked = 0
+        for op in problem.graph.ops[1:]:
+            if op.kind == "linear" and plan(problem, op.name) is not None:
+                got = node_bounds(problem, op.name, bounds)
+                want = node_bounds(problem, op.name, bounds, dense=True)
+                torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+                checked += 1
+    assert checked >= 3
 
 
 def test_default_keeps_crown_boxes_for_small_models():
@@ -132,7 +186,7 @@ def test_margin_reports_the_bound_method():
 
     adapter = SequenceModel(cnn(), output=outputs.margin(1), device="cpu")
     frame = margin(adapter, one_hot(2, 200, seed=4), search_steps=3, steps=5)
-    assert frame.attrs["bound_method"] == "crown-ibp"
+    assert frame.attrs["bound_method"] == "crown"
     assert (frame["lower"] <= frame["upper"].fillna(float("inf")) + 1e-6).all()
 
 

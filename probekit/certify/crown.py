@@ -10,10 +10,10 @@ Intermediate boxes come from CROWN itself (``intermediate="crown"``, tighter)
 or from IBP (``"ibp"``, faster: CROWN-IBP); both are intersected with IBP, so
 CROWN is never looser than IBP. Affine maps that read an L-inf box directly
 keep their interval boxes, which are already exact. The CROWN box of a layer
-bounds all its neurons in batched backward passes, two rows per neuron, each as
-large as the layers below; a layer where that work passes a budget (a wide
-convolution over a long sequence) gets its IBP box, and the result says so
-(``method="crown-ibp"``).
+bounds all its neurons in batched backward passes, two rows per neuron; in a
+stack of 1-D convolutions each row runs over the neuron's receptive window
+only (:mod:`probekit.certify.windows`). A layer where that work passes a
+budget gets its IBP box, and the result says so (``method="crown-ibp"``).
 
 Examples
 --------
@@ -51,6 +51,9 @@ from .ibp import (
     spec_rows_interval,
 )
 from .spec import Box, Hamming, LpBall, Spec, _k_smallest
+from .windows import plan as window_plan
+from .windows import windowed_bounds
+from .windows import work as window_work
 
 _CONVEX = {"elu", "softplus", "convex"}
 _S_SHAPED = {"sigmoid", "tanh"}
@@ -350,13 +353,19 @@ def _linear_on_ball(problem: Problem, op, bounds: dict):
     return torch.maximum(y0 - radius, lo), torch.minimum(y0 + radius, hi)
 
 
-def node_bounds(problem: Problem, name: str, bounds: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """CROWN box of one operation's output (all its elements, in chunks of rows)."""
+def node_bounds(problem: Problem, name: str, bounds: dict, *, dense: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """CROWN box of one operation's output (all its elements, in chunks of rows).
+
+    A layer at the end of a chain of 1-D convolutional layers is bounded over each
+    neuron's receptive window (:mod:`probekit.certify.windows`): the same box, for
+    less work; ``dense=True`` runs the pass over whole tensors instead.
+    """
     op = problem.graph.op(name)
     n = problem.bound.n
     if type(problem.pset) is LpBall and op.signed == "linear_module" and _reads_input(problem, op):
         return _linear_on_ball(problem, op, bounds)
-    costly = _numel(op.shape) * _numel(problem.graph.ops[0].shape) * n > 4 * _BUDGET
+    steps = None if dense else window_plan(problem, name)
+    costly = steps is None and _numel(op.shape) * _numel(problem.graph.ops[0].shape) * n > 4 * _BUDGET
     # k substitutions: exact and fast; Lp balls: the full kernel's dual norm, looser at the edges
     if (isinstance(problem.pset, Hamming) or (isinstance(problem.pset, LpBall) and costly)) and op.kind == "linear":
         found = _conv_on_input(problem, op)
@@ -364,6 +373,8 @@ def node_bounds(problem: Problem, name: str, bounds: dict) -> tuple[torch.Tensor
             fast = _conv_first_layer(problem, op, found)
             if fast is not None:
                 return fast
+    if steps is not None:
+        return windowed_bounds(problem, name, bounds, steps)
     n = problem.bound.n
     m = _numel(op.shape)
     chunk = max(1, _BUDGET // (2 * n * _max_numel(problem, name)))
@@ -417,7 +428,11 @@ def _path_numel(problem: Problem, name: str) -> int:
 
 
 def crown_work(problem: Problem, name: str) -> int:
-    """Entries per input touched by the CROWN box of ``name``: two rows per neuron, each walking its inputs."""
+    """Entries per input touched by the CROWN box of ``name``: two rows per neuron, each walking its inputs
+    (their receptive windows, for a chain of 1-D convolutional layers)."""
+    steps = window_plan(problem, name)
+    if steps is not None:
+        return window_work(problem, steps)
     return 2 * _numel(problem.graph.op(name).shape) * _path_numel(problem, name)
 
 
@@ -432,34 +447,43 @@ def intermediate_boxes(problem: Problem, *, intermediate: str = "crown", max_neu
     Returns
     -------
     bounds : dict of name -> (lower, upper), each of shape (N, *op.shape)
-    ibp_layers : list of (str, int)
-        Label and width of each layer that got an IBP box because its CROWN box
-        would cost too much (``intermediate="crown"``) or by request (``"ibp"``).
+    boxes : dict of label -> (str, int)
+        For each layer whose box matters, how it was found and its width: ``"exact"``
+        (an affine map of an L-inf box), ``"crown (windows)"`` (over each neuron's
+        receptive window), ``"crown"``, or ``"ibp"`` when its CROWN box would cost too
+        much (``intermediate="crown"``) or by request (``"ibp"``).
     """
     if intermediate not in ("crown", "ibp"):
         raise ValueError(f"intermediate must be 'crown' or 'ibp', got {intermediate!r}")
     graph = problem.graph
     needed = _sources(graph, consumed_by_nonlinear(graph)) - {graph.ops[0].name}
     prefix = affine_prefix(graph) if type(problem.pset) is not Box else set()
-    ibp_layers = []
+    boxes = {}
 
     def affordable(op) -> bool:
         if max_neurons is not None:
             return _numel(op.shape) <= max_neurons
-        return _numel(op.shape) <= _MAX_NEURONS and crown_work(problem, op.name) <= _WORK
+        # the width limit guards the dense pass, whose matrix products the work count leaves out
+        windowed = window_plan(problem, op.name) is not None
+        return (windowed or _numel(op.shape) <= _MAX_NEURONS) and crown_work(problem, op.name) <= _WORK
 
     def tighten(op, bounds, box):
-        if op.name not in needed or op.kind != "linear" or interval_is_exact(problem, op):
+        if op.name not in needed or op.kind != "linear":
             return None
-        if op.name in prefix or (intermediate == "crown" and affordable(op)):
-            return node_bounds(problem, op.name, bounds)
-        ibp_layers.append((op.label, _numel(op.shape)))
-        return None
+        how = "ibp"
+        if interval_is_exact(problem, op):
+            how = "exact"
+        elif op.name in prefix or (intermediate == "crown" and affordable(op)):
+            how = "crown (windows)" if window_plan(problem, op.name) is not None else "crown"
+        label = op.label if op.label not in boxes else f"{op.label} [{op.name}]"  # a module called twice
+        boxes[label] = (how, _numel(op.shape))
+        return node_bounds(problem, op.name, bounds) if how.startswith("crown") else None
 
-    return intervals(problem, tighten=tighten), ibp_layers
+    return intervals(problem, tighten=tighten), boxes
 
 
 def _ibp_warning(ibp_layers: list, max_neurons: int | None) -> str:
+    """The warning for layers that got IBP boxes: ``ibp_layers`` is a list of (label, width)."""
     label, width = ibp_layers[0]
     widest = max(w for _, w in ibp_layers)
     why = (f"wider than max_neurons={max_neurons}" if max_neurons is not None else
@@ -483,15 +507,19 @@ def crown_rows(
     """CROWN bounds of a spec's rows, intersected with IBP; -inf and inf where they overflowed to NaN.
 
     ``info``, when given, receives ``"method"`` ("crown", or "crown-ibp" when
-    some intermediate layer got an IBP box) and ``"ibp_layers"``.
+    some intermediate layer got an IBP box), ``"ibp_layers"`` (their labels) and
+    ``"boxes"`` (label -> how each box that matters was found, see
+    :func:`intermediate_boxes`).
     """
     graph = problem.graph
-    bounds, ibp_layers = intermediate_boxes(problem, intermediate=intermediate, max_neurons=max_neurons)
+    bounds, boxes = intermediate_boxes(problem, intermediate=intermediate, max_neurons=max_neurons)
+    ibp_layers = [(label, width) for label, (how, width) in boxes.items() if how == "ibp"]
     if ibp_layers and warn_wide and intermediate == "crown":
         warn(_ibp_warning(ibp_layers, max_neurons), stacklevel=4)
     if info is not None:
         info["method"] = "crown-ibp" if ibp_layers else "crown"
         info["ibp_layers"] = [label for label, _ in ibp_layers]
+        info["boxes"] = {label: how for label, (how, _) in boxes.items()}
     lo, hi = spec_bounds(problem, spec, bounds)
     ilo, ihi = spec_rows_interval(spec, *bounds[graph.output])
     lo, hi = torch.maximum(lo, ilo), torch.minimum(hi, ihi)
@@ -530,17 +558,19 @@ def crown(
         faster and looser).
     max_neurons : int, optional
         Layers wider than this get IBP boxes even with ``intermediate="crown"``. By
-        default a layer gets an IBP box when it is wider than 4096, or when its
-        CROWN box would touch more than ``2**23`` numbers per input (two backward
-        rows per neuron, each as large as the layers below it): a 32-channel
-        convolution over 200 positions does.
+        default a layer gets an IBP box when its CROWN box would touch more than
+        ``2**23`` numbers per input (two backward rows per neuron, each as large as
+        the layers below it, or as its receptive window in a stack of 1-D
+        convolutions), or when it is wider than 4096 and not in such a stack.
 
     Returns
     -------
     Bounds
         ``method`` is ``"crown"``, or ``"crown-ibp"`` when some intermediate layer got
         an IBP box; ``params["ibp_layers"]`` names those layers, and a
-        :class:`~probekit.ProbekitWarning` says so when they were too costly.
+        :class:`~probekit.ProbekitWarning` says so when they were too costly;
+        ``params["boxes"]`` says how the box of each layer read by an activation or a
+        maximum was found (``"exact"``, ``"crown (windows)"``, ``"crown"``, ``"ibp"``).
 
     Examples
     --------
@@ -561,7 +591,7 @@ def crown(
         )
     result = finish(
         problem, lo, hi, method=info["method"], eps=eps, norm=norm, k=k, seconds=time.perf_counter() - start,
-        adapter=adapter, extra={"intermediate": intermediate, "ibp_layers": info["ibp_layers"]},
+        adapter=adapter, extra={"intermediate": intermediate, "ibp_layers": info["ibp_layers"], "boxes": info["boxes"]},
     )
     return result
 

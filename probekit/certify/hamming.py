@@ -120,13 +120,14 @@ class _Watched(Goal):
 class _WatchedBound(BoundGoal):
     seen: torch.Tensor | None = None
 
-    def __call__(self, y: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-        g = super().__call__(y, rows)
+    def with_progress(self, y: torch.Tensor, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        # every way of reading g (calling the goal, its progress) goes through here
+        g, progress = super().with_progress(y, rows)
         rows = torch.arange(y.shape[0], device=g.device) if rows is None else rows
         nan = torch.isnan(g) | torch.isnan(y.reshape(y.shape[0], -1)).any(1)
         counts = torch.stack([nan, torch.isinf(g) & ~nan], 1).to(self.seen.dtype)
         self.seen.index_add_(0, rows.to(self.seen.device), counts.to(self.seen.device))  # no read back: no sync
-        return g
+        return g, progress
 
     def to(self, device) -> BoundGoal:
         return _watch(super().to(device), self.seen)
