@@ -141,10 +141,15 @@ def _stacks():
     )
     second[1].running_mean.normal_()
     second[1].running_var.uniform_(0.5, 2.0)
-    return [first.eval(), second.eval()]
+    third = nn.Sequential(
+        nn.Conv1d(4, 6, 4, padding="same"), nn.ELU(), nn.MaxPool1d(2, ceil_mode=True),
+        nn.Conv1d(6, 6, 6, padding="same", dilation=2), nn.Softplus(), nn.Conv1d(6, 3, 3, padding="valid"), nn.ReLU(),
+    )
+    return [first.eval(), second.eval(), third.eval()]
 
 
-@pytest.mark.parametrize("model", _stacks(), ids=["relu-pool-strided", "bn-sigmoid-groups"])
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+@pytest.mark.parametrize("model", _stacks(), ids=["relu-pool-strided", "bn-sigmoid-groups", "same-elu-ceil"])
 @pytest.mark.parametrize("where", [dict(eps=0.1), dict(eps=0.3, norm="l2"), dict(eps=0.5, norm="l1"), dict(k=2)],
                          ids=["linf", "l2", "l1", "k2"])
 def test_windowed_boxes_equal_dense_ones(model, where):

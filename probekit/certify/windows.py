@@ -71,10 +71,12 @@ def _step(problem, op) -> Step | None:
     if op.kind in ("alias", "act") and op.shape == parent.shape:
         return Step(op, op.kind, None, 1, 0, 1, **lengths)
     if op.kind == "linear" and isinstance(module, nn.Conv1d):
-        if module.padding_mode != "zeros" or not isinstance(module.padding, tuple):
+        if module.padding_mode != "zeros":
             return None
         span = (module.kernel_size[0] - 1) * module.dilation[0] + 1
-        return Step(op, "conv", module, module.stride[0], module.padding[0], span, **lengths)
+        # "same" pads (span - 1) // 2 on the left, the rest on the right (where windows are cut anyway)
+        pad = {"valid": 0, "same": (span - 1) // 2}.get(module.padding) if isinstance(module.padding, str) else module.padding[0]
+        return Step(op, "conv", module, module.stride[0], pad, span, **lengths)
     if op.kind == "linear" and op.signed == "bn_module" and isinstance(module, nn.BatchNorm1d):
         return Step(op, "bn", module, 1, 0, 1, **lengths)
     if op.kind == "max" and isinstance(module, nn.MaxPool1d) and _channel_local(op, parent):
