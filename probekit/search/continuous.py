@@ -564,8 +564,9 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
     where two successes are compared; the kept norms are recomputed from the
     kept perturbations at the end. Failures are compared on the goal's progress
     (the score with the goal's sign), not on ``g``, which a far threshold rounds
-    to one number; an iterate replaces the kept one only when it is better by
-    more than the tie tolerance, so the choice does not hang on rounding.
+    to one number. Along one run a strictly better iterate replaces the kept
+    one (near convergence a step gains less than any tie tolerance); between
+    restarts, values within the tie tolerance go to the first restart.
     Iterates whose model outputs are not finite are never kept, and the inputs
     whose own score is not finite never succeed.
     """
@@ -678,7 +679,8 @@ def _pgd_core(adapter, space, bound, rows, eps, *, norm, steps, step_size, resta
             better = g < math.inf
             st["best_g"], st["best_p"] = g, p
         else:
-            better = _better(g, n_new, st["best_g"], st["best_n"], p, st["best_p"], rtol)
+            # one run's iterates: strictly better replaces (its last steps gain less than any tie tolerance)
+            better = _better(g, n_new, st["best_g"], st["best_n"], p, st["best_p"])
             if live is not None:
                 better = better & live
             st["best_g"] = torch.where(better, g, st["best_g"])
@@ -840,9 +842,9 @@ def pgd(
     intersected with the feature bounds (see :func:`project`). The best iterate
     per input is kept (among successes the smallest norm, otherwise the lowest
     goal progress: the score with the goal's sign, which a far threshold does not
-    round away; a later iterate must be better by more than ``1e-5`` relative to
-    replace an earlier one), and an input leaves the batch as soon as its goal
-    holds (``early_stop``). Iterates whose model output is NaN or infinite are
+    round away; between restarts, values within ``1e-5`` relative go to the
+    first), and an input leaves the batch as soon as its goal holds
+    (``early_stop``). Iterates whose model output is NaN or infinite are
     never kept and never succeed (a ``ProbekitWarning`` counts them).
 
     Parameters
