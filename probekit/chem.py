@@ -175,6 +175,67 @@ def draw_atoms(mol, weights, *, size=(320, 240), fmt: str = "svg", legend: str =
     return drawer.GetDrawingText()
 
 
+def bit_substructures(featurizer, bits, *, provenance=None) -> dict:
+    """The substructure each of ``bits`` stands for, whether or not a given molecule has it.
+
+    A bit that a search switches on has no atoms in the molecule; what it means is
+    read elsewhere: from the featurizer's reference set when it was fitted
+    (:meth:`probekit.encode.mol.Featurizer.describe`: the bit's most common
+    environment there, or a MACCS key's SMARTS), else from the molecules of
+    ``provenance`` (the bit's most common environment among those that have it).
+
+    Parameters
+    ----------
+    featurizer : Featurizer
+    bits : iterable of int
+        Feature indices.
+    provenance : Provenance, optional
+        Featurized molecules to read environments from when the featurizer cannot name a bit.
+
+    Returns
+    -------
+    dict
+        bit -> ``{"smiles", "smarts", "source", ...}`` for the bits that could be named;
+        ``source`` is ``"reference set"``, ``"key definition"`` or ``"molecules probed"``.
+
+    Examples
+    --------
+    >>> from probekit.encode.mol import Morgan
+    >>> fp = Morgan(radius=1, n_bits=2048)
+    >>> X, prov = fp.featurize(["CCCl", "CCO"])
+    >>> chlorine = [b for b in X[0].nonzero().flatten().tolist() if X[1, b] == 0]
+    >>> sorted(d["smiles"] for d in bit_substructures(fp, chlorine, provenance=prov).values())
+    ['C(C)Cl', 'Cl', 'ClC']
+    """
+    from collections import Counter
+
+    from .encode.mol import MAX_OCCURRENCES
+
+    out = {}
+    for bit in dict.fromkeys(int(b) for b in bits):
+        described = featurizer.describe(bit)
+        if described is not None:
+            out[bit] = described
+            continue
+        if provenance is None:
+            continue
+        counts, smarts, total = Counter(), {}, 0
+        for i in range(len(provenance.mols)):
+            if provenance.mols[i] is None or bit not in featurizer.recorded(provenance.info[i]):
+                continue
+            for env in provenance.environments(i, bit):
+                counts[env["smiles"]] += 1
+                smarts.setdefault(env["smiles"], env["smarts"])
+                total += 1
+            if total >= MAX_OCCURRENCES:
+                break
+        if counts:
+            text, count = counts.most_common(1)[0]
+            out[bit] = {"smiles": text, "smarts": smarts[text], "count": count, "total": total,
+                        "n_environments": len(counts), "source": "molecules probed"}  # fmt: skip
+    return out
+
+
 def counterfactual_bits(mol, bits, featurizer, *, info=None) -> list[dict]:
     """Describe flipped fingerprint bits as chemistry: which substructure each removed bit stood for.
 
@@ -332,4 +393,5 @@ def counterfactual_molecules(adapter, mol, *, goal=None, atoms=None, elements=("
     return table.sort_values(order, kind="stable").reset_index(drop=True)[columns]
 
 
-__all__ = ["bit_environments", "atom_importance", "draw_atoms", "counterfactual_bits", "counterfactual_molecules"]
+__all__ = ["bit_environments", "bit_substructures", "atom_importance", "draw_atoms", "counterfactual_bits",
+           "counterfactual_molecules"]

@@ -166,3 +166,24 @@ def test_counterfactual_swaps_are_never_hypervalent():
     swapped = table[table["edit"].str.startswith("atom")]
     assert len(swapped) > 5
     assert all(hypervalent(s) == hypervalent(original) == 1 for s in swapped["smiles"])
+
+
+def test_bit_substructures_name_bits_from_the_reference_set_or_the_molecules_at_hand():
+    from collections import Counter
+
+    from probekit.chem import bit_substructures
+
+    smiles = ["CCCl", "ClCCCl", "c1ccccc1Cl", "CCO", "CCN"]
+    fp = Morgan(radius=1, n_bits=64)
+    X, prov = fp.featurize(smiles)
+    bits = sorted(set(X.nonzero()[:, 1].tolist()))
+    named = bit_substructures(fp, bits + [b for b in range(64) if b not in bits][:2], provenance=prov)
+    assert sorted(named) == bits  # bits no molecule has cannot be named
+    for bit in bits:
+        counts = Counter(e["smiles"] for i in range(len(smiles)) for e in prov.environments(i, bit))
+        assert named[bit]["source"] == "molecules probed" and counts[named[bit]["smiles"]] == max(counts.values())
+    fitted = Morgan(radius=1, n_bits=64).fit(["CCBr", "CCCl"])
+    from_reference = bit_substructures(fitted, bits, provenance=prov)
+    assert {d["source"] for d in from_reference.values()} == {"reference set", "molecules probed"}
+    for bit, d in from_reference.items():  # the reference set first; the molecules at hand for bits it lacks
+        assert (d["source"] == "reference set") == (fitted.describe(bit) is not None)

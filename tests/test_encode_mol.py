@@ -287,3 +287,63 @@ def test_environments_of_a_salt_write_nothing_to_stderr(capfd):
     for env in table.itertuples():  # every environment still gets the SMILES of its own atoms
         assert Chem.MolFromSmiles(env.smiles, sanitize=False).GetNumAtoms() == len(env.atoms)
     assert "[Na+]" in set(table["smiles"])
+
+
+# ------------------------------------------------------------------ the reference set of fit()
+REFERENCE = ["CCO", "c1ccccc1O", "not a smiles", "CC(=O)Nc1ccc(O)cc1", "OCC(O)CO", "CCN(CC)CC", "c1ccncc1",
+             "CC(C)Cc1ccc(cc1)C(C)C(=O)O", "CC(=O)Oc1ccccc1C(=O)O", "ClCCCl", "Clc1ccccc1", "CCCCCCCC"] * 6  # fmt: skip
+
+
+def test_fit_keeps_the_reference_set_of_the_molecules_that_featurize():
+    d = Descriptors(["MolWt", "NumHDonors"]).fit(REFERENCE[:12])
+    good = [s for s in REFERENCE[:12] if s != "not a smiles"]
+    assert d.reference.smiles == [Chem.MolToSmiles(Chem.MolFromSmiles(s)) for s in good]
+    assert d.reference.index.tolist() == [0, 1]
+    assert torch.equal(d.reference.features, d.transform(good))
+    assert Morgan(radius=1, n_bits=32).reference is None  # nothing before fit
+
+
+def _occurrences(fp, smiles, bit):
+    """Brute force: the environments setting ``bit``, molecule by molecule in order, the first 50 counted."""
+    from collections import Counter
+
+    from probekit.chem import bit_environments
+    from probekit.encode.mol import MAX_OCCURRENCES
+
+    seen = [e["smiles"] for s in smiles if Chem.MolFromSmiles(s) for e in bit_environments(Chem.MolFromSmiles(s), bit, fp)]
+    return Counter(seen[:MAX_OCCURRENCES]), len(seen[:MAX_OCCURRENCES])
+
+
+def test_morgan_describes_a_bit_by_its_most_common_environment_in_the_reference_set():
+    fp = Morgan(radius=2, n_bits=128).fit(REFERENCE)
+    bits = sorted({b for s in REFERENCE if Chem.MolFromSmiles(s) for b in fp.transform([s])[0].nonzero().flatten().tolist()})
+    collided = 0
+    for bit in bits:
+        counts, total = _occurrences(fp, REFERENCE, bit)
+        described = fp.describe(bit)
+        assert described["source"] == "reference set" and described["total"] == total
+        assert described["count"] == counts[described["smiles"]] == max(counts.values())
+        assert described["n_environments"] == len(counts)
+        collided += len(counts) > 1
+    assert collided  # 128 bits: some stand for several environments, and the most common one is named
+    unset = next(b for b in range(128) if b not in bits)
+    assert fp.describe(unset) is None and Morgan(radius=2, n_bits=128).describe(bits[0]) is None
+
+
+def test_concat_fit_gives_each_part_its_reference():
+    both = Concat(Morgan(radius=1, n_bits=64), Descriptors(["MolWt", "TPSA"]), MACCS()).fit(REFERENCE[:12])
+    assert both.reference.index.tolist() == [64, 65]
+    assert torch.equal(both.reference.features, Descriptors(["MolWt", "TPSA"]).transform([s for s in REFERENCE[:12] if s != "not a smiles"]))
+    lower, upper = both.bounds
+    assert float(lower[64]) == pytest.approx(46.069, abs=1e-3) and float(upper[64]) > 200
+    bit = int(both.transform(["Clc1ccccc1"])[0, :64].nonzero()[0])
+    assert both.describe(bit) == both.featurizers[0].describe(bit) is not None
+    assert both.describe(64) is None  # a descriptor is no substructure
+    assert both.describe(66 + 141)["smarts"] == "[CH3]"  # MACCS key 141: its definition
+
+
+def test_maccs_describes_keys_by_their_definition():
+    fp = MACCS()
+    assert fp.describe(141) == {"smiles": None, "smarts": "[CH3]", "count": 2, "source": "key definition"}
+    assert fp.describe(125)["text"].startswith("aromatic rings")
+    assert fp.describe(0) is None

@@ -34,6 +34,8 @@ import pandas as pd
 import torch
 
 KINDS = ("continuous", "binary", "integer")
+#: Occurrences of a fingerprint bit kept from the reference set to name the substructure it stands for.
+MAX_OCCURRENCES = 50
 
 
 # --------------------------------------------------------------- molecule input
@@ -157,6 +159,53 @@ class Provenance:
         return pd.DataFrame(rows, columns=columns)
 
 
+@dataclass(frozen=True)
+class Reference:
+    """The molecules a featurizer was fitted on (:meth:`Featurizer.fit`): what real molecules look like.
+
+    Attributes
+    ----------
+    smiles : list of str, length n
+        Canonical SMILES of the reference molecules that featurized cleanly.
+    index : torch.Tensor of shape (k,), long
+        The non-binary features (continuous and integer) kept.
+    features : torch.Tensor of shape (n, k)
+        Their values in each reference molecule.
+
+    Examples
+    --------
+    >>> ref = Descriptors(["MolWt", "TPSA"]).fit(["CCO", "c1ccccc1O"]).reference
+    >>> ref.smiles, ref.features.shape
+    (['CCO', 'Oc1ccccc1'], torch.Size([2, 2]))
+    """
+
+    smiles: list
+    index: torch.Tensor
+    features: torch.Tensor
+
+
+def _reference(X: torch.Tensor, prov: Provenance, kinds) -> tuple[Reference, list]:
+    """The reference of the clean rows of a featurized set, and each kept row's canonical atom order."""
+    from rdkit import Chem
+
+    rows = np.flatnonzero(prov.ok)
+    if len(rows) == 0:
+        raise ValueError("no molecule of the reference set could be featurized")
+    smiles, orders = [], []
+    for i in rows:
+        mol = prov.mols[i]
+        if mol is None:  # feature rows without a molecule (a Matrix)
+            smiles.append(prov.smiles[i] if prov.smiles else "")
+            orders.append(None)
+            continue
+        smiles.append(Chem.MolToSmiles(mol))
+        # atom a of the molecule is atom order.index(a) of the SMILES read back
+        orders.append({int(a): k for k, a in enumerate(mol.GetPropsAsDict(True, True)["_smilesAtomOutputOrder"])})
+    index = torch.tensor([j for j, k in enumerate(kinds) if k != "binary"], dtype=torch.long)
+    features = X[torch.from_numpy(rows)][:, index].clone()
+    return Reference(smiles, index, features), orders
+
+
 # ------------------------------------------------------------------ base class
 class Featurizer:
     """Common behaviour: subclasses define :meth:`_compute` (one molecule -> values, info)."""
@@ -166,6 +215,7 @@ class Featurizer:
 
     def __init__(self):
         self._bounds = None
+        self.reference: Reference | None = None
 
     @property
     def n_features(self) -> int:
@@ -182,20 +232,45 @@ class Featurizer:
         return torch.tensor(lower), torch.tensor(upper)
 
     def fit(self, molecules) -> "Featurizer":
-        """Take the bounds of non-binary features from a reference set (min and max over it); returns self.
+        """Learn from a reference set (e.g. the training molecules) what real molecules look like; returns self.
 
-        Binary features keep [0, 1].
+        - bounds: the min and max of every non-binary feature over the set (binary features keep [0, 1]);
+        - :attr:`reference`: the set's SMILES and non-binary feature values, against which
+          :func:`probekit.probe.molecules.probe_features` judges whether a perturbed point is
+          near a real molecule;
+        - for fingerprints, where each bit occurs, so that :meth:`describe` can name the
+          substructure a bit stands for in molecules that lack it.
+
+        Examples
+        --------
+        >>> fp = Morgan(radius=1, n_bits=64).fit(["CCO", "CCN", "c1ccccc1O"])
+        >>> len(fp.reference.smiles), fp.reference.features.shape
+        (3, torch.Size([3, 0]))
         """
         X, prov = self.featurize(molecules)
+        return self._fit_rows(X, prov)
+
+    def _fit_rows(self, X: torch.Tensor, prov: Provenance) -> "Featurizer":
+        reference, orders = _reference(X, prov, self.kinds)
         X = X[torch.from_numpy(prov.ok)]
-        if X.shape[0] == 0:
-            raise ValueError("no molecule of the reference set could be featurized")
         lower, upper = self.bounds
         binary = torch.tensor([k == "binary" for k in self.kinds])
         lower = torch.where(binary, lower, X.min(dim=0).values)
         upper = torch.where(binary, upper, X.max(dim=0).values)
         self._bounds = (lower, upper)
+        self.reference = reference
+        self._record_occurrences([info for info, ok in zip(prov.info, prov.ok) if ok], orders)
         return self
+
+    def _record_occurrences(self, infos: list, orders: list) -> None:
+        """Fingerprints keep where each bit occurs in the reference set; other featurizers keep nothing."""
+
+    def describe(self, feature: int) -> dict | None:
+        """The substructure feature ``feature`` stands for, known without a molecule that has it; None here.
+
+        Fingerprints override this (:meth:`Morgan.describe`, :meth:`MACCS.describe`).
+        """
+        return None
 
     def _compute(self, mol) -> tuple[np.ndarray, dict]:
         """Values and provenance of one molecule; featurizers built from others override ``featurize`` instead."""
@@ -325,8 +400,67 @@ class Morgan(Featurizer):
             _, info = self._compute(mol)
         return [atom_environment(mol, center, radius) for center, radius in info.get("morgan", {}).get(int(feature), ())]
 
+    def _record_occurrences(self, infos: list, orders: list) -> None:
+        occurrences: dict = {}
+        for row, (info, order) in enumerate(zip(infos, orders)):
+            for bit, envs in (info or {}).get("morgan", {}).items():
+                kept = occurrences.setdefault(int(bit), [])
+                for center, radius in envs:
+                    if len(kept) < MAX_OCCURRENCES:
+                        kept.append((row, order[int(center)], int(radius)))
+        self._occurrences = occurrences
+        self._described = {}
+
+    def describe(self, feature: int) -> dict | None:
+        """The substructure bit ``feature`` stands for in the reference set (:meth:`fit`).
+
+        Hashed bits can stand for several environments; this is the most common one
+        among the bit's first :data:`MAX_OCCURRENCES` occurrences in the reference set.
+
+        Returns
+        -------
+        dict or None
+            ``smiles``, ``smarts``, ``count`` (occurrences with that environment),
+            ``total`` (occurrences looked at), ``n_environments`` (distinct
+            environments among them) and ``source`` (``"reference set"``); None
+            before :meth:`fit` or when no reference molecule has the bit.
+
+        Examples
+        --------
+        >>> from rdkit import Chem
+        >>> fp = Morgan(radius=1, n_bits=2048).fit(["Clc1ccccc1", "CCO"])
+        >>> mol = Chem.MolFromSmiles("Clc1ccccc1")
+        >>> bit = next(b for b in range(2048) if [e["atoms"] for e in fp.environments(mol, b)] == [(0, 1)])
+        >>> fp.describe(bit)["smiles"], fp.describe(bit)["source"]
+        ('Clc', 'reference set')
+        """
+        occurrences = getattr(self, "_occurrences", {}).get(int(feature))
+        if not occurrences or self.reference is None:
+            return None
+        if int(feature) not in self._described:
+            self._described[int(feature)] = _most_common_environment(self.reference.smiles, occurrences)
+        return dict(self._described[int(feature)])
+
     def __repr__(self) -> str:
         return f"Morgan(radius={self.radius}, n_bits={self.n_bits}, counts={self.counts})"
+
+
+def _most_common_environment(smiles: list, occurrences: list) -> dict:
+    """The most common environment SMILES (and its SMARTS) among (row, center, radius) occurrences."""
+    from collections import Counter
+
+    from rdkit import Chem
+
+    mols, counts, smarts = {}, Counter(), {}
+    for row, center, radius in occurrences:
+        if row not in mols:
+            mols[row] = Chem.MolFromSmiles(smiles[row])
+        env = atom_environment(mols[row], center, radius)
+        counts[env["smiles"]] += 1
+        smarts.setdefault(env["smiles"], env["smarts"])
+    text, count = counts.most_common(1)[0]
+    return {"smiles": text, "smarts": smarts[text], "count": count, "total": len(occurrences),
+            "n_environments": len(counts), "source": "reference set"}  # fmt: skip
 
 
 def atom_environment(mol, center: int, radius: int) -> dict:
@@ -388,6 +522,23 @@ class MACCS(Featurizer):
 
         fp = MACCSkeys.GenMACCSKeys(mol)
         return np.array(list(fp), dtype=np.float32), {"maccs": {int(j): () for j in fp.GetOnBits()}}
+
+    def describe(self, feature: int) -> dict | None:
+        """Key ``feature``'s definition: its SMARTS (and how many matches set it), or what the key counts.
+
+        Examples
+        --------
+        >>> MACCS().describe(141)["smarts"], MACCS().describe(141)["count"]
+        ('[CH3]', 2)
+        """
+        from rdkit.Chem import MACCSkeys
+
+        smarts, count = MACCSkeys.smartsPatts.get(int(feature), ("?", 0))
+        if smarts == "?":
+            words = {125: "aromatic rings (more than one)", 166: "fragments (more than one)", 1: "isotopes"}
+            text = words.get(int(feature))
+            return None if text is None else {"smiles": None, "smarts": None, "text": text, "source": "key definition"}
+        return {"smiles": None, "smarts": smarts, "count": int(count), "source": "key definition"}
 
     def environments(self, mol, feature: int, *, info=None) -> list[dict]:
         """One environment per SMARTS match of key ``feature`` (per ring, fragment or isotope for
@@ -587,14 +738,26 @@ class Concat(Featurizer):
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def fit(self, molecules) -> "Concat":
-        """Fit every part with non-binary features on the same reference set; returns self.
+        """Fit every part (but user-supplied :class:`Matrix` features) on the same reference set; returns self.
 
-        Binary parts (fingerprint bits) keep [0, 1] and are not featurized for this.
+        See :meth:`Featurizer.fit`: non-binary parts take their bounds from the set,
+        fingerprint parts record where their bits occur, and :attr:`reference` holds
+        the set's non-binary features in this featurizer's numbering.
         """
-        for f in self.featurizers:
-            if not isinstance(f, Matrix) and any(k != "binary" for k in f.kinds):
-                f.fit(molecules)
+        X, prov = self.featurize(molecules)
+        reference, _ = _reference(X, prov, self.kinds)
+        for p, (part, start) in enumerate(zip(self.featurizers, self.offsets)):
+            if isinstance(part, Matrix):
+                continue
+            infos = [info[p] if info else {} for info in prov.info]
+            part._fit_rows(X[:, start : start + part.n_features], Provenance(prov.ids, prov.smiles, prov.mols, prov.errors, infos, part))
+        self.reference = reference
         return self
+
+    def describe(self, feature: int) -> dict | None:
+        """What feature ``feature`` stands for, from the part it belongs to (see :meth:`Featurizer.describe`)."""
+        part = int(np.searchsorted(self.offsets, feature, side="right")) - 1
+        return self.featurizers[part].describe(int(feature) - self.offsets[part])
 
     def featurize(self, molecules):
         frame = molecule_frame(molecules)
@@ -648,5 +811,5 @@ def parse_featurizer(spec: str) -> Featurizer:
     raise ValueError(f"unknown featurizer {spec!r}; use morgan:RADIUS:NBITS, morgan-counts:R:N, descriptors or maccs")
 
 
-__all__ = ["Morgan", "Descriptors", "MACCS", "Concat", "Matrix", "Featurizer", "Provenance",
+__all__ = ["Morgan", "Descriptors", "MACCS", "Concat", "Matrix", "Featurizer", "Provenance", "Reference",
            "atom_environment", "molecule_frame", "parse_featurizer"]
