@@ -68,6 +68,8 @@ def edit_keys(sites: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
 def lex_less(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Where row ``a`` (B, k) of :func:`edit_keys` comes strictly before row ``b`` (B, k')."""
     width = max(a.shape[1], b.shape[1])
+    if width == 0:
+        return torch.zeros(a.shape[0], dtype=torch.bool, device=a.device)
     a = torch.nn.functional.pad(a, (0, width - a.shape[1]), value=-1)
     b = torch.nn.functional.pad(b, (0, width - b.shape[1]), value=-1)
     differ = a != b
