@@ -376,7 +376,10 @@ def planted_motif_recovery(regions: pd.DataFrame, truth: pd.DataFrame) -> pd.Dat
     -------
     pandas.DataFrame, one row per sequence with a planted motif (label 1):
     ``id``, ``motif``, ``n_regions``, ``motif_rank`` (rank of the best region that
-    overlaps the site; NaN when none does) and ``top`` (the top region overlaps it).
+    overlaps the site; NaN when none does), ``top`` (the top region overlaps it) and,
+    where the regions carry JASPAR annotation, ``named`` (the top region's top match is
+    the planted factor), ``named_or_tied`` (or ties with it at the best p-value) and
+    ``query_named`` (the planted factor is the best match among ``motif_query``).
 
     Examples
     --------
@@ -401,16 +404,38 @@ def planted_motif_recovery(regions: pd.DataFrame, truth: pd.DataFrame) -> pd.Dat
         overlap = own[(own["start"] < site.end) & (own["end"] > site.start)]
         rank = float(overlap["rank"].min()) if len(overlap) else float("nan")
         best = float(own["rank"].min()) if len(own) else float("nan")
+        planted = str(getattr(site, "motif", "") or "")
+        top_region = own[own["rank"] == best].head(1)
         rows.append(
             {
                 "id": str(site.id),
-                "motif": getattr(site, "motif", ""),
+                "motif": planted,
                 "n_regions": len(own),
                 "motif_rank": rank,
                 "top": bool(len(overlap) and rank == best),
+                **_naming(top_region, planted, bool(len(overlap) and rank == best)),
             }
         )
-    return pd.DataFrame(rows, columns=["id", "motif", "n_regions", "motif_rank", "top"])
+    return pd.DataFrame(rows, columns=["id", "motif", "n_regions", "motif_rank", "top", *_NAMING])
+
+
+_NAMING = ("named", "named_or_tied", "query_named")
+
+
+def _naming(top_region: pd.DataFrame, planted: str, top: bool) -> dict:
+    """Whether the top region's JASPAR annotation names the planted factor: as its top match, among the matches
+    tied with it, or as the best match among queried factors (False without annotation columns)."""
+    if not top or top_region.empty or "motif" not in top_region.columns:
+        return dict.fromkeys(_NAMING, False)
+    row = top_region.iloc[0]
+    same = lambda name: isinstance(name, str) and name.upper() == planted.upper()  # noqa: E731
+    tied = row.get("motif_tied_with")
+    tied_names = [t.strip() for t in tied.split(",")] if isinstance(tied, str) else []
+    return {
+        "named": same(row["motif"]),
+        "named_or_tied": same(row["motif"]) or any(same(t) for t in tied_names),
+        "query_named": same(row.get("motif_query_match")),
+    }
 
 
 __all__ = [

@@ -140,3 +140,19 @@ def test_demo_model_flags_the_planted_motif(demo):
 def test_paths_exist():
     for path in dna_demo_paths().values():
         assert path.exists(), path
+
+
+def test_planted_motif_recovery_says_whether_jaspar_named_the_planted_factor():
+    from probekit.datasets import planted_motif_recovery
+
+    truth = pd.DataFrame({"id": ["a", "b", "c"], "label": [1, 1, 1], "motif": ["CTCF", "GATA1", "FOS::JUN"],
+                          "start": [10, 10, 10], "end": [20, 20, 20]})  # fmt: skip
+    regions = pd.DataFrame({
+        "id": ["a", "b", "c"], "region": [1, 1, 1], "start": [9, 9, 60], "end": [21, 21, 70],
+        "motif": ["CTCF", "Gata2", "FOS::JUN"], "motif_tied_with": [None, "GATA1, GATA3", None],
+        "motif_query_match": ["CTCF", "GATA1", "FOS::JUN"],
+    })  # fmt: skip
+    r = planted_motif_recovery(regions, truth).set_index("id")
+    assert r["named"].tolist() == [True, False, False]  # c's top region misses the site: nothing is named
+    assert r["named_or_tied"].tolist() == [True, True, False]
+    assert r["query_named"].tolist() == [True, True, False]

@@ -356,3 +356,22 @@ def test_critical_positions_are_the_planted_block_and_nothing_in_a_flat_model():
     quiet = probe(_pwm_adapter(flat), seqs, goal=goals.below(-100.0), max_edits=1, baseline_draws=20).to_frame()
     # without the floor the top alpha (5%) of substitutions, about 6 positions per sequence, would be critical
     assert quiet.groupby("id")["critical"].sum().max() <= 2
+
+
+def test_motif_query_names_the_best_match_among_the_expected_factors():
+    pytest.importorskip("pyjaspar")
+    from probekit.motifs import Motif, jaspar_motifs
+
+    (ctcf,) = jaspar_motifs(matrix_ids=["MA0139.1"])
+    site = ctcf.consensus
+    seq = plant(backgrounds(1, 60, motif=site, seed=9, max_match=12)[0], site, 21)
+    adapter = SequenceModel(MotifCounter(site), output=0, device="cpu")
+    decoy = Motif.from_consensus(site, name="DECOY")  # the same site: the top match may be either
+    kwargs = dict(goal="below:0.5", max_edits=1, baseline_draws=10, motifs=[decoy, ctcf])
+    top = probe(adapter, [seq], motif_query=["CTCF"], **kwargs).regions().iloc[0]
+    assert top["motif_query_match"] == "CTCF"
+    assert 0 <= top["motif_q_value"] <= 1 and top["motif_p_value"] <= top["motif_q_value"] + 1e-12
+    assert {top["motif"], top["motif_tied_with"]} == {"DECOY", "CTCF"}  # the tie is named, not hidden
+    assert probe(adapter, [seq], **kwargs).regions().iloc[0]["motif_query_match"] is None
+    with pytest.raises(ValueError, match="motifs="):
+        probe(adapter, [seq], goal="below:0.5", motif_query=["CTCF"])

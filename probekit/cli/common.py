@@ -196,11 +196,19 @@ def add_probe_arguments(parser: argparse.ArgumentParser, *, output: str | None =
         parser.add_argument("--no-motifs", dest="motifs", action="store_false", help="no JASPAR motif annotation")
     else:
         parser.add_argument("--motifs", action="store_true", help="annotate regions with JASPAR motifs (probekit[motifs])")
+    parser.add_argument("--motif-query", type=_names,
+                        help="factors, matrix ids or JASPAR families you expect, comma-separated (e.g. CTCF,GATA): "
+                             "each region also names its best match among them")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the random baseline")
     add_chunk_arguments(parser, records)
     parser.add_argument("--max-figures", type=int, default=20,
                         help="sequences that get their own figures in the report, strongest first (default 20)")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _names(text: str) -> list[str]:
+    """A comma-separated list of names, blanks dropped: ``"CTCF, GATA"`` -> ``["CTCF", "GATA"]``."""
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def add_chunk_arguments(parser: argparse.ArgumentParser, records: str = "sequences") -> None:
@@ -332,6 +340,10 @@ def _probe_settings(args, model_digest: str, goal) -> dict:
         "seed": args.seed,
         "autocast": getattr(args, "autocast", None),
     }
+    if getattr(args, "motif_query", None):  # only when given, as arch_kwargs below
+        if not args.motifs:
+            raise CLIError("--motif-query looks among the JASPAR matches of --motifs: give --motifs too")
+        settings["motif_query"] = list(args.motif_query)
     arch_kwargs = parse_arch_kwargs(getattr(args, "arch_kwargs", None))
     if arch_kwargs:  # only when given, so runs without it keep the keys of their saved chunks
         settings["arch_kwargs"] = arch_kwargs

@@ -60,6 +60,8 @@ def run_demo_dna(args, *, log: Callable[[str], None] = print) -> int:
             raise CLIError(f"--limit must be at least 1, got {args.limit}")
         heldout = heldout.head(args.limit)
     records = heldout[["id", "sequence"]].assign(error=None)
+    if args.motifs and not getattr(args, "motif_query", None):
+        args.motif_query = sorted({m for m in heldout["motif"] if m and not m.startswith("shuffled")})
     settings = _probe_settings(args, file_digest(dna_demo_paths()["model"]), str(goal))
     report = _run_probe(adapter, records, settings, args, out_dir / "dna_demo_report.html", log)
     log_outcome(report, [], log)
@@ -69,7 +71,28 @@ def run_demo_dna(args, *, log: Callable[[str], None] = print) -> int:
     recovery = planted_motif_recovery(report.regions(), heldout)
     recovery.to_csv(out_dir / "dna_demo_recovery.csv", index=False)
     log(recovery_line(recovery))
+    if args.motifs:
+        log(naming_line(recovery))
     return 0
+
+
+def naming_line(recovery: pd.DataFrame) -> str:
+    """One sentence on how often JASPAR names the planted factor in the top critical region.
+
+    Examples
+    --------
+    >>> r = pd.DataFrame({"top": [True, True], "named": [True, False], "named_or_tied": [True, True],
+    ...                   "query_named": [True, True]})
+    >>> naming_line(r)
+    'planted factor named by the top JASPAR match of the top region in 1/2 sequences (tied at the best p-value in 2/2; the best match among the planted factors in 2/2)'
+    """
+    n = len(recovery)
+    count = lambda column: int(recovery[column].fillna(False).astype(bool).sum())  # noqa: E731
+    return (
+        f"planted factor named by the top JASPAR match of the top region in {count('named')}/{n} sequences "
+        f"(tied at the best p-value in {count('named_or_tied')}/{n}; the best match among the planted factors in "
+        f"{count('query_named')}/{n})"
+    )
 
 
 def recovery_line(recovery: pd.DataFrame) -> str:
@@ -171,7 +194,7 @@ def run_mol_demo(args, *, log=print) -> int:
     out = out_dir / "mol_demo_report.html"
     method = _arg(args, "method", "auto")
     log(f"probing {len(heldout)} held-out compounds: {output.name}, goal {goal}, at most {max_flips} bit flips ({method})")
-    options = dict(max_flips=max_flips, flips=_arg(args, "flips", "both"), norm=_arg(args, "norm", "linf"),
+    options = dict(max_flips=max_flips, flips=_arg(args, "flips", "off"), norm=_arg(args, "norm", "linf"),
                    attribution=_arg(args, "attribution", None), method=method, baseline_draws=baseline_draws,
                    seed=int(_arg(args, "seed", 0)))  # fmt: skip
     settings = _mol_settings(file_digest(mol_demo_paths()["weights"]), demo.featurizer, goal, output_spec,

@@ -32,6 +32,7 @@ def probe(
     method: str = "auto",
     attribution: str | None = None,
     motifs=False,
+    motif_query=None,
     window=None,
     seed: int = 0,
     progress: bool = False,
@@ -91,6 +92,14 @@ def probe(
         the ``attribution`` column.
     motifs : bool or list of Motif
         True for JASPAR CORE vertebrates (needs ``probekit[motifs]``), or the motifs to use.
+        Each region gets its top 3 matches, ranked by the exact p-value of the motif
+        columns over the region (corrected for the placements tried, ``motif_p_value``)
+        with a q-value over the motifs tried (``motif_q_value``); matrices tied at the
+        best p-value are named in ``motif_tied_with``.
+    motif_query : str or list of str, optional
+        Factors, matrix ids or JASPAR families you expect (for example ``["CTCF", "GATA"]``):
+        the best match among them is named per region (``motif_query_match``) even when
+        it is not the top match. Needs ``motifs``.
     window : (start, end), optional
         Scan and edit only these positions (clipped to each sequence).
     seed : int
@@ -121,8 +130,8 @@ def probe(
     14
     """
     if isinstance(adapter, FeatureModel):
-        if motifs is not False or window is not None:
-            raise ValueError("motifs= and window= apply to DNA models only")
+        if motifs is not False or window is not None or motif_query is not None:
+            raise ValueError("motifs=, motif_query= and window= apply to DNA models only")
         from .molecules import probe_features
 
         if attribution is not None:  # otherwise probe_features keeps its own default method
@@ -133,11 +142,13 @@ def probe(
         )  # fmt: skip
     if feature_options:
         raise TypeError(f"probe() got options {sorted(feature_options)} that apply to feature models only")
+    if motif_query is not None and not motifs:
+        raise ValueError("motif_query= names the motifs to look for among the JASPAR matches: give motifs= too")
     from .dna import probe_sequences
 
     return probe_sequences(
         adapter, inputs, goal=goal, max_edits=max_edits, baseline_draws=baseline_draws, method=method,
-        attribution=attribution, motifs=motifs, window=window, seed=seed, progress=progress, alpha=alpha,
+        attribution=attribution, motifs=motifs, motif_query=motif_query, window=window, seed=seed, progress=progress, alpha=alpha,
         max_gap=max_gap, min_length=min_length,
     )  # fmt: skip
 

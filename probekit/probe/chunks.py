@@ -148,7 +148,7 @@ def probe_in_chunks(
     return merge_reports(chunks), reused
 
 
-_PROBE_KEYS = ("goal", "max_edits", "baseline_draws", "method", "motifs", "seed")
+_PROBE_KEYS = ("goal", "max_edits", "baseline_draws", "method", "motifs", "motif_query", "seed")
 
 
 def _probe_with(adapter, settings: dict) -> Callable:

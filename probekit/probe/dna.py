@@ -27,6 +27,7 @@ from .._warnings import warn
 from ..adapters import ModelCallError, ModelOutputError, describe_failure
 from ..encode.dna import group_by_length
 from ..io import sequence_frame
+from ..motifs import REGION_MATCH_COLUMNS
 from ..report.sensitivity import SensitivityReport
 from .baseline import compare_by_size
 from ..report.tables import critical_mask, find_regions, null_threshold, outlier_floor, position_importance, rank_desc
@@ -57,14 +58,13 @@ SUMMARY_COLUMNS = {
 }
 REGION_COLUMNS = [
     "id", "region", "rank", "start", "end", "length", "sequence", "importance_sum", "importance_max", "n_edits_inside",
-    "motif", "motif_id", "motif_score", "motif_p_value", "motif_offset", "motif_strand",
+    "motif", "motif_id", "motif_score", "motif_p_value", "motif_q_value", "motif_offset", "motif_strand",
+    "motif_family", "motif_tied_with", "motif_query_match",
 ]  # fmt: skip
 EDIT_COLUMNS = ["id", "step", "position", "ref", "alt", "score", "g"]
 # Critical runs widen through neighbours with at least this fraction of the run's peak importance.
 GROW = 0.5
-MOTIF_COLUMNS = [
-    "id", "region", "match_rank", "name", "matrix_id", "score", "rel_score", "p_value", "offset", "end", "strand", "match",
-]  # fmt: skip
+MOTIF_COLUMNS = REGION_MATCH_COLUMNS
 
 
 def probe_sequences(
@@ -77,6 +77,7 @@ def probe_sequences(
     method: str = "auto",
     attribution: str | None = None,
     motifs=False,
+    motif_query=None,
     window=None,
     seed: int = 0,
     progress: bool = False,
@@ -122,7 +123,8 @@ def probe_sequences(
     groups = group_by_length(good["sequence"].tolist())
     settings = dict(
         goal=goal, max_edits=max_edits, baseline_draws=baseline_draws, method=method, attribution=attribution,
-        motif_list=motif_list, seed=seed, progress=progress, alpha=alpha, max_gap=max_gap, min_length=min_length,
+        motif_list=motif_list, motif_query=motif_query, seed=seed, progress=progress, alpha=alpha, max_gap=max_gap,
+        min_length=min_length,
     )  # fmt: skip
     parts = []
     iterator = groups.items()
@@ -152,6 +154,7 @@ def probe_sequences(
         "method": method,
         "attribution": attribution,
         "motifs": len(motif_list) if motif_list else False,
+        "motif_query": None if motif_query is None else _query_list(motif_query),
         "window": None if window is None else ([window.start, window.stop] if isinstance(window, slice) else list(window)),
         "seed": seed,
         "alpha": alpha,
@@ -210,7 +213,11 @@ def _probe_screened(adapter, ids, seqs, problems: dict, **settings) -> list[dict
     (:class:`~probekit.adapters.ModelOutputError`) stops the run: it is no
     problem of one sequence.
     """
-    _, screened = adapter.screen(adapter.encode(seqs))
+    X = adapter.encode(seqs)
+    _, screened = adapter.screen(X)
+    if all(p is not None and p.startswith("the model raised") for p in screened):
+        length = X.shape[-1]  # a length the model cannot take, most likely: say so beside its own words
+        screened = [f"{p} (it failed on every sequence of length {length})" for p in screened]
     problems.update({i: p for i, p in zip(ids, screened) if p is not None})
     keep = [k for k, p in enumerate(screened) if p is None]
     return _probe_bisecting(adapter, [ids[k] for k in keep], [seqs[k] for k in keep], problems, **settings)
@@ -246,7 +253,7 @@ def _warn_problems(problems: dict) -> None:
     warn(f"{len(problems)} sequences were not probed ({counts}); e.g. {example[0]!r}: {example[1]}")
 
 
-def _probe_group(adapter, ids, seqs, *, bounds, goal, max_edits, baseline_draws, method, attribution, motif_list, seed,
+def _probe_group(adapter, ids, seqs, *, bounds, goal, max_edits, baseline_draws, method, attribution, motif_list, motif_query, seed,
                  progress, alpha, max_gap, min_length) -> dict:  # fmt: skip
     """All tables of one group of equal-length sequences: the searches, then the tables."""
     from ..search.baseline import random_substitutions
@@ -278,11 +285,12 @@ def _probe_group(adapter, ids, seqs, *, bounds, goal, max_edits, baseline_draws,
             attr = attribute(adapter, X, method=attribution).per_position.cpu()
     return _group_tables(
         adapter, ids, seqs, X.detach().cpu(), ism, sub, adv, stats, bound, trajectory, attr, bounds=bounds, goal=goal,
-        motif_list=motif_list, alpha=alpha, max_gap=max_gap, min_length=min_length,
+        motif_list=motif_list, motif_query=motif_query, alpha=alpha, max_gap=max_gap, min_length=min_length,
     )  # fmt: skip
 
 
 def _group_tables(adapter, ids, seqs, X_cpu, ism, sub, adv, stats, bound, trajectory, attr, *, bounds, goal, motif_list,
+                  motif_query,
                   alpha, max_gap, min_length) -> dict:  # fmt: skip
     """Importance, thresholds, regions, motifs and the tidy tables of one group."""
     n, _, length = X_cpu.shape
@@ -306,7 +314,7 @@ def _group_tables(adapter, ids, seqs, X_cpu, ism, sub, adv, stats, bound, trajec
     if motif_list and not regions.empty:
         from ..motifs import annotate_regions
 
-        motif_table = annotate_regions(regions, dict(zip(ids, seqs)), motifs=motif_list, top=3)
+        motif_table = annotate_regions(regions, dict(zip(ids, seqs)), motifs=motif_list, top=3, query=motif_query)
         regions = _attach_best_motif(regions, motif_table)
     motif_of_region = {(r.id, r.region): r.motif for r in regions.itertuples()}
 
@@ -435,7 +443,8 @@ def _regions(ids, seqs, importance, critical, edits, *, max_gap, min_length):
                     "importance_sum": total, "importance_max": peak,
                     "n_edits_inside": sum(s <= p < e for p in edit_positions),
                     "motif": None, "motif_id": None, "motif_score": math.nan, "motif_p_value": math.nan,
-                    "motif_offset": None, "motif_strand": None,
+                    "motif_q_value": math.nan, "motif_offset": None, "motif_strand": None, "motif_family": None,
+                    "motif_tied_with": None, "motif_query_match": None,
                 }
             )  # fmt: skip
     return rows, region_of
@@ -443,6 +452,8 @@ def _regions(ids, seqs, importance, critical, edits, *, max_gap, min_length):
 
 def _attach_best_motif(regions: pd.DataFrame, motif_table: pd.DataFrame) -> pd.DataFrame:
     best = motif_table[motif_table["match_rank"] == 1].set_index(["id", "region"])
+    queried = motif_table[motif_table["query_best"].fillna(False).astype(bool)].drop_duplicates(["id", "region"])
+    queried = queried.set_index(["id", "region"])
     regions = regions.copy()
     for k, row in regions.iterrows():
         key = (row["id"], row["region"])
@@ -451,10 +462,19 @@ def _attach_best_motif(regions: pd.DataFrame, motif_table: pd.DataFrame) -> pd.D
             regions.at[k, "motif"] = hit["name"]
             regions.at[k, "motif_id"] = hit["matrix_id"]
             regions.at[k, "motif_score"] = float(hit["score"])
-            regions.at[k, "motif_p_value"] = float(hit["p_value"])
+            regions.at[k, "motif_p_value"] = float(hit["p_region"])
+            regions.at[k, "motif_q_value"] = float(hit["q_value"])
             regions.at[k, "motif_offset"] = int(hit["offset"])
             regions.at[k, "motif_strand"] = hit["strand"]
+            regions.at[k, "motif_family"] = hit["tf_family"]
+            regions.at[k, "motif_tied_with"] = hit["tied_with"] or None
+        if key in queried.index:
+            regions.at[k, "motif_query_match"] = queried.loc[key, "name"]
     return regions
+
+
+def _query_list(query) -> list[str]:
+    return [query] if isinstance(query, str) else list(query)
 
 
 def _goal_score(bound) -> np.ndarray:
