@@ -51,16 +51,21 @@ W = [1.0, -3.0, 0.5, 2.0]
 
 # ------------------------------------------------------------- reference PGD
 def reference_pgd(model, bound, X, eps, alpha, steps, norm):
-    """Textbook PGD (no random start) that keeps the lowest-g iterate."""
+    """Textbook PGD (no random start) that keeps the iterate furthest toward the goal.
+
+    Iterates are ranked on the signed score (``bound.progress``), not on ``g``: with a far
+    threshold ``g`` rounds to a constant in float32 and cannot tell iterates apart.
+    """
     x0 = X.clone()
     x = x0.clone()
-    best, best_g = x.clone(), torch.full((X.shape[0],), math.inf)
+    best, best_p = x.clone(), torch.full((X.shape[0],), math.inf)
     for t in range(steps + 1):
         x = x.detach().requires_grad_(True)
-        g = bound(model(x))
+        y = model(x)
+        g, p = bound(y), bound.progress(y)
         (grad,) = torch.autograd.grad(g.sum(), x)
-        better = g.detach() < best_g
-        best[better], best_g[better] = x.detach()[better], g.detach()[better]
+        better = p.detach() < best_p
+        best[better], best_p[better] = x.detach()[better], p.detach()[better]
         if t == steps:
             break
         with torch.no_grad():
@@ -70,7 +75,7 @@ def reference_pgd(model, bound, X, eps, alpha, steps, norm):
                 x = x - alpha * grad / grad.norm(dim=1, keepdim=True)
                 d = x - x0
                 x = x0 + d * torch.clamp(eps / d.norm(dim=1, keepdim=True), max=1.0)
-    return best, best_g
+    return best, bound(model(best)).detach()
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
