@@ -186,15 +186,6 @@ def test_explicit_max_neurons_keeps_its_meaning():
     assert any("wider than max_neurons=16" in m for m in messages)
 
 
-def test_margin_reports_the_bound_method():
-    from probekit.diagnose import margin
-
-    adapter = SequenceModel(cnn(), output=outputs.margin(1), device="cpu")
-    frame = margin(adapter, one_hot(2, 200, seed=4), search_steps=3, steps=5)
-    assert frame.attrs["bound_method"] == "crown"
-    assert (frame["lower"] <= frame["upper"].fillna(float("inf")) + 1e-6).all()
-
-
 # ------------------------------------------------ the direct transposes of conv and batch norm
 def _generic_transpose(bound, op, a):
     """The transpose by vmap(vjp) of the operation itself (the path every other linear op takes)."""
@@ -238,3 +229,17 @@ def test_direct_transposes_match_the_generic_one(layer, shape):
     want, want_bias = _generic_transpose(bound, op, a)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(torch.as_tensor(got_bias).expand(3, 2), want_bias, atol=1e-5, rtol=1e-5)
+
+
+def test_margin_takes_crown_ibp_as_certifier():
+    from probekit.diagnose import margin
+
+    adapter = SequenceModel(cnn(), output=outputs.margin(1), device="cpu")
+    X = one_hot(2, 200, seed=4)
+    fast = margin(adapter, X, search_steps=4, steps=20, certifier="crown-ibp")
+    full = margin(adapter, X, search_steps=4, steps=20)
+    assert fast.attrs["certifier"] == "crown-ibp" and fast.attrs["bound_method"] == "crown-ibp"
+    assert full.attrs["bound_method"] == "crown"
+    # both radii are certified, so both lie below the attack's; CROWN's intermediate boxes find the larger
+    assert (fast["lower"] > 0).all() and (fast["lower"] < full["lower"]).all()
+    assert (full["lower"] <= full["upper"]).all()
