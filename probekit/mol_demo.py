@@ -148,6 +148,26 @@ def regression_metrics(y_true, y_pred) -> dict:
     return {"r2": float(1 - residual / total), "rmse": float(np.sqrt(residual / len(y_true)))}
 
 
+def _fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, seed: int, epochs: int, batch_size: int, lr: float,
+         weight_decay: float) -> nn.Module:  # fmt: skip
+    """Mean squared error, AdamW, seeded mini-batches on one CPU thread; returns the model in eval mode."""
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    generator = torch.Generator().manual_seed(seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small matrices: one thread is faster and fixes the order of reductions
+    model.train()
+    try:
+        for _ in range(epochs):
+            for batch in torch.randperm(len(y), generator=generator).split(batch_size):
+                optimiser.zero_grad()
+                loss = ((model(X[batch]).squeeze(1) - y[batch]) ** 2).mean()
+                loss.backward()
+                optimiser.step()
+    finally:
+        torch.set_num_threads(threads)
+    return model.eval()
+
+
 def train_mol_demo(
     *, seed: int = 0, epochs: int = 60, batch_size: int = 128, hidden: int = 128, lr: float = 2e-3, weight_decay: float = 1e-4
 ):
@@ -173,21 +193,7 @@ def train_mol_demo(
         model.mean.copy_(desc.mean(dim=0))
         model.std.copy_(desc.std(dim=0).clamp_min(1e-6))
         model.offset.fill_(float(y_train.mean()))
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    generator = torch.Generator().manual_seed(seed)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small matrices: one thread is faster and fixes the order of reductions
-    model.train()
-    try:
-        for _ in range(epochs):
-            for batch in torch.randperm(len(y_train), generator=generator).split(batch_size):
-                optimiser.zero_grad()
-                loss = ((model(X_train[batch]).squeeze(1) - y_train[batch]) ** 2).mean()
-                loss.backward()
-                optimiser.step()
-    finally:
-        torch.set_num_threads(threads)
-    model.eval()
+    _fit(model, X_train, y_train, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay)
     with torch.no_grad():
         pred_train = model(X_train).squeeze(1).numpy()
         pred_test = model(X_test).squeeze(1).numpy()
@@ -232,6 +238,114 @@ def save_mol_demo(model: AffinityMLP, info: dict, *, data_dir=None) -> dict:
     return paths
 
 
+def planted_rule_set(group: str = "C(F)(F)F", *, n: int = 200, effect: float = 2.0, seed: int = 0) -> pd.DataFrame:
+    """Real ChEMBL compounds with a planted structure-activity rule whose atoms are known.
+
+    ``n`` compounds of CHEMBL2321810 (:func:`load_chembl_affinities`), half carrying
+    the substructure ``group`` (as many as there are) and half not, drawn with ``seed``.
+    Their affinity follows a noise-free rule: ``6 + 0.2 x aromatic rings + 0.02 x heavy
+    atoms + effect`` when the group is present. A model trained on it should rely on
+    the group's atoms; :func:`planted_atom_recovery` measures whether a report says so.
+
+    Parameters
+    ----------
+    group : str
+        SMARTS of the planted group (e.g. ``"C(F)(F)F"``, ``"c[Cl]"``, ``"C#N"``).
+    n : int
+    effect : float
+        What the group adds to the affinity.
+    seed : int
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``id``, ``smiles``, ``mol``, ``error``, ``affinity``, ``has_group`` and
+        ``group_atoms`` (the atoms of every match of the group; empty without one).
+
+    Examples
+    --------
+    >>> frame = planted_rule_set(n=40)
+    >>> int(frame["has_group"].sum()), sorted(frame["group_atoms"][frame["has_group"]].iloc[0])[:1] != []
+    (20, True)
+    """
+    from rdkit import Chem
+    from rdkit.Chem import rdMolDescriptors
+
+    pattern = Chem.MolFromSmarts(group)
+    if pattern is None:
+        raise ValueError(f"cannot parse the SMARTS {group!r}")
+    frame = load_chembl_affinities()
+    frame = frame[frame["error"].isna()].reset_index(drop=True)
+    has = np.array([m.HasSubstructMatch(pattern) for m in frame["mol"]])
+    rng = np.random.default_rng(seed)
+    with_group, without = np.flatnonzero(has), np.flatnonzero(~has)
+    k = min(len(with_group), n // 2)
+    rows = np.sort(np.concatenate([rng.choice(with_group, k, replace=False), rng.choice(without, n - k, replace=False)]))
+    frame = frame.iloc[rows].reset_index(drop=True)[["id", "smiles", "mol", "error"]]
+    mols = frame["mol"]
+    frame["has_group"] = has[rows]
+    frame["group_atoms"] = [tuple(sorted({a for match in m.GetSubstructMatches(pattern) for a in match})) for m in mols]
+    base = np.array([6 + 0.2 * rdMolDescriptors.CalcNumAromaticRings(m) + 0.02 * m.GetNumHeavyAtoms() for m in mols])
+    frame["affinity"] = base + effect * frame["has_group"].to_numpy()
+    return frame
+
+
+def train_planted_model(frame: pd.DataFrame, featurizer, *, seed: int = 0, epochs: int = 60, hidden: int = 64) -> nn.Module:
+    """An :class:`AffinityMLP` (no descriptors) fitted to ``frame["affinity"]`` on the CPU, seeded.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        From :func:`planted_rule_set`.
+    featurizer : Morgan
+        Fingerprint the model reads.
+
+    Examples
+    --------
+    >>> from probekit.encode.mol import Morgan
+    >>> model = train_planted_model(planted_rule_set(n=20), Morgan(2, 256), epochs=2)
+    >>> model(torch.zeros(1, 256)).shape
+    torch.Size([1, 1])
+    """
+    torch.manual_seed(seed)
+    X = featurizer.transform(frame)
+    y = torch.tensor(frame["affinity"].to_numpy(), dtype=torch.float32)
+    model = AffinityMLP(n_bits=X.shape[1], n_descriptors=0, hidden=hidden)
+    with torch.no_grad():
+        model.offset.fill_(float(y.mean()))
+    return _fit(model, X, y, seed=seed, epochs=epochs, batch_size=32, lr=2e-3, weight_decay=1e-4)
+
+
+def planted_atom_recovery(report, frame: pd.DataFrame) -> pd.DataFrame:
+    """Whether each probed molecule carrying the planted group has its top-ranked atom in the group.
+
+    Parameters
+    ----------
+    report : MoleculeReport
+        A probe of (some of) the molecules of ``frame``, with the same ids.
+    frame : pandas.DataFrame
+        From :func:`planted_rule_set`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per probed molecule with the group: ``id``, ``top_atom`` (rank 1 in
+        ``report.atoms()``), ``in_group`` (bool) and ``group_rank`` (best rank of a group
+        atom). The mean of ``in_group`` is the recovery.
+    """
+    atoms = report.atoms()
+    groups = dict(zip(frame["id"].astype(str), frame["group_atoms"]))
+    rows = []
+    for id, mine in atoms.groupby("id", sort=False):
+        group = set(groups.get(str(id), ()))
+        if not group:
+            continue
+        top = int(mine.loc[mine["rank"].idxmin(), "atom"])
+        rows.append({"id": id, "top_atom": top, "in_group": top in group,
+                     "group_rank": int(mine.loc[mine["atom"].isin(group), "rank"].min())})  # fmt: skip
+    return pd.DataFrame(rows, columns=["id", "top_atom", "in_group", "group_rank"])
+
+
 @dataclass
 class MolDemo:
     """The loaded demo: model, adapter, featurizer, held-out compounds and metrics."""
@@ -253,6 +367,11 @@ def load_mol_demo(*, device=None, batch_size: int = 1024, data_dir=None) -> MolD
     batch_size : int
         Inputs per forward pass of the adapter.
 
+    The featurizer is fitted on the training compounds (read in place from RDKit's
+    Contrib data), so reports judge perturbed descriptors against them and name
+    the bits a flip adds by their environments there; the descriptor bounds are
+    the shipped ones.
+
     Returns
     -------
     MolDemo
@@ -270,9 +389,14 @@ def load_mol_demo(*, device=None, batch_size: int = 1024, data_dir=None) -> MolD
         raise FileNotFoundError(f"{paths['weights']} not found; run python data/mol_demo_train.py")
     model = load_model(paths["weights"], arch=DEMO_ARCH)
     meta = json.loads(paths["info"].read_text())
-    featurizer = demo_featurizer()
-    featurizer.featurizers[1]._bounds = tuple(torch.tensor(b, dtype=torch.float32) for b in meta["descriptor_bounds"])
     heldout = pd.read_csv(paths["heldout"], dtype={"id": str})
+    featurizer = demo_featurizer()
+    try:  # the training compounds are the reference set: real molecules' descriptors, what each bit stands for
+        frame = load_chembl_affinities()
+        featurizer.fit(frame[~frame["id"].isin(set(heldout["id"]))])
+    except FileNotFoundError:
+        pass  # an RDKit without its Contrib data: perturbations are judged against the molecules probed
+    featurizer.featurizers[1]._bounds = tuple(torch.tensor(b, dtype=torch.float32) for b in meta["descriptor_bounds"])
     test = read_molecules(heldout, smiles_col="smiles", id_col="id")
     test["pIC50"] = heldout["pIC50"].to_numpy()
     # a small MLP: large batches keep the many candidate evaluations of a search cheap on the CPU
@@ -282,4 +406,5 @@ def load_mol_demo(*, device=None, batch_size: int = 1024, data_dir=None) -> MolD
 
 
 __all__ = ["AffinityMLP", "demo_featurizer", "load_chembl_affinities", "train_mol_demo", "save_mol_demo",
-           "load_mol_demo", "MolDemo", "regression_metrics", "chembl_paths"]
+           "load_mol_demo", "MolDemo", "regression_metrics", "chembl_paths", "planted_rule_set", "train_planted_model",
+           "planted_atom_recovery"]

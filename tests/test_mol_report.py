@@ -95,9 +95,12 @@ def test_minimal_bit_flips_reach_the_goal_when_rescored_and_are_minimal(morgan_r
         after = float(adapter.score(x[None])[0])
         before = float(adapter.score(X[k : k + 1])[0])
         assert after == pytest.approx(summary.loc[id, "score_after_flips"], abs=1e-5)
-        # brute force over all single flips and pairs: is any smaller set enough, and is the goal reachable?
-        gains = (1 - 2 * X[k]) * w  # score change of flipping each bit
-        best = {1: float(gains.min()), 2: min(float(gains[i] + gains[j]) for i, j in itertools.combinations(range(32), 2))}
+        # brute force over removals of one and two of the molecule's bits (the default flips="off"):
+        # is any smaller set enough, and is the goal reachable?
+        assert (mine["old"] == 1).all() and (mine["new"] == 0).all()
+        gains = {j: -float(w[j]) for j in torch.nonzero(X[k]).flatten().tolist()}  # score change of removing bit j
+        pairs = [gains[i] + gains[j] for i, j in itertools.combinations(gains, 2)]
+        best = {1: min(gains.values()), 2: min(pairs) if pairs else np.inf}
         need = next((m for m in (1, 2) if best[m] <= -1.5 + 1e-6), None)
         if need is None:
             assert not summary.loc[id, "flips_success"]
@@ -427,11 +430,55 @@ def test_other_attribution_methods(method):
     assert report.params["attribution"] == method
 
 
-def test_flips_on_only_adds_bits():
-    fp = Morgan(radius=1, n_bits=32)
-    adapter = FeatureModel(BitSum(torch.linspace(-1.0, 1.0, 32)), featurizer=fp, output=outputs.value(0), device="cpu")
-    edits = probe_features(adapter, SMILES[:2], goal="decrease:0.5", flips="on", baseline_draws=10).edits()
-    assert len(edits) and (edits["old"] == 0).all() and edits["substructure"].isna().all()
+REFERENCE = ["CCCl", "ClCCCl", "c1ccccc1Cl", "CCN", "CC(=O)O", "CCS", "OCCO", "c1ccncc1", "CCBr", "NCCN"]
+
+
+def _common_environments(fp, smiles, bit):
+    """Brute force: every environment of ``bit`` in the molecules ``smiles``, counted."""
+    from collections import Counter
+
+    from probekit.chem import bit_environments
+
+    return Counter(e["smiles"] for s in smiles for e in bit_environments(Chem.MolFromSmiles(s), bit, fp))
+
+
+@pytest.mark.parametrize("fitted", [True, False])
+def test_flips_on_name_the_substructure_each_added_bit_stands_for(fitted):
+    fp = Morgan(radius=1, n_bits=64)
+    if fitted:
+        fp.fit(REFERENCE)
+    w = torch.linspace(-1.0, 1.0, 64)
+    adapter = FeatureModel(BitSum(w), featurizer=fp, output=outputs.value(0), device="cpu")
+    probed = SMILES[:3] + ["CCCl"]
+    report = probe_features(adapter, probed, goal="decrease:0.5", flips="on", max_flips=2, baseline_draws=10)
+    edits = report.edits()
+    assert len(edits) and (edits["old"] == 0).all() and (edits["change"] == "added").all() and (edits["atoms"] == "").all()
+    assert (edits["edit"] == [f"{f}: 0->1" for f in edits["feature"]]).all()
+    for e in edits.itertuples():
+        counts = _common_environments(fp, REFERENCE if fitted else [s for s in probed if Chem.MolFromSmiles(s)], e.index)
+        if not counts:  # no molecule at hand has the bit: nothing to name it by
+            assert e.substructure is None and e.source is None
+            continue
+        assert e.source == ("reference set" if fitted else "molecules probed")
+        assert counts[e.substructure] == max(counts.values())  # its most common environment
+        frame = report.to_frame()
+        assert frame[(frame["id"] == e.id) & (frame["index"] == e.index)]["substructure"].item() == e.substructure
+    text = report.to_html()
+    assert "flips=on: only bits the molecule lacks are switched on" in text
+
+
+def test_flips_default_removes_the_molecules_own_substructures(morgan_report):
+    _, fp, _, report = morgan_report
+    edits = report.edits()
+    assert report.params["flips"] == "off" and len(edits)
+    assert (edits["change"] == "removed").all() and (edits["source"] == "this molecule").all()
+    assert edits["substructure"].notna().all() and (edits["atoms"] != "").all()
+    summary = report.summary().set_index("id")
+    for id, mine in edits.groupby("id"):
+        assert summary.loc[id, "flips"] == "; ".join(f"{f}: 1->0" for f in mine.sort_values("step")["feature"])
+    text = report.to_html()
+    assert "flips=off: only bits the molecule has are switched off" in text
+    assert "removes " in text and "->" in text
 
 
 def test_only_bad_records_give_error_rows():
@@ -494,7 +541,8 @@ def test_mol_command_in_chunks_gives_the_tables_of_one_run(chunk_inputs, written
     assert many.params["chunks"] == 3 and "chunks" not in one.params
     assert_same_tables(many, one)
     assert many.features()["rank"].tolist() == list(range(1, 19))  # one ranking of the whole set, not one per chunk
-    assert many.summary()["flips_success"].sum() == 5 and many.summary()["perturbation_success"].sum() == 5
+    # removing two of its own bits never lowers phenol's score by 0.5 (the default flips="off")
+    assert many.summary()["flips_success"].sum() == 4 and many.summary()["perturbation_success"].sum() == 5
     assert not (chunk_inputs / "many.html.partial").exists()  # removed after success
 
 
@@ -554,3 +602,111 @@ def test_baseline_of_a_molecule_does_not_depend_on_the_others(morgan_report):
     columns = ["flip_random_k", "flip_random_mean", "flip_ratio", "flip_z", "flip_p_value"]
     expected = report.summary().set_index("id").loc[["mol1"], columns].reset_index(drop=True)
     pd.testing.assert_frame_equal(alone.summary()[columns], expected, check_exact=False, atol=1e-6)
+
+
+# ------------------------------------------------------------------ molecules the model cannot score
+class Picky(torch.nn.Module):
+    """score = w . x, but it raises on any molecule with 15 or more bits and returns NaN for one with under 2."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.register_buffer("w", torch.as_tensor(w, dtype=torch.float32))
+
+    def forward(self, x):
+        count = x.sum(dim=1)
+        if bool((count >= 15).any()):
+            raise ValueError(f"cannot score a molecule with {int(count.max())} bits")
+        out = x @ self.w
+        return torch.where(count < 2, torch.full_like(out, float("nan")), out)[:, None]
+
+
+def test_molecules_the_model_cannot_score_become_error_rows_and_the_rest_goes_on():
+    fp = Morgan(radius=1, n_bits=64)
+    w = torch.linspace(-1.0, 1.0, 64)
+    smiles = ["CC(=O)Nc1ccc(O)cc1", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "CCN(CC)CC", "C", "OCC(O)CO"]
+    counts = fp.transform(smiles).sum(dim=1).tolist()
+    assert counts[2] >= 15 and counts[4] < 2 and all(2 < c < 15 for k, c in enumerate(counts) if k not in (2, 4))
+    adapter = FeatureModel(Picky(w), featurizer=fp, output=outputs.value(0), device="cpu", batch_size=8)
+    options = dict(goal="decrease:0.5", max_flips=2, baseline_draws=20, seed=3)
+    report = probe_features(adapter, smiles, **options)
+    summary = report.summary().set_index("id")
+    assert summary.loc["mol2", "error"] == "record 'mol2': the model raised ValueError: cannot score a molecule with 16 bits"
+    assert summary.loc["mol4", "error"] == "record 'mol4': the model returned NaN"
+    good = ["mol0", "mol1", "mol3", "mol5"]
+    assert summary["error"].isna().tolist() == [k in good for k in summary.index]
+    assert report.to_frame()["id"].unique().tolist() == good and set(report.atoms()["id"]) == set(good)
+    assert "cannot score a molecule" in report.to_html()
+    # the others get what they get when probed without the two the model cannot score
+    alone = probe_features(adapter, [smiles[i] for i in (0, 1, 3, 5)], **options).summary()
+    columns = ["score", "n_flips", "flips", "score_after_flips", "flip_ratio", "flip_p_value"]
+    expected = alone[columns].reset_index(drop=True)
+    pd.testing.assert_frame_equal(summary.loc[good, columns].reset_index(drop=True), expected, check_exact=False, atol=1e-6)
+    assert np.allclose(summary.loc[good, "score"], (fp.transform([smiles[i] for i in (0, 1, 3, 5)]) @ w).numpy(), atol=1e-5)
+
+
+# ------------------------------------------------------------------ plausible perturbations
+def _brute_nearest(reference, x, new):
+    """RMS z-distance of ``new`` to the nearest of ``reference`` rows and ``x``; the reference's 95% neighbour distance."""
+    scale = reference.std(axis=0)
+    z = lambda a: a / scale  # noqa: E731
+    gaps = []
+    for i in range(len(reference)):
+        others = np.delete(reference, i, axis=0)
+        gaps.append(min(np.sqrt(np.mean((z(reference[i]) - z(r)) ** 2)) for r in others))
+    nearest = min(np.sqrt(np.mean((z(new) - z(r)) ** 2)) for r in list(reference) + [x])
+    return nearest, np.quantile(gaps, 0.95)
+
+
+@pytest.fixture(scope="module")
+def chembl():
+    from probekit.mol_demo import load_chembl_affinities
+
+    return load_chembl_affinities().head(150)
+
+
+def test_perturbations_no_real_molecule_could_have_are_marked(chembl):
+    d = Descriptors(["MolWt", "HeavyAtomCount"]).fit(chembl)
+    assert d.reference.features.shape == (150, 2)
+    model = BitSum(torch.zeros(0), [0.01, 0.0])  # score = MolWt / 100; the heavy-atom count stays as it is
+    adapter = FeatureModel(model, featurizer=d, output=outputs.value(0), device="cpu")
+    heavy = chembl.iloc[[int(np.argmax([m.GetNumHeavyAtoms() for m in chembl["mol"]]))]]
+    probed = pd.concat([chembl.head(2), heavy], ignore_index=True)
+    reference = d.reference.features.double().numpy()
+    for by, expect in ((0.02, [True, True, True]), (1.0, [False, False, False])):
+        report = probe_features(adapter, probed, goal=f"decrease:{by}", norm="l1", baseline_draws=10)
+        summary, pert = report.summary(), report.perturbation()
+        assert report.params["reference"] == "reference set" and report.params["n_reference"] == 150
+        X = d.transform(probed).double().numpy()
+        for k, row in enumerate(summary.itertuples()):
+            new = X[k] + np.array([pert.loc[pert["id"] == row.id, "delta"].sum(), 0.0])
+            nearest, threshold = _brute_nearest(reference, X[k], new)
+            assert row.perturbation_nearest_reference == pytest.approx(nearest, rel=1e-4)
+            assert report.params["reference_distance"] == pytest.approx(threshold, rel=1e-4)
+            in_range = reference[:, 0].min() - 1e-3 <= new[0] <= reference[:, 0].max() + 1e-3
+            assert bool(row.perturbation_plausible) == (in_range and nearest <= threshold) == expect[k]
+            mine = pert[pert["id"] == row.id]
+            assert (mine["plausible"] == row.perturbation_plausible).all()
+            assert mine["change"].tolist() == [f"MolWt: {X[k, 0]:.4g}->{new[0]:.4g}"]
+        if not expect[0]:
+            text = report.to_html()
+            assert "Implausible: a change no nearby real molecule has: read it as a direction of sensitivity" in text
+            # the heaviest molecule keeps its heavy atoms but loses 100 Da: within range, yet no real molecule is like it
+            assert pert.loc[pert["id"] == heavy["id"].iloc[0], "in_range"].all()
+
+
+def test_without_a_fitted_reference_the_molecules_probed_are_the_reference(chembl):
+    d = Descriptors(["MolWt", "HeavyAtomCount"])
+    adapter = FeatureModel(BitSum(torch.zeros(0), [0.01, 0.0]), featurizer=d, output=outputs.value(0), device="cpu",
+                           bounds=(torch.tensor([0.0, 0.0]), torch.tensor([2000.0, 200.0])))  # fmt: skip
+    report = probe_features(adapter, chembl.head(12), goal="decrease:0.02", norm="l1", baseline_draws=5)
+    assert report.params["reference"] == "molecules probed" and report.params["n_reference"] == 12
+    assert report.summary()["perturbation_plausible"].notna().all()
+
+
+def test_command_line_defaults_remove_substructures_and_choose_the_attribution():
+    parser = argparse.ArgumentParser()
+    add_mol_arguments(parser)
+    args = parser.parse_args(["--model", "m.pt", "--molecules", "m.smi", "--out", "r.html"])
+    assert args.flips == "off" and args.attribution == "auto"
+    text = " ".join(parser.format_help().split())
+    assert "each flip removes one of its own substructures" in text and "each flip adds a substructure" in text

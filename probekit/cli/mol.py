@@ -62,11 +62,16 @@ def add_mol_probe_arguments(parser) -> None:
     """Probe settings of ``probekit mol`` (``probekit demo mol`` reads the same names when present)."""
     parser.add_argument("--max-flips", "--max-edits", dest="max_flips", type=int, default=3,
                         help="largest set of bit flips searched (default 3)")  # fmt: skip
-    parser.add_argument("--flips", choices=("both", "off", "on"), default="both",
-                        help="bits that may flip: any, only bits the molecule has, only bits it lacks (default both)")  # fmt: skip
+    parser.add_argument("--flips", choices=("off", "on", "both"), default="off",
+                        help="bits that may flip: off = only bits the molecule has (each flip removes one of its own "
+                             "substructures, shown with its atoms; default); on = only bits it lacks (each flip adds a "
+                             "substructure, shown as the bit's most common environment among the molecules probed); "
+                             "both = either")  # fmt: skip
     parser.add_argument("--norm", choices=("linf", "l2", "l1"), default="linf", help="norm of continuous perturbations")
-    parser.add_argument("--attribution", default="integrated_gradients",
-                        help="integrated_gradients, saliency, input_x_gradient, feature_ablation or shapley_sampling")  # fmt: skip
+    parser.add_argument("--attribution", default="auto",
+                        help="auto (integrated gradients from the zero baseline, Shapley sampling for molecules "
+                             "whose gradients do not add up to their score change; default), "
+                             "integrated_gradients, saliency, input_x_gradient, feature_ablation or shapley_sampling")  # fmt: skip
     parser.add_argument("--method", default="auto", help="bit-flip search: auto, exhaustive, greedy, beam or gradient")
     parser.add_argument("--baseline-draws", type=int, default=200, help="random flip sets per molecule (default 200)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random baselines")
@@ -87,9 +92,11 @@ def _write_outputs(report, args, out, log, *, title: str, started: float) -> Non
 def _mol_settings(model_digest: str, featurizer, goal, output: str, options: dict) -> dict:
     """What identifies a molecule probe's results: the model, the featurizer with its bounds, the probe options."""
     lower, upper = featurizer.bounds
+    reference = getattr(featurizer, "reference", None)
     return {
         "model": model_digest, "featurizer": repr(featurizer), "features": settings_hash(list(featurizer.names)),
         "bounds": settings_hash([lower.tolist(), upper.tolist()]),  # fitted on the molecules probed, so they can change
+        "reference": settings_hash(reference.smiles) if reference is not None else None,
         "output": output, "goal": str(goal), **options,
     }  # fmt: skip
 
@@ -136,10 +143,12 @@ def run_mol_cli(args, *, log=print) -> int:
         raise CLIError(str(error)) from None
     for message in records.loc[records["error"].notna(), "error"]:
         log(f"skipping: {message}")
-    if any(k != "binary" for k in featurizer.kinds):
-        valid = records[records["error"].isna()]
-        if len(valid):
-            featurizer.fit(valid)  # continuous features stay within the range of the molecules probed
+    valid = records[records["error"].isna()]
+    if len(valid):
+        # continuous features stay within the range of the molecules probed, perturbed descriptors are judged
+        # against them, and a bit a flip adds is named by its most common environment among them
+        featurizer.fit(valid)
+        if any(k != "binary" for k in featurizer.kinds):
             log(f"bounds of the non-binary features taken from the {len(valid)} valid molecules (bits keep [0, 1])")
     model = _load_model(args.model, args.arch, args.trust)
     options = dict(max_flips=args.max_flips, flips=args.flips, norm=args.norm, baseline_draws=args.baseline_draws,

@@ -41,6 +41,7 @@ import pandas as pd
 import torch
 
 from .. import goals as goals_module
+from .._warnings import warn
 from ..report.molecules import (
     ATOM_COLUMNS,
     EDIT_COLUMNS,
@@ -49,6 +50,7 @@ from ..report.molecules import (
     SHARE,
     SUMMARY_COLUMNS,
     MoleculeReport,
+    edit_label,
     feature_ranking,
 )
 from ..report.tables import rank_desc
@@ -126,10 +128,52 @@ def _run_perturbation(adapter, X, ids, *, goal, norm, n_draws, seed, progress):
     return res, compared_stats(base, adv)
 
 
-def _attribution(adapter, X, ids, method, kwargs) -> torch.Tensor:
+# Integrated gradients whose sum misses f(x) - f(0) by more than this fraction are not trusted ("auto").
+COMPLETENESS_TOLERANCE = 0.1
+
+
+def _attribution(adapter, X, ids, method, kwargs) -> tuple[torch.Tensor, list]:
+    """(N, F) attributions and the method that gave each row's.
+
+    ``"auto"``: integrated gradients from the zero baseline (every bit absent), checked
+    row by row against their completeness (they must add up to f(x) - f(0)); rows that
+    miss it by more than :data:`COMPLETENESS_TOLERANCE`, or all rows when the model
+    gives no gradient, get Shapley values sampled from the same baseline instead. Like
+    integrated gradients, and unlike removing one bit at a time, these share the effect
+    of a group that several bits encode among those bits, and they need no gradient.
+    """
     from ..attr import attribute
 
-    return attribute(adapter, X, method=method, ids=ids, **(kwargs or {})).values.detach().cpu().float()
+    n = X.shape[0]
+    if method != "auto":
+        values = attribute(adapter, X, method=method, ids=ids, **(kwargs or {})).values
+        return values.detach().cpu().float(), [method] * n
+    try:
+        ig = attribute(adapter, X, method="integrated_gradients", ids=ids, **(kwargs or {}))
+    except RuntimeError as error:  # no gradient path (thresholds, lookups, a model outside torch)
+        warn(f"integrated gradients failed ({str(error).splitlines()[0]}); atoms and features are ranked by "
+             "Shapley values sampled from the zero baseline instead")  # fmt: skip
+        return _shapley(adapter, X, ids), ["shapley_sampling"] * n
+    values = ig.values.detach().cpu().float()
+    delta = ig.delta.detach().cpu().float()
+    total = (values.sum(dim=1) + delta).abs()  # |f(x) - f(0)|
+    bad = delta.abs() > COMPLETENESS_TOLERANCE * torch.maximum(total, values.abs().sum(dim=1)).clamp_min(1e-6)
+    methods = ["integrated_gradients"] * n
+    if bool(bad.any()):
+        rows = torch.nonzero(bad).flatten()
+        values[rows] = _shapley(adapter, X[rows.to(X.device)], [ids[int(k)] for k in rows])
+        for k in rows.tolist():
+            methods[k] = "shapley_sampling"
+        warn(f"integrated gradients do not add up to the score change from the zero baseline for {len(rows)} of {n} "
+             f"inputs (e.g. {ids[int(rows[0])]!r}: the model's gradients do not describe it); those are ranked by "
+             "Shapley values sampled from the zero baseline")  # fmt: skip
+    return values, methods
+
+
+def _shapley(adapter, X, ids) -> torch.Tensor:
+    from ..attr import shapley_sampling
+
+    return shapley_sampling(adapter, X, ids=ids).values.detach().cpu().float()
 
 
 # ------------------------------------------------------------------- tables
@@ -210,7 +254,8 @@ def _atoms_table(ids, prov, good_rows, attr, flipped, crit) -> tuple[pd.DataFram
     return pd.DataFrame(atom_rows, columns=ATOM_COLUMNS), pd.DataFrame(blocks, columns=["id", "molblock"])
 
 
-def _edits_table(ids, prov, good_rows, flips, name_index, evaluate_after) -> pd.DataFrame:
+def _edits_table(ids, prov, good_rows, flips, name_index, evaluate_after, added) -> pd.DataFrame:
+    """One row per flipped bit; ``added`` (bit -> description) names the bits switched on."""
     rows = []
     if flips is None:
         return pd.DataFrame(columns=EDIT_COLUMNS)
@@ -218,12 +263,16 @@ def _edits_table(ids, prov, good_rows, flips, name_index, evaluate_after) -> pd.
         i = good_rows[k]
         for step, (name, old, new) in enumerate(edits):
             j = name_index[name]
-            envs = prov.environments(i, j) if float(old) > float(new) else []
+            removed = float(old) > float(new)
+            envs = prov.environments(i, j) if removed else []
+            named = {} if removed else added.get(j, {})
             rows.append(
-                {"id": ids[k], "step": step + 1, "feature": name, "index": j, "old": old, "new": new,
+                {"id": ids[k], "step": step + 1, "edit": edit_label(name, old, new),
+                 "change": "removed" if removed else "added", "feature": name, "index": j, "old": old, "new": new,
                  "atoms": " ".join(str(a) for a in sorted({a for e in envs for a in e["atoms"]})),
-                 "substructure": ".".join(dict.fromkeys(e["smiles"] for e in envs)) or None,
-                 "smarts": ".".join(dict.fromkeys(e["smarts"] for e in envs)) or None,
+                 "substructure": ".".join(dict.fromkeys(e["smiles"] for e in envs)) or named.get("smiles"),
+                 "smarts": ".".join(dict.fromkeys(e["smarts"] for e in envs)) or named.get("smarts"),
+                 "source": "this molecule" if envs else named.get("source"),
                  "score_after": evaluate_after.get((k, step), np.nan)}
             )  # fmt: skip
     return pd.DataFrame(rows, columns=EDIT_COLUMNS)
@@ -265,10 +314,10 @@ def probe_features(
     goal=None,
     max_flips: int | None = None,
     max_edits: int | None = None,
-    flips: str = "both",
+    flips: str = "off",
     norm: str = "linf",
     baseline_draws: int = 200,
-    attribution: str | None = "integrated_gradients",
+    attribution: str | None = "auto",
     attribution_kwargs: dict | None = None,
     method: str = "auto",
     alpha: float = 0.05,
@@ -277,7 +326,8 @@ def probe_features(
 ) -> MoleculeReport:
     """Probe a feature or molecule model: attributions, minimal flips and perturbations, atoms.
 
-    For the inputs that featurize cleanly (batched on ``adapter.device``):
+    For the inputs that featurize cleanly and that the model can score (batched on
+    ``adapter.device``):
 
     1. ``attribution`` of the score to every feature (captum, via :func:`probekit.attr.attribute`);
        ``importance`` = |attribution|, ``rank`` 1 for the most important feature of a molecule;
@@ -285,11 +335,15 @@ def probe_features(
        (:func:`probekit.search.discrete.bit_flips`), each re-scored step by step, and
        ``baseline_draws`` random flip sets of the same size (``max_flips`` where the
        goal was not reached): ``flip_ratio`` (|adversarial change| / mean |random
-       change|), ``flip_z`` and the empirical ``flip_p_value``;
+       change|), ``flip_z`` and the empirical ``flip_p_value``. By default only bits
+       the molecule has may flip (``flips="off"``): the answer is which of its own
+       substructures, removed, move the prediction;
     3. if there are continuous features: the smallest perturbation of them reaching
        ``goal`` in ``norm`` (:func:`probekit.search.continuous.min_perturbation`;
        binary and integer features stay fixed), each feature's ``share`` of it
-       (|delta_j| / sum |delta|), and random perturbations of the same norm;
+       (|delta_j| / sum |delta|), random perturbations of the same norm, and whether
+       the perturbed point is ``plausible``: inside the reference set's range and no
+       farther from a real molecule than reference molecules lie from each other;
     4. ``critical`` features: in the minimal flip set, or carrying at least 10% of
        the minimal perturbation (where the goal was reached), or with |attribution|
        in the top ``alpha`` fraction of the molecule's non-zero attributions;
@@ -297,8 +351,10 @@ def probe_features(
        of each bit's environments (:func:`probekit.chem.atom_importance`), the
        atoms of the flipped bits, and the atoms of critical bits.
 
-    Records that cannot be read or featurized become rows of ``summary()`` with
-    their ``error``; the rest goes on.
+    Records that cannot be read or featurized, and molecules whose score the model
+    cannot give (it raises on them, or returns NaN or infinity:
+    :meth:`~probekit.adapters.Adapter.screen`), become rows of ``summary()`` with
+    their ``error``, in the model's own words; the rest goes on.
 
     Parameters
     ----------
@@ -311,19 +367,28 @@ def probe_features(
     max_edits : int, optional
         The same setting under the name :func:`probekit.probe` uses for DNA models:
         give either one; both with different values raise ``ValueError``.
-    flips : {"both", "off", "on"}
-        Which bits may flip: any binary feature, only bits the molecule has (removing
-        its own substructures; the random baseline draws from the same bits), or only
-        bits it lacks.
+    flips : {"off", "on", "both"}
+        Which bits may flip. ``"off"`` (default): only bits the molecule has, so each
+        flip removes one of its own substructures (shown with its atoms);
+        ``"on"``: only bits it lacks, so each flip adds a substructure it does not
+        have (shown as the bit's most common environment in the featurizer's
+        reference set, see :meth:`~probekit.encode.mol.Featurizer.fit`, or else in
+        the molecules probed); ``"both"``: either. The random baseline draws from
+        the same bits.
     norm : {"linf", "l2", "l1"}
         Norm of the continuous perturbation, in the features' own units.
     baseline_draws : int
         Random flip sets / perturbations per molecule.
     attribution : str
-        A method of :mod:`probekit.attr` (``"integrated_gradients"``, ``"saliency"``,
-        ``"input_x_gradient"``, ``"feature_ablation"``, ``"shapley_sampling"``).
+        ``"auto"`` (default): integrated gradients from the zero baseline (every bit
+        absent), except for molecules where they do not add up to the score change
+        from that baseline (a model without useful gradients: thresholds, lookups,
+        trees), which get Shapley values sampled from the same baseline
+        (``"shapley_sampling"``, 25 feature orders); the summary's ``attribution_method``
+        says which. Or a method of :mod:`probekit.attr` (``"integrated_gradients"``,
+        ``"saliency"``, ``"input_x_gradient"``, ``"feature_ablation"``, ``"shapley_sampling"``).
     attribution_kwargs : dict, optional
-        Passed to the attribution method (e.g. ``{"baseline": "mean"}``).
+        Passed to the attribution method (e.g. ``{"n_steps": 100}``).
     method : str
         Bit-flip search method (see :func:`probekit.search.discrete.bit_flips`).
     alpha : float
@@ -349,14 +414,15 @@ def probe_features(
     if baseline_draws < 1:
         raise ValueError(f"baseline_draws must be at least 1, got {baseline_draws}")
     if flips not in ("both", "off", "on"):
-        raise ValueError(f"flips must be 'both', 'off' or 'on'; got {flips!r}")
-    attribution = attribution or "integrated_gradients"
+        raise ValueError(f"flips must be 'off', 'on' or 'both'; got {flips!r}")
+    attribution = attribution or "auto"
     goal = _default_goal(adapter, goal)
     X_all, prov = _records(adapter, inputs)
     n_all, n_features = X_all.shape
     names, kinds = adapter.names(n_features), adapter.kinds(n_features)
     name_index = {name: j for j, name in enumerate(names)}
-    good_rows = [i for i in range(n_all) if prov.errors[i] is None]
+    errors, screened = _screen(adapter, X_all, prov)
+    good_rows = [i for i in range(n_all) if errors[i] is None]
     ids = [prov.ids[i] for i in good_rows]
     X = X_all[good_rows].to(adapter.device)
     n = len(good_rows)
@@ -365,10 +431,12 @@ def probe_features(
 
     flip_res = pert = None
     flip_stats, pert_stats = {}, {}
+    methods = []
     with adapter.session():
         if n:
-            scores = adapter.score(X).cpu()
-            attr = _attribution(adapter, X, ids, attribution, attribution_kwargs).numpy()
+            scores = screened[good_rows]
+            attr, methods = _attribution(adapter, X, ids, attribution, attribution_kwargs)
+            attr = attr.numpy()
             if bool(binary.any()):
                 flip_res, flip_stats = _run_flips(adapter, X, ids, goal=goal, binary=binary, flips=flips, max_flips=max_flips,
                                                method=method, n_draws=baseline_draws, seed=seed, progress=progress)
@@ -404,77 +472,206 @@ def probe_features(
     kk, jj = np.nonzero(present | flipped)
     subs_k = _substructures(prov, [good_rows[k] for k in kk], jj)
     subs = {(good_rows.index(i), j): v for (i, j), v in subs_k.items()}
+    added = _added_bits(prov, good_rows, flipped, flip_to, Xn)
+    for (k, j) in zip(*np.nonzero(flipped & (flip_to > Xn))):
+        if j in added:
+            subs[(int(k), int(j))] = added[j]["smiles"] or added[j].get("smarts")
     frame = _frame(ids, names, kinds, Xn, attr, ranks, crit, flipped, flip_to, delta, share, subs)
     atoms, molecules = _atoms_table(ids, prov, good_rows, attr, flipped, crit)
-    edits = _edits_table(ids, prov, good_rows, flip_res, name_index, trajectory)
+    edits = _edits_table(ids, prov, good_rows, flip_res, name_index, trajectory, added)
     lower, upper = (b.detach().cpu().numpy().astype(np.float64) for b in adapter.bounds(n_features))
-    pert_table = _perturbation_table(ids, names, Xn, delta, share, upper - lower)
-    summary = _summary(prov, good_rows, ids, names, goal, scores, attr, flip_res, flip_stats, pert, pert_stats, crit)
+    featurizer = getattr(adapter, "featurizer", None)
+    smiles = [prov.smiles[i] if prov.smiles else None for i in good_rows]
+    plausible = _plausibility(Xn, delta, kinds, getattr(featurizer, "reference", None), smiles)
+    pert_table = _perturbation_table(ids, names, kinds, Xn, delta, share, upper - lower, plausible)
+    summary = _summary(prov, errors, good_rows, ids, names, kinds, goal, scores, attr, methods, flip_res, flip_stats,
+                       pert, pert_stats, crit, plausible, Xn, delta)  # fmt: skip
     features = feature_ranking(frame, summary[summary["error"].isna()])
     params = {
         "goal": str(goal), "output": adapter.output.name, "max_flips": max_flips, "flips": flips, "norm": norm,
         "baseline_draws": baseline_draws, "attribution": attribution, "method": method, "alpha": alpha,
         "share": SHARE, "seed": seed, "device": str(adapter.device), "n_features": n_features,
         "n_binary": int(binary.sum()), "n_continuous": int(continuous.sum()),
-        "featurizer": repr(getattr(adapter, "featurizer", None)), "batch_size": adapter.batch_size,
-        "seconds": round(time.perf_counter() - t0, 3),
+        "featurizer": repr(featurizer), "batch_size": adapter.batch_size,
+        "reference": plausible["source"], "n_reference": plausible["n_reference"],
+        "reference_distance": plausible["threshold"], "seconds": round(time.perf_counter() - t0, 3),
     }  # fmt: skip
     tables = {"frame": frame, "summary": summary, "atoms": atoms, "edits": edits, "perturbation": pert_table,
               "features": features, "molecules": molecules}  # fmt: skip
     return MoleculeReport("features", tables, params)
 
 
-def _perturbation_table(ids, names, X, delta, share, width) -> pd.DataFrame:
+def _screen(adapter, X_all: torch.Tensor, prov) -> tuple[list, torch.Tensor]:
+    """Errors and scores (N,) of every record: featurization errors, then the model's own problems with the rest.
+
+    A molecule on which the model raises, or whose score is NaN or infinite, gets an error
+    naming it and quoting the model (:meth:`~probekit.adapters.Adapter.screen`).
+    """
+    errors = list(prov.errors)
+    scores = torch.full((len(errors),), float("nan"))
+    rows = [i for i in range(len(errors)) if errors[i] is None]
+    if rows:
+        screened, problems = adapter.screen(X_all[rows].to(adapter.device))
+        scores[rows] = screened.detach().cpu().float()
+        for i, problem in zip(rows, problems):
+            if problem is not None:
+                errors[i] = f"record {prov.ids[i]!r}: {problem}"
+    return errors, scores
+
+
+def _added_bits(prov, good_rows, flipped, flip_to, X) -> dict:
+    """bit -> what it stands for, for every bit a minimal flip set switches on (see :func:`probekit.chem.bit_substructures`)."""
+    from ..chem import bit_substructures
+
+    bits = sorted({int(j) for j in np.nonzero(flipped & (flip_to > X))[1]})
+    if not bits or prov.featurizer is None:
+        return {}
+    return bit_substructures(prov.featurizer, bits, provenance=prov)
+
+
+# Perturbed points no farther from a real molecule than this quantile of the reference molecules'
+# distances to their nearest neighbours are plausible; at most THRESHOLD_SAMPLE molecules measure it.
+NEIGHBOUR_QUANTILE = 0.95
+THRESHOLD_SAMPLE = 2000
+
+
+def _plausibility(X, delta, kinds, reference, smiles) -> dict:
+    """Is each molecule's perturbed point one a real molecule could have?
+
+    Over the non-binary features (the perturbed ones and the integer ones held fixed),
+    in units of each feature's standard deviation over the reference set, as the
+    root-mean-square difference: the distance to the nearest reference molecule
+    (or to the input itself, a real molecule too). Plausible when every feature
+    lies within the reference set's range and that distance is at most
+    :data:`NEIGHBOUR_QUANTILE` of the reference molecules' own nearest-neighbour
+    distances. The reference is the featurizer's fitted set, else the molecules probed.
+    """
+    n, f = X.shape
+    cols = np.array([j for j, k in enumerate(kinds) if k != "binary"], dtype=np.int64)
+    out = {"plausible": np.full(n, None, dtype=object), "nearest": np.full(n, np.nan), "nearest_smiles": [None] * n,
+           "in_range": np.ones((n, f), dtype=bool), "threshold": None, "source": None, "n_reference": None}  # fmt: skip
+    moved = (delta[:, cols] != 0).any(axis=1) if len(cols) else np.zeros(n, dtype=bool)
+    if not moved.any():
+        return out
+    if reference is not None and reference.index.tolist() == cols.tolist() and len(reference.smiles):
+        R, ref_smiles, source = reference.features.double().numpy(), list(reference.smiles), "reference set"
+    else:
+        R, ref_smiles, source = X[:, cols].astype(np.float64), list(smiles), "molecules probed"
+    lo, hi = R.min(axis=0), R.max(axis=0)
+    new = X[:, cols] + delta[:, cols]
+    tol = 1e-6 * np.maximum(hi - lo, 1.0)
+    out["in_range"][:, cols] = (new >= lo - tol) & (new <= hi + tol)
+    scale = R.std(axis=0)
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    Z = torch.from_numpy(R / scale)
+    rows = np.flatnonzero(moved)
+    query = torch.from_numpy(new[rows] / scale)
+    d_ref, nearest = _nearest(query, Z)
+    d_self = ((query - torch.from_numpy(X[rows][:, cols] / scale)) ** 2).mean(dim=1).sqrt()
+    threshold = _neighbour_distance(Z)
+    out.update(source=source, n_reference=len(ref_smiles), threshold=threshold)
+    for r, k in enumerate(rows):
+        own = bool(d_self[r] < d_ref[r])
+        out["nearest"][k] = float(min(d_self[r], d_ref[r]))
+        out["nearest_smiles"][k] = smiles[k] if own else ref_smiles[int(nearest[r])]
+        if threshold is not None:
+            out["plausible"][k] = bool(out["in_range"][k, cols].all() and out["nearest"][k] <= threshold)
+    return out
+
+
+def _nearest(query: torch.Tensor, Z: torch.Tensor, block: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """RMS distance of each query row to its nearest row of ``Z``, and that row's index."""
+    k = max(Z.shape[1], 1)
+    dist, index = [], []
+    for a in range(0, query.shape[0], block):
+        d = torch.cdist(query[a : a + block], Z) / k**0.5
+        best = d.min(dim=1)
+        dist.append(best.values)
+        index.append(best.indices)
+    return torch.cat(dist), torch.cat(index)
+
+
+def _neighbour_distance(Z: torch.Tensor) -> float | None:
+    """The :data:`NEIGHBOUR_QUANTILE` of reference molecules' RMS distances to their nearest other one."""
+    m = Z.shape[0]
+    if m < 2:
+        return None
+    sample = np.unique(np.linspace(0, m - 1, min(m, THRESHOLD_SAMPLE)).round().astype(np.int64))
+    k = max(Z.shape[1], 1)
+    gaps = []
+    for a in range(0, len(sample), 1024):
+        rows = torch.from_numpy(sample[a : a + 1024])
+        d = torch.cdist(Z[rows], Z) / k**0.5
+        d[torch.arange(len(rows)), rows] = float("inf")  # not its own neighbour
+        gaps.append(d.min(dim=1).values)
+    return float(torch.quantile(torch.cat(gaps), NEIGHBOUR_QUANTILE))
+
+
+def _perturbation_table(ids, names, kinds, X, delta, share, width, plausible) -> pd.DataFrame:
     """One row per changed feature; ``range_fraction`` is |delta| over the feature's valid range (NaN if unbounded)."""
     kk, jj = np.nonzero(delta != 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         fraction = np.where(np.isfinite(width[jj]) & (width[jj] > 0), np.abs(delta[kk, jj]) / width[jj], np.nan)
+    new = X[kk, jj] + delta[kk, jj]
     return pd.DataFrame(
         {"id": np.array(ids, dtype=object)[kk] if len(kk) else [], "feature": np.array(names, dtype=object)[jj] if len(jj) else [],
-         "index": jj, "value": X[kk, jj], "delta": delta[kk, jj], "new_value": X[kk, jj] + delta[kk, jj],
-         "share": share[kk, jj], "range_fraction": fraction},
+         "index": jj, "change": [edit_label(names[j], X[k, j], v) for k, j, v in zip(kk, jj, new)],
+         "value": X[kk, jj], "delta": delta[kk, jj], "new_value": new, "share": share[kk, jj], "range_fraction": fraction,
+         "in_range": plausible["in_range"][kk, jj],
+         "plausible": pd.array(list(plausible["plausible"][kk]), dtype="boolean"),
+         "nearest_reference": plausible["nearest"][kk]},
         columns=PERTURBATION_COLUMNS,
     )  # fmt: skip
 
 
-def _summary(prov, good_rows, ids, names, goal, scores, attr, flips, fs, pert, ps, crit) -> pd.DataFrame:
+def _summary(prov, errors, good_rows, ids, names, kinds, goal, scores, attr, methods, flips, fs, pert, ps, crit,
+             plausible, X, delta) -> pd.DataFrame:  # fmt: skip
     rows = []
     k_of = {i: k for k, i in enumerate(good_rows)}
     for i, record in enumerate(prov.ids):
         row = {c: None for c in SUMMARY_COLUMNS}
-        row.update({"id": record, "smiles": prov.smiles[i] if prov.smiles else None, "goal": str(goal), "error": prov.errors[i]})
+        row.update({"id": record, "smiles": prov.smiles[i] if prov.smiles else None, "goal": str(goal), "error": errors[i]})
         k = k_of.get(i)
         if k is not None:
             top = np.argsort(-np.abs(attr[k]), kind="stable")[:3]
             row.update({"score": float(scores[k]), "top_features": ", ".join(names[j] for j in top),
-                        "n_critical": int(crit[k].sum())})  # fmt: skip
+                        "n_critical": int(crit[k].sum()), "attribution_method": methods[k]})  # fmt: skip
             if flips is not None:
                 row.update(
-                    {"n_flips": int(flips.n_edits[k]), "flips_success": bool(flips.success[k]),
+                    {"n_flips": int(flips.n_edits[k]), "flips": "; ".join(edit_label(*e) for e in flips.edits[k]) or None,
+                     "flips_success": bool(flips.success[k]),
                      "flips_proved_minimal": bool(flips.proved_minimal[k]), "score_after_flips": float(flips.score_after[k]),
                      "flip_delta": float(flips.score_after[k] - flips.score_before[k]), "flip_random_k": int(fs["random_k"][k]),
                      "flip_random_mean": fs["random_mean"][k], "flip_ratio": fs["ratio"][k], "flip_z": fs["z"][k],
                      "flip_p_value": fs["p_value"][k]}
                 )  # fmt: skip
             if pert is not None:
+                changed = np.flatnonzero(delta[k] != 0)
+                changed = changed[np.argsort(-np.abs(delta[k, changed]), kind="stable")]
                 row.update(
                     {"perturbation_norm": float(pert.norm[k]), "perturbation_success": bool(pert.success[k]),
+                     "perturbation": "; ".join(edit_label(names[j], X[k, j], X[k, j] + delta[k, j]) for j in changed) or None,
                      "score_after_perturbation": float(pert.score_after[k]),
                      "perturbation_delta": float(pert.score_after[k] - pert.score_before[k]),
                      "perturbation_random_mean": ps["random_mean"][k], "perturbation_ratio": ps["ratio"][k],
-                     "perturbation_z": ps["z"][k], "perturbation_p_value": ps["p_value"][k]}
+                     "perturbation_z": ps["z"][k], "perturbation_p_value": ps["p_value"][k],
+                     "perturbation_plausible": plausible["plausible"][k],
+                     "perturbation_nearest_reference": plausible["nearest"][k],
+                     "perturbation_nearest_smiles": plausible["nearest_smiles"][k]}
                 )  # fmt: skip
         rows.append(row)
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     for column in ("score", "score_after_flips", "flip_delta", "flip_random_mean", "flip_ratio", "flip_z", "flip_p_value",
                    "perturbation_norm", "score_after_perturbation", "perturbation_delta", "perturbation_random_mean",
-                   "perturbation_ratio", "perturbation_z", "perturbation_p_value"):  # fmt: skip
+                   "perturbation_ratio", "perturbation_z", "perturbation_p_value",
+                   "perturbation_nearest_reference"):  # fmt: skip
         summary[column] = pd.to_numeric(summary[column], errors="coerce").astype("float64")
     for column in ("n_flips", "flip_random_k", "n_critical"):
         summary[column] = pd.array(summary[column].tolist(), dtype="Int64")
-    for column in ("flips_success", "flips_proved_minimal", "perturbation_success"):
+    for column in ("flips_success", "flips_proved_minimal", "perturbation_success", "perturbation_plausible"):
         summary[column] = pd.array(summary[column].tolist(), dtype="boolean")
-    summary["error"] = summary["error"].astype(object).where(summary["error"].notna(), None)
+    for column in ("error", "flips", "perturbation", "perturbation_nearest_smiles", "attribution_method"):
+        summary[column] = summary[column].astype(object).where(summary[column].notna(), None)
     return summary
 
 

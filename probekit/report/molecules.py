@@ -27,20 +27,39 @@ FRAME_COLUMNS = [
     "flipped", "flip_to", "delta", "new_value", "share", "substructure",
 ]  # fmt: skip
 ATOM_COLUMNS = ["id", "atom", "element", "importance", "rank", "flip_weight", "in_flip", "critical"]
-EDIT_COLUMNS = ["id", "step", "feature", "index", "old", "new", "atoms", "substructure", "smarts", "score_after"]
-PERTURBATION_COLUMNS = ["id", "feature", "index", "value", "delta", "new_value", "share", "range_fraction"]
+EDIT_COLUMNS = [
+    "id", "step", "edit", "change", "feature", "index", "old", "new", "atoms", "substructure", "smarts", "source",
+    "score_after",
+]  # fmt: skip
+PERTURBATION_COLUMNS = [
+    "id", "feature", "index", "change", "value", "delta", "new_value", "share", "range_fraction", "in_range",
+    "plausible", "nearest_reference",
+]  # fmt: skip
 FEATURE_COLUMNS = [
     "feature", "index", "kind", "mean_abs_attribution", "mean_attribution", "n_present", "n_in_flips",
     "frac_in_flips", "n_in_perturbation", "frac_in_perturbation", "n_critical", "flip_ratio", "substructure", "rank",
 ]  # fmt: skip
 SUMMARY_COLUMNS = [
-    "id", "smiles", "score", "goal", "n_flips", "flips_success", "flips_proved_minimal", "score_after_flips",
+    "id", "smiles", "score", "goal", "n_flips", "flips", "flips_success", "flips_proved_minimal", "score_after_flips",
     "flip_delta", "flip_random_k", "flip_random_mean", "flip_ratio", "flip_z", "flip_p_value", "perturbation_norm",
-    "perturbation_success", "score_after_perturbation", "perturbation_delta", "perturbation_random_mean",
-    "perturbation_ratio", "perturbation_z", "perturbation_p_value", "top_features", "n_critical", "error",
+    "perturbation", "perturbation_success", "score_after_perturbation", "perturbation_delta", "perturbation_random_mean",
+    "perturbation_ratio", "perturbation_z", "perturbation_p_value", "perturbation_plausible",
+    "perturbation_nearest_reference", "perturbation_nearest_smiles", "top_features", "attribution_method", "n_critical",
+    "error",
 ]  # fmt: skip
 # A feature "carries" a minimal continuous perturbation when it holds at least this share of it.
 SHARE = 0.1
+#: What each ``flips`` mode of :func:`probekit.probe.molecules.probe_features` lets a search do.
+FLIP_MODES = {
+    "off": "only bits the molecule has are switched off, so each flip removes one of its own substructures, "
+           "shown with its atoms",
+    "on": "only bits the molecule lacks are switched on, so each flip adds a substructure it does not have, shown as "
+          "the bit's most common environment in the reference set (or else in the molecules probed)",
+    "both": "any bit may flip either way; removed substructures are shown with their atoms, added ones as the "
+            "bit's most common environment in the reference set (or else in the molecules probed)",
+}  # fmt: skip
+#: How to read a minimal continuous perturbation that no nearby real molecule has.
+IMPLAUSIBLE = "a change no nearby real molecule has: read it as a direction of sensitivity, not a molecule to make"
 
 
 class MoleculeReport(SensitivityReport):
@@ -142,6 +161,22 @@ def feature_ranking(frame: pd.DataFrame, summary_good: pd.DataFrame) -> pd.DataF
     return table[FEATURE_COLUMNS].reset_index(drop=True)
 
 
+def edit_label(feature, old, new) -> str:
+    """One edit of one feature, written so that name, old and new value cannot run together.
+
+    Examples
+    --------
+    >>> edit_label("morgan2_4170", 0, 1), edit_label("MolWt", 342.14, 196.0)
+    ('morgan2_4170: 0->1', 'MolWt: 342.1->196')
+    """
+    return f"{feature}: {_value(old)}->{_value(new)}"
+
+
+def _value(x) -> str:
+    x = float(x)
+    return str(int(x)) if x.is_integer() and abs(x) < 1e15 else f"{x:.4g}"
+
+
 def _fmt(x, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)) or x is pd.NA:
         return "-"
@@ -159,12 +194,21 @@ def overview_section(report, *, figures, max_inputs) -> str:
         f"{len(summary)} molecules ({len(summary) - len(good)} with errors); score: {params.get('output')}; "
         f"goal: {params.get('goal')}; featurizer: {params.get('featurizer')}; attribution: {params.get('attribution')}."
     ]
+    if params.get("attribution") == "auto" and "attribution_method" in good:
+        n_other = int((good["attribution_method"] == "shapley_sampling").sum())
+        lines.append(
+            "Attribution auto: integrated gradients from the zero baseline (every bit absent)"
+            + (f", except {n_other} molecules whose gradients do not add up to their score change, ranked by Shapley "
+               "values sampled from the same baseline." if n_other else ".")
+        )  # fmt: skip
     if params.get("n_binary") and len(good):
         ok = good["flips_success"].fillna(False).astype(bool)
+        mode = params.get("flips", "off")
         lines.append(
-            f"Bit flips (at most {params.get('max_flips')}): goal reached for {int(ok.sum())} of {len(good)} molecules; "
-            f"median adversarial-vs-random ratio {_fmt(float(good['flip_ratio'].median()))} against "
-            f"{params.get('baseline_draws')} random flip sets of the same size."
+            f"Bit flips, at most {params.get('max_flips')}, flips={mode}: {FLIP_MODES.get(mode, mode)}. Goal reached "
+            f"for {int(ok.sum())} of {len(good)} molecules; median adversarial-vs-random ratio "
+            f"{_fmt(float(good['flip_ratio'].median()))} against {params.get('baseline_draws')} random flip sets of "
+            "the same size drawn from the same bits."
         )
     if params.get("n_continuous") and len(good):
         ok = good["perturbation_success"].fillna(False).astype(bool)
@@ -173,9 +217,24 @@ def overview_section(report, *, figures, max_inputs) -> str:
             f"median minimal norm {_fmt(float(good['perturbation_norm'].median()))}; median ratio "
             f"{_fmt(float(good['perturbation_ratio'].median()))} against random perturbations of the same norm."
         )
+        lines.append(_plausibility_line(good, params))
     columns = [c for c in summary.columns if summary[c].notna().any() or c == "error"]
     body = "".join(html.note(line) for line in lines)
     return html.section("Summary", body + html.table_html(summary[columns], max_rows=100))
+
+
+def _plausibility_line(good: pd.DataFrame, params: dict) -> str:
+    """How many minimal perturbations a real molecule could have, and how that was judged."""
+    judged = good["perturbation_plausible"].dropna() if "perturbation_plausible" in good else pd.Series(dtype=bool)
+    if judged.empty:
+        return "Plausibility of the perturbed descriptors not judged (no reference set of two or more molecules)."
+    return (
+        f"{int(judged.astype(bool).sum())} of {len(judged)} minimal perturbations are plausible: every descriptor within "
+        f"the range of the {params.get('reference')} ({params.get('n_reference')} molecules) and the perturbed point "
+        f"no farther from a real molecule (nearest_reference, RMS distance in standard deviations) than "
+        f"{_fmt(params.get('reference_distance'))}, the distance within which 95% of those molecules have a neighbour. "
+        f"The others: {IMPLAUSIBLE}."
+    )
 
 
 def features_section(report, *, figures, max_inputs) -> str:
@@ -206,10 +265,7 @@ def molecules_section(report, *, figures, max_inputs) -> str:
     for row in shown.itertuples(index=False):
         id = str(row.id)
         mine = edits[edits["id"] == id] if not edits.empty else edits
-        flip_text = "; ".join(
-            f"{e.feature} {e.old}->{e.new}" + (f" ({e.substructure} at atoms {e.atoms})" if isinstance(e.substructure, str) else "")
-            for e in mine.itertuples()
-        ) or "none"
+        flip_text = "; ".join(_flip_text(e) for e in mine.itertuples()) or "none"
         lines = [f"{row.smiles or ''} score {_fmt(row.score)}; most important features: {row.top_features}."]
         if row.n_flips is not pd.NA and row.n_flips is not None:
             lines.append(
@@ -219,11 +275,12 @@ def molecules_section(report, *, figures, max_inputs) -> str:
             )
         if row.perturbation_norm is not None and not pd.isna(row.perturbation_norm):
             carried = frame[(frame["id"] == id) & (frame["share"] >= SHARE)].sort_values("share", ascending=False)
-            carry = ", ".join(f"{r.feature} {r.delta:+.3g}" for r in carried.itertuples()) or "none"
+            carry = ", ".join(edit_label(r.feature, r.value, r.new_value) for r in carried.itertuples()) or "none"
             lines.append(
                 f"Minimal continuous perturbation: norm {_fmt(row.perturbation_norm)} carried by {carry} "
                 f"({'goal reached' if row.perturbation_success else 'goal not reached'}; score -> "
                 f"{_fmt(row.score_after_perturbation)}); {_fmt(row.perturbation_ratio)}x random, p = {_fmt(row.perturbation_p_value)}."
+                + _molecule_plausibility(row)
             )
         body = "".join(html.note(line) for line in lines)
         if has_drawings:
@@ -247,13 +304,41 @@ def molecules_section(report, *, figures, max_inputs) -> str:
     return html.section("Molecules", "\n".join(parts))
 
 
+def _flip_text(e) -> str:
+    """One flip of the minimal set, with the substructure it removes (at its atoms) or adds."""
+    label, removed = edit_label(e.feature, e.old, e.new), float(e.old) > float(e.new)
+    if not isinstance(e.substructure, str):
+        return label + ("" if removed else " (adds a substructure no molecule at hand has)")
+    if removed:
+        return f"{label} (removes {e.substructure} at atoms {e.atoms})"
+    return f"{label} (adds {e.substructure}, the bit's most common environment in the {getattr(e, 'source', None)})"
+
+
+def _molecule_plausibility(row) -> str:
+    plausible = getattr(row, "perturbation_plausible", None)
+    if plausible is None or plausible is pd.NA:
+        return ""
+    nearest = f"nearest real molecule {row.perturbation_nearest_smiles} at distance {_fmt(row.perturbation_nearest_reference)}"
+    if plausible:
+        return f" A real molecule lies this close ({nearest})."
+    return f" Implausible: {IMPLAUSIBLE} ({nearest})."
+
+
 def edits_section(report, *, figures, max_inputs) -> str:
     edits, pert = report.edits(), report.table("perturbation")
     parts = []
     if not edits.empty:
-        parts.append(html.section("Minimal bit flips", html.table_html(edits, max_rows=200)))
+        mode = report.params.get("flips", "off")
+        text = (f"flips={mode}: {FLIP_MODES.get(mode, mode)}. Each row is one flip of a molecule's minimal set, "
+                "in the order the search applied them, with the score after it.")  # fmt: skip
+        parts.append(html.section("Minimal bit flips", html.note(text) + html.table_html(edits, max_rows=200)))
     if not pert.empty:
-        parts.append(html.section("Minimal continuous perturbations", html.table_html(pert, max_rows=200)))
+        text = (
+            "in_range: the new value lies within the reference set's range; plausible: the perturbed point (all "
+            "non-binary features together) lies as near a real molecule as reference molecules lie to each other "
+            f"(nearest_reference, RMS distance in standard deviations). A row with plausible False is {IMPLAUSIBLE}."
+        )
+        parts.append(html.section("Minimal continuous perturbations", html.note(text) + html.table_html(pert, max_rows=200)))
     return "\n".join(parts)
 
 
@@ -321,15 +406,21 @@ def headline(report) -> list[str]:
     goal = report.params.get("goal")
     if "flips_success" in good and good["flips_success"].notna().any():
         ok = good["flips_success"].fillna(False).astype(bool)
+        how = {"off": "removing substructures (bit flips 1->0)", "on": "adding substructures (bit flips 0->1)"}
         lines.append(
-            f"{goal} reached by bit flips for {int(ok.sum())}/{len(good)} molecules "
-            f"(median {_fmt(float(good['flip_ratio'].median()))}x the mean random flip set)"
+            f"{goal} reached by {how.get(report.params.get('flips'), 'bit flips')} for {int(ok.sum())}/{len(good)} "
+            f"molecules (median {_fmt(float(good['flip_ratio'].median()))}x the mean random flip set)"
         )
+        common = _most_common_edit(report)
+        if common:
+            lines.append(common)
     if "perturbation_success" in good and good["perturbation_success"].notna().any():
         ok = good["perturbation_success"].fillna(False).astype(bool)
+        judged = good["perturbation_plausible"].dropna() if "perturbation_plausible" in good else pd.Series(dtype=bool)
+        near = f"; {int(judged.astype(bool).sum())}/{len(judged)} near a real molecule" if len(judged) else ""
         lines.append(
             f"{goal} reached by perturbing continuous features for {int(ok.sum())}/{len(good)} molecules "
-            f"(median norm {_fmt(float(good['perturbation_norm'].median()))})"
+            f"(median norm {_fmt(float(good['perturbation_norm'].median()))}{near})"
         )
     features = report.table("features")
     if not features.empty:
@@ -341,4 +432,19 @@ def headline(report) -> list[str]:
     return lines
 
 
-__all__ = ["MoleculeReport", "feature_ranking", "headline", "plot_attribution", "plot_atoms"]
+def _most_common_edit(report) -> str:
+    """The flip found in the most molecules' minimal sets, e.g. ``most common flip: morgan2_4170: 1->0 [C(F)(F)F] in 4/9 molecules``."""
+    edits = report.table("edits") if "edits" in report.table_names else pd.DataFrame()
+    if edits.empty or "edit" not in edits:
+        return ""
+    counts = edits.groupby("edit")["id"].nunique().sort_values(ascending=False, kind="stable")
+    top = counts.index[0]
+    if counts.iloc[0] < 2:
+        return ""
+    sub = edits.loc[edits["edit"] == top, "substructure"].dropna()
+    named = f" [{sub.mode().iloc[0]}]" if len(sub) else ""
+    n = report.summary()["error"].isna().sum()
+    return f"most common flip: {top}{named} in {int(counts.iloc[0])}/{n} molecules"
+
+
+__all__ = ["MoleculeReport", "edit_label", "feature_ranking", "headline", "plot_attribution", "plot_atoms"]
