@@ -127,6 +127,45 @@ def _param_items(params: dict) -> list[str]:
     return items
 
 
+def edits_text(edits) -> str:
+    """An edit list as text: ``"102A>G 107T>C"`` for DNA positions, ``"morgan2_4170: 1->0; MolWt: 342.1->196"`` for features.
+
+    Parameters
+    ----------
+    edits : list of (position or feature name, old, new)
+
+    Examples
+    --------
+    >>> edits_text([(102, "A", "G"), (107, "T", "C")])
+    '102A>G 107T>C'
+    >>> edits_text([("morgan2_4170", 1.0, 0.0), ("f00", 0, 1)])
+    'morgan2_4170: 1->0; f00: 0->1'
+    """
+    named = any(isinstance(p, str) for p, _, _ in edits)
+    if not named:
+        return " ".join(f"{p}{a}>{b}" for p, a, b in edits)
+    return "; ".join(edit_label(p, a, b) for p, a, b in edits)
+
+
+def edit_label(feature, old, new) -> str:
+    """One edit of one feature, written so that name, old and new value cannot run together.
+
+    Examples
+    --------
+    >>> edit_label("morgan2_4170", 0, 1), edit_label("MolWt", 342.14, 196.0)
+    ('morgan2_4170: 0->1', 'MolWt: 342.1->196')
+    """
+    return f"{feature}: {_value_text(old)}->{_value_text(new)}"
+
+
+def _value_text(value) -> str:
+    """A feature value with up to 4 significant digits, whole numbers without decimals."""
+    if isinstance(value, str):
+        return value
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.4g}"
+
+
 class Result(abc.ABC):
     """Shared behaviour of result dataclasses: CPU tensors, save/load, summary, a short repr."""
 
@@ -338,7 +377,7 @@ class SubstitutionResult(Result):
                 "score_before": self.score_before.numpy(),
                 "score_after": self.score_after.numpy(),
                 "evaluations": self.evaluations.numpy(),
-                "edits": [" ".join(f"{p}{r}>{a}" for p, r, a in e) for e in self.edits],
+                "edits": [edits_text(e) for e in self.edits],
             }
         )
 
@@ -609,4 +648,4 @@ class SmoothingResult(Result):
         )
 
 
-__all__ = ["Result", "ISMResult", "SubstitutionResult", "PerturbationResult", "BaselineResult", "Bounds", "SmoothingResult"]
+__all__ = ["edits_text", "edit_label", "Result", "ISMResult", "SubstitutionResult", "PerturbationResult", "BaselineResult", "Bounds", "SmoothingResult"]

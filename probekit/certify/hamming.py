@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 
 from ..goals import BoundGoal, Goal, parse
-from ..results import Result
+from ..results import Result, edits_text
 from ._checks import input_reasons, warn_refused
 from .crown import crown_rows
 from .ibp import Problem, bind_problem, prepare
@@ -92,7 +92,7 @@ class CertificateResult(Result):
                 "k": self.k,
                 "g_lower": self.g_lower.numpy(),
                 "g_best": self.g_best.numpy(),
-                "edits": [" ".join(f"{p}{a}>{b}" for p, a, b in e) for e in self.edits],
+                "edits": [edits_text(e) for e in self.edits],
                 "reason": self.reasons or [""] * n,
             }
         )
