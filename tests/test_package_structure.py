@@ -46,7 +46,7 @@ def _public_functions():
 
 def test_import_is_cheap():
     code = (
-        "import sys, probekit; heavy = [m for m in ('matplotlib', 'rdkit', 'pyjaspar', 'logomaker', 'ray', 'captum') "
+        "import sys, probekit; heavy = [m for m in ('matplotlib', 'rdkit', 'pyjaspar', 'logomaker', 'ray', 'captum', 'pysam') "
         "if m in sys.modules]; print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
