@@ -232,6 +232,13 @@ def test_bgzipped_genome_and_plain_gzip(tmp_path, fasta):
         Genome(tmp_path / "none.fa")
 
 
+def test_a_fasta_faidx_cannot_index_says_why(tmp_path):
+    path = tmp_path / "ragged.fa"
+    path.write_text(">chr1\nACGT\nACGTAC\nAC\n")
+    with pytest.raises(ValueError, match="lines of record 'chr1' differ in length \\(line 3\\)"):
+        Genome(path)
+
+
 def test_chromosome_names_resolve_exact_then_chr_then_aliases(tmp_path):
     path = tmp_path / "g.fa"
     path.write_text(">chr1\nACGT\n>2\nGGCC\n>chrM\nTTAA\n>MT\nCCCC\n")

@@ -68,6 +68,34 @@ def _bgzf_or_plain(path: Path) -> None:
     )
 
 
+def _line_length_problem(path: Path) -> str | None:
+    """Why faidx cannot index a plain FASTA: a record whose lines differ in length (the commonest cause), or None."""
+    if _is_gzip(path):
+        return None
+    name, width, short = None, None, None
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            line = line.rstrip(b"\r\n")
+            if line.startswith(b">"):
+                name, width, short = (line[1:].split() or [b""])[0].decode(errors="replace"), None, None
+                continue
+            if width is None:
+                width = len(line)
+            elif short is not None or len(line) > width:
+                return (
+                    f"the lines of record {name!r} differ in length (line {number}); faidx needs every line of a record "
+                    "but its last to have the same length (rewrap it, e.g. with seqkit seq -w 60)"
+                )
+            elif len(line) < width:
+                short = number
+    return None
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
 class Genome:
     """A reference genome read at random through ``pysam.FastaFile``; never loads whole contigs.
 
@@ -109,7 +137,8 @@ class Genome:
         try:
             self._fasta = pysam.FastaFile(str(self.path))
         except (OSError, ValueError) as error:
-            raise ValueError(f"pysam cannot read {self.path} as an indexed FASTA: {error}") from None
+            reason = _line_length_problem(self.path) if not index.exists() else None
+            raise ValueError(f"pysam cannot read {self.path} as an indexed FASTA: {reason or error}") from None
         finally:
             pysam.set_verbosity(previous)
         self.lengths: dict[str, int] = dict(zip(self._fasta.references, self._fasta.lengths))
