@@ -14,8 +14,6 @@ Examples
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
@@ -57,6 +55,38 @@ FLIP_MODES = {
           "the bit's most common environment in the reference set (or else in the molecules probed)",
     "both": "any bit may flip either way; removed substructures are shown with their atoms, added ones as the "
             "bit's most common environment in the reference set (or else in the molecules probed)",
+}  # fmt: skip
+#: What each column of the summary table means, shown on its header in the HTML report.
+SUMMARY_DESCRIPTIONS = {
+    "score": "the selected output of the unedited molecule",
+    "n_flips": "bits flipped by the search (the best set found when the goal was not reached)",
+    "flips": "the flipped bits, as feature: old->new",
+    "flips_success": "the bit flips reach the goal",
+    "flips_proved_minimal": "no smaller set of bit flips reaches the goal",
+    "score_after_flips": "the score after the bit flips",
+    "flip_delta": "score change of the bit flips",
+    "flip_random_k": "bits flipped per random draw",
+    "flip_random_mean": "mean score change of random flip sets of the same size",
+    "flip_ratio": "|score change of the bit flips| / mean |score change of random flip sets|",
+    "flip_z": "(bit-flip change - random mean) / random std, in the direction the bit flips moved the score",
+    "flip_p_value": "empirical p-value of the bit flips against the random flip sets, at least 1 / (draws + 1)",
+    "perturbation_norm": "norm of the smallest perturbation of the continuous features found",
+    "perturbation": "the perturbed features, as feature: old->new, largest change first",
+    "perturbation_success": "the perturbation reaches the goal",
+    "score_after_perturbation": "the score after the perturbation",
+    "perturbation_delta": "score change of the perturbation",
+    "perturbation_random_mean": "mean score change of random perturbations of the same norm",
+    "perturbation_ratio": "|score change of the perturbation| / mean |score change of random perturbations|",
+    "perturbation_z": "(perturbation change - random mean) / random std, in the direction it moved the score",
+    "perturbation_p_value": "empirical p-value of the perturbation against the random ones, at least 1 / (draws + 1)",
+    "perturbation_plausible": "every perturbed descriptor within the reference set's range and the point as near a "
+                              "real molecule as reference molecules lie to each other",
+    "perturbation_nearest_reference": "RMS distance, in standard deviations, from the perturbed point to the nearest "
+                                      "real molecule",
+    "perturbation_nearest_smiles": "the nearest real molecule to the perturbed point",
+    "top_features": "the three features with the largest |attribution|",
+    "attribution_method": "how the attributions were computed for this molecule",
+    "n_critical": "features in the bit flips or the perturbation where the goal was reached, or with top |attribution|",
 }  # fmt: skip
 #: How to read a minimal continuous perturbation that no nearby real molecule has.
 IMPLAUSIBLE = "a change no nearby real molecule has: read it as a direction of sensitivity, not a molecule to make"
@@ -104,8 +134,11 @@ class MoleculeReport(SensitivityReport):
         block = table.set_index("id").loc[str(id), "molblock"]
         return Chem.MolFromMolBlock(block) if isinstance(block, str) and block else None
 
-    def draw(self, id, *, fmt: str = "svg", size=(360, 260), weights: str = "importance"):
-        """Draw molecule ``id`` with atoms coloured by ``weights`` (``"importance"`` or ``"flip_weight"``)."""
+    def draw(self, id, *, fmt: str = "svg", size=(360, 260), weights: str = "importance", legend: str | None = None):
+        """Draw molecule ``id`` with atoms coloured by ``weights`` (``"importance"`` or ``"flip_weight"``).
+
+        ``legend`` is the caption under the drawing (default: the id).
+        """
         from ..chem import draw_atoms
 
         mol = self.mol(id)
@@ -113,7 +146,7 @@ class MoleculeReport(SensitivityReport):
             raise ValueError(f"no molecule drawing for input {id!r}")
         atoms = self.atoms()
         w = atoms[atoms["id"] == str(id)].sort_values("atom")[weights].to_numpy(dtype=float)
-        return draw_atoms(mol, w, fmt=fmt, size=size, legend=str(id))
+        return draw_atoms(mol, w, fmt=fmt, size=size, legend=str(id) if legend is None else legend)
 
 
 register_report_class("features", MoleculeReport)
@@ -177,19 +210,9 @@ def _value(x) -> str:
     return str(int(x)) if x.is_integer() and abs(x) < 1e15 else f"{x:.4g}"
 
 
-def _fmt(x, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)) or x is pd.NA:
-        return "-"
-    return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
-
-
-def _good(summary: pd.DataFrame) -> pd.DataFrame:
-    return summary[summary["error"].isna()]
-
-
 def overview_section(report, *, figures, max_inputs) -> str:
     summary, params = report.summary(), report.params
-    good = _good(summary)
+    good = html.good_rows(summary)
     lines = [
         f"{len(summary)} molecules ({len(summary) - len(good)} with errors); score: {params.get('output')}; "
         f"goal: {params.get('goal')}; featurizer: {params.get('featurizer')}; attribution: {params.get('attribution')}."
@@ -207,20 +230,27 @@ def overview_section(report, *, figures, max_inputs) -> str:
         lines.append(
             f"Bit flips, at most {params.get('max_flips')}, flips={mode}: {FLIP_MODES.get(mode, mode)}. Goal reached "
             f"for {int(ok.sum())} of {len(good)} molecules; median adversarial-vs-random ratio "
-            f"{_fmt(float(good['flip_ratio'].median()))} against {params.get('baseline_draws')} random flip sets of "
-            "the same size drawn from the same bits."
+            f"{html.fmt_number(float(good['flip_ratio'].median()))} against {params.get('baseline_draws')} random "
+            "flip sets of the same size drawn from the same bits."
         )
     if params.get("n_continuous") and len(good):
         ok = good["perturbation_success"].fillna(False).astype(bool)
         lines.append(
             f"Continuous features ({params.get('norm')}): goal reached for {int(ok.sum())} of {len(good)} molecules; "
-            f"median minimal norm {_fmt(float(good['perturbation_norm'].median()))}; median ratio "
-            f"{_fmt(float(good['perturbation_ratio'].median()))} against random perturbations of the same norm."
+            f"median norm of the perturbations found {html.fmt_number(float(good['perturbation_norm'].median()))}; "
+            f"median ratio {html.fmt_number(float(good['perturbation_ratio'].median()))} against random perturbations "
+            "of the same norm."
         )
         lines.append(_plausibility_line(good, params))
-    columns = [c for c in summary.columns if summary[c].notna().any() or c == "error"]
+    draws = params.get("baseline_draws")
+    if draws and (params.get("n_binary") or params.get("n_continuous")) and len(good):
+        lines.append(f"The smallest p-value {draws} random draws can give is {1 / (draws + 1):.3g}.")
+    lines.append("Rest the pointer on a column name for its meaning.")
+    table = html.drop_empty_columns(summary, keep=("error",))
+    if "goal" in table and table["goal"].dropna().nunique() <= 1:
+        table = table.drop(columns="goal")  # the same for every molecule: stated above
     body = "".join(html.note(line) for line in lines)
-    return html.section("Summary", body + html.table_html(summary[columns], max_rows=100))
+    return html.section("Summary", body + html.table_html(table, max_rows=100, descriptions=SUMMARY_DESCRIPTIONS))
 
 
 def _plausibility_line(good: pd.DataFrame, params: dict) -> str:
@@ -229,11 +259,11 @@ def _plausibility_line(good: pd.DataFrame, params: dict) -> str:
     if judged.empty:
         return "Plausibility of the perturbed descriptors not judged (no reference set of two or more molecules)."
     return (
-        f"{int(judged.astype(bool).sum())} of {len(judged)} minimal perturbations are plausible: every descriptor within "
+        f"{int(judged.astype(bool).sum())} of {len(judged)} perturbations found are plausible: every descriptor within "
         f"the range of the {params.get('reference')} ({params.get('n_reference')} molecules) and the perturbed point "
         f"no farther from a real molecule (nearest_reference, RMS distance in standard deviations) than "
-        f"{_fmt(params.get('reference_distance'))}, the distance within which 95% of those molecules have a neighbour. "
-        f"The others: {IMPLAUSIBLE}."
+        f"{html.fmt_number(params.get('reference_distance'))}, the distance within which 95% of those molecules have "
+        f"a neighbour. The others: {IMPLAUSIBLE}."
     )
 
 
@@ -249,53 +279,97 @@ def features_section(report, *, figures, max_inputs) -> str:
     return html.section("Feature ranking", html.note(text) + html.table_html(table, max_rows=30))
 
 
+def _reading_order(good: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The molecules in the order their views are shown, and that order in words.
+
+    Molecules whose goal was reached (by bit flips or a continuous perturbation) come
+    first, then by increasing p-value and decreasing ratio: those of the bit flips, or
+    of the continuous perturbation when no molecule has bit flips.
+    """
+    reached = good["flips_success"].fillna(False).astype(bool) | good["perturbation_success"].fillna(False).astype(bool)
+    kind, what = ("flip", "bit-flip") if good["flip_p_value"].notna().any() else ("perturbation", "perturbation")
+    ordered = html.strongest_first(good, found=reached, p_value=f"{kind}_p_value", ratio=f"{kind}_ratio")
+    return ordered, f"molecules whose goal was reached first, then by increasing {what} p-value and decreasing ratio"
+
+
+def _score_change(before, after) -> str:
+    return f"score {html.fmt_number(before)} -> {html.fmt_number(after)}"
+
+
+def _flips_line(row, flip_text: str, max_flips) -> str:
+    """What the bit flips of one molecule found, named for what was shown: minimal, reaching the goal, or closest."""
+    stats = (f"{html.fmt_number(row.flip_ratio)}x the mean random change, z = {html.fmt_number(row.flip_z)}, "
+             f"p = {html.fmt_number(row.flip_p_value)}.")  # fmt: skip
+    change = _score_change(row.score, row.score_after_flips)
+    if not row.flips_success:
+        reach = f"Closest to the goal in at most {max_flips} bit flips (goal not reached)"
+        return f"{reach}: {flip_text} ({change}); {stats}"
+    if row.flips_proved_minimal:
+        return f"Minimal bit flips: {flip_text} (goal reached, proved minimal; {change}); {stats}"
+    return f"Bit flips reaching the goal: {flip_text} (not proved minimal; {change}); {stats}"
+
+
+def _perturbation_line(row, carry: str) -> str:
+    """What the continuous perturbation of one molecule found, and whether a real molecule could have it."""
+    what = "Minimal continuous perturbation" if row.perturbation_success else (
+        "Continuous perturbation closest to the goal (goal not reached)")  # fmt: skip
+    return (
+        f"{what}: norm {html.fmt_number(row.perturbation_norm)} carried by {carry} "
+        f"({_score_change(row.score, row.score_after_perturbation)}); "
+        f"{html.fmt_number(row.perturbation_ratio)}x random, p = {html.fmt_number(row.perturbation_p_value)}."
+        + _molecule_plausibility(row)
+    )
+
+
+def _molecule_lines(row, edits: pd.DataFrame, frame: pd.DataFrame, max_flips) -> list[str]:
+    """The text of one molecule's view: its SMILES and score, then what its bit flips and perturbation found."""
+    id = str(row.id)
+    smiles = f"SMILES {row.smiles}; " if isinstance(row.smiles, str) and row.smiles else ""
+    lines = [f"{smiles}score {html.fmt_number(row.score)}; most important features: {row.top_features}."]
+    if not html.is_missing(row.n_flips):
+        mine = edits[edits["id"] == id] if not edits.empty else edits
+        flip_text = "; ".join(_flip_text(e) for e in mine.itertuples()) or "none"
+        lines.append(_flips_line(row, flip_text, max_flips))
+    if not html.is_missing(row.perturbation_norm):
+        carried = frame[(frame["id"] == id) & (frame["share"] >= SHARE)].sort_values("share", ascending=False)
+        carry = ", ".join(edit_label(r.feature, r.value, r.new_value) for r in carried.itertuples()) or "none"
+        lines.append(_perturbation_line(row, carry))
+    return lines
+
+
+def _drawings(report, id: str) -> str:
+    """The molecule coloured by atom importance and, when the flips remove bits, by the atoms of those bits."""
+    try:
+        views = [report.draw(id, legend=f"{id}: atom importance")]
+        caption = "Atoms coloured by importance: red raises the score, blue lowers it."
+        atoms = report.atoms()
+        if atoms[atoms["id"] == id]["in_flip"].any():
+            views.append(report.draw(id, weights="flip_weight", legend=f"{id}: atoms of the flipped bits"))
+            caption = ("Left: atoms coloured by importance (red raises the score, blue lowers it); right: the atoms of "
+                       "the bits the flips above remove.")  # fmt: skip
+    except (ValueError, ImportError) as error:
+        return html.note(f"no drawing: {error}")
+    body = "".join(f'<div class="probekit-molecule" style="display:inline-block">{v[v.find("<svg"):]}</div>'
+                   for v in views)  # fmt: skip
+    return body + html.note(caption)
+
+
 def molecules_section(report, *, figures, max_inputs) -> str:
-    good = _good(report.summary())
+    good = html.good_rows(report.summary())
     if good.empty:
         return ""
-    if good["flip_p_value"].notna().any():
-        good = good.sort_values(["flip_p_value", "flip_ratio"], ascending=[True, False], kind="stable")
+    good, order = _reading_order(good)
     shown = good.head(max_inputs)
-    edits = report.edits()
-    frame = report.to_frame()
-    parts = []
-    if len(shown) < len(good):
-        parts.append(html.note(f"Views of {len(shown)} of {len(good)} molecules (smallest bit-flip p-values first)."))
+    edits, frame = report.edits(), report.to_frame()
+    shown_of = f"Views of {len(shown)} of {len(good)} molecules; " if len(shown) < len(good) else ""
+    parts = [html.note(f"{shown_of}order: {order}.")]
     has_drawings = not report.table("molecules").empty
     for row in shown.itertuples(index=False):
         id = str(row.id)
-        mine = edits[edits["id"] == id] if not edits.empty else edits
-        flip_text = "; ".join(_flip_text(e) for e in mine.itertuples()) or "none"
-        lines = [f"{row.smiles or ''} score {_fmt(row.score)}; most important features: {row.top_features}."]
-        if row.n_flips is not pd.NA and row.n_flips is not None:
-            lines.append(
-                f"Minimal bit flips: {flip_text} ({'goal reached' if row.flips_success else 'goal not reached'}"
-                f"{', proved minimal' if row.flips_proved_minimal else ''}; score -> {_fmt(row.score_after_flips)}); "
-                f"{_fmt(row.flip_ratio)}x the mean random change, z = {_fmt(row.flip_z)}, p = {_fmt(row.flip_p_value)}."
-            )
-        if row.perturbation_norm is not None and not pd.isna(row.perturbation_norm):
-            carried = frame[(frame["id"] == id) & (frame["share"] >= SHARE)].sort_values("share", ascending=False)
-            carry = ", ".join(edit_label(r.feature, r.value, r.new_value) for r in carried.itertuples()) or "none"
-            lines.append(
-                f"Minimal continuous perturbation: norm {_fmt(row.perturbation_norm)} carried by {carry} "
-                f"({'goal reached' if row.perturbation_success else 'goal not reached'}; score -> "
-                f"{_fmt(row.score_after_perturbation)}); {_fmt(row.perturbation_ratio)}x random, p = {_fmt(row.perturbation_p_value)}."
-                + _molecule_plausibility(row)
-            )
+        lines = _molecule_lines(row, edits, frame, report.params.get("max_flips", "?"))
         body = "".join(html.note(line) for line in lines)
         if has_drawings:
-            try:
-                views = [report.draw(id)]
-                caption = "Atoms coloured by importance: red raises the score, blue lowers it"
-                atoms = report.atoms()
-                if atoms[(atoms["id"] == id)]["in_flip"].any():
-                    views.append(report.draw(id, weights="flip_weight"))
-                    caption += "; right: atoms of the bits removed by the minimal flips"
-                body += "".join(f'<div class="probekit-molecule" style="display:inline-block">{v[v.find("<svg"):]}</div>'
-                                for v in views)  # fmt: skip
-                body += html.note(caption + ".")
-            except (ValueError, ImportError) as error:
-                body += html.note(f"no drawing: {error}")
+            body += _drawings(report, id)
         if figures:
             fig, ax = html.new_figure(7, 2.6)
             plot_attribution(report, id, ax)
@@ -316,9 +390,10 @@ def _flip_text(e) -> str:
 
 def _molecule_plausibility(row) -> str:
     plausible = getattr(row, "perturbation_plausible", None)
-    if plausible is None or plausible is pd.NA:
+    if html.is_missing(plausible):
         return ""
-    nearest = f"nearest real molecule {row.perturbation_nearest_smiles} at distance {_fmt(row.perturbation_nearest_reference)}"
+    distance = html.fmt_number(row.perturbation_nearest_reference)
+    nearest = f"nearest real molecule {row.perturbation_nearest_smiles} at distance {distance}"
     if plausible:
         return f" A real molecule lies this close ({nearest})."
     return f" Implausible: {IMPLAUSIBLE} ({nearest})."
@@ -329,27 +404,22 @@ def edits_section(report, *, figures, max_inputs) -> str:
     parts = []
     if not edits.empty:
         mode = report.params.get("flips", "off")
-        text = (f"flips={mode}: {FLIP_MODES.get(mode, mode)}. Each row is one flip of a molecule's minimal set, "
-                "in the order the search applied them, with the score after it.")  # fmt: skip
-        parts.append(html.section("Minimal bit flips", html.note(text) + html.table_html(edits, max_rows=200)))
+        text = (f"flips={mode}: {FLIP_MODES.get(mode, mode)}. Each row is one flip of the set found for a molecule "
+                "(its closest attempt where the goal was not reached: see flips_success in the summary), in the order "
+                "the search applied them, with the score after it.")  # fmt: skip
+        # a bit switched on has no atoms in the molecule: a dash, not an empty cell
+        edits = edits.assign(atoms=edits["atoms"].where(edits["atoms"].astype(str).str.strip() != "", None))
+        parts.append(html.section("Bit flips", html.note(text) + html.table_html(edits, max_rows=200)))
     if not pert.empty:
         text = (
+            "Each row is one feature changed by the perturbation found for a molecule (its closest attempt where the "
+            "goal was not reached: see perturbation_success in the summary). "
             "in_range: the new value lies within the reference set's range; plausible: the perturbed point (all "
             "non-binary features together) lies as near a real molecule as reference molecules lie to each other "
             f"(nearest_reference, RMS distance in standard deviations). A row with plausible False is {IMPLAUSIBLE}."
         )
-        parts.append(html.section("Minimal continuous perturbations", html.note(text) + html.table_html(pert, max_rows=200)))
+        parts.append(html.section("Continuous perturbations", html.note(text) + html.table_html(pert, max_rows=200)))
     return "\n".join(parts)
-
-
-def errors_section(report, *, figures, max_inputs) -> str:
-    summary = report.summary()
-    bad = summary[summary["error"].notna()][["id", "error"]]
-    return "" if bad.empty else html.section("Records with errors", html.table_html(bad, max_rows=None))
-
-
-def parameters_section(report, *, figures, max_inputs) -> str:
-    return html.section("Parameters", html.params_html(report.params))
 
 
 def plot_attribution(report, id, ax, *, top: int = 15):
@@ -383,8 +453,8 @@ def plot_atoms(report, id, ax, *, weights: str = "importance"):
 
 SensitivityReport.register_plot("features", "attribution", plot_attribution)
 SensitivityReport.register_plot("features", "atoms", plot_atoms)
-for _order, _fn in enumerate((overview_section, features_section, molecules_section, edits_section, errors_section,
-                              parameters_section)):  # fmt: skip
+for _order, _fn in enumerate((overview_section, features_section, molecules_section, edits_section,
+                              html.errors_section, html.parameters_section)):  # fmt: skip
     SensitivityReport.register_section("features", _fn, order=10 * (_order + 1))
 
 
@@ -401,7 +471,7 @@ def headline(report) -> list[str]:
     'decrease:1.0 reached by bit flips for 1/1 molecules (median 4x the mean random flip set)'
     """
     summary = report.summary()
-    good = _good(summary)
+    good = html.good_rows(summary)
     lines = []
     goal = report.params.get("goal")
     if "flips_success" in good and good["flips_success"].notna().any():
@@ -409,7 +479,7 @@ def headline(report) -> list[str]:
         how = {"off": "removing substructures (bit flips 1->0)", "on": "adding substructures (bit flips 0->1)"}
         lines.append(
             f"{goal} reached by {how.get(report.params.get('flips'), 'bit flips')} for {int(ok.sum())}/{len(good)} "
-            f"molecules (median {_fmt(float(good['flip_ratio'].median()))}x the mean random flip set)"
+            f"molecules (median {html.fmt_number(float(good['flip_ratio'].median()))}x the mean random flip set)"
         )
         common = _most_common_edit(report)
         if common:
@@ -420,7 +490,7 @@ def headline(report) -> list[str]:
         near = f"; {int(judged.astype(bool).sum())}/{len(judged)} near a real molecule" if len(judged) else ""
         lines.append(
             f"{goal} reached by perturbing continuous features for {int(ok.sum())}/{len(good)} molecules "
-            f"(median norm {_fmt(float(good['perturbation_norm'].median()))}{near})"
+            f"(median norm {html.fmt_number(float(good['perturbation_norm'].median()))}{near})"
         )
     features = report.table("features")
     if not features.empty:
