@@ -9,6 +9,17 @@ not load it.
 
 from .genome import Fetched, Genome
 from .io import iter_variants, read_variants
+from .result import VariantResult
+from .score import score_variants
 from .windows import allele_change, variant_windows
 
-__all__ = ["read_variants", "iter_variants", "Genome", "Fetched", "variant_windows", "allele_change"]
+__all__ = [
+    "read_variants",
+    "iter_variants",
+    "Genome",
+    "Fetched",
+    "variant_windows",
+    "allele_change",
+    "score_variants",
+    "VariantResult",
+]
