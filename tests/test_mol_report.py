@@ -14,6 +14,7 @@ from probekit.chem import atom_importance
 from probekit.encode.mol import Concat, Descriptors, Matrix, Morgan
 from probekit.cli.demo import run_mol_demo
 from probekit.cli.mol import add_mol_arguments, run_mol_cli
+from probekit.mol_demo import mol_demo_paths
 from probekit.probe.molecules import probe_features
 from probekit.report.molecules import ATOM_COLUMNS, FRAME_COLUMNS, MoleculeReport
 
@@ -275,13 +276,14 @@ def test_demo_model_flips_reach_goal_when_rescored(demo):
 
 @pytest.mark.parametrize("autocast", [None, "bf16"])
 def test_mol_command_end_to_end(tmp_path, autocast):
-    heldout = pd.read_csv("data/mol_demo_heldout.csv", dtype={"id": str}).head(2)[["id", "smiles"]]
+    heldout = pd.read_csv(mol_demo_paths()["heldout"], dtype={"id": str}).head(2)[["id", "smiles"]]
     heldout.loc[len(heldout)] = ["broken", "C1CC("]
     heldout.to_csv(tmp_path / "m.csv", index=False)
     parser = argparse.ArgumentParser()
     add_mol_arguments(parser)
     args = parser.parse_args([
-        "--model", "data/mol_demo.pt", "--arch", "probekit.mol_demo:AffinityMLP", "--molecules", str(tmp_path / "m.csv"),
+        "--model", str(mol_demo_paths()["weights"]), "--arch", "probekit.mol_demo:AffinityMLP",
+        "--molecules", str(tmp_path / "m.csv"),
         "--featurizer", "morgan:2:2048+descriptors:MolLogP,TPSA,MolWt,FractionCSP3", "--goal", "decrease:0.5",
         "--max-flips", "1", "--baseline-draws", "10", "--out", str(tmp_path / "r.html"), "--table", str(tmp_path / "t.csv"),
         "--atoms-table", str(tmp_path / "a.csv"), "--device", "cpu", "--no-progress",
@@ -345,7 +347,7 @@ def test_mol_command_errors(tmp_path):
 
     parser = argparse.ArgumentParser()
     add_mol_arguments(parser)
-    base = ["--model", "data/mol_demo.pt", "--out", str(tmp_path / "r.html")]
+    base = ["--model", str(mol_demo_paths()["weights"]), "--out", str(tmp_path / "r.html")]
     with pytest.raises(CLIError, match="molecule file not found"):
         run_mol_cli(parser.parse_args(base + ["--molecules", str(tmp_path / "none.smi")]))
     (tmp_path / "m.smi").write_text("CCO a\n")
