@@ -312,6 +312,34 @@ def _load_model(path: Path, arch, trust: bool, *, arch_kwargs: dict | None = Non
         raise CLIError(f"cannot load model {path}: {cli_words(one_line(error) or type(error).__name__)}") from None
 
 
+# Problems of single records printed one per line before "... and N more".
+MAX_LISTED = 10
+
+
+def log_problems(messages: list[str], verb: str, log: Callable[[str], None]) -> None:
+    """One line per record's problem, ``"verb: message"``, at most :data:`MAX_LISTED` of them."""
+    for message in messages[:MAX_LISTED]:
+        log(f"{verb}: {one_line(message)}")
+    if len(messages) > MAX_LISTED:
+        log(f"{verb}: ... and {len(messages) - MAX_LISTED} more (see the report)")
+
+
+def log_not_probed(report, already_listed: list[str], log: Callable[[str], None]) -> None:
+    """``not probed: ...`` for each record of ``report`` with an error, except those ``already_listed``."""
+    errors = report.summary()["error"]
+    listed = set(already_listed)
+    log_problems([e for e in errors[errors.notna()] if e not in listed], "not probed", log)
+
+
+def exit_code(report, log: Callable[[str], None]) -> int:
+    """0 when at least one record was probed; 1, saying so, when every record failed (the report is still written)."""
+    summary = report.summary()
+    if len(summary) and summary["error"].notna().all():
+        log(f"no record could be probed: all {len(summary)} failed (see the messages above and the report)")
+        return 1
+    return 0
+
+
 def _adapter(model, args):
     from ..adapters import SequenceModel
 

@@ -15,6 +15,7 @@ from typing import Callable
 
 import pandas as pd
 
+from .._messages import one_line
 from ..probe.chunks import file_digest
 from ..report.molecules import headline
 from .common import (
@@ -187,7 +188,7 @@ def run_mol_demo(args, *, log=print) -> int:
     except (IndexError, ValueError) as error:
         raise CLIError(
             f"--output {output_spec} does not apply to the affinity model, whose one output is the predicted pIC50 "
-            f"(use value:0): {str(error).splitlines()[0]}"
+            f"(use value:0): {one_line(error)}"
         ) from None
     out_dir = Path(_arg(args, "out", "probekit-demo"))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -205,7 +206,7 @@ def run_mol_demo(args, *, log=print) -> int:
         report = _probe_molecules(adapter, heldout, goal=goal, options=options, settings=settings, args=chunking,
                                   out=out, log=log)  # fmt: skip
     except ValueError as error:
-        raise CLIError(str(error).splitlines()[0]) from None
+        raise CLIError(one_line(error)) from None
     report.to_html(out, title="probekit: affinity demo (CHEMBL2321810)", max_inputs=int(_arg(args, "max_figures", 20)))
     report.to_frame().to_csv(out_dir / "mol_demo_features.csv", index=False)
     report.atoms().to_csv(out_dir / "mol_demo_atoms.csv", index=False)

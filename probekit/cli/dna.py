@@ -21,7 +21,6 @@ from ..probe.chunks import file_digest
 from ..report.plots import headline
 from .common import (
     CLIError,
-    one_line,
     _adapter,
     _check_numbers,
     _probe_settings,
@@ -29,15 +28,15 @@ from .common import (
     add_autocast_argument,
     add_model_arguments,
     add_probe_arguments,
+    exit_code,
     load_model_from_args,
     log_autocast,
+    log_not_probed,
+    log_problems,
     parse_goal,
     parse_output,
     resolve_motifs,
 )
-
-# Problems of single records printed one per line before "... and N more".
-MAX_LISTED = 10
 
 
 def add_dna_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,26 +79,7 @@ def run_dna(args, *, log: Callable[[str], None] = print) -> int:
     return exit_code(report, log)
 
 
-def exit_code(report, log: Callable[[str], None]) -> int:
-    """0 when at least one record was probed; 1, saying so, when every record failed (the report is still written)."""
-    summary = report.summary()
-    if len(summary) and summary["error"].notna().all():
-        log(f"no record could be probed: all {len(summary)} failed (see the messages above and the report)")
-        return 1
-    return 0
-
-
-def log_problems(messages: list[str], verb: str, log: Callable[[str], None]) -> None:
-    """One line per record's problem, ``"verb: message"``, at most :data:`MAX_LISTED` of them."""
-    for message in messages[:MAX_LISTED]:
-        log(f"{verb}: {one_line(message)}")
-    if len(messages) > MAX_LISTED:
-        log(f"{verb}: ... and {len(messages) - MAX_LISTED} more (see the report)")
-
-
 def log_outcome(report, already_listed: list[str], log: Callable[[str], None]) -> None:
     """The records the model could not probe (those not ``already_listed``), then the :func:`headline`."""
-    errors = report.summary()["error"]
-    listed = set(already_listed)
-    log_problems([e for e in errors[errors.notna()] if e not in listed], "not probed", log)
+    log_not_probed(report, already_listed, log)
     log(headline(report))

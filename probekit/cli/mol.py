@@ -15,27 +15,40 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from .._messages import one_line
 from ..probe.chunks import file_digest, settings_hash
 from ..probe.molecules import probe_features
 from ..report.molecules import headline
 from .common import (
+    METHODS,
     CLIError,
-    _load_model,
     add_autocast_argument,
     add_chunk_arguments,
+    add_model_arguments,
     drop_partial,
+    exit_code,
+    load_model_from_args,
     log_autocast,
+    log_not_probed,
+    log_problems,
+    parse_arch_kwargs,
     parse_goal,
     parse_output,
     probe_resumably,
 )
 
+METHOD_HELP = (
+    "bit-flip search (default auto). auto enumerates every flip set while that is cheap, then searches larger sets "
+    "by beam, and proves the set it finds minimal whenever it is at most one flip larger than the sets it enumerated. "
+    "exhaustive enumerates every set up to --max-flips: the count grows as n^k for n bits that may flip (a few dozen "
+    "with --flips off, thousands with on or both), so it is worth it only when the summary has answers auto could not "
+    "prove minimal and you need that proof. greedy, beam and gradient are quicker heuristics that prove nothing"
+)
+
 
 def add_mol_arguments(parser) -> None:
     """Arguments of ``probekit mol``."""
-    parser.add_argument("--model", required=True, type=Path, help="TorchScript file or state_dict (.pt)")
-    parser.add_argument("--arch", help="architecture of a state_dict, as module:Class")
-    parser.add_argument("--trust", action="store_true", help="allow unpickling a whole model (runs code from the file)")
+    add_model_arguments(parser)
     parser.add_argument("--molecules", required=True, type=Path, help=".smi, .csv, .tsv or .sdf file of molecules")
     parser.add_argument("--smiles-col", help="SMILES column of a CSV/TSV (default: a column named like 'smiles')")
     parser.add_argument("--id-col", help="id column of a CSV/TSV or SD property (default: 'id'/'name' or the SDF title)")
@@ -50,8 +63,8 @@ def add_mol_arguments(parser) -> None:
     parser.add_argument("--table", type=Path, help="also write the per-molecule, per-feature table as CSV")
     parser.add_argument("--atoms-table", type=Path, help="also write the per-atom table as CSV")
     parser.add_argument("--max-figures", type=int, default=20,
-                        help="molecules that get their own drawings and figures in the report, smallest bit-flip "
-                             "p-values first (default 20)")  # fmt: skip
+                        help="molecules that get their own drawings and figures in the report: those whose goal "
+                             "was reached first, then the smallest p-values (default 20)")  # fmt: skip
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--batch-size", type=int, default=None, help="inputs per forward pass")
     add_autocast_argument(parser)
@@ -72,7 +85,7 @@ def add_mol_probe_arguments(parser) -> None:
                         help="auto (integrated gradients from the zero baseline, Shapley sampling for molecules "
                              "whose gradients do not add up to their score change; default), "
                              "integrated_gradients, saliency, input_x_gradient, feature_ablation or shapley_sampling")  # fmt: skip
-    parser.add_argument("--method", default="auto", help="bit-flip search: auto, exhaustive, greedy, beam or gradient")
+    parser.add_argument("--method", choices=METHODS, default="auto", help=METHOD_HELP)
     parser.add_argument("--baseline-draws", type=int, default=200, help="random flip sets per molecule (default 200)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random baselines")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -117,7 +130,10 @@ def run_mol_cli(args, *, log=print) -> int:
     Molecules are probed ``--chunk-size`` at a time; each finished chunk is saved
     under ``<out>.partial/`` and reused by a rerun with the same settings (see
     :func:`probekit.probe.chunks.probe_in_chunks`). Argument and file problems raise
-    :class:`probekit.cli.common.CLIError` (one line, exit code 2).
+    :class:`probekit.cli.common.CLIError` (one line, exit code 2). Records that cannot
+    be read are listed as ``skipping: ...`` lines, molecules the model cannot score as
+    ``not probed: ...`` lines; the exit code is 1 when no molecule could be probed
+    (the report, with its error rows, is still written), else 0.
     """
     from ..adapters import FeatureModel
     from ..encode.mol import parse_featurizer
@@ -141,8 +157,8 @@ def run_mol_cli(args, *, log=print) -> int:
         records = read_molecules(args.molecules, smiles_col=args.smiles_col, id_col=args.id_col, standardize=args.standardize)
     except ValueError as error:
         raise CLIError(str(error)) from None
-    for message in records.loc[records["error"].notna(), "error"]:
-        log(f"skipping: {message}")
+    unreadable = records.loc[records["error"].notna(), "error"].tolist()
+    log_problems(unreadable, "skipping", log)
     valid = records[records["error"].isna()]
     if len(valid):
         # continuous features stay within the range of the molecules probed, perturbed descriptors are judged
@@ -150,12 +166,14 @@ def run_mol_cli(args, *, log=print) -> int:
         featurizer.fit(valid)
         if any(k != "binary" for k in featurizer.kinds):
             log(f"bounds of the non-binary features taken from the {len(valid)} valid molecules (bits keep [0, 1])")
-    model = _load_model(args.model, args.arch, args.trust)
+    model = load_model_from_args(args, log=log)
     options = dict(max_flips=args.max_flips, flips=args.flips, norm=args.norm, baseline_draws=args.baseline_draws,
                    attribution=args.attribution, method=args.method, seed=args.seed)  # fmt: skip
-    settings = _mol_settings(file_digest(args.model), featurizer, goal, args.output,
-                             {**options, "arch": args.arch, "standardize": bool(args.standardize),
-                              "autocast": getattr(args, "autocast", None)})  # fmt: skip
+    run = {"arch": args.arch, "standardize": bool(args.standardize), "autocast": getattr(args, "autocast", None)}
+    arch_kwargs = parse_arch_kwargs(getattr(args, "arch_kwargs", None))
+    if arch_kwargs:  # only when given, so runs without it keep the keys of their saved chunks
+        run["arch_kwargs"] = arch_kwargs
+    settings = _mol_settings(file_digest(args.model), featurizer, goal, args.output, {**options, **run})
     started = time.perf_counter()
     try:
         adapter = FeatureModel(model, featurizer=featurizer, output=output, device=args.device,
@@ -163,10 +181,11 @@ def run_mol_cli(args, *, log=print) -> int:
         report = _probe_molecules(adapter, records, goal=goal, options=options, settings=settings, args=args,
                                   out=args.out, log=log)  # fmt: skip
     except (ValueError, RuntimeError) as error:
-        raise CLIError(str(error).splitlines()[0]) from None
+        raise CLIError(one_line(error)) from None
     _write_outputs(report, args, args.out, log, title=f"probekit: {args.molecules.name}", started=started)
     drop_partial(args.out, args)
+    log_not_probed(report, unreadable, log)
     for line in headline(report):
         log(line)
     log_autocast(adapter, log)
-    return 0
+    return exit_code(report, log)
