@@ -6,7 +6,6 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 pytest.importorskip("pysam")
 
@@ -71,10 +70,11 @@ def adapters():
         "toyconv": SequenceModel(ToyConv(seed=3), output=1, device="cpu", batch_size=7),
         "toyconv_both": SequenceModel(ToyConv(seed=4), output=0, device="cpu", strands="both", batch_size=32),
         "motif": SequenceModel(MotifCounter("GATATC"), output=0, device="cpu", batch_size=5),
+        "toyconv_tgca": SequenceModel(ToyConv(seed=5), output=0, device="cpu", alphabet="TGCA"),
     }
 
 
-@pytest.mark.parametrize("name", ["toyconv", "toyconv_both", "motif"])
+@pytest.mark.parametrize("name", ["toyconv", "toyconv_both", "motif", "toyconv_tgca"])
 def test_scores_equal_explicit_forward_passes_of_hand_cut_windows(genome, name):
     adapter = adapters()[name]
     table = variants_table()
@@ -272,3 +272,15 @@ def test_bad_settings(genome):
         score_variants(adapter, variants_table(), genome, length=0)
     with pytest.raises(ValueError, match="n_draws"):
         score_variants(adapter, variants_table(), genome, length=8, n_draws=0)
+
+
+def test_a_window_without_enough_bases_has_no_random_context(tmp_path):
+    path = tmp_path / "n.fa"
+    path.write_text(">chrN\nACGT" + "N" * 20 + "ACGT\n")
+    table = pd.DataFrame({"chrom": ["chrN"], "pos": [12], "ref": ["NNNN"], "alt": ["N"]})
+    adapter = adapters()["toyconv"]
+    with pytest.warns(ProbekitWarning, match="chrN:12:NNNN>N: fewer than 3 editable sites"):
+        frame = score_variants(adapter, table, str(path), length=6, progress=True).to_frame()
+    assert frame["error"][0] is None and frame["delta"][0] == 0.0
+    assert frame["context"][0] == "none: no random 3-base substitution of the REF window could be scored"
+    assert math.isnan(frame["p_value"][0]) and math.isnan(frame["context_rank"][0])

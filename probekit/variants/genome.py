@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from .io import pysam_module
+from .io import _is_gzip, pysam_module
 
 # Soft-masked bases are read upper-case; any other letter of a reference (IUPAC codes) becomes N.
 _CLEAN = bytes.maketrans(b"acgtn", b"ACGTN")
@@ -89,11 +89,6 @@ def _line_length_problem(path: Path) -> str | None:
             elif len(line) < width:
                 short = number
     return None
-
-
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(2) == b"\x1f\x8b"
 
 
 class Genome:

@@ -240,8 +240,10 @@ def _random_context(adapter, chunk: _Chunk, rows: np.ndarray, *, n_draws: int, s
     for k in np.unique(ks):
         members = rows[ks == k]
         distinct, inverse = _unique(list(chunk.windows["ref_window"].iloc[members]))
+        names = [chunk.windows["id"].iat[members[np.argmax(inverse == u)]] for u in range(len(distinct))]
         try:
-            null = random_substitutions(adapter, adapter.encode(distinct), k=int(k), n_draws=n_draws, seed=seed, progress=progress)
+            null = random_substitutions(adapter, adapter.encode(distinct), k=int(k), n_draws=n_draws, seed=seed, ids=names,
+                                        progress=progress)  # fmt: skip
         except ModelOutputError:
             raise
         except ModelCallError as error:
@@ -256,7 +258,7 @@ def _random_context(adapter, chunk: _Chunk, rows: np.ndarray, *, n_draws: int, s
             if valid == 0:
                 text = f"none: no random {k}-base substitution of the REF window could be scored"
             else:
-                text = f"{valid} random {k}-base substitution{'s' if k > 1 else ''} of the REF window"
+                text = f"{valid} random {k}-base substitution{'s' if valid != 1 else ''} of the REF window"
             rank, percentile, p = context_stats(np.abs(chunk.numbers["delta"][group]), deltas[u])
             chunk.numbers["context_rank"][group] = rank
             chunk.numbers["context_percentile"][group] = percentile
@@ -382,6 +384,7 @@ def score_variants(
                 windows = variant_windows(part, genome, length=length, offset=offset)
                 chunk = _score_chunk(adapter, windows, offset=offset, length=length, context=context, n_draws=n_draws,
                                      seed=seed, progress=progress)  # fmt: skip
+                chunk.windows = windows.drop(columns=["ref_window", "alt_window"])  # the strings are no longer needed
                 parts.append(chunk)
     finally:
         if opened is not None:
