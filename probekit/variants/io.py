@@ -463,4 +463,4 @@ def read_variants(source, *, sep: str | None = None) -> pd.DataFrame:
     return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
 
 
-__all__ = ["read_variants", "iter_variants", "allele_error", "variant_label", "VARIANT_COLUMNS"]
+__all__ = ["read_variants", "iter_variants", "allele_error", "VARIANT_COLUMNS"]
