@@ -23,7 +23,9 @@ from .probe import probe  # bound eagerly so that the function, not the module, 
 
 __version__ = "0.1.0"
 
-_LAZY_MODULES = {"search", "attr", "certify", "diagnose", "report", "motifs", "chem", "datasets", "testing", "encode"}
+_LAZY_MODULES = {
+    "search", "attr", "certify", "diagnose", "report", "motifs", "chem", "datasets", "testing", "encode", "variants",
+}  # fmt: skip
 _LAZY_NAMES = {
     "SensitivityReport": ("probekit.report.sensitivity", "SensitivityReport"),
     "read_molecules": ("probekit.io", "read_molecules"),
@@ -35,6 +37,10 @@ _LAZY_NAMES = {
     "Smoothed": ("probekit.certify", "Smoothed"),
     "Attribution": ("probekit.attr", "Attribution"),
     "attribute": ("probekit.attr", "attribute"),
+    "read_variants": ("probekit.variants", "read_variants"),
+    "Genome": ("probekit.variants", "Genome"),
+    "score_variants": ("probekit.variants", "score_variants"),
+    "VariantResult": ("probekit.variants", "VariantResult"),
 }
 
 
@@ -72,6 +78,10 @@ __all__ = [
     "Smoothed",
     "Attribution",
     "attribute",
+    "read_variants",
+    "Genome",
+    "score_variants",
+    "VariantResult",
     "search",
     "attr",
     "certify",
@@ -81,5 +91,6 @@ __all__ = [
     "chem",
     "datasets",
     "testing",
+    "variants",
     "ProbekitWarning",
 ]

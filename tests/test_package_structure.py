@@ -30,6 +30,12 @@ PUBLIC_MODULES = [
     "probekit.probe.molecules",
     "probekit.probe.baseline",
     "probekit.probe.chunks",
+    "probekit.variants",
+    "probekit.variants.io",
+    "probekit.variants.genome",
+    "probekit.variants.windows",
+    "probekit.variants.score",
+    "probekit.variants.result",
     "probekit.mol_demo",
     "probekit.datasets",
 ]
