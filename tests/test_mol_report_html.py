@@ -47,7 +47,7 @@ def test_molecules_whose_goal_was_reached_are_shown_first():
             flips("strong", reached=True, p=0.01, ratio=9.0)]  # fmt: skip
     text = report_of(rows, n_binary=8).to_html(figures=False)
     assert view_order(text) == ["strong", "weak", "none"]
-    assert "order: molecules whose goal was reached first, then by increasing bit-flip p-value" in text
+    assert "Order: molecules whose goal was reached first, then by increasing bit-flip p-value" in text
 
 
 def test_without_bit_flips_the_perturbation_orders_the_molecules():

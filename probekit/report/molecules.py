@@ -361,8 +361,8 @@ def molecules_section(report, *, figures, max_inputs) -> str:
     good, order = _reading_order(good)
     shown = good.head(max_inputs)
     edits, frame = report.edits(), report.to_frame()
-    shown_of = f"Views of {len(shown)} of {len(good)} molecules; " if len(shown) < len(good) else ""
-    parts = [html.note(f"{shown_of}order: {order}.")]
+    shown_of = f"Views of {len(shown)} of {len(good)} molecules; order" if len(shown) < len(good) else "Order"
+    parts = [html.note(f"{shown_of}: {order}.")]
     has_drawings = not report.table("molecules").empty
     for row in shown.itertuples(index=False):
         id = str(row.id)
