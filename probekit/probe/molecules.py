@@ -50,10 +50,10 @@ from ..report.molecules import (
     SHARE,
     SUMMARY_COLUMNS,
     MoleculeReport,
-    edit_label,
     feature_ranking,
 )
 from ..report.tables import rank_desc
+from ..results import edit_label
 from .baseline import compare_by_size, compared_stats
 
 

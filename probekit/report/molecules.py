@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import html
+from ..results import edit_label
 from .sensitivity import SensitivityReport, register_report_class
 
 FRAME_COLUMNS = [
@@ -192,22 +193,6 @@ def feature_ranking(frame: pd.DataFrame, summary_good: pd.DataFrame) -> pd.DataF
     table = table.sort_values(["mean_abs_attribution", "n_in_flips"], ascending=False, kind="stable")
     table["rank"] = np.arange(1, len(table) + 1)
     return table[FEATURE_COLUMNS].reset_index(drop=True)
-
-
-def edit_label(feature, old, new) -> str:
-    """One edit of one feature, written so that name, old and new value cannot run together.
-
-    Examples
-    --------
-    >>> edit_label("morgan2_4170", 0, 1), edit_label("MolWt", 342.14, 196.0)
-    ('morgan2_4170: 0->1', 'MolWt: 342.1->196')
-    """
-    return f"{feature}: {_value(old)}->{_value(new)}"
-
-
-def _value(x) -> str:
-    x = float(x)
-    return str(int(x)) if x.is_integer() and abs(x) < 1e15 else f"{x:.4g}"
 
 
 def overview_section(report, *, figures, max_inputs) -> str:
@@ -517,4 +502,4 @@ def _most_common_edit(report) -> str:
     return f"most common flip: {top}{named} in {int(counts.iloc[0])}/{n} molecules"
 
 
-__all__ = ["MoleculeReport", "edit_label", "feature_ranking", "headline", "plot_attribution", "plot_atoms"]
+__all__ = ["MoleculeReport", "feature_ranking", "headline", "plot_attribution", "plot_atoms"]
