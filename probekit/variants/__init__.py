@@ -7,6 +7,7 @@ needs pysam: ``pip install "probekit[variants]"``; importing this package does
 not load it.
 """
 
+from .annotate import write_annotated_vcf
 from .genome import Fetched, Genome
 from .io import iter_variants, read_variants
 from .result import VariantResult
@@ -22,4 +23,5 @@ __all__ = [
     "allele_change",
     "score_variants",
     "VariantResult",
+    "write_annotated_vcf",
 ]
