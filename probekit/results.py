@@ -452,6 +452,14 @@ class PerturbationResult(Result):
         )
 
 
+def _errors(params: dict, n: int) -> list:
+    """Per-input refusal reasons from ``params["error"]`` (None where there is none or the list is absent)."""
+    errors = params.get("error")
+    if not isinstance(errors, (list, tuple)) or len(errors) != n:
+        return [None] * n
+    return [e if isinstance(e, str) and e else None for e in errors]
+
+
 def _nan_stats(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mean, sample std (0 from a single value) and count of the non-NaN values of each row (N, D); NaN where none."""
     valid = ~values.isnan()
@@ -593,7 +601,7 @@ class Bounds(Result):
         ]
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per input: lower, upper, width, certified."""
+        """One row per input: lower, upper, width, certified, error (why an input was refused; None when it was not)."""
         return pd.DataFrame(
             {
                 "id": self.ids or [f"x{i}" for i in range(len(self.lower))],
@@ -604,6 +612,7 @@ class Bounds(Result):
                 "upper": self.upper.numpy(),
                 "width": (self.upper - self.lower).numpy(),
                 "certified": self.certified.numpy(),
+                "error": _errors(self.params, len(self.lower)),
             }
         )
 
@@ -636,7 +645,7 @@ class SmoothingResult(Result):
         return items + ([f"axes={_shape(self.axes)}"] if self.axes is not None else [])
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per input: prediction, p_lower, radius, abstain."""
+        """One row per input: prediction, p_lower, radius, abstain, error (why an input abstained for a model fault)."""
         return pd.DataFrame(
             {
                 "id": self.ids or [f"x{i}" for i in range(len(self.prediction))],
@@ -644,6 +653,7 @@ class SmoothingResult(Result):
                 "p_lower": self.p_lower.numpy(),
                 "radius": self.radius.numpy(),
                 "abstain": (self.prediction < 0).numpy(),
+                "error": _errors(self.params, len(self.prediction)),
             }
         )
 

@@ -267,3 +267,16 @@ def test_robustness_curve_leaves_out_nan_inputs_and_counts_nan_candidates_as_rea
     worst = frame[frame.method == "random (worst of 8)"].set_index("eps")["robust"]
     assert worst[1.0] == 0.5  # some draw of input 0 lands in the NaN region (x0 + 1 > 3.09)
     assert len(refusals) == 1
+
+
+def test_bounds_and_smoothing_tables_say_why_an_input_was_refused():
+    from probekit.certify import smoothing
+
+    X = torch.tensor([[0.0], [10.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        frame = ibp(FeatureModel(Exp(), output=outputs.value(0), device="cpu"), X, eps=0.01).to_frame()
+        smoothed = smoothing(FeatureModel(NanBeyond(), output=0, device="cpu"),
+                             torch.tensor([[0.0, 0.0], [5.0, 0.0]]), sigma=0.1, n=50, n0=10).to_frame()  # fmt: skip
+    assert frame["error"].isna().tolist() == [True, False] and frame["error"][1] == "the model returned inf on this input"
+    assert smoothed["error"].isna().tolist() == [True, False] and "NaN" in smoothed["error"][1]
