@@ -40,12 +40,14 @@ from .common import CLIError, one_line, parse_goal, parse_output
 from .demo import DEMOS, add_demo_arguments, run_demo
 from .dna import add_dna_arguments, run_dna
 from .mol import add_mol_arguments, run_mol_cli
+from .variants import add_variants_arguments, run_variants
 
 #: name -> (help, add_arguments(parser), run(args, log=print) -> exit code).
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "dna": ("probe a DNA-sequence model on a FASTA file", add_dna_arguments, run_dna),
     "mol": ("probe a molecule or feature model on SMILES, CSV or SDF", add_mol_arguments, run_mol_cli),
     "demo": ("run a bundled demo end to end", add_demo_arguments, run_demo),
+    "variants": ("score VCF or table variants with a DNA-sequence model", add_variants_arguments, run_variants),
 }
 
 
