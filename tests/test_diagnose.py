@@ -13,15 +13,6 @@ W = [1.0, -3.0, 0.5, 2.0]
 DUAL = {"linf": 1, "l2": 2, "l1": math.inf}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: one intra-op thread is faster than two and does not thrash a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def linear(w, b=0.0):
     model = torch.nn.Linear(len(w), 1)
     with torch.no_grad():

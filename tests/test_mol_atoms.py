@@ -11,15 +11,6 @@ from probekit.mol_demo import planted_atom_recovery, planted_rule_set, train_pla
 from probekit.probe.molecules import probe_features
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The models here are small: one thread avoids oversubscribing a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def planted():
     """80 CHEMBL2321810 compounds, half with a CF3 group worth +2 pIC50, and an MLP trained on that rule."""

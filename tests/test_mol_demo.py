@@ -9,15 +9,6 @@ from probekit import load_model
 from probekit.mol_demo import DEMO_ARCH, chembl_paths, load_chembl_affinities, load_mol_demo, mol_demo_paths, regression_metrics
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The models here are small: one thread avoids oversubscribing a shared CPU (4x faster under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def demo():
     return load_mol_demo(device="cpu")
