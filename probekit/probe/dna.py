@@ -140,7 +140,7 @@ def probe_sequences(
             bounds = _window(window, length)
         except _WindowError as error:
             warn(f"{len(ids)} sequences of length {length} were not probed: {error}")
-            problems.update({i: str(error) for i in ids})
+            errors.update({i: f"record {i!r}: {error}" for i in ids})
             continue
         parts += _probe_screened(adapter, ids, seqs, problems, bounds=bounds, **settings)
     _warn_problems(problems)
@@ -244,11 +244,9 @@ def _warn_problems(problems: dict) -> None:
     """One warning for the sequences the model could not probe, with counts by kind of problem."""
     if not problems:
         return
-    kinds: dict[str, int] = {}
-    for message in problems.values():
-        kind = "returned NaN or infinity" if "returned" in message and ("NaN" in message or "inf" in message) else "failed"
-        kinds[kind] = kinds.get(kind, 0) + 1
-    counts = ", ".join(f"the model {kind} on {n}" for kind, n in sorted(kinds.items()))
+    returned = sum(message.startswith("the model returned") for message in problems.values())
+    kinds = {"returned NaN or infinity": returned, "failed": len(problems) - returned}
+    counts = ", ".join(f"the model {kind} on {n}" for kind, n in sorted(kinds.items()) if n)
     example = next(iter(problems.items()))
     warn(f"{len(problems)} sequences were not probed ({counts}); e.g. {example[0]!r}: {example[1]}")
 
