@@ -169,7 +169,6 @@ class Adapter(abc.ABC):
         self._depth = 0
         self._on_backoff = backoff_warner()
         self.deterministic: bool | None = None  # checked on the first batch of the first :meth:`map`
-        self.reset_counts()
 
     def _set_batch_size(self, batch_size) -> None:
         """An int, or ``"auto"``: a short timed probe on the first inputs picks the fastest batch."""
@@ -251,7 +250,6 @@ class Adapter(abc.ABC):
             new.autocast_error = None
         if "model" in changes:
             new.deterministic = None
-        new.reset_counts()
         if "batch_size" not in changes and changes.keys() & {"model", "device", "dtype", "autocast", "strands", "layout"}:
             new._auto_batch = getattr(self, "_batch_setting_auto", False)
         return new
@@ -386,8 +384,7 @@ class Adapter(abc.ABC):
 
         A candidate whose score or goal value is NaN or infinite, or whose raw output
         holds a NaN, gets ``g = +inf``: it is never a success and never the best
-        candidate. Such candidates are counted in :attr:`nonfinite_count` (out of
-        :attr:`evaluated_count`); :meth:`warn_nonfinite` reports them.
+        candidate (the searches count and report such candidates).
 
         Parameters
         ----------
@@ -407,43 +404,10 @@ class Adapter(abc.ABC):
         def both(y: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
             score, g = self.output(y), goal(y, r)
             bad = ~(torch.isfinite(score) & torch.isfinite(g)) | _nan_rows(y)
-            return torch.stack([score, g.masked_fill(bad, float("inf")), bad.to(score.dtype)], dim=1)
+            return torch.stack([score, g.masked_fill(bad, float("inf"))], dim=1)
 
         out = self.map(X, both, rows=rows)
-        self._nonfinite = self._nonfinite + out[:, 2].sum()  # a device tensor: read back only when asked
-        self.evaluated_count += out.shape[0]
         return out[:, 0], out[:, 1]
-
-    @property
-    def nonfinite_count(self) -> int:
-        """Candidates :meth:`evaluate` found non-finite (and skipped) since the last :meth:`reset_counts`."""
-        return int(self._nonfinite)
-
-    def reset_counts(self) -> None:
-        """Set :attr:`nonfinite_count` and :attr:`evaluated_count` back to 0."""
-        self._nonfinite = 0
-        self.evaluated_count = 0
-
-    def warn_nonfinite(self, *, reset: bool = True) -> int:
-        """Warn when :meth:`evaluate` met non-finite model outputs; returns how many candidates it skipped.
-
-        Examples
-        --------
-        >>> import torch
-        >>> from probekit import FeatureModel, goals, outputs
-        >>> adapter = FeatureModel(lambda x: x.log(), output=outputs.value(0), device="cpu")
-        >>> X = torch.tensor([[1.0], [-1.0]])
-        >>> adapter.evaluate(X, adapter.bind(goals.below(0.0), X))[1]
-        tensor([0., inf])
-        >>> adapter.nonfinite_count, adapter.evaluated_count
-        (1, 2)
-        """
-        count, total = self.nonfinite_count, self.evaluated_count
-        if count:
-            warn(f"the model returned non-finite outputs for {count} of {total} candidates; they were skipped")
-        if reset:
-            self.reset_counts()
-        return count
 
     def screen(self, X) -> tuple[torch.Tensor, list[str | None]]:
         """Score every input, batched, and name the problem of each input the model cannot score.
