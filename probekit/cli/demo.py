@@ -1,4 +1,4 @@
-"""``probekit demo dna|mol``: the bundled demos end to end.
+"""``probekit demo dna|mol|variants``: the bundled demos end to end.
 
 Examples
 --------
@@ -227,5 +227,35 @@ def _run_demo_mol(args, *, log: Callable[[str], None] = print) -> int:
     return run_mol_demo(args, log=log)
 
 
+def run_demo_variants(args, *, log: Callable[[str], None] = print) -> int:
+    """``probekit demo variants``: score the calls of a small demo genome with the demo model and say how they rank.
+
+    Reads ``args.out`` (folder) and, when present: ``args.device``, ``args.batch_size``,
+    ``args.output`` (default ``margin:1``), ``args.baseline_draws`` (random substitutions
+    for the context of MNVs and indels), ``args.seed`` and ``args.no_progress``.
+    Writes the demo genome and VCF, ``variants_demo.tsv``, the annotated
+    ``variants_demo.vcf.gz`` and, where available, the HTML report into ``args.out``.
+    """
+    from ..variants.demo import demo_adapter, demo_summary, run_variants_demo
+
+    draws = int(_arg(args, "baseline_draws", 100))
+    if draws < 1:
+        raise CLIError(f"--baseline-draws must be at least 1, got {draws}")
+    output = parse_output(_arg(args, "output", "margin:1"))
+    try:
+        adapter = demo_adapter(device=_arg(args, "device", None), batch_size=_arg(args, "batch_size", "auto"), output=output)
+    except FileNotFoundError as error:
+        raise CLIError(str(error)) from None
+    out_dir = Path(_arg(args, "out", "probekit-demo"))
+    run = run_variants_demo(out_dir, adapter=adapter, n_draws=draws, seed=int(_arg(args, "seed", 0)),
+                            progress=not getattr(args, "no_progress", False))  # fmt: skip
+    log(f"scored {len(run.frame)} ALT alleles of {run.files.vcf} on {run.files.genome} ({adapter.output.name}, "
+        f"{run.seconds:.1f} s)")  # fmt: skip
+    for line in demo_summary(run.frame):
+        log(line)
+    log("wrote " + ", ".join(str(path) for path in run.written.values()))
+    return 0
+
+
 #: name -> runner of ``probekit demo NAME`` (runner(args, log=print) -> exit code).
-DEMOS: dict[str, Callable] = {"dna": run_demo_dna, "mol": _run_demo_mol}
+DEMOS: dict[str, Callable] = {"dna": run_demo_dna, "mol": _run_demo_mol, "variants": run_demo_variants}
