@@ -302,7 +302,7 @@ def write_variants_demo(folder, *, seed: int = 0) -> DemoFiles:
 
 
 # ------------------------------------------------------------------ scoring
-def demo_adapter(*, device=None, batch_size="auto", output=None):
+def demo_adapter(*, device=None, batch_size=128, output=None):
     """The bundled DNA demo model as a :class:`~probekit.SequenceModel`.
 
     Parameters
@@ -310,6 +310,7 @@ def demo_adapter(*, device=None, batch_size="auto", output=None):
     device : str, optional
         Default: CUDA when available, else the CPU.
     batch_size : int or "auto"
+        Windows per forward pass.
     output : Output, int or callable, optional
         What to score; default ``outputs.margin(1)``, the "motif" logit minus the other.
 
