@@ -28,6 +28,8 @@ import math
 import os
 from pathlib import Path
 
+import pandas as pd
+
 from .._warnings import warn
 from .io import _quiet, pysam_module
 
@@ -38,6 +40,7 @@ INFO_FIELDS = (
     ("PK_DELTA", "delta", "Float", "probekit: ALT score minus REF score"),
     ("PK_PCT", "context_percentile", "Float", "probekit: percentile of |delta| among the changes of its window context"),
     ("PK_P", "p_value", "Float", "probekit: empirical p-value of |delta| among the changes of its window context"),
+    ("PK_MOTIF", "motif", "String", "probekit: motif loss/gain over the variant, e.g. loss:CTCF_MA0139.2 (. for none)"),
     ("PK_ERR", "error", "String", "probekit: why the ALT could not be scored (spaces as _, ;,=% percent-encoded)"),
 )  # fmt: skip
 # Characters an INFO string value cannot hold as-is; '%' first so that encodings are not encoded twice.
@@ -67,32 +70,60 @@ def _number(value) -> float | None:
     return None if math.isnan(value) else value
 
 
+def motif_text(change, ref_motif, alt_motif) -> str | None:
+    """The motif change of one variant as one word: ``loss:<REF match>``, ``gain:<ALT match>``, both with ``|``.
+
+    Examples
+    --------
+    >>> motif_text("loss+gain", "CTCF MA0139.2", "ZNF331 MA1726.1")
+    'loss:CTCF MA0139.2|gain:ZNF331 MA1726.1'
+    >>> motif_text("", "CTCF MA0139.2", "CTCF MA0139.2") is None
+    True
+    """
+    if not isinstance(change, str) or not change:
+        return None
+    parts = {"loss": f"loss:{ref_motif}", "gain": f"gain:{alt_motif}"}
+    return "|".join(parts[word] for word in change.split("+"))
+
+
+def _table(result):
+    """The per-variant table of a result, or the table itself (such as one read back from the CLI's output)."""
+    return result.to_frame() if hasattr(result, "to_frame") else result
+
+
 def _values_by_record(result) -> dict[int, list[tuple[str, dict]]]:
     """Each record index's rows, in ALT order: ``(alt, {INFO ID: value})``."""
-    columns = {attr: getattr(result, attr).tolist() for _, attr, kind, _ in INFO_FIELDS if kind == "Float"}
-    errors = result._column("error")
-    alts = result._column("alt")
+    frame = _table(result)
+    n = len(frame)
+    motif = [None] * n
+    if "motif_change" in frame.columns:
+        motif = [motif_text(c, r, a) for c, r, a in zip(frame["motif_change"], frame["motif_ref"], frame["motif_alt"])]
+    columns = {attr: frame[attr].tolist() for _, attr, kind, _ in INFO_FIELDS if kind == "Float"}
+    columns["motif"] = motif
+    errors = [e if isinstance(e, str) else None for e in frame["error"]]
+    columns["error"] = errors
     grouped: dict[int, list[tuple[str, dict]]] = {}
-    for i, record in enumerate(result._column("record")):
-        if record is None:
+    for i, record in enumerate(frame["record"].tolist()):
+        if record is None or record is pd.NA or record != record:
             continue
-        values = {key: (info_text(errors[i]) if kind == "String" else _number(columns[attr][i])) for key, attr, kind, _ in INFO_FIELDS}
+        values = {key: (info_text(columns[attr][i]) if kind == "String" else _number(columns[attr][i]))
+                  for key, attr, kind, _ in INFO_FIELDS}  # fmt: skip
         if errors[i] is not None:  # an error row's scores are not reported, whatever they hold
             values.update({key: None for key, _, kind, _ in INFO_FIELDS if kind == "Float"})
-        grouped.setdefault(int(record), []).append((alts[i], values))
+        grouped.setdefault(int(record), []).append((frame["alt"].iat[i], values))
     return grouped
 
 
-def _header(source_header, result):
+def _header(source_header, frame):
     """The input's header, plus the probekit INFO fields and any contig the records name but it does not declare."""
-    for chrom in dict.fromkeys(c for c in result._column("chrom") if c is not None):
+    for chrom in dict.fromkeys(c for c in frame["chrom"] if isinstance(c, str)):
         if chrom not in source_header.contigs:
             source_header.contigs.add(chrom)  # on the input's header too, so its records can be translated
     header = source_header.copy()
     for key, _, kind, description in INFO_FIELDS:
         if key not in header.info:
             header.add_line(f'##INFO=<ID={key},Number=A,Type={kind},Description="{description}">')
-    if "END" not in header.info and any(str(a).startswith("<") for a in result._column("alt") if a):
+    if "END" not in header.info and any(str(a).startswith("<") for a in frame["alt"] if isinstance(a, str)):
         # htslib writes END on symbolic records; declared, so readers do not warn about it
         header.add_line('##INFO=<ID=END,Number=1,Type=Integer,Description="End position of the variant">')
     return header
@@ -120,8 +151,9 @@ def write_annotated_vcf(result, source, out_path, *, index: bool = True) -> Path
 
     Parameters
     ----------
-    result : VariantResult
-        What :func:`~probekit.variants.score_variants` returned for the VCF ``source``.
+    result : VariantResult or pandas.DataFrame
+        What :func:`~probekit.variants.score_variants` returned for the VCF ``source``,
+        or its table (``to_frame()``, as the CLI writes it).
     source : str or Path
         The VCF/BCF that was scored; every one of its records is written, in order.
     out_path : str or Path
@@ -160,12 +192,13 @@ def write_annotated_vcf(result, source, out_path, *, index: bool = True) -> Path
     pysam = pysam_module()
     out_path = Path(out_path)
     compressed = out_path.name.lower().endswith((".gz", ".bgz"))
-    grouped = _values_by_record(result)
+    frame = _table(result)
+    grouped = _values_by_record(frame)
     with _quiet(pysam):
         src = pysam.VariantFile(str(source))
     skipped = []
     with src:
-        header = _header(src.header, result)
+        header = _header(src.header, frame)
         out = pysam.VariantFile(str(out_path), "wz" if compressed else "w", header=header)
         ordered, last, seen = True, None, set()
         with out:
@@ -198,4 +231,4 @@ def write_annotated_vcf(result, source, out_path, *, index: bool = True) -> Path
     return out_path
 
 
-__all__ = ["write_annotated_vcf", "info_text", "INFO_FIELDS"]
+__all__ = ["write_annotated_vcf", "info_text", "motif_text", "INFO_FIELDS"]

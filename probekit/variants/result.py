@@ -59,8 +59,13 @@ class VariantResult(Result):
         Per-variant columns (:data:`VARIANT_FIELDS`): the variant, ``kind``, ``n_bases``,
         ``record``, ``genome_chrom``, ``window_start``, ``padded``, ``context`` (what the
         variant was compared with), ``note`` and ``error``.
+    extra : dict of str to list
+        Further per-variant columns, shown after ``p_value``: ``log2_fc``, the
+        ``ref:``/``alt:``/``delta:`` columns of further outputs, and the motif
+        gain/loss columns (``motif_ref`` ... ``motif_change``), when asked for.
     params : dict
-        ``length``, ``offset``, ``context``, ``n_draws``, ``seed``, ``output``, ``device``, ``seconds``.
+        ``length``, ``offset``, ``context``, ``n_draws``, ``seed``, ``output``, ``device``, ``seconds``
+        and the settings of the extra columns.
     """
 
     ref_score: torch.Tensor
@@ -71,6 +76,7 @@ class VariantResult(Result):
     p_value: torch.Tensor
     ids: list = field(default_factory=list)
     variants: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
     params: dict = _meta()
 
     def _column(self, name: str) -> list:
@@ -84,7 +90,8 @@ class VariantResult(Result):
         return [f"n={n}", f"errors={errors}/{n}", f"kinds={kinds}", f"delta={_values(self.delta)}"]
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per variant, in input order: the variant, its windows' scores, delta, context, note and error."""
+        """One row per variant, in input order: the variant, its windows' scores, delta, context, extra columns,
+        note and error."""
         frame = pd.DataFrame({"id": list(self.ids) or [f"v{i}" for i in range(self.delta.shape[0])]})
         for name in VARIANT_FIELDS[:10]:
             frame[name] = self._column(name)
@@ -95,6 +102,11 @@ class VariantResult(Result):
         frame["context_rank"] = self.context_rank.numpy()
         frame["context_percentile"] = self.context_percentile.numpy()
         frame["p_value"] = self.p_value.numpy()
+        for name, values in self.extra.items():
+            if all(v is None or isinstance(v, (int, float)) for v in values):
+                frame[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+            else:
+                frame[name] = pd.Series(list(values), dtype=object)
         frame["note"] = self._column("note")
         frame["error"] = self._column("error")
         for name in ("pos", "n_bases", "record", "window_start"):
@@ -105,8 +117,11 @@ class VariantResult(Result):
         return frame
 
     def summary(self) -> pd.DataFrame:
-        """One row per variant: the variant, its kind, both scores, delta, p-value and error."""
-        return self.to_frame()[list(SUMMARY_COLUMNS)]
+        """One row per variant: the variant, its kind, both scores, delta, p-value, motif change (when scanned) and error."""
+        columns = list(SUMMARY_COLUMNS)
+        if "motif_change" in self.extra:
+            columns[-1:-1] = ["motif_ref", "motif_change"]
+        return self.to_frame()[columns]
 
 
 __all__ = ["VariantResult", "VARIANT_FIELDS"]

@@ -124,6 +124,7 @@ class _Chunk:
         self.windows = windows
         n = len(windows)
         self.numbers = {name: np.full(n, math.nan) for name in NUMBER_COLUMNS}
+        self.extra: dict[str, np.ndarray | list] = {}  # further columns, in the order they are shown
         self.context: list = [None] * n
         self.error: list = list(windows["error"])
         self.labels = [variant_label(c, p if p is not pd.NA else None, r, a)
@@ -134,6 +135,8 @@ class _Chunk:
             self.error[i] = f"{self.labels[i]}: {message}"
             for name in NUMBER_COLUMNS:
                 self.numbers[name][i] = math.nan
+            for values in self.extra.values():
+                values[i] = math.nan if isinstance(values, np.ndarray) else None
             self.context[i] = None
 
     def good(self) -> np.ndarray:
@@ -267,7 +270,68 @@ def _random_context(adapter, chunk: _Chunk, rows: np.ndarray, *, n_draws: int, s
                 chunk.context[i] = text
 
 
-def _score_chunk(adapter, windows: pd.DataFrame, *, offset, length, context, n_draws, seed, progress) -> _Chunk:
+def log2_fold_change(ref: np.ndarray, alt: np.ndarray, pseudocount: float) -> np.ndarray:
+    """``log2((alt + pseudocount) / (ref + pseudocount))``, NaN where a score is negative (not a count).
+
+    Examples
+    --------
+    >>> log2_fold_change(np.array([3.0, 1.0, -1.0]), np.array([7.0, 0.0, 2.0]), 1.0).tolist()
+    [1.0, -1.0, nan]
+    """
+    ref, alt = np.asarray(ref, dtype=np.float64), np.asarray(alt, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log2((alt + pseudocount) / (ref + pseudocount))
+    return np.where((ref < 0) | (alt < 0), math.nan, out)
+
+
+def _add_outputs(adapter, chunk: _Chunk, rows: np.ndarray, outputs: list, *, log_fold_change: bool, pseudocount: float) -> None:
+    """REF, ALT and delta columns of each further output, from one raw pass per distinct window."""
+    n = len(chunk.windows)
+    raws = {}
+    for side in ("ref", "alt"):
+        distinct, inverse = _unique(list(chunk.windows[f"{side}_window"].iloc[rows]))
+        try:
+            raw = adapter.predict(adapter.encode(distinct)) if distinct else None
+        except ModelOutputError:
+            raise
+        except ModelCallError:  # the scores say which windows fail; these columns stay NaN
+            raw = None
+        raws[side] = (raw, inverse)
+    for output in outputs:
+        values = {}
+        for side, (raw, inverse) in raws.items():
+            column = np.full(n, math.nan)
+            if raw is not None:
+                column[rows] = output(raw).detach().double().cpu().numpy()[inverse]
+            values[side] = column
+        chunk.extra[f"ref:{output.name}"] = values["ref"]
+        chunk.extra[f"alt:{output.name}"] = values["alt"]
+        chunk.extra[f"delta:{output.name}"] = values["alt"] - values["ref"]
+        if log_fold_change:
+            chunk.extra[f"log2_fc:{output.name}"] = log2_fold_change(values["ref"], values["alt"], pseudocount)
+
+
+def _add_motifs(chunk: _Chunk, motif_list: list, offset: int, p_threshold: float) -> None:
+    """Motif gain/loss columns (:func:`~probekit.variants.motifs.motif_changes`) of the rows with windows."""
+    from .motifs import MOTIF_COLUMNS, changed_spans, motif_changes
+
+    n = len(chunk.windows)
+    for name in MOTIF_COLUMNS:
+        chunk.extra[name] = np.full(n, math.nan) if name.endswith(("_p", "_delta")) else [None] * n
+    rows = np.flatnonzero(chunk.good())
+    if rows.size == 0:
+        return
+    w = chunk.windows.iloc[rows]
+    spans = [changed_spans(r, a, offset) for r, a in zip(w["ref"], w["alt"])]
+    table = motif_changes(list(w["ref_window"]), list(w["alt_window"]), [s[0] for s in spans], [s[1] for s in spans],
+                          motif_list, p_threshold=p_threshold)  # fmt: skip
+    for name in MOTIF_COLUMNS:
+        values = chunk.extra[name]
+        for i, value in zip(rows, table[name]):
+            values[i] = value
+
+
+def _score_chunk(adapter, windows: pd.DataFrame, *, offset, length, context, n_draws, seed, progress, annotations) -> _Chunk:
     chunk = _Chunk(windows)
     rows = np.flatnonzero(chunk.good())
     if rows.size:
@@ -282,6 +346,14 @@ def _score_chunk(adapter, windows: pd.DataFrame, *, offset, length, context, n_d
         scored = _score_alts(adapter, chunk, explicit)
         if context and scored.size:
             _random_context(adapter, chunk, scored, n_draws=n_draws, seed=seed, progress=progress)
+    if annotations["log_fold_change"]:
+        chunk.extra["log2_fc"] = log2_fold_change(chunk.numbers["ref_score"], chunk.numbers["alt_score"],
+                                                  annotations["pseudocount"])  # fmt: skip
+    if annotations["outputs"]:
+        _add_outputs(adapter, chunk, np.flatnonzero(chunk.good()), annotations["outputs"],
+                     log_fold_change=annotations["log_fold_change"], pseudocount=annotations["pseudocount"])  # fmt: skip
+    if annotations["motifs"]:
+        _add_motifs(chunk, annotations["motifs"], offset, annotations["motif_p"])
     return chunk
 
 
@@ -312,6 +384,11 @@ def score_variants(
     n_draws: int = 100,
     seed: int = 0,
     chunk_size: int = 1024,
+    motifs=False,
+    motif_p: float = 1e-5,
+    outputs=None,
+    log_fold_change: bool = False,
+    pseudocount: float = 1.0,
     progress: bool = False,
 ) -> VariantResult:
     """Score each variant's REF and ALT windows with the model: ``delta = alt - ref`` and how it ranks.
@@ -340,6 +417,23 @@ def score_variants(
         Seed of the random substitutions (the same draws on any device).
     chunk_size : int
         Variants whose windows are built and scored together (memory grows with it).
+    motifs : bool or list of Motif
+        Add the motif gain/loss columns of :func:`~probekit.variants.motifs.motif_changes`
+        (``motif_ref``, ``motif_ref_p``, ``motif_alt``, ``motif_alt_p``, ``motif_delta``,
+        ``motif_change``): True scans JASPAR CORE vertebrates (``probekit[motifs]``),
+        or give the matrices (e.g. ``jaspar_motifs(matrix_ids=[...])``).
+    motif_p : float
+        p-value at or below which a match counts as a site, for ``motif_change``.
+    outputs : list of output specs, optional
+        Further outputs of a multi-output model (class indices, :mod:`probekit.outputs`
+        selectors): columns ``ref:<name>``, ``alt:<name>`` and ``delta:<name>`` each,
+        from one forward pass of each distinct window.
+    log_fold_change : bool
+        Add ``log2_fc`` (and ``log2_fc:<name>`` for each further output):
+        ``log2((alt + pseudocount) / (ref + pseudocount))``, for count-like outputs;
+        NaN where a score is negative.
+    pseudocount : float
+        Added to both scores in the log-fold-change.
     progress : bool
         Progress bars over chunks and scans.
 
@@ -371,6 +465,8 @@ def score_variants(
         raise ValueError(f"n_draws must be a positive int, got {n_draws!r}")
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    annotations = {"motifs": _motif_list(motifs), "motif_p": float(motif_p), "log_fold_change": bool(log_fold_change),
+                   "pseudocount": float(pseudocount), "outputs": _output_list(outputs)}  # fmt: skip
     opened = None
     if isinstance(genome, (str, os.PathLike)):
         from .genome import Genome
@@ -383,14 +479,38 @@ def score_variants(
             for part in _progress(_chunks(variants, chunk_size), progress, total):
                 windows = variant_windows(part, genome, length=length, offset=offset)
                 chunk = _score_chunk(adapter, windows, offset=offset, length=length, context=context, n_draws=n_draws,
-                                     seed=seed, progress=progress)  # fmt: skip
+                                     seed=seed, progress=progress, annotations=annotations)  # fmt: skip
                 chunk.windows = windows.drop(columns=["ref_window", "alt_window"])  # the strings are no longer needed
                 parts.append(chunk)
     finally:
         if opened is not None:
             opened.close()
     return _result(parts, adapter, length=length, offset=offset, context=context, n_draws=n_draws, seed=seed,
-                   genome=str(genome.path), seconds=time.perf_counter() - t0)  # fmt: skip
+                   genome=str(genome.path), motifs=len(annotations["motifs"]), motif_p=float(motif_p),
+                   outputs=[o.name for o in annotations["outputs"]], log_fold_change=bool(log_fold_change),
+                   pseudocount=float(pseudocount), seconds=time.perf_counter() - t0)  # fmt: skip
+
+
+def _motif_list(motifs) -> list:
+    if motifs is False or motifs is None:
+        return []
+    if motifs is True:
+        from ..motifs import jaspar_motifs
+
+        return jaspar_motifs()
+    from ..motifs import _as_motifs
+
+    return _as_motifs(list(motifs))
+
+
+def _output_list(outputs) -> list:
+    from ..outputs import as_output
+
+    if outputs is None:
+        return []
+    if isinstance(outputs, (int, str)) or callable(outputs):
+        outputs = [outputs]
+    return [as_output(o) for o in outputs]
 
 
 def _plain(value):
@@ -407,6 +527,10 @@ def _plain(value):
 def _result(parts: list[_Chunk], adapter, **params) -> VariantResult:
     numbers = {name: np.concatenate([p.numbers[name] for p in parts]) if parts else np.zeros(0) for name in NUMBER_COLUMNS}
     columns: dict[str, list] = {name: [] for name in VARIANT_FIELDS}
+    extra: dict[str, list] = {}
+    for part in parts:
+        for name in part.extra:
+            extra.setdefault(name, [])
     ids: list = []
     for part in parts:
         w = part.windows
@@ -418,12 +542,15 @@ def _result(parts: list[_Chunk], adapter, **params) -> VariantResult:
                 columns[name].extend(part.error)
             else:
                 columns[name].extend(_plain(v) for v in w[name])
+        for name, values in extra.items():
+            values.extend(_plain(v) for v in part.extra.get(name, [None] * len(w)))
     return VariantResult(
         **{name: torch.from_numpy(values) for name, values in numbers.items()},
         ids=ids,
         variants=columns,
+        extra=extra,
         params={**params, "output": adapter.output.name, "device": str(adapter.device)},
     )
 
 
-__all__ = ["score_variants", "context_stats"]
+__all__ = ["score_variants", "context_stats", "log2_fold_change"]

@@ -64,6 +64,23 @@ class Change(NamedTuple):
     n_bases: int
 
 
+def shared_ends(ref: str, alt: str) -> tuple[int, int]:
+    """How many bases REF and ALT share at their start, then at their end (not overlapping the start).
+
+    Examples
+    --------
+    >>> shared_ends("CTTA", "CA"), shared_ends("ACG", "TCA")
+    ((1, 1), (0, 0))
+    """
+    prefix = 0
+    while prefix < min(len(ref), len(alt)) and ref[prefix] == alt[prefix]:
+        prefix += 1
+    suffix = 0
+    while suffix < min(len(ref), len(alt)) - prefix and ref[-1 - suffix] == alt[-1 - suffix]:
+        suffix += 1
+    return prefix, suffix
+
+
 def allele_change(ref: str, alt: str) -> Change | None:
     """Classify REF>ALT (upper-case alleles); None when they are the same.
 
@@ -81,12 +98,7 @@ def allele_change(ref: str, alt: str) -> Change | None:
     if len(ref) == len(alt):
         diffs = [i for i, (a, b) in enumerate(zip(ref, alt)) if a != b]
         return Change("SNV" if len(diffs) == 1 else "MNV", diffs[0], len(diffs))
-    prefix = 0
-    while prefix < min(len(ref), len(alt)) and ref[prefix] == alt[prefix]:
-        prefix += 1
-    suffix = 0
-    while suffix < min(len(ref), len(alt)) - prefix and ref[-1 - suffix] == alt[-1 - suffix]:
-        suffix += 1
+    prefix, suffix = shared_ends(ref, alt)
     r, a = ref[prefix : len(ref) - suffix], alt[prefix : len(alt) - suffix]
     if not r:
         return Change("insertion", prefix, len(a))
