@@ -46,7 +46,15 @@ _DEFAULT_BATCH = 256
 
 
 class MoleculeBatch(list):
-    """A list of RDKit molecules that slices like a tensor's first axis (``shape``, slices stay batches)."""
+    """A list of RDKit molecules that slices like a tensor's first axis (``shape``, slices stay batches).
+
+    ``masks``, when given, holds per molecule the atom indices whose features a
+    graph model sees as zeros (atom masking).
+    """
+
+    def __init__(self, mols=(), masks=None):
+        super().__init__(mols)
+        self.masks = None if masks is None else list(masks)
 
     @property
     def shape(self) -> tuple[int]:
@@ -54,7 +62,9 @@ class MoleculeBatch(list):
 
     def __getitem__(self, key):
         item = list.__getitem__(self, key)
-        return MoleculeBatch(item) if isinstance(key, slice) else item
+        if not isinstance(key, slice):
+            return item
+        return MoleculeBatch(item, None if self.masks is None else self.masks[key])
 
 
 def _is_chemprop(model) -> bool:
@@ -262,13 +272,81 @@ class MoleculeModel(Adapter):
             return [Chem.MolToSmiles(m) for m in mols]
         if self.kind == "mols":
             return list(mols)
+        if self.kind in ("chemprop", "graph"):
+            graphs = self._graphs(mols)
+            masks = getattr(mols, "masks", None)
+            return graphs if masks is None else self._masked(graphs, mols, masks)
+        return self.featurizer.transform(list(mols)).cpu().numpy()
+
+    def _graphs(self, mols: list):
         if self.kind == "chemprop":
             BatchMolGraph = import_chemprop("chemprop.data").BatchMolGraph
             featurizer = self.featurizer or _chemprop_featurizer()
             return _to_device(BatchMolGraph([featurizer(m) for m in mols]), self.device)
+        return _to_device(self.featurizer(list(mols)), self.device)
+
+    def feature_names(self) -> tuple[str, str] | None:
+        """Names of the atom and bond feature tensors of the model's input, or None when it has none.
+
+        ``("V", "E")`` for Chemprop's ``BatchMolGraph``; ``("x", "edge_attr")`` for a
+        graph featurizer whose batches have those attributes (a :class:`probekit.molmodel.graph.GraphBatch`
+        or a PyTorch Geometric batch). Atom masking and gradient attributions need them.
+        """
+        if self.kind == "chemprop":
+            return ("V", "E")
         if self.kind == "graph":
-            return _to_device(self.featurizer(list(mols)), self.device)
-        return self.featurizer.transform(list(mols)).cpu().numpy()
+            return ("x", "edge_attr")
+        return None
+
+    def _masked(self, graphs, mols: list, masks: list):
+        """``graphs`` with the feature rows of the masked atoms of each molecule set to zero."""
+        names = self.feature_names()
+        if names is None:
+            raise TypeError(f"atom masking needs a graph model (kind 'chemprop' or 'graph'), not kind {self.kind!r}")
+        x = getattr(graphs, names[0])
+        starts = np.cumsum([0] + [m.GetNumAtoms() for m in mols])
+        rows = [int(starts[i]) + a for i, mask in enumerate(masks) for a in (mask or ())]
+        keep = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
+        keep[torch.as_tensor(rows, dtype=torch.long, device=x.device)] = 0
+        setattr(graphs, names[0], x * keep)
+        return graphs
+
+    def graph_score_fn(self, mol):
+        """Atom and bond features of ``mol`` and a differentiable score of copies of it with other features.
+
+        For gradient attributions (captum): the function takes atom features
+        (S, A, F_atom) and bond features (S, E, F_bond), builds S copies of the
+        molecule's graph carrying them, and returns the S scores. Call it inside
+        :meth:`session`. Each call counts S molecules in :attr:`n_calls`.
+
+        Returns
+        -------
+        atoms : torch.Tensor of shape (A, F_atom)
+        bonds : torch.Tensor of shape (E, F_bond)
+            One row per directed edge of the model's graph.
+        edges : torch.Tensor of shape (2, E)
+            The atoms each edge joins.
+        score : callable
+            ``(S, A, F_atom), (S, E, F_bond) -> (S,)``; both inputs take part in its
+            autograd graph even where the model ignores one (its gradient is then zero).
+        """
+        names = self.feature_names()
+        if names is None:
+            raise TypeError(f"gradient attributions need a graph model (kind 'chemprop' or 'graph'), not kind {self.kind!r}")
+        graphs = self._graphs([mol])
+        atoms, bonds = getattr(graphs, names[0]), getattr(graphs, names[1])
+
+        def score(xs: torch.Tensor, es: torch.Tensor) -> torch.Tensor:
+            copies = self._graphs([mol] * xs.shape[0])
+            setattr(copies, names[0], xs.reshape(-1, atoms.shape[1]).to(atoms.dtype))
+            setattr(copies, names[1], es.reshape(-1, bonds.shape[1]).to(bonds.dtype))
+            self.n_calls += xs.shape[0]
+            y = _as_output_tensor(self._forward_molecules(copies))
+            _check_output(y, xs.shape[0])
+            unused = 0.0 * (xs.reshape(xs.shape[0], -1).sum(1) + es.reshape(es.shape[0], -1).sum(1))
+            return self.output(y if y.ndim > 1 else y[:, None]) + unused.to(y.dtype)
+
+        return atoms.detach(), bonds.detach(), graphs.edge_index.detach(), score
 
     def _forward_molecules(self, inputs):
         if self.kind == "sklearn":
@@ -325,11 +403,11 @@ class MoleculeModel(Adapter):
             pieces.append((low, y))
         return pieces
 
-    def _outputs(self, molecules) -> tuple[torch.Tensor, list]:
+    def _outputs(self, molecules, masks=None) -> tuple[torch.Tensor, list]:
         """Raw outputs (N, ...) on :attr:`device`, NaN rows where a record is invalid or the model raised, and the problems."""
         mols, problems = self.parse(molecules)
         valid = [i for i, m in enumerate(mols) if m is not None]
-        X = MoleculeBatch(mols[i] for i in valid)
+        X = MoleculeBatch((mols[i] for i in valid), None if masks is None else [masks[i] for i in valid])
         model_problems: list = [None] * len(X)
 
         def run(start: int, stop: int):
@@ -383,7 +461,9 @@ class MoleculeModel(Adapter):
         ModelOutputError
             When the model's output is malformed for every batch (not one row per molecule).
         """
-        raw, problems = self._outputs(molecules)
+        return self._scores(*self._outputs(molecules))
+
+    def _scores(self, raw: torch.Tensor, problems: list) -> tuple[torch.Tensor, list]:
         scores = self.output(raw)
         bad = ~torch.isfinite(scores) | _nan_rows(raw)
         for i in torch.nonzero(bad.cpu()).flatten().tolist():
@@ -391,6 +471,34 @@ class MoleculeModel(Adapter):
                 value = float(scores[i]) if not torch.isfinite(scores[i]) else float("nan")
                 problems[i] = f"the model returned {_nonfinite_word(value)}"
         return scores.masked_fill(bad, float("nan")).double().cpu(), problems
+
+    def score_masked(self, molecules, masks) -> tuple[torch.Tensor, list]:
+        """Scores of molecules whose listed atoms a graph model sees with all features zero.
+
+        Parameters
+        ----------
+        molecules : list of str or rdkit.Chem.Mol, length M
+        masks : list of tuple of int, length M
+            Atom indices to mask in each molecule (an empty tuple masks nothing).
+
+        Returns
+        -------
+        scores : torch.Tensor of shape (M,), float64, on the CPU
+        problems : list of (str or None), length M
+
+        Examples
+        --------
+        >>> import torch
+        >>> from probekit.molmodel.graph import featurize_graphs
+        >>> def n_oxygens(g):
+        ...     return torch.zeros(g.n_graphs).index_add(0, g.batch, g.x[:, 2])
+        >>> adapter = MoleculeModel(n_oxygens, kind="graph", featurizer=featurize_graphs, device="cpu")
+        >>> adapter.score_masked(["OCCO", "OCCO"], [(), (0,)])[0]
+        tensor([2., 1.], dtype=torch.float64)
+        """
+        if len(masks) != len(_records(molecules)):
+            raise ValueError(f"{len(masks)} masks for {len(_records(molecules))} molecules")
+        return self._scores(*self._outputs(molecules, [tuple(m) for m in masks]))
 
     def bind(self, goal: Goal, molecules) -> BoundGoal:
         """Bind ``goal`` to the raw outputs of ``molecules`` (the unedited references, N of them)."""
