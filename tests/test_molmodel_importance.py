@@ -166,7 +166,7 @@ def graphnet_adapter(batch_size=64):
 
 def copies(mol, xs, es):
     graphs = featurize_graphs([mol] * xs.shape[0])
-    return GraphBatch(xs.reshape(-1, xs.shape[-1]), graphs.edge_index, es.reshape(-1, es.shape[-1]), graphs.batch, graphs.n_graphs)
+    return GraphBatch(xs.reshape(-1, xs.shape[-1]), graphs.edge_index, es.reshape(-1, es.shape[-1]), graphs.batch)
 
 
 def test_gradient_attributions_equal_captum_run_directly():
@@ -177,13 +177,13 @@ def test_gradient_attributions_equal_captum_run_directly():
     atoms, bonds = integrated_gradients(adapter, mol, n_steps=64)
     graph = featurize_graphs([mol])
     net = adapter.model.eval()
-    a, b = IntegratedGradients(lambda xs, es: net(copies(mol, xs, es))[:, 0]).attribute(
+    a, b = IntegratedGradients(lambda xs, es: net(*copies(mol, xs, es))[:, 0]).attribute(
         (graph.x[None], graph.edge_attr[None]), baselines=(torch.zeros_like(graph.x)[None], torch.zeros_like(graph.edge_attr)[None]), n_steps=64
     )
     np.testing.assert_allclose(atoms, a[0].sum(-1).double().numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(bonds, b[0].sum(-1).reshape(-1, 2).sum(-1).double().numpy(), rtol=1e-5, atol=1e-6)
     with torch.no_grad():
-        full = net(graph)[0, 0] - net(copies(mol, torch.zeros_like(graph.x)[None], torch.zeros_like(graph.edge_attr)[None]))[0, 0]
+        full = net(*graph)[0, 0] - net(*copies(mol, torch.zeros_like(graph.x)[None], torch.zeros_like(graph.edge_attr)[None]))[0, 0]
     assert atoms.sum() + bonds.sum() == pytest.approx(float(full), rel=2e-2, abs=2e-3)
 
 
@@ -228,3 +228,18 @@ def test_chemprop_gradients_equal_captum_on_its_batch_graph():
     a, b = IntegratedGradients(forward).attribute((V, E), baselines=(torch.zeros_like(V), torch.zeros_like(E)), n_steps=16)
     np.testing.assert_allclose(atoms, a[0].sum(-1).double().numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(bonds, b[0].sum(-1).reshape(-1, 2).sum(-1).double().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_atom_indices_follow_the_molecule_given_and_drawings_name_top_fragments():
+    from probekit.molmodel.draw import draw_importance
+
+    mol = Chem.RenumberAtoms(Chem.MolFromSmiles("CC(=O)Nc1ccc(O)cc1"), [10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0])
+    result = atom_importance(adapter_of(atom_weights), [mol], n_random=8)
+    assert [a.GetSymbol() for a in result.mol(0).GetAtoms()] == [a.GetSymbol() for a in mol.GetAtoms()]
+    assert result.importance.tolist() == [WEIGHTS[a.GetSymbol()] for a in mol.GetAtoms()]
+    assert "<svg" in draw_importance(result, 0)
+    frags = fragment_importance(adapter_of(atom_weights), ["CC(=O)Nc1ccc(O)cc1"], n_random=8)
+    top = frags.to_frame().sort_values("rank")["smarts"].iloc[0]
+    svg = draw_importance(frags, 0, top=1)
+    assert svg.count("<path") > 10 and "#FF" in svg.upper()
+    assert frags.summary()["top_fragment"].iloc[0] == top

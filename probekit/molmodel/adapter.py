@@ -142,14 +142,20 @@ def _as_output_tensor(y) -> torch.Tensor:
 
 def _to_device(batch, device: torch.device):
     """A featurizer's batch on ``device``: tensors, tuples of them, or objects with a ``to`` method."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, tuple):
-        return tuple(_to_device(b, device) for b in batch)
     if hasattr(batch, "to"):
         moved = batch.to(device)
         return batch if moved is None else moved  # chemprop's BatchMolGraph moves in place
+    if isinstance(batch, tuple):
+        return tuple(_to_device(b, device) for b in batch)
     return batch
+
+
+def _with(graphs, name: str, value: torch.Tensor):
+    """``graphs`` with its attribute ``name`` set to ``value`` (a named tuple is copied, other batches changed)."""
+    if hasattr(graphs, "_replace"):
+        return graphs._replace(**{name: value})
+    setattr(graphs, name, value)
+    return graphs
 
 
 class MoleculeModel(Adapter):
@@ -163,9 +169,10 @@ class MoleculeModel(Adapter):
         ``"smiles"``: a callable from a list of SMILES to a tensor or array (N,) or
         (N, n_out). ``"mols"``: the same from a list of RDKit molecules.
         ``"chemprop"``: a Chemprop v2 ``MPNN``, called on a ``BatchMolGraph``.
-        ``"graph"``: a ``torch.nn.Module`` called on ``featurizer(mols)`` (a
-        :class:`probekit.molmodel.graph.GraphBatch`, a PyTorch Geometric batch, a
-        tensor or a tuple of tensors, which is unpacked into the call).
+        ``"graph"``: a ``torch.nn.Module`` called on ``featurizer(mols)``: a tuple
+        (such as :class:`probekit.molmodel.graph.GraphBatch`) is unpacked into the
+        call, ``model(x, edge_index, edge_attr, batch)``; anything else (a PyTorch
+        Geometric batch, a tensor) is passed as it is.
         ``"sklearn"``: an estimator whose ``predict_proba`` (classifiers) or
         ``predict`` takes ``featurizer.transform(mols)`` as a NumPy array.
         ``"auto"`` picks chemprop for an MPNN, sklearn for an object with ``predict``
@@ -308,8 +315,7 @@ class MoleculeModel(Adapter):
         rows = [int(starts[i]) + a for i, mask in enumerate(masks) for a in (mask or ())]
         keep = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
         keep[torch.as_tensor(rows, dtype=torch.long, device=x.device)] = 0
-        setattr(graphs, names[0], x * keep)
-        return graphs
+        return _with(graphs, names[0], x * keep)
 
     def graph_score_fn(self, mol):
         """Atom and bond features of ``mol`` and a differentiable score of copies of it with other features.
@@ -338,8 +344,8 @@ class MoleculeModel(Adapter):
 
         def score(xs: torch.Tensor, es: torch.Tensor) -> torch.Tensor:
             copies = self._graphs([mol] * xs.shape[0])
-            setattr(copies, names[0], xs.reshape(-1, atoms.shape[1]).to(atoms.dtype))
-            setattr(copies, names[1], es.reshape(-1, bonds.shape[1]).to(bonds.dtype))
+            copies = _with(copies, names[0], xs.reshape(-1, atoms.shape[1]).to(atoms.dtype))
+            copies = _with(copies, names[1], es.reshape(-1, bonds.shape[1]).to(bonds.dtype))
             self.n_calls += xs.shape[0]
             y = _as_output_tensor(self._forward_molecules(copies))
             _check_output(y, xs.shape[0])
@@ -490,8 +496,8 @@ class MoleculeModel(Adapter):
         --------
         >>> import torch
         >>> from probekit.molmodel.graph import featurize_graphs
-        >>> def n_oxygens(g):
-        ...     return torch.zeros(g.n_graphs).index_add(0, g.batch, g.x[:, 2])
+        >>> def n_oxygens(x, edge_index, edge_attr, batch):
+        ...     return torch.zeros(int(batch.max()) + 1).index_add(0, batch, x[:, 2])
         >>> adapter = MoleculeModel(n_oxygens, kind="graph", featurizer=featurize_graphs, device="cpu")
         >>> adapter.score_masked(["OCCO", "OCCO"], [(), (0,)])[0]
         tensor([2., 1.], dtype=torch.float64)

@@ -15,17 +15,16 @@ Examples
 >>> import torch
 >>> from rdkit import Chem
 >>> batch = featurize_graphs([Chem.MolFromSmiles("CCO"), Chem.MolFromSmiles("c1ccccc1")])
->>> batch.x.shape, batch.edge_index.shape, batch.n_graphs
-(torch.Size([9, 16]), torch.Size([2, 16]), 2)
+>>> batch.x.shape, batch.edge_index.shape, batch.batch.tolist()
+(torch.Size([9, 16]), torch.Size([2, 16]), [0, 0, 0, 1, 1, 1, 1, 1, 1])
 >>> _ = torch.manual_seed(0)
->>> GraphNet()(batch).shape
+>>> GraphNet()(*batch).shape
 torch.Size([2, 1])
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -37,9 +36,11 @@ N_ATOM_FEATURES = len(ELEMENTS) + 1 + 6
 N_BOND_FEATURES = len(BOND_TYPES) + 2
 
 
-@dataclass
-class GraphBatch:
+class GraphBatch(NamedTuple):
     """Molecular graphs batched together, in PyTorch Geometric's layout.
+
+    A tuple, so that a model is called as ``model(x, edge_index, edge_attr, batch)``
+    (TorchScript models included).
 
     Attributes
     ----------
@@ -51,20 +52,16 @@ class GraphBatch:
         Bond features of each directed edge.
     batch : torch.Tensor of shape (A,), long
         The molecule each atom belongs to.
-    n_graphs : int
     """
 
     x: torch.Tensor
     edge_index: torch.Tensor
     edge_attr: torch.Tensor
     batch: torch.Tensor
-    n_graphs: int
 
     def to(self, device) -> "GraphBatch":
         """The same graphs on ``device``."""
-        return dataclasses.replace(
-            self, x=self.x.to(device), edge_index=self.edge_index.to(device), edge_attr=self.edge_attr.to(device), batch=self.batch.to(device)
-        )
+        return GraphBatch(*(t.to(device) for t in self))
 
 
 def _atom_features(atom) -> list[float]:
@@ -118,12 +115,14 @@ def featurize_graphs(mols) -> GraphBatch:
         edge_index=torch.tensor(edges, dtype=torch.long).reshape(-1, 2).T.contiguous(),
         edge_attr=torch.tensor(bonds, dtype=torch.float32).reshape(-1, N_BOND_FEATURES),
         batch=torch.tensor(owner, dtype=torch.long),
-        n_graphs=len(mols),
     )
 
 
 class GraphNet(torch.nn.Module):
-    """Message passing over a :class:`GraphBatch`, summed per molecule, then a small MLP.
+    """Message passing over the tensors of a :class:`GraphBatch`, summed per molecule, then a small MLP.
+
+    Takes ``(x, edge_index, edge_attr, batch)`` and returns (G, n_out); it can be
+    compiled with ``torch.jit.script``.
 
     Parameters
     ----------
@@ -138,7 +137,7 @@ class GraphNet(torch.nn.Module):
     --------
     >>> from rdkit import Chem
     >>> net = GraphNet(hidden=8, depth=2, n_out=3)
-    >>> net(featurize_graphs([Chem.MolFromSmiles("CCN")])).shape
+    >>> net(*featurize_graphs([Chem.MolFromSmiles("CCN")])).shape
     torch.Size([1, 3])
     """
 
@@ -149,14 +148,15 @@ class GraphNet(torch.nn.Module):
         self.update = torch.nn.ModuleList(torch.nn.Linear(2 * hidden, hidden) for _ in range(depth))
         self.head = torch.nn.Sequential(torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, n_out))
 
-    def forward(self, graphs: GraphBatch) -> torch.Tensor:
-        h = torch.relu(self.embed(graphs.x))
-        source, target = graphs.edge_index
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.embed(x))
+        source, target = edge_index[0], edge_index[1]
         for message, update in zip(self.message, self.update):
-            m = torch.relu(message(torch.cat([h[source], graphs.edge_attr], dim=1)))
+            m = torch.relu(message(torch.cat([h[source], edge_attr], dim=1)))
             incoming = torch.zeros_like(h).index_add(0, target, m)
             h = torch.relu(update(torch.cat([h, incoming], dim=1)))
-        pooled = torch.zeros(graphs.n_graphs, h.shape[1], dtype=h.dtype, device=h.device).index_add(0, graphs.batch, h)
+        n_graphs = int(batch.max()) + 1 if batch.numel() > 0 else 0
+        pooled = torch.zeros(n_graphs, h.shape[1], dtype=h.dtype, device=h.device).index_add(0, batch, h)
         return self.head(pooled)
 
 

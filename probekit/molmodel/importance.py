@@ -51,7 +51,7 @@ import torch
 from ..probe.baseline import compared_stats
 from ..results import BaselineResult
 from .adapter import _records
-from .results import AtomImportance, FragmentImportance
+from .results import AtomImportance, FragmentImportance, smiles_in_atom_order
 
 MASKS = ("auto", "features", "dummy", "remove")
 SCHEMES = ("brics", "recap")
@@ -158,8 +158,6 @@ class _Context:
     """Ids, SMILES, molecules, reference scores and errors of the molecules of one call."""
 
     def __init__(self, adapter, molecules):
-        from rdkit import Chem
-
         records = _records(molecules)
         if isinstance(molecules, pd.DataFrame) and "id" in molecules.columns:
             self.ids = [str(i) for i in molecules["id"]]
@@ -169,13 +167,16 @@ class _Context:
         self.reference, problems = adapter.score_molecules(molecules)
         self.errors = [p if p is None or p.startswith("record ") else f"record {i}: {p}" for i, p in enumerate(problems)]
         self.smiles = [
-            Chem.MolToSmiles(m) if m is not None else ("" if r is None else str(r)) for m, r in zip(self.mols, records)
+            r.strip() if isinstance(r, str) else smiles_in_atom_order(m) if m is not None else ("" if r is None else str(r))
+            for m, r in zip(self.mols, records)
         ]  # fmt: skip
         self.good = [i for i, e in enumerate(self.errors) if e is None]
 
     def rng(self, i: int, seed: int) -> np.random.Generator:
         """A generator for molecule ``i`` that depends on the seed and the molecule, not on its place in the call."""
-        return np.random.default_rng([int(seed), zlib.crc32(self.smiles[i].encode())])
+        from rdkit import Chem
+
+        return np.random.default_rng([int(seed), zlib.crc32(Chem.MolToSmiles(self.mols[i]).encode())])
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
@@ -239,8 +240,8 @@ def integrated_gradients(adapter, mol, *, n_steps: int = 50) -> tuple[np.ndarray
     >>> from rdkit import Chem
     >>> from probekit.molmodel import MoleculeModel
     >>> from probekit.molmodel.graph import featurize_graphs
-    >>> def n_oxygens(g):
-    ...     return torch.zeros(g.n_graphs).index_add(0, g.batch, g.x[:, 2])
+    >>> def n_oxygens(x, edge_index, edge_attr, batch):
+    ...     return torch.zeros(int(batch.max()) + 1).index_add(0, batch, x[:, 2])
     >>> adapter = MoleculeModel(n_oxygens, kind="graph", featurizer=featurize_graphs, device="cpu")
     >>> atoms, bonds = integrated_gradients(adapter, Chem.MolFromSmiles("OCC"), n_steps=8)
     >>> atoms.round(6).tolist(), bonds.tolist()

@@ -27,6 +27,46 @@ import torch
 from ..results import Result, _count, _values
 
 
+def smiles_in_atom_order(mol) -> str:
+    """A SMILES string of ``mol`` whose parse numbers the atoms as ``mol`` does.
+
+    Written without atom maps where RDKit's own order of writing keeps the atom
+    indices, with atom maps (index + 1) otherwise; :func:`mol_in_atom_order` reads both.
+
+    Examples
+    --------
+    >>> from rdkit import Chem
+    >>> smiles_in_atom_order(Chem.MolFromSmiles("OCC"))
+    'OCC'
+    >>> mol = Chem.RenumberAtoms(Chem.MolFromSmiles("OCC"), [1, 0, 2])
+    >>> [a.GetSymbol() for a in mol_in_atom_order(smiles_in_atom_order(mol)).GetAtoms()]
+    ['C', 'O', 'C']
+    """
+    from rdkit import Chem
+
+    text = Chem.MolToSmiles(mol, canonical=False)
+    if list(mol.GetPropsAsDict(True, True).get("_smilesAtomOutputOrder", [])) == list(range(mol.GetNumAtoms())):
+        return text
+    mapped = Chem.Mol(mol)
+    for atom in mapped.GetAtoms():
+        atom.SetAtomMapNum(atom.GetIdx() + 1)
+    return Chem.MolToSmiles(mapped, canonical=False)
+
+
+def mol_in_atom_order(smiles: str):
+    """The molecule of a SMILES string from :func:`smiles_in_atom_order` (or any SMILES), atoms in their original order."""
+    from rdkit import Chem
+
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None or not any(a.GetAtomMapNum() for a in mol.GetAtoms()):
+        return mol
+    order = sorted(range(mol.GetNumAtoms()), key=lambda i: mol.GetAtomWithIdx(i).GetAtomMapNum())
+    mol = Chem.RenumberAtoms(mol, order)
+    for atom in mol.GetAtoms():
+        atom.SetAtomMapNum(0)
+    return mol
+
+
 def _empty(dtype=torch.float64):
     return field(default_factory=lambda: torch.zeros(0, dtype=dtype))
 
@@ -69,7 +109,10 @@ class AtomImportance(Result):
 
     Attributes
     ----------
-    ids, smiles : list of str, length N
+    ids : list of str, length N
+    smiles : list of str, length N
+        Each molecule as given (a SMILES string), or written so that its parse keeps the
+        atom indices of the table (an RDKit molecule); :meth:`mol` parses it.
     reference : torch.Tensor of shape (N,)
         Score of each unedited molecule (NaN where it has an error).
     errors : list of (str or None), length N
@@ -113,6 +156,10 @@ class AtomImportance(Result):
     def _repr_items(self) -> list[str]:
         ok = torch.tensor([e is None for e in self.errors], dtype=torch.bool)
         return [f"n={len(self.ids)}", f"ok={_count(ok)}", f"atoms={len(self.atom)}", f"method={self.method!r}", f"importance={_values(self.importance)}"]
+
+    def mol(self, i: int):
+        """The RDKit molecule ``i``, with the atom indices of the table (None for an error row)."""
+        return mol_in_atom_order(self.smiles[i]) if self.errors[i] is None else None
 
     def atom_weights(self, i: int) -> np.ndarray:
         """Importance of each atom of molecule ``i``: shape (n_atoms,), for drawing."""
@@ -175,6 +222,7 @@ class FragmentImportance(Result):
     Attributes
     ----------
     ids, smiles : list of str, length N
+        As for :class:`AtomImportance`.
     reference : torch.Tensor of shape (N,)
     errors : list of (str or None), length N
     molecule, fragment : torch.Tensor of shape (T,), long
@@ -225,6 +273,18 @@ class FragmentImportance(Result):
             f"scheme={self.scheme!r}", f"importance={_values(self.importance)}",
         ]  # fmt: skip
 
+    def mol(self, i: int):
+        """The RDKit molecule ``i``, with the atom indices of the table (None for an error row)."""
+        return mol_in_atom_order(self.smiles[i]) if self.errors[i] is None else None
+
+    def atom_weights(self, i: int) -> np.ndarray:
+        """Each atom of molecule ``i`` weighted by the importance of its fragment: shape (n_atoms,)."""
+        mol = self.mol(i)
+        out = np.zeros(mol.GetNumAtoms() if mol is not None else 0)
+        for k in torch.nonzero(self.molecule == i).flatten().tolist():
+            out[list(self.atoms[k])] = float(self.importance[k])
+        return out
+
     def to_frame(self) -> pd.DataFrame:
         """One row per molecule and fragment: id, smiles, fragment, smarts, fragment_smiles, atoms, size, importance, ratio, p_value, rank, method, error."""
         items = {
@@ -258,4 +318,4 @@ class FragmentImportance(Result):
         )
 
 
-__all__ = ["AtomImportance", "FragmentImportance"]
+__all__ = ["AtomImportance", "FragmentImportance", "smiles_in_atom_order", "mol_in_atom_order"]
