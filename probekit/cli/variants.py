@@ -2,9 +2,13 @@
 
 Each ALT allele gets the model's score on its REF and ALT windows of the reference
 genome, their difference ``delta`` and, unless ``--no-context``, how that change ranks
-among random substitutions of the same window. The table is written as CSV or TSV
-(by the name's extension) and, for VCF input, the scores can also be written into
-a copy of the VCF (``--vcf-out``).
+among the single substitutions (SNVs) or random substitutions (others) of the same
+window, and the best JASPAR match over it in REF and ALT (``--no-motifs`` to skip).
+The variants are read and scored a chunk at a time (``--chunk-size``); each finished
+chunk is saved next to the table, so an interrupted run resumes when run again. The
+table is written as Parquet, TSV or CSV (by the name's extension); for VCF input the
+scores can also be written into a copy of the VCF (``--vcf-out``), and ``--out``
+writes an HTML report of the strongest variants.
 
 Examples
 --------
@@ -13,12 +17,13 @@ Examples
 >>> add_variants_arguments(parser)
 >>> args = parser.parse_args(["--model", "m.pt", "--genome", "g.fa", "--vcf", "v.vcf.gz", "--length", "200",
 ...                           "--table", "v.tsv"])
->>> args.output, args.draws, args.context, table_separator(args.table)
-('logit:1', 100, True, '\\t')
+>>> args.output, args.draws, args.context, args.chunk_size, table_format(args.table)
+('logit:1', 100, True, 10000, '\\t')
 
 From a shell::
 
-    probekit variants --model model.pt --genome hg38.fa --vcf calls.vcf.gz --length 1000 --table scores.tsv
+    probekit variants --model model.pt --arch my_models:Net --genome hg38.fa --vcf calls.vcf.gz --length 1000 \\
+        --output logit:1 --table scores.parquet --vcf-out scored.vcf.gz --out report.html
 """
 
 from __future__ import annotations
@@ -28,11 +33,19 @@ import math
 from pathlib import Path
 from typing import Callable
 
+from ..probe.chunks import file_digest
 from ..variants.io import VCF_SUFFIXES
-from .common import CLIError, _adapter, add_model_arguments, load_model_from_args, log_problems, one_line, parse_output
-
-# Table extensions and their separators.
-TABLE_SEPARATORS = {".csv": ",", ".tsv": "\t"}
+from ..variants.stream import table_format
+from .common import (
+    CLIError,
+    _adapter,
+    add_model_arguments,
+    load_model_from_args,
+    log_problems,
+    one_line,
+    parse_output,
+    resolve_motifs,
+)
 
 
 def add_variants_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,40 +64,46 @@ def add_variants_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layout", choices=("NCL", "NLC"), default="NCL", help="one-hot layout the model takes")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--batch-size", type=int, default=None, help="inputs per forward pass")
-    parser.add_argument("--table", required=True, type=Path, help="per-variant table to write (.csv or .tsv)")
+    parser.add_argument("--table", required=True, type=Path, help="per-variant table to write (.parquet, .tsv or .csv)")
+    parser.add_argument("--out", type=Path, help="also write an HTML report of the strongest variants")
     parser.add_argument("--vcf-out", type=Path, help="also write the VCF with the scores as INFO fields (VCF input only)")
     parser.add_argument("--no-context", dest="context", action="store_false",
                         help="only score REF and ALT; no ranking among random substitutions (no p-values)")  # fmt: skip
     parser.add_argument("--draws", type=int, default=100,
                         help="random substitutions per REF window for the context of MNVs and indels (default 100)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the random substitutions")
+    parser.add_argument("--motifs", action="store_true", default=None,
+                        help="best JASPAR match over each variant in REF and ALT, and motif loss/gain (probekit[motifs]; "
+                             "on by default when pyjaspar is installed)")  # fmt: skip
+    parser.add_argument("--no-motifs", dest="motifs", action="store_false", help="no JASPAR motif scan")
+    parser.add_argument("--motif-p", type=float, default=1e-5,
+                        help="p-value at or below which a motif match counts as a site (default 1e-5)")  # fmt: skip
+    parser.add_argument("--extra-outputs", type=_output_list, default=[],
+                        help="further outputs of a multi-output model, comma-separated (e.g. logit:0,value:3): "
+                             "ref/alt/delta columns each")  # fmt: skip
+    parser.add_argument("--lfc", action="store_true",
+                        help="add log2 fold changes log2((alt + c) / (ref + c)), for count-like outputs")  # fmt: skip
+    parser.add_argument("--pseudocount", type=float, default=1.0, help="c of --lfc (default 1)")
+    parser.add_argument("--chunk-size", type=int, default=10_000,
+                        help="variants scored and saved together; a rerun resumes from saved chunks (default 10000)")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def table_separator(path: Path) -> str:
-    """The separator of the table ``path`` by its extension; :class:`CLIError` for other names.
-
-    Examples
-    --------
-    >>> table_separator(Path("scores.CSV"))
-    ','
-    >>> table_separator(Path("scores.txt"))
-    Traceback (most recent call last):
-    ...
-    probekit.cli.common.CLIError: cannot tell the format of --table scores.txt from its name: end it in .csv or .tsv
-    """
-    separator = TABLE_SEPARATORS.get(path.suffix.lower())
-    if separator is None:
-        raise CLIError(f"cannot tell the format of --table {path} from its name: end it in .csv or .tsv")
-    return separator
+def _output_list(text: str) -> list:
+    return [parse_output(part.strip()) for part in text.split(",") if part.strip()]
 
 
 def _check_arguments(args) -> None:
     parse_output(args.output)
-    table_separator(args.table)
-    for name in ("length", "draws"):
+    try:
+        table_format(args.table)
+    except ValueError as error:
+        raise CLIError(f"--table: {error}") from None
+    for name in ("length", "draws", "chunk_size"):
         if getattr(args, name) < 1:
-            raise CLIError(f"--{name} must be at least 1, got {getattr(args, name)}")
+            raise CLIError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if not 0 < args.motif_p <= 1:
+        raise CLIError(f"--motif-p must be in (0, 1], got {args.motif_p}")
     if args.batch_size is not None and args.batch_size < 1:
         raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.offset is not None and not 0 <= args.offset < args.length:
@@ -96,67 +115,72 @@ def _check_arguments(args) -> None:
             raise CLIError(f"{flag} file not found: {path}")
 
 
-def outcome_line(frame) -> str:
-    """The summary line of a scored table: how many were scored, the median ``|delta|`` and small p-values.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> frame = pd.DataFrame({"delta": [0.5, -1.5, float("nan")], "p_value": [0.01, 0.2, float("nan")],
-    ...                       "error": [None, None, "bad"]})
-    >>> outcome_line(frame)
-    'scored 2 of 3 variants (1 errors); median |delta| 1; 1 with p < 0.05'
-    >>> outcome_line(frame.assign(p_value=float("nan")))
-    'scored 2 of 3 variants (1 errors); median |delta| 1'
-    """
-    errors = int(frame["error"].notna().sum())
-    scored = frame.loc[frame["error"].isna(), "delta"].abs()
-    median = scored.median() if len(scored) else math.nan
-    line = f"scored {len(frame) - errors} of {len(frame)} variants ({errors} errors); median |delta| {median:.3g}"
-    p_values = frame["p_value"].dropna()
-    if len(p_values):
-        line += f"; {int((p_values < 0.05).sum())} with p < 0.05"
-    return line
-
-
-def variants_exit_code(frame, log: Callable[[str], None]) -> int:
+def variants_exit_code(outcome, log: Callable[[str], None]) -> int:
     """0 when at least one variant was scored; 1, saying so, when none was (the outputs are still written).
 
     Examples
     --------
-    >>> import pandas as pd
-    >>> variants_exit_code(pd.DataFrame({"error": ["bad"]}), print)
+    >>> from pathlib import Path
+    >>> from probekit.variants.stream import StreamOutcome
+    >>> variants_exit_code(StreamOutcome(Path("t.tsv"), n_rows=1, n_errors=1), print)
     no variant could be scored: all 1 failed (see the messages above and the table)
     1
     """
-    if frame["error"].notna().all():
-        log(f"no variant could be scored: all {len(frame)} failed (see the messages above and the table)")
+    if outcome.n_errors == outcome.n_rows:
+        log(f"no variant could be scored: all {outcome.n_rows} failed (see the messages above and the table)")
         return 1
     return 0
 
 
+def _settings(args, output) -> dict:
+    return {"model": file_digest(args.model), "arch": args.arch, "arch_kwargs": getattr(args, "arch_kwargs", None),
+            "output": output.name, "strands": args.strands, "layout": args.layout, "genome": str(args.genome.resolve())}  # fmt: skip
+
+
+def _read_table(path: Path, columns: list[str]):
+    import pandas as pd
+
+    kind = table_format(path)
+    if kind == "parquet":
+        return pd.read_parquet(path, columns=columns)
+    return pd.read_csv(path, sep=kind, usecols=columns, keep_default_na=True)
+
+
 def run_variants(args, *, log: Callable[[str], None] = print) -> int:
-    """``probekit variants``: score the variants of a VCF or table and write the table (and annotated VCF)."""
-    from ..variants import score_variants, write_annotated_vcf
+    """``probekit variants``: score the variants chunk by chunk into the table (and annotated VCF, report)."""
+    from ..variants import write_annotated_vcf
+    from ..variants.stream import score_variants_to_table
 
     _check_arguments(args)
+    motifs = resolve_motifs(args.motifs, log)
     model = load_model_from_args(args, log=log)
     adapter = _adapter(model, args)
+    settings = _settings(args, adapter.output)
+    args.table.parent.mkdir(parents=True, exist_ok=True)
     try:
-        result = score_variants(
-            adapter, args.vcf, args.genome, length=args.length, offset=args.offset, context=args.context,
-            n_draws=args.draws, seed=args.seed, progress=not args.no_progress,
+        outcome = score_variants_to_table(
+            adapter, args.vcf, args.genome, table=args.table, length=args.length, settings=settings,
+            chunk_size=args.chunk_size, progress=not args.no_progress, log=log, offset=args.offset,
+            context=args.context, n_draws=args.draws, seed=args.seed, motifs=motifs, motif_p=args.motif_p,
+            outputs=args.extra_outputs, log_fold_change=args.lfc, pseudocount=args.pseudocount,
         )  # fmt: skip
     except (ImportError, OSError, ValueError) as error:
         raise CLIError(one_line(error)) from None
-    frame = result.to_frame()
-    args.table.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(args.table, sep=table_separator(args.table), index=False)
     log(f"wrote {args.table}")
     if args.vcf_out is not None:
         args.vcf_out.parent.mkdir(parents=True, exist_ok=True)
-        write_annotated_vcf(result, args.vcf, args.vcf_out)
+        columns = ["chrom", "alt", "record", "error", "ref_score", "alt_score", "delta", "context_percentile", "p_value"]
+        if motifs:
+            columns += ["motif_ref", "motif_alt", "motif_change"]
+        write_annotated_vcf(_read_table(args.table, columns), args.vcf, args.vcf_out)
         log(f"wrote {args.vcf_out}")
-    log_problems(frame.loc[frame["error"].notna(), "error"].tolist(), "not scored", log)
-    log(outcome_line(frame))
-    return variants_exit_code(frame, log)
+    if args.out is not None:
+        from ..variants.report import variant_report
+
+        report = variant_report(adapter, outcome.top, args.genome, length=args.length, offset=args.offset,
+                                positions=_read_table(args.table, ["chrom", "pos", "delta", "error"]), params=settings)  # fmt: skip
+        report.to_html(args.out)
+        log(f"wrote {args.out}")
+    log_problems(outcome.errors, "not scored", log)
+    log(outcome.line())
+    return variants_exit_code(outcome, log)

@@ -6,10 +6,12 @@ shipped):
 * ``genome.fa.gz``: a bgzipped FASTA with its ``.fai`` and ``.gzi`` indexes and
   three contigs of uniform random bases, ``chr1`` (2,400 bp), ``chr2``
   (1,600 bp) and a short ``chrM`` (180 bp, shorter than the model's window),
-  with the consensus sites of the three motifs the demo model was trained on
-  (FOS::JUN MA0099, CTCF MA0139, GATA1 MA0035, read from
-  ``data/dna_demo_motifs.json``) planted at known positions, on both strands,
-  at least 300 bp apart so that no 200 bp window holds two of them;
+  with sites of the three motifs the demo model was trained on (FOS::JUN
+  MA0099, CTCF MA0139, GATA1 MA0035, read from ``data/dna_demo_motifs.json``)
+  planted at known positions, on both strands, at least 300 bp apart so that
+  no 200 bp window holds two of them (each site is its matrix's consensus,
+  except one CTCF site whose four least conserved columns take their second
+  base);
 * ``calls.vcf.gz``: a bgzipped, tabix-indexed VCF whose records are of three
   roles. *Motif losses* destroy a planted site (SNVs at its most conserved
   column to its least likely base, an MNV, a deletion, a multi-allelic record,
@@ -26,7 +28,8 @@ shipped):
 
 :func:`run_variants_demo` scores every call with the bundled demo model
 (``DemoCNN``, 200 bp windows, output ``margin[1]``: the "motif" logit minus the
-other) and :func:`demo_summary` says how the motif losses rank.
+other) with the motif gain/loss columns of the three planted matrices
+(:func:`demo_motifs`), and :func:`demo_summary` says how the motif losses rank.
 
 Examples
 --------
@@ -56,11 +59,14 @@ DEMO_LENGTH = 200
 DEMO_CONTIGS = {"chr1": 2400, "chr2": 1600, "chrM": 180}
 #: Names the demo's genome resolves through ``chrom_aliases`` (the ``chr`` prefix rule needs none).
 DEMO_ALIASES = {"MT": "chrM"}
-# (name, contig, 0-based start, strand) of each planted consensus site.
+#: p-value at or below which a motif match counts as a site in the demo: GATA1's 7 columns cannot reach 1e-5.
+DEMO_MOTIF_P = 1e-4
+# (name, contig, 0-based start, strand, weakened) of each planted site: the consensus, with its ``weakened``
+# least conserved columns at their second most likely base (a strong site that is not the consensus).
 _SITES = (
-    ("FOS::JUN", "chr1", 300, "+"), ("CTCF", "chr1", 900, "+"), ("GATA1", "chr1", 1500, "-"),
-    ("CTCF", "chr1", 2000, "-"), ("FOS::JUN", "chr2", 400, "-"), ("GATA1", "chr2", 1000, "+"),
-    ("GATA1", "chrM", 120, "+"),
+    ("FOS::JUN", "chr1", 300, "+", 0), ("CTCF", "chr1", 900, "+", 4), ("GATA1", "chr1", 1500, "-", 0),
+    ("CTCF", "chr1", 2000, "-", 0), ("FOS::JUN", "chr2", 400, "-", 0), ("GATA1", "chr2", 1000, "+", 0),
+    ("GATA1", "chrM", 120, "+", 0),
 )  # fmt: skip
 TRUTH_COLUMNS = ["id", "chrom", "pos", "ref", "alt", "record", "role", "motif", "case"]
 _NEXT = str.maketrans("ACGT", "CGTA")
@@ -115,10 +121,15 @@ class DemoRun(NamedTuple):
 
 
 # ------------------------------------------------------------------- genome
-def _consensus(motif: dict) -> tuple[str, np.ndarray]:
-    """The most likely base of each column, and the column probabilities (length, 4)."""
+def _consensus(motif: dict, weakened: int = 0) -> tuple[str, np.ndarray]:
+    """The most likely base of each column (the second most likely in the ``weakened`` least conserved
+    columns), and the column probabilities (length, 4)."""
     probs = _probabilities(motif)
-    return "".join("ACGT"[i] for i in probs.argmax(axis=1)), probs
+    order = np.argsort(-probs, axis=1, kind="stable")
+    choice = order[:, 0].copy()
+    weakest = np.argsort(probs.max(axis=1), kind="stable")[:weakened]
+    choice[weakest] = order[weakest, 1]
+    return "".join("ACGT"[i] for i in choice), probs
 
 
 def demo_genome(*, seed: int = 0, motifs: dict | None = None) -> tuple[dict, pd.DataFrame]:
@@ -152,14 +163,28 @@ def demo_genome(*, seed: int = 0, motifs: dict | None = None) -> tuple[dict, pd.
     rng = np.random.default_rng(seed)
     contigs = {name: "".join(np.array(list("ACGT"))[rng.integers(0, 4, size=size)]) for name, size in DEMO_CONTIGS.items()}
     rows = []
-    for name, chrom, start, strand in _SITES:
+    for name, chrom, start, strand, weakened in _SITES:
         matrix_id, motif = by_name[name]
-        site, _ = _consensus(motif)
+        site, _ = _consensus(motif, weakened)
         site = site if strand == "+" else reverse_complement(site)
         contigs[chrom] = contigs[chrom][:start] + site + contigs[chrom][start + len(site) :]
         rows.append({"motif": name, "matrix_id": matrix_id, "chrom": chrom, "start": start, "end": start + len(site),
                      "strand": strand, "site": site})  # fmt: skip
     return contigs, pd.DataFrame(rows)
+
+
+def demo_motifs() -> list:
+    """The three matrices planted in the demo, as :class:`probekit.motifs.Motif` (no pyjaspar needed).
+
+    Examples
+    --------
+    >>> [(m.name, m.matrix_id, m.length) for m in demo_motifs()]
+    [('FOS::JUN', 'MA0099.4', 9), ('CTCF', 'MA0139.2', 15), ('GATA1', 'MA0035.5', 7)]
+    """
+    from ..motifs import Motif
+
+    return [Motif(m["name"], matrix_id, np.array([m["pfm"][b] for b in "ACGT"], dtype=np.float64))
+            for matrix_id, m in load_demo_motifs().items()]  # fmt: skip
 
 
 def _key_column(motif: dict, strand: str) -> tuple[int, str]:
@@ -346,6 +371,8 @@ def run_variants_demo(
     context: bool = True,
     n_draws: int = 100,
     seed: int = 0,
+    motifs=None,
+    motif_p: float = DEMO_MOTIF_P,
     report: bool = True,
     progress: bool = False,
 ) -> DemoRun:
@@ -362,6 +389,11 @@ def run_variants_demo(
         Rank each change within its window (see :func:`~probekit.variants.score_variants`).
     n_draws, seed : int
         Random substitutions for the context of MNVs and indels, and their seed.
+    motifs : list of Motif, bool or None
+        Matrices for the motif gain/loss columns: None for the three planted ones
+        (:func:`demo_motifs`), True for JASPAR CORE vertebrates, False for no columns.
+    motif_p : float
+        p-value at or below which a match counts as a site (default 1e-4).
     report : bool
         Also write the HTML report, when probekit has the variant report.
     progress : bool
@@ -388,6 +420,7 @@ def run_variants_demo(
     started = time.perf_counter()
     with Genome(files.genome, chrom_aliases=DEMO_ALIASES) as genome:
         result = score_variants(adapter, files.vcf, genome, length=DEMO_LENGTH, context=context, n_draws=n_draws, seed=seed,
+                                motifs=demo_motifs() if motifs is None else motifs, motif_p=motif_p,
                                 progress=progress)  # fmt: skip
     seconds = time.perf_counter() - started
     frame = result.to_frame()
@@ -419,16 +452,21 @@ def _write_report(result, path: Path) -> Path | None:
 
 # ------------------------------------------------------------------ summary
 def _motif_text(row) -> str:
-    """How a row's motif columns read: ``CTCF loss (score 14.2 -> 3.1)``; the planted factor without them."""
+    """How a row's motif columns read (``CTCF MA0139.2 site lost (-12.2 bits)``); the planted factor without them."""
     change = row.get("motif_change")
     if isinstance(change, str) and change:
-        name = row.get("motif_ref") if change == "loss" else row.get("motif_alt")
-        name = name if isinstance(name, str) and name else row.get("motif_ref") or row.get("motif_alt") or "motif"
-        ref, alt = row.get("motif_ref_score"), row.get("motif_alt_score")
-        scores = f" (match score {ref:.1f} -> {alt:.1f})" if _finite(ref) and _finite(alt) else ""
-        return f"{name} motif {change}{scores}"
+        bits = row.get("motif_delta")
+        shift = f" ({bits:+.1f} bits)" if _finite(bits) else ""
+        parts = []
+        if "loss" in change:
+            parts.append(f"{row.get('motif_ref')} site lost{shift}")
+        if "gain" in change:
+            parts.append(f"{row.get('motif_alt')} site gained")
+        return ", ".join(parts)
     planted = row.get("planted")
-    return f"destroys the planted {planted} site" if isinstance(planted, str) and planted else ""
+    if isinstance(planted, str) and planted and "motif_change" not in row:
+        return f"destroys the planted {planted} site"
+    return ""
 
 
 def _finite(value) -> bool:
@@ -438,8 +476,11 @@ def _finite(value) -> bool:
 def demo_summary(frame: pd.DataFrame, *, top: int = 10) -> list[str]:
     """Lines that say how the demo went: the top variants by ``|delta|``, where the motif losses rank, the errors.
 
-    Notes (N padding, chromosome names read another way) follow. Motif gains and losses are read from the ``motif_change``, ``motif_ref`` and
-    ``motif_alt`` columns when the table has them, and from the planted sites otherwise.
+    Motif gains and losses are read from the ``motif_change``, ``motif_ref`` and
+    ``motif_alt`` columns when the table has them (and a line says how many of the
+    variants that destroy a planted site they call a loss of that factor), from
+    the planted sites otherwise. Notes (N padding, chromosome names read another
+    way) and error rows follow.
 
     Parameters
     ----------
@@ -477,11 +518,12 @@ def demo_summary(frame: pd.DataFrame, *, top: int = 10) -> list[str]:
         lines.append(f"  {n:>2}. {row['id']}  {row['kind']}  delta {row['delta']:+.3g}{p_text}" + (f"  {motif}" if motif else ""))
     losses = scored[scored["role"] == "motif loss"]
     if len(losses):
-        ranks = sorted(int(r) for r in losses["abs_rank"])
+        ranks = ", ".join(str(int(r)) for r in sorted(losses["abs_rank"]))
         at_top = int((losses["abs_rank"] <= len(losses)).sum())
-        lines.append(f"motif losses rank {', '.join(map(str, ranks))} by |delta| (all {at_top} in the top {len(losses)})"
-                     if at_top == len(losses) else
-                     f"motif losses rank {', '.join(map(str, ranks))} by |delta| ({at_top} of {len(losses)} in the top {len(losses)})")  # fmt: skip
+        share = f"all {at_top}" if at_top == len(losses) else f"{at_top} of {len(losses)}"
+        lines.append(f"motif losses rank {ranks} by |delta| ({share} in the top {len(losses)})")
+        if "motif_change" in scored:
+            lines.append(_naming_line(scored, losses))
     notes = scored.loc[scored["note"].notna()].sort_values("record", kind="stable") if "note" in scored else scored.iloc[:0]
     if len(notes):
         lines.append(f"{len(notes)} scored variant{'s' if len(notes) != 1 else ''} with a note:")
@@ -491,6 +533,23 @@ def demo_summary(frame: pd.DataFrame, *, top: int = 10) -> list[str]:
         lines.append(f"{len(errors)} record{'s' if len(errors) != 1 else ''} not scored, each an error row naming it:")
         lines += [f"  {e}" for e in errors]
     return lines
+
+
+def _naming_line(scored: pd.DataFrame, losses: pd.DataFrame) -> str:
+    """How many planted-site variants the motif columns call a loss of the planted factor, and what else they call.
+
+    Examples
+    --------
+    >>> scored = pd.DataFrame({"motif_change": ["loss", "", "gain"], "motif_ref": ["CTCF MA0139.2", "GATA1 MA0035.5", "x"],
+    ...                        "planted": ["CTCF", "GATA1", ""], "role": ["motif loss", "motif loss", "neutral"]})
+    >>> _naming_line(scored, scored.iloc[:2])
+    'the motif columns call 1 of 2 a loss of the planted factor; 1 other variant has a motif change'
+    """
+    change = losses["motif_change"].fillna("")
+    named = change.str.contains("loss") & [str(r).split(" ")[0] == p for r, p in zip(losses["motif_ref"], losses["planted"])]
+    others = int((scored["motif_change"].fillna("") != "").sum() - (change != "").sum())
+    return (f"the motif columns call {int(named.sum())} of {len(losses)} a loss of the planted factor; "
+            f"{others} other variant{' has' if others == 1 else 's have'} a motif change")  # fmt: skip
 
 
 __all__ = [
@@ -505,4 +564,6 @@ __all__ = [
     "DEMO_LENGTH",
     "DEMO_CONTIGS",
     "DEMO_ALIASES",
+    "DEMO_MOTIF_P",
+    "demo_motifs",
 ]

@@ -60,7 +60,9 @@ class VariantResult(Result):
         ``record``, ``genome_chrom``, ``window_start``, ``padded``, ``context`` (what the
         variant was compared with), ``note`` and ``error``.
     extra : dict of str to list
-        Further per-variant columns, shown after ``p_value``: ``log2_fc``, the
+        Further per-variant columns, shown after ``p_value``: ``in_critical_region``
+        (with context: whether an SNV falls in a critical region of its REF window's
+        ISM, as :func:`probekit.probe` defines them; None for other kinds), ``log2_fc``, the
         ``ref:``/``alt:``/``delta:`` columns of further outputs, and the motif
         gain/loss columns (``motif_ref`` ... ``motif_change``), when asked for.
     params : dict
@@ -103,7 +105,7 @@ class VariantResult(Result):
         frame["context_percentile"] = self.context_percentile.numpy()
         frame["p_value"] = self.p_value.numpy()
         for name, values in self.extra.items():
-            if all(v is None or isinstance(v, (int, float)) for v in values):
+            if all(v is None or isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
                 frame[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
             else:
                 frame[name] = pd.Series(list(values), dtype=object)

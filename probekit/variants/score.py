@@ -191,6 +191,46 @@ def _ism(adapter, windows: list[str], *, progress: bool) -> list:
     return list(zip(effects, ref_index))
 
 
+def critical_positions(effects: np.ndarray, ref_index: np.ndarray, *, alpha: float = 0.05, max_gap: int = 2,
+                       min_length: int = 3) -> np.ndarray:
+    """Positions of a window that lie in a critical region, as :func:`probekit.probe` defines them.
+
+    A position is critical when its importance (largest ``|effect|`` over its
+    substitutions) reaches both the ``1 - alpha`` quantile of all single-substitution
+    effects of the window and the window's outlier floor; critical positions are
+    merged into regions across gaps of ``max_gap`` and widened to half their peak.
+
+    Parameters
+    ----------
+    effects : numpy.ndarray of shape (L, A)
+        ISM effects of the window.
+    ref_index : numpy.ndarray of shape (L,)
+        Reference base index of each position (-1 at N).
+
+    Returns
+    -------
+    numpy.ndarray of shape (L,), bool
+
+    Examples
+    --------
+    >>> effects = np.zeros((30, 4)); effects[10:14, 1:] = -5.0; effects[:, 1:] += 0.01 * np.arange(30)[:, None] % 0.07
+    >>> np.flatnonzero(critical_positions(effects, np.zeros(30, dtype=int))).tolist()
+    [10, 11, 12, 13]
+    """
+    from ..report.tables import critical_mask, find_regions, null_threshold, outlier_floor, position_importance
+
+    E = torch.from_numpy(np.nan_to_num(np.asarray(effects, dtype=np.float64)))[None]
+    ref = torch.from_numpy(np.asarray(ref_index))
+    alternatives = (torch.arange(E.shape[2])[None, :] != ref[:, None]) & (ref >= 0)[:, None]
+    importance = position_importance(E)
+    threshold = torch.maximum(null_threshold(E, alternatives[None], alpha=alpha), outlier_floor(importance, alpha=alpha))
+    mask = critical_mask(importance, threshold)[0]
+    out = np.zeros(E.shape[1], dtype=bool)
+    for start, end in find_regions(mask, max_gap=max_gap, min_length=min_length, importance=importance[0]):
+        out[start:end] = True
+    return out
+
+
 def _score_snvs_by_ism(adapter, chunk: _Chunk, sites: dict, *, progress: bool) -> list[int]:
     """ALT scores and context of SNVs from the ISM of their REF windows; returns the rows left to forward passes."""
     rows = np.array(sorted(sites), dtype=np.int64)
@@ -217,8 +257,10 @@ def _score_snvs_by_ism(adapter, chunk: _Chunk, sites: dict, *, progress: bool) -
         chunk.numbers["context_percentile"][scored] = percentile
         chunk.numbers["p_value"][scored] = p
         text = f"all {int((~np.isnan(changes)).sum())} single substitutions of the REF window"
+        critical = critical_positions(effects, ref_index)
         for i in scored:
             chunk.context[i] = text
+            chunk.extra["in_critical_region"][i] = bool(critical[sites[i][0]])
     return left
 
 
@@ -333,6 +375,8 @@ def _add_motifs(chunk: _Chunk, motif_list: list, offset: int, p_threshold: float
 
 def _score_chunk(adapter, windows: pd.DataFrame, *, offset, length, context, n_draws, seed, progress, annotations) -> _Chunk:
     chunk = _Chunk(windows)
+    if context:
+        chunk.extra["in_critical_region"] = [None] * len(windows)
     rows = np.flatnonzero(chunk.good())
     if rows.size:
         _score_refs(adapter, chunk, rows)
