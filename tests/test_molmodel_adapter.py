@@ -135,3 +135,24 @@ def test_plain_score_refuses_invalid_molecules_by_name():
     assert adapter.score(["CCO", "OCO"]).tolist() == [1.0, 2.0]
     with pytest.raises(ValueError, match="record 1 'C1C'"):
         adapter.score(["CCO", "C1C"])
+
+
+def test_read_molecules_frames_keep_their_errors_and_empty_calls_work():
+    from probekit.io import read_molecules
+
+    adapter = MoleculeModel(count_oxygens, kind="smiles", device="cpu")
+    scores, problems = adapter.score_molecules(read_molecules(["OCCO", "C1CC"]))
+    assert scores[0] == 2 and problems[1].startswith("record 'mol1'")
+    scores, problems = adapter.score_molecules([])
+    assert scores.shape == (0,) and problems == []
+
+
+def test_the_adapter_contract_holds_except_for_input_gradients():
+    from probekit.molmodel import GraphNet, featurize_graphs
+    from probekit.testing import check_adapter
+
+    torch.manual_seed(0)
+    adapter = MoleculeModel(GraphNet(hidden=8), featurizer=featurize_graphs, output=0, device="cpu")
+    report = check_adapter(adapter, SMILES[:4], raise_on_failure=False).set_index("check")
+    assert report.drop(index="gradient shape")["passed"].all()
+    assert "atom_importance" in report.loc["gradient shape", "detail"]

@@ -243,3 +243,50 @@ def test_atom_indices_follow_the_molecule_given_and_drawings_name_top_fragments(
     svg = draw_importance(frags, 0, top=1)
     assert svg.count("<path") > 10 and "#FF" in svg.upper()
     assert frags.summary()["top_fragment"].iloc[0] == top
+
+
+def test_feature_masking_of_bonds_finds_the_double_bonds():
+    def double_bonds(x, edge_index, edge_attr, batch):
+        owner = batch[edge_index[0]]
+        return torch.zeros(int(batch.max()) + 1).index_add(0, owner, edge_attr[:, 1]) / 2
+
+    adapter = MoleculeModel(double_bonds, kind="graph", featurizer=featurize_graphs, output=outputs.value(0), device="cpu")
+    result = atom_importance(adapter, ["C=CC(=O)O"], method="occlusion", n_random=10)
+    assert result.params["mask"] == "features" and (result.importance == 0).all()
+    assert result.bond_weights(0).tolist() == [1.0, 0.0, 1.0, 0.0]
+
+
+def test_chemprop_masking_zeroes_exactly_the_atom_and_bond_features():
+    from chemprop import nn as cnn
+    from chemprop.data import BatchMolGraph
+    from chemprop.featurizers import SimpleMoleculeMolGraphFeaturizer
+    from chemprop.models import MPNN
+
+    torch.manual_seed(1)
+    model = MPNN(cnn.BondMessagePassing(d_h=16, depth=2), cnn.SumAggregation(), cnn.RegressionFFN(input_dim=16, hidden_dim=8)).eval()
+    adapter = MoleculeModel(model, output=outputs.value(0), device="cpu")
+    scores, _ = adapter.score_masked(["CCO", "c1ccccc1O"], [(2,), ()], bond_masks=[(), (6,)])
+    graphs = [SimpleMoleculeMolGraphFeaturizer()(Chem.MolFromSmiles(s)) for s in ["CCO", "c1ccccc1O"]]
+    batch = BatchMolGraph(graphs)
+    batch.V[2] = 0
+    batch.E[[4 + 2 * 6, 4 + 2 * 6 + 1]] = 0  # chemprop writes each bond as two consecutive edges, after CCO's four
+    with torch.no_grad():
+        expected = model(batch)[:, 0].double()
+    torch.testing.assert_close(scores, expected)
+
+
+def test_fingerprint_estimator_occlusion_equals_predictions_on_the_masked_molecules():
+    from sklearn.linear_model import Ridge
+
+    from probekit.encode.mol import Morgan
+
+    fp = Morgan(radius=1, n_bits=64)
+    train = ["c1ccccc1O", "CCO", "CC(=O)Oc1ccccc1C(=O)O", "CCN(CC)CC", "OCCO"]
+    estimator = Ridge().fit(fp.transform(train).numpy(), np.arange(5.0))
+    adapter = MoleculeModel(estimator, featurizer=fp, output=outputs.value(0), device="cpu")
+    mol = Chem.MolFromSmiles("CC(=O)Nc1ccc(O)cc1")
+    result = atom_importance(adapter, [mol], n_random=10)
+    reference = estimator.predict(fp.transform([mol]).numpy())[0]
+    masked = estimator.predict(fp.transform([mask_atoms(mol, [a]) for a in range(mol.GetNumAtoms())]).numpy())
+    np.testing.assert_allclose(result.importance.numpy(), reference - masked)
+    assert len(result.bond) == 0 and result.params["mask"] == "dummy"

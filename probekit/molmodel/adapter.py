@@ -48,8 +48,8 @@ _DEFAULT_BATCH = 256
 class MoleculeBatch(list):
     """A list of RDKit molecules that slices like a tensor's first axis (``shape``, slices stay batches).
 
-    ``masks``, when given, holds per molecule the atom indices whose features a
-    graph model sees as zeros (atom masking).
+    ``masks``, when given, holds per molecule a pair (atom indices, bond indices)
+    whose features a graph model sees as zeros (masking).
     """
 
     def __init__(self, mols=(), masks=None):
@@ -166,8 +166,8 @@ class MoleculeModel(Adapter):
     model : callable, chemprop MPNN, torch.nn.Module or scikit-learn estimator
         What ``kind`` says it is.
     kind : {"auto", "smiles", "mols", "chemprop", "graph", "sklearn"}
-        ``"smiles"``: a callable from a list of SMILES to a tensor or array (N,) or
-        (N, n_out). ``"mols"``: the same from a list of RDKit molecules.
+        ``"smiles"``: a callable from a list of SMILES (RDKit's canonical SMILES of
+        each molecule) to a tensor or array (N,) or (N, n_out). ``"mols"``: the same from a list of RDKit molecules.
         ``"chemprop"``: a Chemprop v2 ``MPNN``, called on a ``BatchMolGraph``.
         ``"graph"``: a ``torch.nn.Module`` called on ``featurizer(mols)``: a tuple
         (such as :class:`probekit.molmodel.graph.GraphBatch`) is unpacked into the
@@ -234,7 +234,8 @@ class MoleculeModel(Adapter):
         Parameters
         ----------
         molecules : str, rdkit.Chem.Mol, list of them, or DataFrame
-            A DataFrame needs a ``mol`` or ``smiles`` column (as :func:`probekit.read_molecules` gives).
+            A DataFrame needs a ``mol`` or ``smiles`` column; its ``error`` column, where
+            there is one (as :func:`probekit.read_molecules` gives), is kept.
 
         Returns
         -------
@@ -250,6 +251,9 @@ class MoleculeModel(Adapter):
         (7, [None, 'record 1: empty SMILES', 'record 2: expected a SMILES string or an RDKit Mol, got int'])
         """
         parsed = [_parse_one(i, item) for i, item in enumerate(_records(molecules))]
+        if isinstance(molecules, pd.DataFrame) and "error" in molecules.columns:
+            given = [(None, e) if isinstance(e, str) and e else None for e in molecules["error"]]
+            parsed = [g or p for g, p in zip(given, parsed)]
         return [m for m, _ in parsed], [p for _, p in parsed]
 
     def encode(self, inputs) -> MoleculeBatch:
@@ -306,16 +310,25 @@ class MoleculeModel(Adapter):
         return None
 
     def _masked(self, graphs, mols: list, masks: list):
-        """``graphs`` with the feature rows of the masked atoms of each molecule set to zero."""
+        """``graphs`` with the feature rows of the masked atoms and bonds of each molecule set to zero."""
         names = self.feature_names()
         if names is None:
-            raise TypeError(f"atom masking needs a graph model (kind 'chemprop' or 'graph'), not kind {self.kind!r}")
-        x = getattr(graphs, names[0])
+            raise TypeError(f"masking needs a graph model (kind 'chemprop' or 'graph'), not kind {self.kind!r}")
         starts = np.cumsum([0] + [m.GetNumAtoms() for m in mols])
-        rows = [int(starts[i]) + a for i, mask in enumerate(masks) for a in (mask or ())]
-        keep = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
-        keep[torch.as_tensor(rows, dtype=torch.long, device=x.device)] = 0
-        return _with(graphs, names[0], x * keep)
+        atoms = [int(starts[i]) + a for i, (mask, _) in enumerate(masks) for a in mask]
+        ends = {
+            (int(starts[i]) + u, int(starts[i]) + v)
+            for i, (_, bonds) in enumerate(masks) for b in bonds
+            for bond in [mols[i].GetBondWithIdx(int(b))]
+            for u, v in [(bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()), (bond.GetEndAtomIdx(), bond.GetBeginAtomIdx())]
+        }  # fmt: skip
+        edges = [k for k, pair in enumerate(map(tuple, graphs.edge_index.T.tolist())) if pair in ends] if ends else []
+        for name, rows in zip(names, (atoms, edges)):
+            x = getattr(graphs, name)
+            keep = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
+            keep[torch.as_tensor(rows, dtype=torch.long, device=x.device)] = 0
+            graphs = _with(graphs, name, x * keep)
+        return graphs
 
     def graph_score_fn(self, mol):
         """Atom and bond features of ``mol`` and a differentiable score of copies of it with other features.
@@ -478,14 +491,16 @@ class MoleculeModel(Adapter):
                 problems[i] = f"the model returned {_nonfinite_word(value)}"
         return scores.masked_fill(bad, float("nan")).double().cpu(), problems
 
-    def score_masked(self, molecules, masks) -> tuple[torch.Tensor, list]:
-        """Scores of molecules whose listed atoms a graph model sees with all features zero.
+    def score_masked(self, molecules, masks, *, bond_masks=None) -> tuple[torch.Tensor, list]:
+        """Scores of molecules whose listed atoms and bonds a graph model sees with all features zero.
 
         Parameters
         ----------
         molecules : list of str or rdkit.Chem.Mol, length M
         masks : list of tuple of int, length M
             Atom indices to mask in each molecule (an empty tuple masks nothing).
+        bond_masks : list of tuple of int, length M, optional
+            Bond indices whose features (both directed edges) to mask.
 
         Returns
         -------
@@ -502,9 +517,11 @@ class MoleculeModel(Adapter):
         >>> adapter.score_masked(["OCCO", "OCCO"], [(), (0,)])[0]
         tensor([2., 1.], dtype=torch.float64)
         """
-        if len(masks) != len(_records(molecules)):
-            raise ValueError(f"{len(masks)} masks for {len(_records(molecules))} molecules")
-        return self._scores(*self._outputs(molecules, [tuple(m) for m in masks]))
+        n = len(_records(molecules))
+        bond_masks = [()] * n if bond_masks is None else bond_masks
+        if len(masks) != n or len(bond_masks) != n:
+            raise ValueError(f"{len(masks)} atom masks and {len(bond_masks)} bond masks for {n} molecules")
+        return self._scores(*self._outputs(molecules, [(tuple(a), tuple(b)) for a, b in zip(masks, bond_masks)]))
 
     def bind(self, goal: Goal, molecules) -> BoundGoal:
         """Bind ``goal`` to the raw outputs of ``molecules`` (the unedited references, N of them)."""

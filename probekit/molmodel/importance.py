@@ -144,12 +144,12 @@ def mask_atoms(mol, atoms, *, how: str = "dummy"):
     return _with_dummies(mol, atoms)
 
 
-def _masked_scores(adapter, mols: list, masks: list, how: str) -> torch.Tensor:
-    """Scores (M,) of molecules ``mols`` with the atoms ``masks`` masked; NaN where that gives no score."""
+def _masked_scores(adapter, mols: list, masks: list, how: str, bond_masks=None) -> torch.Tensor:
+    """Scores (M,) of molecules ``mols`` with the atoms ``masks`` (and, for features, bonds) masked; NaN where that gives no score."""
     if not mols:
         return torch.zeros(0, dtype=torch.float64)
     if how == "features":
-        return adapter.score_masked(mols, masks)[0]
+        return adapter.score_masked(mols, masks, bond_masks=bond_masks)[0]
     return adapter.score_molecules([mask_atoms(m, a, how=how) for m, a in zip(mols, masks)])[0]
 
 
@@ -274,7 +274,8 @@ def atom_importance(
     molecules : str, rdkit.Chem.Mol, list of them, or DataFrame (N records)
     method : {"auto", "occlusion", "gradient"}
         ``"occlusion"``: score minus the score with the atom masked (one masked molecule
-        per atom, all scored in batches). ``"gradient"``: integrated gradients over the
+        per atom, all scored in batches); with feature masking, each bond's features
+        are masked the same way, giving bond rows. ``"gradient"``: integrated gradients over the
         atom's features (:func:`integrated_gradients`), with bond attributions too.
         ``"auto"``: gradient for graph models, occlusion for the others.
     mask : {"auto", "features", "dummy", "remove"}
@@ -313,11 +314,15 @@ def atom_importance(
     ctx = _Context(adapter, molecules)
     values, bond_rows = {}, []
     if method == "occlusion":
-        pairs = [(i, a) for i in ctx.good for a in range(ctx.mols[i].GetNumAtoms())]
-        scores = _masked_scores(adapter, [ctx.mols[i] for i, _ in pairs], [(a,) for _, a in pairs], how).numpy()
-        effects = np.array([float(ctx.reference[i]) for i, _ in pairs]) - scores
-        for i in ctx.good:
-            values[i] = effects[[k for k, (j, _) in enumerate(pairs) if j == i]]
+        bonds = how == "features"
+        pairs = [(i, (a,), ()) for i in ctx.good for a in range(ctx.mols[i].GetNumAtoms())]
+        pairs += [(i, (), (b,)) for i in ctx.good for b in range(ctx.mols[i].GetNumBonds())] if bonds else []
+        scores = _masked_scores(adapter, [ctx.mols[i] for i, _, _ in pairs], [a for _, a, _ in pairs], how, [b for _, _, b in pairs])
+        effects = np.array([float(ctx.reference[i]) for i, _, _ in pairs]) - scores.numpy()
+        start_of = np.cumsum([0] + [ctx.mols[i].GetNumAtoms() for i in ctx.good])
+        for k, i in enumerate(ctx.good):
+            values[i] = effects[start_of[k] : start_of[k + 1]]
+        bond_rows = [(i, b[0], float(e)) for (i, _, b), e in zip(pairs[start_of[-1] :], effects[start_of[-1] :])]
     else:
         for i in ctx.good:
             values[i], bonds = integrated_gradients(adapter, ctx.mols[i], n_steps=n_steps)

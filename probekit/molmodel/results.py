@@ -131,7 +131,9 @@ class AtomImportance(Result):
     method : str
         ``"occlusion"`` or ``"gradient"``.
     bond_molecule, bond, bond_importance : torch.Tensor of shape (B,)
-        Bond attributions where the method gives them (gradient); empty otherwise.
+        Bond importance where the method gives it: integrated gradients over bond
+        features, or masking a graph model's bond features (occlusion with
+        ``mask="features"``); empty otherwise.
     params : dict
         Masking, seed, random draws, model calls, seconds.
     """
