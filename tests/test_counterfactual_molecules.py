@@ -10,7 +10,7 @@ pytest.importorskip("selfies")
 
 from rdkit import Chem  # noqa: E402
 
-from probekit import goals  # noqa: E402
+from probekit import ProbekitWarning, goals  # noqa: E402
 from probekit.molmodel import MoleculeModel  # noqa: E402
 from probekit.molmodel.mutate import single_edits  # noqa: E402
 from probekit.molmodel.similarity import tanimoto  # noqa: E402
@@ -191,3 +191,18 @@ def test_bad_settings_are_refused():
         counterfactual_molecules(adapter, ["CCO"], beam_width=0)
     with pytest.raises(ValueError, match="unknown similarity"):
         counterfactual_molecules(adapter, ["CCO"], similarity="dice")
+
+
+def test_an_input_the_model_fails_on_is_an_error_row_and_the_rest_go_on():
+    def model(smiles):
+        if any("Br" in s for s in smiles):
+            raise ValueError("no bromine, please")
+        return [_phenols(s) for s in smiles]
+
+    adapter = MoleculeModel(model, kind="smiles", device="cpu")
+    with pytest.warns(ProbekitWarning, match="no finite score for 3 of 40 candidate"):
+        result = counterfactual_molecules(adapter, ["Brc1ccc(O)cc1", "Oc1ccc(CC(=O)O)cc1"], n_candidates=40,
+                                          n_random=5, operators=["atom", "mmpa"])
+    assert "no bromine, please" in result.errors[0] and result.errors[1] is None
+    assert result.success.tolist() == [False, True]
+    assert not any("Br" in s for s in result.counterfactuals[1])

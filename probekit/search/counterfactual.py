@@ -47,11 +47,12 @@ import torch
 from .. import goals as goals_module
 from ..probe.baseline import compare_by_size
 from ..results import BaselineResult, Result, _count, _values
-from ._select import Skipped, tie_rtol
+from .._warnings import warn
+from ._select import tie_rtol
 from .discrete import _ids, _progress
 
 _TIE = tie_rtol(torch.float32)  # scores of float32 models and finer tie within this relative tolerance
-_WALKS_PER_DRAW = 3  # random walks made per baseline draw kept, to choose those nearest in similarity
+_WALKS_PER_DRAW = 2  # random walks made per baseline draw kept, to choose those nearest in similarity
 
 
 class _Path(NamedTuple):
@@ -198,8 +199,14 @@ def _check(name: str, value, *, allow_none: bool = False, minimum: int = 1) -> N
         raise ValueError(f"{name} must be an int >= {minimum}{' or None' if allow_none else ''}, got {value!r}")
 
 
-def _level_pool(parents: list, mol0, original: str, seen: set, level: int, *, n_candidates, seed, options) -> list:
-    """Candidate paths (smiles, edits, parent g) of one input at one level, not seen before, sampled to ``n_candidates``."""
+def _level_pool(parents: list, mol0, original: str, seen: set, level: int, *, n_candidates, seed, options, similar,
+                min_similarity) -> list:
+    """Candidates (smiles, edits, parent g, similarity) of one input at one level, not seen before.
+
+    Each beam molecule gives its share of ``n_candidates`` single edits; those
+    less similar to the input than ``min_similarity`` are dropped, and a seeded
+    draw keeps ``n_candidates`` of the rest.
+    """
     from ..molmodel.mutate import single_edits, text_seed, to_mol
 
     share = None if n_candidates is None else max(1, math.ceil(n_candidates / len(parents)))
@@ -213,10 +220,12 @@ def _level_pool(parents: list, mol0, original: str, seen: set, level: int, *, n_
             if c.smiles not in pool or edits < pool[c.smiles][1]:
                 pool[c.smiles] = (c.smiles, edits, parent.g)
     keys = sorted(pool)
-    if n_candidates is not None and len(keys) > n_candidates:
+    sims = similar(mol0, keys) if keys else []
+    kept = [t for t in range(len(keys)) if sims[t] >= min_similarity]
+    if n_candidates is not None and len(kept) > n_candidates:
         rng = np.random.default_rng(text_seed(seed, original, "level", str(level)))
-        keys = [keys[j] for j in sorted(rng.choice(len(keys), size=n_candidates, replace=False).tolist())]
-    return [pool[k] for k in keys]
+        kept = [kept[d] for d in sorted(rng.choice(len(kept), size=n_candidates, replace=False).tolist())]
+    return [(*pool[keys[t]], float(sims[t])) for t in kept]
 
 
 def _closest(paths: list) -> _Path:
@@ -241,8 +250,11 @@ def _next_beam(paths: list, parent_g: list, beam_width: int) -> list:
 
 
 def _search(scorer, bound, mols, originals, g0, *, max_edits, beam_width, n_candidates, seed, options, similar,
-            progress, skipped) -> tuple[dict, dict, dict]:
-    """Beam search of every input (positions ``0..M-1`` of ``mols``); returns per input found paths, level, evaluations."""
+            min_similarity, progress, unscored) -> tuple[dict, dict, dict]:
+    """Beam search of every input (positions ``0..M-1`` of ``mols``); returns per input found paths, level, evaluations.
+
+    ``unscored`` (a two-item list) gains the count of candidates without a finite goal value and of all candidates.
+    """
     from ..molmodel.mutate import COMMON_SUBSTITUENTS, substituents
 
     m = len(mols)
@@ -257,20 +269,21 @@ def _search(scorer, bound, mols, originals, g0, *, max_edits, beam_width, n_cand
         if not beams:
             break
         pools = {j: _level_pool(beams[j], mols[j], originals[j], seen[j], level, n_candidates=n_candidates, seed=seed,
-                                options={**options, "fragments": fragments[j]}) for j in sorted(beams)}
+                                options={**options, "fragments": fragments[j]}, similar=similar,
+                                min_similarity=min_similarity) for j in sorted(beams)}
         flat = [(j, entry) for j in sorted(pools) for entry in pools[j]]
         if not flat:
             break
         rows = torch.tensor([j for j, _ in flat], dtype=torch.long)
         scores, g = scorer.evaluate_molecules([entry[0] for _, entry in flat], bound, rows)
-        skipped.add(~torch.isfinite(g))
+        unscored[0] += int((~torch.isfinite(g)).sum())
+        unscored[1] += len(flat)
         start = 0
         for j in sorted(pools):
             pool = pools[j]
             stop = start + len(pool)
-            sims = similar(mols[j], [smiles for smiles, _, _ in pool])
-            paths = [_Path(s, e, float(g[start + t]), float(scores[start + t]), float(sims[t]))
-                     for t, (s, e, _) in enumerate(pool)]
+            paths = [_Path(s, e, float(g[start + t]), float(scores[start + t]), sim)
+                     for t, (s, e, _, sim) in enumerate(pool)]
             start = stop
             evaluations[j] += len(pool)
             seen[j].update(p.smiles for p in paths)
@@ -284,7 +297,7 @@ def _search(scorer, bound, mols, originals, g0, *, max_edits, beam_width, n_cand
                 found[j], levels[j] = wins, level
                 del beams[j]
                 continue
-            moving = [(path, parent_g) for path, (_, _, parent_g) in zip(paths, pool) if math.isfinite(path.g)]
+            moving = [(path, parent_g) for path, (_, _, parent_g, _) in zip(paths, pool) if math.isfinite(path.g)]
             beams[j] = _next_beam([p for p, _ in moving], [g_parent for _, g_parent in moving], beam_width)
             if not beams[j]:
                 del beams[j]
@@ -297,7 +310,7 @@ def _walk_draws(scorer, bound, mols, originals, target_similarity, before, *, n_
                 evaluations):
     """``draw(rows, k)`` for :func:`~probekit.probe.baseline.compare_by_size`: random walks of ``k`` edits per input.
 
-    Of ``3 * n_random`` walks from each input, the ``n_random`` distinct molecules
+    Of ``2 * n_random`` walks from each input, the ``n_random`` distinct molecules
     nearest in similarity to ``target_similarity[j]`` are kept; all inputs of one
     ``k`` are scored in one call. Their score changes go to ``store`` (M, n_random)
     and the molecules scored to ``evaluations`` (M,).
@@ -354,8 +367,9 @@ def counterfactual_molecules(
     n_candidates: int | None = 200,
     operators=("selfies", "mmpa", "atom"),
     similarity="morgan_counts",
+    min_similarity: float = 0.0,
     n_results: int = 3,
-    n_random: int = 100,
+    n_random: int = 50,
     seed: int = 0,
     fragments=None,
     ids=None,
@@ -397,10 +411,15 @@ def counterfactual_molecules(
     similarity : str or callable
         ``"morgan_counts"``, ``"morgan_bits"`` or ``f(reference, molecules) -> (M,)``
         (:func:`probekit.molmodel.similarity.similarity_function`).
+    min_similarity : float
+        Candidates less similar to the input are never scored: a floor that keeps
+        counterfactuals close (e.g. 0.3) at the cost of some successes.
     n_results : int
         Counterfactuals returned per input.
     n_random : int
-        Random walks per input for the baseline; 0 skips it (``p_value`` NaN).
+        Random molecules per input for the baseline: of ``2 * n_random`` random
+        walks of the counterfactual's number of edits, the distinct molecules
+        nearest its similarity to the input; 0 skips the baseline (``p_value`` NaN).
     seed : int
         Same seed, same molecules: draws depend only on the seed and the molecules.
     fragments : sequence of str, optional
@@ -454,12 +473,14 @@ def counterfactual_molecules(
     y_ref = scorer.predict_molecules([mols[i] for i in valid]) if valid else None
     if valid:
         before[valid] = scorer.output(y_ref).double().cpu()
-        for i in valid:
-            if not math.isfinite(before[i]):
-                problems[i] = f"record {i} {texts[i]!r}: the model gave no finite score for it"
+        broken = [i for i in valid if not math.isfinite(before[i])]
+        if broken:
+            _, why = scorer.score_molecules([mols[i] for i in broken])
+            for i, reason in zip(broken, why):
+                problems[i] = f"record {i} {texts[i]!r}: {reason or 'the model gave no finite score'}"
     searched = [i for i in valid if problems[i] is None]
     options = {"operators": list(operators), "fragments": fragments}
-    skipped = Skipped()
+    unscored = [0, 0]
     found, levels, evaluations, g0 = {}, {}, {}, []
     if searched:
         y_ref = y_ref[[valid.index(i) for i in searched]]
@@ -468,9 +489,11 @@ def counterfactual_molecules(
         found, levels, evaluations = _search(
             scorer, bound, [mols[i] for i in searched], [texts[i] for i in searched], g0, max_edits=max_edits,
             beam_width=beam_width, n_candidates=n_candidates, seed=seed, options=options, similar=similar,
-            progress=progress, skipped=skipped,
+            min_similarity=float(min_similarity), progress=progress, unscored=unscored,
         )
-    skipped.warn("they count as not reaching the goal", stacklevel=1)
+    if unscored[0]:
+        warn(f"the model gave no finite score for {unscored[0]} of {unscored[1]} candidate molecules (it raised on them "
+             "or returned NaN or inf); they count as not reaching the goal")
     search_seconds = time.perf_counter() - start
     m = len(searched)
     top = {j: _by_similarity(paths)[:n_results] if paths[0].g <= 0 else paths for j, paths in found.items()}
