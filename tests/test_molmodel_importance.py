@@ -290,3 +290,20 @@ def test_fingerprint_estimator_occlusion_equals_predictions_on_the_masked_molecu
     masked = estimator.predict(fp.transform([mask_atoms(mol, [a]) for a in range(mol.GetNumAtoms())]).numpy())
     np.testing.assert_allclose(result.importance.numpy(), reference - masked)
     assert len(result.bond) == 0 and result.params["mask"] == "dummy"
+
+
+def test_masked_molecules_the_model_cannot_score_warn_and_leave_nan():
+    from probekit import ProbekitWarning
+
+    def no_dummies(smiles):
+        if any("*" in s for s in smiles):
+            raise ValueError("unknown atom *")
+        return count_oxygens_smiles(smiles)
+
+    def count_oxygens_smiles(smiles):
+        return torch.tensor([float(s.count("O")) for s in smiles])
+
+    adapter = MoleculeModel(no_dummies, kind="smiles", output=outputs.value(0), device="cpu")
+    with pytest.warns(ProbekitWarning, match="6 of 7 masked molecules have no score.*unknown atom"):
+        result = atom_importance(adapter, ["Oc1ccccc1"], mask="remove", n_random=10)
+    assert result.importance[0] == 1.0 and result.importance[1:].isnan().all() and result.errors == [None]

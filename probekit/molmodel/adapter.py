@@ -227,6 +227,20 @@ class MoleculeModel(Adapter):
         self.n_calls = 0
         self._auto_batch = False
 
+    def replace(self, **changes) -> "MoleculeModel":
+        """A copy with some settings changed (``output=``, ``batch_size=``, ``featurizer=``, ``kind=``...).
+
+        Examples
+        --------
+        >>> adapter = MoleculeModel(len, kind="smiles", device="cpu")
+        >>> adapter.replace(kind="mols").kind
+        'mols'
+        """
+        new = super().replace(**changes)
+        if "kind" in changes or "model" in changes:
+            new.kind = _resolve_kind(new.model, changes.get("kind", "auto" if "model" in changes else new.kind), new.featurizer)
+        return new
+
     # ------------------------------------------------------------ parsing
     def parse(self, molecules) -> tuple[list, list]:
         """Molecules as RDKit ``Mol`` objects, with the problem of each record that is none.

@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .._warnings import warn
 from ..probe.baseline import compared_stats
 from ..results import BaselineResult
 from .adapter import _records
@@ -149,8 +150,16 @@ def _masked_scores(adapter, mols: list, masks: list, how: str, bond_masks=None) 
     if not mols:
         return torch.zeros(0, dtype=torch.float64)
     if how == "features":
-        return adapter.score_masked(mols, masks, bond_masks=bond_masks)[0]
-    return adapter.score_molecules([mask_atoms(m, a, how=how) for m, a in zip(mols, masks)])[0]
+        scores, problems = adapter.score_masked(mols, masks, bond_masks=bond_masks)
+    else:
+        scores, problems = adapter.score_molecules([mask_atoms(m, a, how=how) for m, a in zip(mols, masks)])
+    failed = [p for p in problems if p is not None]
+    if failed:
+        warn(
+            f"{len(failed)} of {len(mols)} masked molecules have no score (their importance is NaN); "
+            f"the first: {failed[0]}"
+        )
+    return scores
 
 
 # --------------------------------------------------------------- molecules

@@ -71,25 +71,21 @@ def _empty(dtype=torch.float64):
     return field(default_factory=lambda: torch.zeros(0, dtype=dtype))
 
 
-def _per_molecule(result, n: int) -> list[dict]:
-    """The columns every row of molecule ``i`` repeats: id, smiles, error."""
-    return [{"id": result.ids[i], "smiles": result.smiles[i], "error": result.errors[i]} for i in range(n)]
-
-
 def _rows(result, items: dict, base_columns: dict) -> pd.DataFrame:
-    """One row per item (``items`` columns, first axis T), plus one error row per molecule without items."""
+    """One row per item (``items`` columns, first axis T), plus one error row per molecule without items, in molecule order."""
     molecules = result.molecule.numpy()
-    base = _per_molecule(result, len(result.ids))
-    frame = pd.DataFrame({"id": [base[i]["id"] for i in molecules], "smiles": [base[i]["smiles"] for i in molecules], **items})
+    frame = pd.DataFrame({"id": [result.ids[i] for i in molecules], "smiles": [result.smiles[i] for i in molecules], **items})
     frame["method"] = result.method
     frame["error"] = None
+    frame["_molecule"] = molecules
     missing = sorted(set(range(len(result.ids))) - set(molecules.tolist()))
     if missing:
-        errors = pd.DataFrame([{**base[i], **base_columns, "method": result.method} for i in missing])
+        errors = pd.DataFrame(
+            [{"id": result.ids[i], "smiles": result.smiles[i], **base_columns, "method": result.method,
+              "error": result.errors[i], "_molecule": i} for i in missing]
+        )  # fmt: skip
         frame = pd.concat([frame, errors], ignore_index=True) if len(frame) else errors
-        order = {molecule_id: k for k, molecule_id in enumerate(result.ids)}
-        frame = frame.sort_values("id", key=lambda ids: ids.map(order), kind="stable").reset_index(drop=True)
-    return frame
+    return frame.sort_values("_molecule", kind="stable").drop(columns="_molecule").reset_index(drop=True)
 
 
 def _top(result, names: list, values: torch.Tensor) -> tuple[list, list]:
