@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import sys
 
 import numpy as np
 import pandas as pd
@@ -68,7 +69,8 @@ class MoleculeBatch(list):
 
 
 def _is_chemprop(model) -> bool:
-    return type(model).__module__.startswith("chemprop") and hasattr(model, "message_passing")
+    models = sys.modules.get("chemprop.models")  # an MPNN exists only once chemprop is imported
+    return models is not None and isinstance(model, models.MPNN)
 
 
 def _resolve_kind(model, kind: str, featurizer) -> str:
@@ -167,7 +169,8 @@ class MoleculeModel(Adapter):
         What ``kind`` says it is.
     kind : {"auto", "smiles", "mols", "chemprop", "graph", "sklearn"}
         ``"smiles"``: a callable from a list of SMILES (RDKit's canonical SMILES of
-        each molecule) to a tensor or array (N,) or (N, n_out). ``"mols"``: the same from a list of RDKit molecules.
+        each molecule) to a tensor or array (N,) or (N, n_out).
+        ``"mols"``: the same from a list of RDKit molecules.
         ``"chemprop"``: a Chemprop v2 ``MPNN``, called on a ``BatchMolGraph``.
         ``"graph"``: a ``torch.nn.Module`` called on ``featurizer(mols)``: a tuple
         (such as :class:`probekit.molmodel.graph.GraphBatch`) is unpacked into the

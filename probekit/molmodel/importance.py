@@ -272,6 +272,28 @@ def integrated_gradients(adapter, mol, *, n_steps: int = 50) -> tuple[np.ndarray
     return a[0].sum(dim=-1).detach().double().cpu().numpy(), per_bond
 
 
+def _occlusion(adapter, ctx: _Context, how: str, n_steps: int) -> tuple[dict, list]:
+    """Per good molecule the score change of masking each atom (n_atoms,), and (molecule, bond, change) rows for bonds."""
+    pairs = [(i, (a,), ()) for i in ctx.good for a in range(ctx.mols[i].GetNumAtoms())]
+    n_atoms = len(pairs)
+    if how == "features":
+        pairs += [(i, (), (b,)) for i in ctx.good for b in range(ctx.mols[i].GetNumBonds())]
+    scores = _masked_scores(adapter, [ctx.mols[i] for i, _, _ in pairs], [a for _, a, _ in pairs], how, [b for _, _, b in pairs])
+    effects = np.array([float(ctx.reference[i]) for i, _, _ in pairs]) - scores.numpy()
+    start_of = np.cumsum([0] + [ctx.mols[i].GetNumAtoms() for i in ctx.good])
+    values = {i: effects[start_of[k] : start_of[k + 1]] for k, i in enumerate(ctx.good)}
+    return values, [(i, b[0], float(e)) for (i, _, b), e in zip(pairs[n_atoms:], effects[n_atoms:])]
+
+
+def _gradients(adapter, ctx: _Context, how: str, n_steps: int) -> tuple[dict, list]:
+    """Per good molecule the integrated gradients of its atoms (n_atoms,), and (molecule, bond, attribution) rows."""
+    values, bond_rows = {}, []
+    for i in ctx.good:
+        values[i], bonds = integrated_gradients(adapter, ctx.mols[i], n_steps=n_steps)
+        bond_rows += [(i, b, float(v)) for b, v in enumerate(bonds)]
+    return values, bond_rows
+
+
 def atom_importance(
     adapter, molecules, *, method: str = "auto", mask: str = "auto", n_random: int = 200, n_steps: int = 50, seed: int = 0
 ) -> AtomImportance:
@@ -321,21 +343,7 @@ def atom_importance(
     method = _resolve_method(adapter, method)
     how = _mask_kind(adapter, mask)
     ctx = _Context(adapter, molecules)
-    values, bond_rows = {}, []
-    if method == "occlusion":
-        bonds = how == "features"
-        pairs = [(i, (a,), ()) for i in ctx.good for a in range(ctx.mols[i].GetNumAtoms())]
-        pairs += [(i, (), (b,)) for i in ctx.good for b in range(ctx.mols[i].GetNumBonds())] if bonds else []
-        scores = _masked_scores(adapter, [ctx.mols[i] for i, _, _ in pairs], [a for _, a, _ in pairs], how, [b for _, _, b in pairs])
-        effects = np.array([float(ctx.reference[i]) for i, _, _ in pairs]) - scores.numpy()
-        start_of = np.cumsum([0] + [ctx.mols[i].GetNumAtoms() for i in ctx.good])
-        for k, i in enumerate(ctx.good):
-            values[i] = effects[start_of[k] : start_of[k + 1]]
-        bond_rows = [(i, b[0], float(e)) for (i, _, b), e in zip(pairs[start_of[-1] :], effects[start_of[-1] :])]
-    else:
-        for i in ctx.good:
-            values[i], bonds = integrated_gradients(adapter, ctx.mols[i], n_steps=n_steps)
-            bond_rows += [(i, b, float(v)) for b, v in enumerate(bonds)]
+    values, bond_rows = (_occlusion if method == "occlusion" else _gradients)(adapter, ctx, how, n_steps)
     molecule, atom, element, importance, draws, ranks = [], [], [], [], [], []
     for i in ctx.good:
         v = values[i]
