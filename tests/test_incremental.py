@@ -330,6 +330,17 @@ def test_interior_chunks_match_per_mutant_forward_passes(name, device, monkeypat
     _check(adapter, adapter.encode(random_sequences(2, length, seed=4)))
 
 
+@pytest.mark.parametrize("name", list(CASES))
+def test_a_few_positions_read_in_place_match_per_mutant_forward_passes(name, device):
+    # scanning a few positions (a variant's) gathers the reference windows where they lie instead of
+    # copying whole activations: the first, middle and last positions check the edges too
+    build, length, layout, output = CASES[name]
+    adapter = SequenceModel(build(), output=output, layout=layout, device=device, batch_size=64, strands="both")
+    X = adapter.encode(random_sequences(3, length, seed=6))
+    for positions in ([0], [length // 2], [length - 1]):
+        _check(adapter, X, positions)
+
+
 def test_reverse_complement_strands_and_position_subset():
     adapter = SequenceModel(_seeded(BassetSmall()), output=outputs.logit(1), device="cpu", strands="both")
     X = adapter.encode(random_sequences(3, 64, seed=5))

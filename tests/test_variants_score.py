@@ -284,3 +284,55 @@ def test_a_window_without_enough_bases_has_no_random_context(tmp_path):
     assert frame["error"][0] is None and frame["delta"][0] == 0.0
     assert frame["context"][0] == "none: no random 3-base substitution of the REF window could be scored"
     assert math.isnan(frame["p_value"][0]) and math.isnan(frame["context_rank"][0])
+
+
+def test_snvs_without_context_equal_explicit_passes_and_fall_back_for_untraceable_models(tmp_path):
+    import numpy as np
+    import torch
+
+    from probekit.testing import ToyConv
+    from probekit.variants import variant_windows
+
+    rng = np.random.default_rng(3)
+    sequence = "".join(rng.choice(list("ACGT"), 200))
+    path = tmp_path / "g.fa"
+    path.write_text(f">chr1\n{sequence}\n")
+    positions = list(range(30, 170, 7))
+    refs = [sequence[p - 1] for p in positions]
+    alts = ["ACGT"[("ACGT".index(r) + 1 + k % 3) % 4] for k, r in enumerate(refs)]
+    variants = pd.DataFrame({"chrom": "chr1", "pos": positions, "ref": refs, "alt": alts})
+    model = ToyConv(seed=5)
+    windows = variant_windows(variants, Genome(path), length=41)
+    with torch.no_grad():
+        explicit_ref = model(SequenceModel(model, output=1).encode(list(windows["ref_window"])))[:, 1].double().numpy()
+        explicit_alt = model(SequenceModel(model, output=1).encode(list(windows["alt_window"])))[:, 1].double().numpy()
+    for wrapped in (model, lambda x: model(x)):  # the second cannot be traced: forward passes
+        frame = score_variants(SequenceModel(wrapped, output=1, device="cpu"), variants, path, length=41, context=False).to_frame()
+        np.testing.assert_allclose(frame["ref_score"], explicit_ref, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(frame["alt_score"], explicit_alt, rtol=1e-5, atol=1e-6)
+        assert frame["p_value"].isna().all()
+
+
+def test_snvs_without_context_name_windows_the_model_fails_on(tmp_path):
+    import torch
+
+    from probekit.testing import ToyConv
+
+    path = tmp_path / "g.fa"
+    path.write_text(">chr1\n" + "ACGT" * 20 + "\n")
+
+    class NanOnG(torch.nn.Module):
+        """NaN for every window with a G at position 10 (where the variant sits)."""
+
+        def __init__(self):
+            super().__init__()
+            self.inner = ToyConv()
+
+        def forward(self, x):
+            y = self.inner(x)
+            return torch.where(x[:, 2:3, 10] > 0, torch.full_like(y, torch.nan), y)
+
+    variants = pd.DataFrame({"chrom": "chr1", "pos": [12, 13], "ref": ["T", "A"], "alt": ["G", "C"]})
+    frame = score_variants(SequenceModel(NanOnG(), output=1, device="cpu"), variants, path, length=20, context=False).to_frame()
+    assert "ALT window" in frame["error"][0] and "NaN" in frame["error"][0]
+    assert frame["error"][1] is None and np.isfinite(frame["delta"][1])

@@ -18,11 +18,21 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import functools
+import re
+
 import numpy as np
 import torch
 
 IUPAC_AMBIGUITY = set("RYSWKMBDHV")
 COMPLEMENT = {"A": "T", "C": "G", "G": "C", "T": "A"}
+
+
+@functools.lru_cache(maxsize=16)
+def _invalid_pattern(alphabet: str) -> "re.Pattern":
+    """A regular expression matching any character that is not a base of ``alphabet`` or N (either case)."""
+    letters = "".join(sorted(set(alphabet.upper() + alphabet.lower() + "Nn")))
+    return re.compile(f"[^{re.escape(letters)}]")
 
 
 def validate_sequence(sequence: str, *, alphabet: str = "ACGT", record: str = "?") -> str | None:
@@ -37,6 +47,8 @@ def validate_sequence(sequence: str, *, alphabet: str = "ACGT", record: str = "?
     """
     if len(sequence) == 0:
         return f"record {record!r}: empty sequence"
+    if _invalid_pattern(alphabet).search(sequence) is None:
+        return None
     allowed = set(alphabet.upper()) | {"N"}
     letters = ", ".join(alphabet.upper())
     for position, char in enumerate(sequence):

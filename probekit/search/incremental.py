@@ -594,9 +594,10 @@ def _recompute_info(params: dict, src: _Local, value) -> _Local | None:
 class _Reference:
     """Cached reference activations of one strand and fast reads of their windows."""
 
-    def __init__(self, plan: _Plan, env: dict):
+    def __init__(self, plan: _Plan, env: dict, *, in_place: bool = False):
         self.plan = plan
         self.env = env
+        self.in_place = in_place  # few positions scanned: read windows where they are, never copy whole activations
         self.canonical = {}  # node -> (N, C, L)
         for node, info in plan.local.items():
             v = env[node]
@@ -642,15 +643,32 @@ class _Reference:
             self._flat[key] = entry
         return entry
 
+    def rows_at(self, node, rows, positions, pads=(0, 0), pad_value=0.0) -> torch.Tensor:
+        """Reference values of ``node`` at ``positions`` (M, K) of inputs ``rows`` (M,): (M * K, C), channel-last.
+
+        ``pads`` (left, right) must cover every position read outside [0, L); they read ``pad_value``.
+        """
+        ref = self.canonical[node]
+        channels, length = ref.shape[1], ref.shape[2]
+        if self.in_place:
+            # a handful of positions per input: gathering the few reads costs less than first copying
+            # the whole activation into rows (which a scan of many positions reuses); same values
+            inside = (positions >= 0) & (positions < length)
+            values = ref.transpose(1, 2)[rows[:, None].expand_as(positions), positions.clamp(0, length - 1)]
+            if not bool(inside.all()):
+                values = values.masked_fill(~inside[..., None], pad_value)
+            return values.reshape(-1, channels)
+        flat, padded_length, left = self.flat(node, pads, pad_value)
+        return flat.index_select(0, ((rows * padded_length + left)[:, None] + positions).reshape(-1))
+
     def windows(self, node, rows, q0, width, pads=(0, 0), pad_value=0.0) -> torch.Tensor:
         """Reference values of ``node`` at q0 .. q0 + width - 1 for each row: (M, C, width).
 
         ``pads`` (left, right) must cover every position read outside [0, L); they are
         filled with ``pad_value``.
         """
-        flat, padded_length, left = self.flat(node, pads, pad_value)
-        index = (rows * padded_length + q0 + left)[:, None] + self.arange(width, q0.device)
-        return flat.index_select(0, index.reshape(-1)).view(rows.shape[0], width, -1).transpose(1, 2)
+        values = self.rows_at(node, rows, q0[:, None] + self.arange(width, q0.device), pads, pad_value)
+        return values.view(rows.shape[0], width, -1).transpose(1, 2)
 
 
 def _pads(q0: torch.Tensor, width: int, length: int) -> tuple[int, int]:
@@ -750,23 +768,22 @@ class _Engine:
         """
         info = self.plan.local[node]
         m, channels = rows.shape[0], win.shape[1]
-        flat, padded_length, left = self.ref.flat(node, pads, pad_value)
+        dtype, device = self.ref.canonical[node].dtype, self.ref.canonical[node].device
         if covered:
-            buffer = torch.empty(m * width, channels, dtype=flat.dtype, device=flat.device)
+            buffer = torch.empty(m * width, channels, dtype=dtype, device=device)
             row = torch.arange(m, device=q0.device)[:, None] * width
             offset = (starts_in - q0)[:, None]
             if width > info.width:
                 j = self.ref.arange(width - info.width, q0.device)
                 around = j + info.width * (j >= offset)  # (M, width - W_in): the positions off the window
-                reads = flat.index_select(0, ((rows * padded_length + q0 + left)[:, None] + around).reshape(-1))
+                reads = self.ref.rows_at(node, rows, q0[:, None] + around, pads, pad_value)
                 buffer.index_copy_(0, (row + around).reshape(-1), reads)
             dest = (row + offset + self.ref.arange(info.width, q0.device)).reshape(-1)
             buffer.index_copy_(0, dest, win.transpose(1, 2).reshape(-1, channels))
             return buffer.view(m, width, channels).transpose(1, 2)
         ar = self.ref.arange(width, q0.device)
-        buffer = torch.empty(m * (width + info.width), channels, dtype=flat.dtype, device=flat.device)
-        index = ((rows * padded_length + q0 + left)[:, None] + ar).reshape(-1)
-        torch.index_select(flat, 0, index, out=buffer[: m * width])
+        buffer = torch.empty(m * (width + info.width), channels, dtype=dtype, device=device)
+        buffer[: m * width] = self.ref.rows_at(node, rows, q0[:, None] + ar, pads, pad_value)
         rel = (starts_in - q0)[:, None] + self.ref.arange(info.width, q0.device)  # (M, W_in)
         inside = (rel >= 0) & (rel < width)
         row = torch.arange(m, device=q0.device)[:, None]
@@ -1072,7 +1089,7 @@ def _scan_block(adapter, model, graph, X, offset, positions, fn, skip):
         raw = env[_output(plan.graph)]
         raw = raw.float() if raw.dtype in (torch.float16, torch.bfloat16) else raw
         ref_raw = raw if ref_raw is None else 0.5 * (ref_raw + raw)
-        engines.append(_Engine(model, plan, _Reference(plan, env)))
+        engines.append(_Engine(model, plan, _Reference(plan, env, in_place=4 * positions.numel() <= length)))
 
     ref_values = fn(ref_raw, torch.arange(offset, offset + n, device=device))
     rest = tuple(ref_values.shape[1:])

@@ -18,8 +18,10 @@ How each variant is scored, with ``context=True`` (the default):
   number of bases (``n_bases``) in the REF window
   (:func:`probekit.search.random_substitutions`).
 
-With ``context=False`` every variant is scored by forward passes of its two
-windows only (one pass per distinct window), which is cheaper when no ranking is wanted.
+With ``context=False`` no ranking is computed: SNVs get their REF and ALT
+scores from one pass of the REF window and a local recomputation around the
+variant (the incremental engine of saturation mutagenesis, where the model
+allows), the other variants from one forward pass of each distinct window.
 
 The context columns count the variant in its set: ``context_rank`` is
 ``1 + #(|change| > |delta|)``, ``context_percentile`` is
@@ -264,6 +266,45 @@ def _score_snvs_by_ism(adapter, chunk: _Chunk, sites: dict, *, progress: bool) -
     return left
 
 
+def _score_snvs_locally(adapter, chunk: _Chunk, sites: dict) -> np.ndarray:
+    """REF and ALT scores of SNVs from one pass per REF window plus a local recomputation around each variant.
+
+    The incremental engine scores every base at the variant's position from the
+    REF window's cached activations; only the layers' outputs that the position
+    reaches are recomputed. Returns the rows it scored (none when the model cannot
+    be analysed, when it raises, or for rows with a non-finite score: forward passes
+    then score them and name any problem).
+    """
+    from ..search.incremental import incremental_single_substitutions
+
+    rows = np.array(sorted(sites), dtype=np.int64)
+    positions = np.array([sites[i][0] for i in rows], dtype=np.int64)
+    done = []
+    for position in np.unique(positions):
+        members = rows[positions == position]
+        distinct, inverse = _unique(list(chunk.windows["ref_window"].iloc[members]))
+        X = adapter.encode(distinct)
+        try:
+            values = incremental_single_substitutions(adapter, X, [int(position)], lambda y, r: adapter.output(y))
+        except ModelOutputError:
+            raise
+        except ModelCallError:
+            return np.array(done, dtype=np.int64)
+        if values is None:
+            return np.array(done, dtype=np.int64)
+        values = values[:, 0].detach().double().cpu().numpy()  # (U, 4)
+        ref_index = X[:, :, int(position)].argmax(dim=1).cpu().numpy()
+        ref_score = values[inverse, ref_index[inverse]]
+        alt_score = values[inverse, [sites[i][1] for i in members]]
+        finite = np.isfinite(ref_score) & np.isfinite(alt_score)
+        kept = members[finite]
+        chunk.numbers["ref_score"][kept] = ref_score[finite]
+        chunk.numbers["alt_score"][kept] = alt_score[finite]
+        chunk.numbers["delta"][kept] = alt_score[finite] - ref_score[finite]
+        done.extend(kept.tolist())
+    return np.array(done, dtype=np.int64)
+
+
 def _score_alts(adapter, chunk: _Chunk, rows: np.ndarray) -> np.ndarray:
     """ALT scores and deltas by forward passes; returns the rows the model scored."""
     distinct, inverse = _unique(list(chunk.windows["alt_window"].iloc[rows]))
@@ -378,9 +419,14 @@ def _score_chunk(adapter, windows: pd.DataFrame, *, offset, length, context, n_d
     if context:
         chunk.extra["in_critical_region"] = [None] * len(windows)
     rows = np.flatnonzero(chunk.good())
+    local = np.zeros(0, dtype=np.int64)
+    if not context and rows.size:
+        sites = _ism_sites(adapter, chunk, rows, offset, length)
+        local = _score_snvs_locally(adapter, chunk, sites) if sites else local
+        rows = np.setdiff1d(rows, local)
     if rows.size:
         _score_refs(adapter, chunk, rows)
-    rows = np.flatnonzero(chunk.good())
+    rows = np.setdiff1d(np.flatnonzero(chunk.good()), local)
     explicit = rows
     if context and rows.size:
         sites = _ism_sites(adapter, chunk, rows, offset, length)
