@@ -125,18 +125,26 @@ def test_annotated_vcf_reads_back_with_every_parsed_record(run):
     assert table["id"].tolist() == frame["id"].tolist()
 
 
-def test_summary_names_motif_columns_when_present(run):
-    frame = run.frame.copy()
-    lines = demo_summary(frame, top=3)
+def test_motif_columns_name_every_loss_and_nothing_else(run):
+    frame = run.frame
+    losses = frame[frame["role"] == "motif loss"]
+    assert (losses["motif_change"] == "loss").all()
+    assert [r.split(" ")[0] for r in losses["motif_ref"]] == losses["planted"].tolist()
+    assert (losses["motif_ref_p"] <= 1e-4).all() and (losses["motif_delta"] < -5).all()
+    others = frame[(frame["role"] == "neutral")]
+    assert (others["motif_change"] == "").all()
+
+
+def test_summary_names_the_losses(run):
+    lines = demo_summary(run.frame, top=3)
     assert lines[0] == "top 3 of 20 scored variants by |delta|:"
-    assert all("destroys the planted" in line for line in lines[1:4])
+    assert lines[1].startswith("   1. fosjun_1  SNV  delta -11") and lines[1].endswith("FOS::JUN MA0099.4 site lost (-8.8 bits)")
+    assert all(" site lost (" in line for line in lines[1:4])
     assert lines[4] == "motif losses rank 1, 2, 3, 4, 5, 6, 7, 8, 9 by |delta| (all 9 in the top 9)"
-    frame["motif_change"] = ["loss" if r == "motif loss" else "" for r in frame["role"]]
-    frame["motif_ref"] = frame["planted"]
-    frame["motif_alt"] = ""
-    frame["motif_ref_score"], frame["motif_alt_score"] = 14.0, 2.5
-    top = demo_summary(frame, top=1)[1]
-    assert top.endswith("motif loss (match score 14.0 -> 2.5)") and "FOS::JUN" in top
+    assert lines[5] == "the motif columns call 9 of 9 a loss of the planted factor; 0 other variants have a motif change"
+    without = demo_summary(run.frame.drop(columns=[c for c in run.frame if c.startswith("motif_")]), top=3)
+    assert all("destroys the planted" in line for line in without[1:4])
+    assert not any(line.startswith("the motif columns") for line in without)
 
 
 def test_cli_demo_variants(tmp_path, capsys):
@@ -147,5 +155,6 @@ def test_cli_demo_variants(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "motif losses rank 1, 2, 3, 4, 5, 6, 7, 8, 9 by |delta| (all 9 in the top 9)" in out
+    assert "the motif columns call 9 of 9 a loss of the planted factor" in out
     assert "8 records not scored, each an error row naming it:" in out
     assert (tmp_path / "variants_demo.tsv").exists() and (tmp_path / "variants_demo.vcf.gz.tbi").exists()

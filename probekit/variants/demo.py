@@ -546,7 +546,8 @@ def _naming_line(scored: pd.DataFrame, losses: pd.DataFrame) -> str:
     'the motif columns call 1 of 2 a loss of the planted factor; 1 other variant has a motif change'
     """
     change = losses["motif_change"].fillna("")
-    named = change.str.contains("loss") & [str(r).split(" ")[0] == p for r, p in zip(losses["motif_ref"], losses["planted"])]
+    factor = np.array([str(r).split(" ")[0] == p for r, p in zip(losses["motif_ref"], losses["planted"])], dtype=bool)
+    named = change.str.contains("loss").to_numpy() & factor
     others = int((scored["motif_change"].fillna("") != "").sum() - (change != "").sum())
     return (f"the motif columns call {int(named.sum())} of {len(losses)} a loss of the planted factor; "
             f"{others} other variant{' has' if others == 1 else 's have'} a motif change")  # fmt: skip
