@@ -174,7 +174,7 @@ def test_gradient_attributions_equal_captum_run_directly():
 
     adapter = graphnet_adapter()
     mol = Chem.MolFromSmiles("CC(=O)Nc1ccc(O)cc1")
-    atoms, bonds = integrated_gradients(adapter, mol, n_steps=64)
+    ((atoms, bonds),) = integrated_gradients(adapter, [mol], n_steps=64)
     graph = featurize_graphs([mol])
     net = adapter.model.eval()
     a, b = IntegratedGradients(lambda xs, es: net(*copies(mol, xs, es))[:, 0]).attribute(
@@ -185,6 +185,15 @@ def test_gradient_attributions_equal_captum_run_directly():
     with torch.no_grad():
         full = net(*graph)[0, 0] - net(*copies(mol, torch.zeros_like(graph.x)[None], torch.zeros_like(graph.edge_attr)[None]))[0, 0]
     assert atoms.sum() + bonds.sum() == pytest.approx(float(full), rel=2e-2, abs=2e-3)
+
+
+def test_gradients_of_molecules_sharing_calls_equal_those_one_by_one():
+    mols = [Chem.MolFromSmiles(s) for s in ["CC(=O)Nc1ccc(O)cc1", "CCO", "c1ccncc1C#N"]]
+    together = integrated_gradients(graphnet_adapter(batch_size=64), mols, n_steps=16)
+    for mol, (atoms, bonds) in zip(mols, together):
+        ((alone_atoms, alone_bonds),) = integrated_gradients(graphnet_adapter(batch_size=16), [mol], n_steps=16)
+        np.testing.assert_allclose(atoms, alone_atoms, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(bonds, alone_bonds, rtol=1e-4, atol=1e-6)
 
 
 def test_gradient_method_gives_bond_rows_and_auto_picks_it_for_graph_models():
@@ -216,7 +225,7 @@ def test_chemprop_gradients_equal_captum_on_its_batch_graph():
     model = MPNN(cnn.BondMessagePassing(d_h=16, depth=2), cnn.MeanAggregation(), cnn.RegressionFFN(input_dim=16, hidden_dim=8)).eval()
     adapter = MoleculeModel(model, output=outputs.value(0), device="cpu")
     mol = Chem.MolFromSmiles("Oc1ccccc1C")
-    atoms, bonds = integrated_gradients(adapter, mol, n_steps=16)
+    ((atoms, bonds),) = integrated_gradients(adapter, [mol], n_steps=16)
     graph = SimpleMoleculeMolGraphFeaturizer()(mol)
 
     def forward(vs, es):

@@ -347,21 +347,28 @@ class MoleculeModel(Adapter):
             graphs = _with(graphs, name, x * keep)
         return graphs
 
-    def graph_score_fn(self, mol):
-        """Atom and bond features of ``mol`` and a differentiable score of copies of it with other features.
+    def graph_score_fn(self, mols):
+        """Atom and bond features of molecules and a differentiable score of copies of them with other features.
 
         For gradient attributions (captum): the function takes atom features
-        (S, A, F_atom) and bond features (S, E, F_bond), builds S copies of the
-        molecule's graph carrying them, and returns the S scores. Call it inside
-        :meth:`session`. Each call counts S molecules in :attr:`n_calls`.
+        (S, A, F_atom) and bond features (S, E, F_bond) of all the molecules
+        together, builds S copies of their graphs carrying them, and returns per
+        copy the sum of the molecules' scores (S,). The molecules' graphs are
+        disjoint, so the gradient at an atom is that of its own molecule's score.
+        Call it inside :meth:`session`. Each call counts S times the molecules in :attr:`n_calls`.
+
+        Parameters
+        ----------
+        mols : list of rdkit.Chem.Mol, length k
 
         Returns
         -------
         atoms : torch.Tensor of shape (A, F_atom)
+            Atom features, molecule after molecule.
         bonds : torch.Tensor of shape (E, F_bond)
             One row per directed edge of the model's graph.
         edges : torch.Tensor of shape (2, E)
-            The atoms each edge joins.
+            The atoms (numbered across the molecules) each edge joins.
         score : callable
             ``(S, A, F_atom), (S, E, F_bond) -> (S,)``; both inputs take part in its
             autograd graph even where the model ignores one (its gradient is then zero).
@@ -369,18 +376,20 @@ class MoleculeModel(Adapter):
         names = self.feature_names()
         if names is None:
             raise TypeError(f"gradient attributions need a graph model (kind 'chemprop' or 'graph'), not kind {self.kind!r}")
-        graphs = self._graphs([mol])
+        mols = list(mols)
+        graphs = self._graphs(mols)
         atoms, bonds = getattr(graphs, names[0]), getattr(graphs, names[1])
 
         def score(xs: torch.Tensor, es: torch.Tensor) -> torch.Tensor:
-            copies = self._graphs([mol] * xs.shape[0])
+            copies = self._graphs(mols * xs.shape[0])
             copies = _with(copies, names[0], xs.reshape(-1, atoms.shape[1]).to(atoms.dtype))
             copies = _with(copies, names[1], es.reshape(-1, bonds.shape[1]).to(bonds.dtype))
-            self.n_calls += xs.shape[0]
+            n = xs.shape[0] * len(mols)
+            self.n_calls += n
             y = _as_output_tensor(self._forward_molecules(copies))
-            _check_output(y, xs.shape[0])
+            _check_output(y, n)
             unused = 0.0 * (xs.reshape(xs.shape[0], -1).sum(1) + es.reshape(es.shape[0], -1).sum(1))
-            return self.output(y if y.ndim > 1 else y[:, None]) + unused.to(y.dtype)
+            return self.output(y if y.ndim > 1 else y[:, None]).reshape(xs.shape[0], len(mols)).sum(1) + unused.to(y.dtype)
 
         return atoms.detach(), bonds.detach(), graphs.edge_index.detach(), score
 

@@ -223,26 +223,27 @@ def _resolve_method(adapter, method: str) -> str:
     return method
 
 
-def integrated_gradients(adapter, mol, *, n_steps: int = 50) -> tuple[np.ndarray, np.ndarray]:
-    """Integrated gradients of a graph model's score over one molecule's atom and bond features.
+def integrated_gradients(adapter, molecules, *, n_steps: int = 50) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Integrated gradients of a graph model's score over each molecule's atom and bond features.
 
     captum's ``IntegratedGradients`` from all-zero features to the molecule's own,
     summed over the features of each atom and over the features of both directed
-    edges of each bond.
+    edges of each bond. Molecules share model calls: each call holds up to about
+    ``adapter.batch_size`` molecule copies.
 
     Parameters
     ----------
     adapter : MoleculeModel
         Of kind ``"chemprop"`` or ``"graph"``.
-    mol : rdkit.Chem.Mol
+    molecules : list of rdkit.Chem.Mol
     n_steps : int
-        Steps of the path integral (one model call of ``n_steps`` copies of the molecule).
+        Steps of the path integral.
 
     Returns
     -------
-    atoms : numpy.ndarray of shape (n_atoms,)
-    bonds : numpy.ndarray of shape (n_bonds,)
-        Together they sum to about the score minus the score with all features zero.
+    list of (atoms, bonds)
+        Per molecule, ``atoms`` (n_atoms,) and ``bonds`` (n_bonds,) numpy arrays; together
+        they sum to about the score minus the score with all features zero.
 
     Examples
     --------
@@ -252,24 +253,36 @@ def integrated_gradients(adapter, mol, *, n_steps: int = 50) -> tuple[np.ndarray
     >>> def n_oxygens(x, edge_index, edge_attr, batch):
     ...     return torch.zeros(int(batch.max()) + 1).index_add(0, batch, x[:, 2])
     >>> adapter = MoleculeModel(n_oxygens, kind="graph", featurizer=featurize_graphs, device="cpu")
-    >>> atoms, bonds = integrated_gradients(adapter, Chem.MolFromSmiles("OCC"), n_steps=8)
-    >>> atoms.round(6).tolist(), bonds.tolist()
-    ([1.0, 0.0, 0.0], [0.0, 0.0])
+    >>> [(a.round(6).tolist(), b.tolist()) for a, b in integrated_gradients(adapter, [Chem.MolFromSmiles("OCC")], n_steps=8)]
+    [([1.0, 0.0, 0.0], [0.0, 0.0])]
     """
     from captum.attr import IntegratedGradients
 
-    atoms, bonds, edges, score = adapter.graph_score_fn(mol)
-    with adapter.session(), torch.enable_grad():
-        a, b = IntegratedGradients(score).attribute(
-            (atoms[None], bonds[None]), baselines=(torch.zeros_like(atoms)[None], torch.zeros_like(bonds)[None]), n_steps=n_steps
-        )
-    per_bond = np.zeros(mol.GetNumBonds())
-    per_edge = b[0].sum(dim=-1).detach().double().cpu().numpy()
-    for (u, v), value in zip(edges.T.tolist(), per_edge):
-        bond = mol.GetBondBetweenAtoms(int(u), int(v))
+    mols, out = list(molecules), []
+    per_call = max(1, adapter.batch_size // max(1, n_steps))
+    for first in range(0, len(mols), per_call):
+        chunk = mols[first : first + per_call]
+        atoms, bonds, edges, score = adapter.graph_score_fn(chunk)
+        with adapter.session(), torch.enable_grad():
+            a, b = IntegratedGradients(score).attribute(
+                (atoms[None], bonds[None]), baselines=(torch.zeros_like(atoms)[None], torch.zeros_like(bonds)[None]),
+                n_steps=n_steps, internal_batch_size=max(1, adapter.batch_size // len(chunk)),
+            )  # fmt: skip
+        out += _per_molecule(chunk, a[0].sum(dim=-1), b[0].sum(dim=-1), edges)
+    return out
+
+
+def _per_molecule(mols: list, atom_values: torch.Tensor, edge_values: torch.Tensor, edges: torch.Tensor) -> list:
+    """Atom values (A,) and directed-edge values (E,) of molecules batched together, split into (atoms, bonds) per molecule."""
+    starts = np.cumsum([0] + [m.GetNumAtoms() for m in mols])
+    atom_values = atom_values.detach().double().cpu().numpy()
+    out = [(atom_values[starts[k] : starts[k + 1]], np.zeros(m.GetNumBonds())) for k, m in enumerate(mols)]
+    for (u, v), value in zip(edges.T.tolist(), edge_values.detach().double().cpu().tolist()):
+        k = int(np.searchsorted(starts, u, side="right")) - 1
+        bond = mols[k].GetBondBetweenAtoms(int(u - starts[k]), int(v - starts[k]))
         if bond is not None:
-            per_bond[bond.GetIdx()] += value
-    return a[0].sum(dim=-1).detach().double().cpu().numpy(), per_bond
+            out[k][1][bond.GetIdx()] += value
+    return out
 
 
 def _occlusion(adapter, ctx: _Context, how: str, n_steps: int) -> tuple[dict, list]:
@@ -288,8 +301,8 @@ def _occlusion(adapter, ctx: _Context, how: str, n_steps: int) -> tuple[dict, li
 def _gradients(adapter, ctx: _Context, how: str, n_steps: int) -> tuple[dict, list]:
     """Per good molecule the integrated gradients of its atoms (n_atoms,), and (molecule, bond, attribution) rows."""
     values, bond_rows = {}, []
-    for i in ctx.good:
-        values[i], bonds = integrated_gradients(adapter, ctx.mols[i], n_steps=n_steps)
+    for i, (atoms, bonds) in zip(ctx.good, integrated_gradients(adapter, [ctx.mols[i] for i in ctx.good], n_steps=n_steps)):
+        values[i] = atoms
         bond_rows += [(i, b, float(v)) for b, v in enumerate(bonds)]
     return values, bond_rows
 
