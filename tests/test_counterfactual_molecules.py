@@ -206,3 +206,16 @@ def test_an_input_the_model_fails_on_is_an_error_row_and_the_rest_go_on():
     assert "no bromine, please" in result.errors[0] and result.errors[1] is None
     assert result.success.tolist() == [False, True]
     assert not any("Br" in s for s in result.counterfactuals[1])
+
+
+def test_a_read_molecules_frame_gives_its_ids_and_error_rows():
+    from probekit import read_molecules
+
+    frame = read_molecules({"hpa": "Oc1ccc(CC(=O)O)cc1", "bad": "C1CC"})
+    adapter = MoleculeModel(lambda s: [_phenols(x) for x in s], kind="smiles", device="cpu")
+    result = counterfactual_molecules(adapter, frame, n_candidates=20, n_random=0, operators=["atom"])
+    assert result.ids == ["hpa", "bad"] and result.smiles == ["O=C(O)Cc1ccc(O)cc1", "C1CC"]
+    assert result.errors[0] is None and "bad" in result.errors[1]
+    single = counterfactual_molecules(adapter, Chem.MolFromSmiles("Oc1ccccc1"), n_candidates=20, n_random=0,
+                                      operators=["atom"])
+    assert single.success.tolist() == [True] and single.smiles == ["Oc1ccccc1"]

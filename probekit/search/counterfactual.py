@@ -187,9 +187,9 @@ class CounterfactualResult(Result):
         )
 
     def baseline(self) -> BaselineResult:
-        """The random walks' score changes as a :class:`~probekit.results.BaselineResult` (``k`` per input in ``params``)."""
-        return BaselineResult(deltas=self.random_deltas, k=self.params.get("max_edits", 1), kind="molecule_edits",
-                              ids=self._id_list(), params={"k": self.n_edits, "seed": self.params.get("seed")})
+        """The random walks' score changes as a :class:`~probekit.results.BaselineResult`, ``k`` the edits of each input's walks."""
+        return BaselineResult(deltas=self.random_deltas, k=self.n_edits.tolist(), kind="molecule_edits",
+                              ids=self._id_list(), params={"seed": self.params.get("seed")})
 
 
 def _check(name: str, value, *, allow_none: bool = False, minimum: int = 1) -> None:
@@ -346,12 +346,13 @@ def _inputs(scorer, molecules, ids) -> tuple[list, list, list, list]:
     """Parsed molecules, problems, ids and the text of each record."""
     from ..molmodel.mutate import canonical
 
-    mols, problems = scorer.parse(molecules)
-    records = molecules if not isinstance(molecules, (str, pd.DataFrame)) else None
-    if isinstance(molecules, str):
-        records = [molecules]
-    elif isinstance(molecules, pd.DataFrame):
-        records = list(molecules["smiles"]) if "smiles" in molecules.columns else [None] * len(mols)
+    if isinstance(molecules, pd.DataFrame):
+        column = "smiles" if "smiles" in molecules.columns else "mol"
+        records = list(molecules[column]) if column in molecules.columns else []
+    else:
+        records = [molecules] if isinstance(molecules, str) or hasattr(molecules, "GetAtoms") else list(molecules)
+    mols, problems = scorer.parse(molecules if isinstance(molecules, pd.DataFrame) else records)
+    records = records if len(records) == len(mols) else [None] * len(mols)
     texts = [canonical(m) if m is not None else str(records[i]) for i, m in enumerate(mols)]
     id_list = _ids(molecules, ids, len(mols)) or [f"mol{i}" for i in range(len(mols))]
     return mols, problems, id_list, texts
