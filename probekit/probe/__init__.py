@@ -73,8 +73,11 @@ def probe(
 
     Parameters
     ----------
-    adapter : SequenceModel or FeatureModel
-        Feature models are probed by :func:`probekit.probe.molecules.probe_features`.
+    adapter : SequenceModel, FeatureModel or MoleculeModel
+        Feature models are probed by :func:`probekit.probe.molecules.probe_features`,
+        molecule models (graph networks, black boxes) by
+        :func:`probekit.probe.molmodels.probe_molecule_model` (atoms, fragments,
+        counterfactual molecules; ``baseline_draws`` random draws for each baseline).
     inputs : FASTA path, list of str, dict, DataFrame or one-hot tensor (N, 4, L)
     goal : Goal or str, optional
         Default :func:`probekit.goals.flip`.
@@ -129,6 +132,15 @@ def probe(
     >>> len(report.to_frame())
     14
     """
+    from ..molmodel.adapter import MoleculeModel
+
+    if isinstance(adapter, MoleculeModel):
+        if motifs is not False or window is not None or motif_query is not None:
+            raise ValueError("motifs=, motif_query= and window= apply to DNA models only")
+        from .molmodels import probe_molecule_model
+
+        return probe_molecule_model(adapter, inputs, goal=goal, max_edits=3 if max_edits is None else max_edits,
+                                    n_random=baseline_draws, seed=seed, progress=progress, **feature_options)  # fmt: skip
     if isinstance(adapter, FeatureModel):
         if motifs is not False or window is not None or motif_query is not None:
             raise ValueError("motifs=, motif_query= and window= apply to DNA models only")

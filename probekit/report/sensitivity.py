@@ -23,7 +23,8 @@ _PLOTS: dict[str, dict[str, Callable]] = {}
 _SECTIONS: dict[str, list[tuple[float, str, Callable]]] = {}
 # Modules that register the plots and sections of a kind, imported on first use so that
 # a report read back with load() finds them without the user importing anything.
-_KIND_MODULES = {"dna": "probekit.report.plots", "features": "probekit.report.molecules"}
+_KIND_MODULES = {"dna": "probekit.report.plots", "features": "probekit.report.molecules",
+                 "molecule_model": "probekit.report.molmodels"}
 
 
 _LOADED: set = set()
