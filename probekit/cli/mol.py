@@ -53,6 +53,12 @@ def add_mol_arguments(parser) -> None:
     parser.add_argument("--smiles-col", help="SMILES column of a CSV/TSV (default: a column named like 'smiles')")
     parser.add_argument("--id-col", help="id column of a CSV/TSV or SD property (default: 'id'/'name' or the SDF title)")
     parser.add_argument("--standardize", action="store_true", help="keep the largest fragment and neutralise charges")
+    parser.add_argument("--model-kind", choices=("features", "chemprop", "torchscript", "sklearn"), default="features",
+                        help="features: a torch model over --featurizer's features (default); chemprop: a Chemprop v2 "
+                             "model file (needs --trust: it is a pickle); torchscript: a TorchScript graph model over "
+                             "probekit's graph featurizer; sklearn: a pickled scikit-learn estimator over --featurizer "
+                             "(needs --trust). The last three are probed for atom and fragment importance and "
+                             "counterfactual molecules")  # fmt: skip
     parser.add_argument("--featurizer", default="morgan:2:2048",
                         help="morgan:RADIUS:NBITS, morgan-counts:R:N, descriptors[:A,B], maccs; join with + "
                              "(default morgan:2:2048)")  # fmt: skip
@@ -124,6 +130,65 @@ def _probe_molecules(adapter, records, *, goal, options: dict, settings: dict, a
                            key_columns=("id", "smiles"), unit="mol")  # fmt: skip
 
 
+def _run_molecule_model(args, *, goal, output, log) -> int:
+    """``probekit mol --model-kind chemprop|torchscript|sklearn``: atoms, fragments and counterfactual molecules."""
+    from ..io import read_molecules
+    from ..molmodel.loaders import load_molecule_model
+    from ..probe.molmodels import probe_molecule_model
+    from ..report.molmodels import headline as model_headline
+
+    if not args.molecules.exists():
+        raise CLIError(f"molecule file not found: {args.molecules}")
+    if not args.model.exists():
+        raise CLIError(f"model file not found: {args.model}")
+    try:
+        records = read_molecules(args.molecules, smiles_col=args.smiles_col, id_col=args.id_col, standardize=args.standardize)
+    except ValueError as error:
+        raise CLIError(str(error)) from None
+    unreadable = records.loc[records["error"].notna(), "error"].tolist()
+    log_problems(unreadable, "skipping", log)
+    featurizer = None
+    if args.model_kind == "sklearn":
+        from ..encode.mol import parse_featurizer
+
+        try:
+            featurizer = parse_featurizer(args.featurizer)
+        except ValueError as error:
+            raise CLIError(str(error)) from None
+    try:
+        adapter = load_molecule_model(args.model, kind=args.model_kind, trust=args.trust, featurizer=featurizer,
+                                      output=output, batch_size=args.batch_size or 256, device=args.device)  # fmt: skip
+    except ImportError as error:
+        raise CLIError(one_line(error)) from None
+    except ValueError as error:
+        raise CLIError(one_line(error)) from None
+    options = dict(max_edits=args.max_flips, n_random=args.baseline_draws, seed=args.seed)
+    settings = {"model": file_digest(args.model), "model_kind": args.model_kind, "featurizer": args.featurizer,
+                "output": args.output, "goal": str(goal), "standardize": bool(args.standardize), **options}  # fmt: skip
+    started = time.perf_counter()
+
+    def probe_chunk(part):
+        return probe_molecule_model(adapter, part, goal=goal, **options)
+
+    try:
+        report = probe_resumably(adapter, records, settings=settings, args=args, out=args.out, log=log,
+                                 probe_chunk=probe_chunk, key_columns=("id", "smiles"), unit="mol")  # fmt: skip
+    except (ValueError, RuntimeError) as error:
+        raise CLIError(one_line(error)) from None
+    report.to_html(args.out, title=f"probekit: {args.molecules.name}", max_inputs=args.max_figures)
+    log(f"wrote {args.out} ({len(report)} molecules, {time.perf_counter() - started:.1f} s)")
+    for attr, table in (("table", report.summary), ("atoms_table", report.atoms)):
+        path = getattr(args, attr, None)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            table().to_csv(path, index=False)
+            log(f"wrote {path}")
+    drop_partial(args.out, args)
+    log_not_probed(report, unreadable, log)
+    log(model_headline(report))
+    return exit_code(report, log)
+
+
 def run_mol_cli(args, *, log=print) -> int:
     """``probekit mol``: probe a molecule model on a file of molecules; returns the exit code.
 
@@ -147,6 +212,8 @@ def run_mol_cli(args, *, log=print) -> int:
     if args.max_figures < 0:
         raise CLIError(f"--max-figures must be at least 0, got {args.max_figures}")
     goal, output = parse_goal(args.goal), parse_output(args.output)
+    if getattr(args, "model_kind", "features") != "features":
+        return _run_molecule_model(args, goal=goal, output=output, log=log)
     try:
         featurizer = parse_featurizer(args.featurizer)
     except ValueError as error:
