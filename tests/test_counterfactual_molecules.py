@@ -219,3 +219,13 @@ def test_a_read_molecules_frame_gives_its_ids_and_error_rows():
     single = counterfactual_molecules(adapter, Chem.MolFromSmiles("Oc1ccccc1"), n_candidates=20, n_random=0,
                                       operators=["atom"])
     assert single.success.tolist() == [True] and single.smiles == ["Oc1ccccc1"]
+
+
+def test_a_similarity_floor_keeps_every_candidate_close():
+    adapter = MoleculeModel(_count("NO"), kind="smiles", device="cpu")
+    result = counterfactual_molecules(adapter, ["CC(=O)Nc1ccc(O)cc1"], goal="decrease:2", min_similarity=0.6,
+                                      n_candidates=40, n_random=0, max_edits=2)
+    assert all(s >= 0.6 for s in result.similarities[0])
+    free = counterfactual_molecules(adapter, ["CC(=O)Nc1ccc(O)cc1"], goal="decrease:2", n_candidates=40, n_random=0,
+                                    max_edits=2)
+    assert int(result.evaluations[0]) <= int(free.evaluations[0])
