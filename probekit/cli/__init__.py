@@ -40,6 +40,7 @@ from .common import CLIError, one_line, parse_goal, parse_output
 from .demo import DEMOS, add_demo_arguments, run_demo
 from .dna import add_dna_arguments, run_dna
 from .mol import add_mol_arguments, run_mol_cli
+from .motifs import add_motifs_arguments, run_motifs
 from .variants import add_variants_arguments, run_variants
 
 #: name -> (help, add_arguments(parser), run(args, log=print) -> exit code).
@@ -48,6 +49,7 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "mol": ("probe a molecule or feature model on SMILES, CSV or SDF", add_mol_arguments, run_mol_cli),
     "demo": ("run a bundled demo end to end", add_demo_arguments, run_demo),
     "variants": ("score VCF or table variants with a DNA-sequence model", add_variants_arguments, run_variants),
+    "motifs": ("find the motifs a DNA model learned across a FASTA file", add_motifs_arguments, run_motifs),
 }
 
 
