@@ -125,6 +125,13 @@ def test_annotated_vcf_reads_back_with_every_parsed_record(run):
     assert table["id"].tolist() == frame["id"].tolist()
 
 
+def test_html_report_shows_the_strongest_variants(run):
+    html = run.written["report"].read_text()
+    assert html.startswith("<!DOCTYPE html>") or "<html" in html[:200]
+    for vid in ("fosjun_1", "ctcf_1", "gata1_del"):
+        assert vid in html
+
+
 def test_motif_columns_name_every_loss_and_nothing_else(run):
     frame = run.frame
     losses = frame[frame["role"] == "motif loss"]

@@ -107,10 +107,10 @@ class DemoRun(NamedTuple):
         and ``abs_rank``: the rank of ``|delta|`` among scored rows (1 = largest).
     files : DemoFiles
     written : dict of str to Path
-        ``table`` (TSV), ``vcf`` (annotated, bgzipped) and ``report`` (HTML, when the
-        report module is available).
+        ``table`` (TSV), ``vcf`` (annotated, bgzipped) and ``report`` (HTML, unless
+        ``report=False``).
     seconds : float
-        Time spent scoring.
+        Time spent scoring (the report not included).
     """
 
     result: object
@@ -395,7 +395,8 @@ def run_variants_demo(
     motif_p : float
         p-value at or below which a match counts as a site (default 1e-4).
     report : bool
-        Also write the HTML report, when probekit has the variant report.
+        Also write the HTML report of the ten strongest variants (their windows' ISM, the
+        variant marked) and of delta along the genome (needs matplotlib).
     progress : bool
         Progress bars.
 
@@ -422,7 +423,8 @@ def run_variants_demo(
         result = score_variants(adapter, files.vcf, genome, length=DEMO_LENGTH, context=context, n_draws=n_draws, seed=seed,
                                 motifs=demo_motifs() if motifs is None else motifs, motif_p=motif_p,
                                 progress=progress)  # fmt: skip
-    seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        html = _write_report(adapter, result, genome, folder / "variants_demo_report.html") if report else None
     frame = result.to_frame()
     truth = files.truth.drop_duplicates("record").set_index("record")
     frame["role"] = truth["role"].reindex(frame["record"]).to_numpy()
@@ -431,22 +433,19 @@ def run_variants_demo(
     written = {"table": folder / "variants_demo.tsv", "vcf": folder / "variants_demo.vcf.gz"}
     frame.to_csv(written["table"], sep="\t", index=False)
     write_annotated_vcf(result, files.vcf, written["vcf"])
-    html = _write_report(result, folder / "variants_demo_report.html") if report else None
     if html is not None:
         written["report"] = html
     return DemoRun(result, frame, files, written, seconds)
 
 
-def _write_report(result, path: Path) -> Path | None:
-    """The HTML report of ``result``, where probekit has the variant report module; None otherwise."""
-    try:
-        from ..report import variants as variant_report
-    except ImportError:
-        return None
-    writer = getattr(variant_report, "variant_report_html", None)
-    if writer is None:
-        return None
-    writer(result, path)
+def _write_report(adapter, result, genome, path: Path, *, top: int = 10) -> Path:
+    """The HTML report of the ``top`` strongest variants (their windows' ISM) and of delta along the genome."""
+    from .report import variant_report
+
+    frame = result.to_frame()
+    on_genome = frame["genome_chrom"].where(frame["genome_chrom"].notna(), frame["chrom"])  # '2' and 'MT' drawn as chr2, chrM
+    positions = frame[["pos", "delta", "error"]].assign(chrom=on_genome)[["chrom", "pos", "delta", "error"]]
+    variant_report(adapter, result, genome, length=DEMO_LENGTH, top=top, positions=positions).to_html(path)
     return path
 
 
