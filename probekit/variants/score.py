@@ -565,11 +565,12 @@ def score_variants(
     try:
         total = math.ceil(len(variants) / chunk_size) if isinstance(variants, pd.DataFrame) else None
         parts = []
+        inner = progress and total == 1  # one chunk: its scans show progress; several: one bar over chunks
         with adapter.session():
-            for part in _progress(_chunks(variants, chunk_size), progress, total):
+            for part in _progress(_chunks(variants, chunk_size), progress and not inner, total):
                 windows = variant_windows(part, genome, length=length, offset=offset)
                 chunk = _score_chunk(adapter, windows, offset=offset, length=length, context=context, n_draws=n_draws,
-                                     seed=seed, progress=progress, annotations=annotations)  # fmt: skip
+                                     seed=seed, progress=inner, annotations=annotations)  # fmt: skip
                 chunk.windows = windows.drop(columns=["ref_window", "alt_window"])  # the strings are no longer needed
                 parts.append(chunk)
     finally:
