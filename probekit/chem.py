@@ -318,7 +318,7 @@ def _mutants(mol, atoms, elements) -> list[tuple[str, tuple, object]]:
     return valid
 
 
-def counterfactual_molecules(adapter, mol, *, goal=None, atoms=None, elements=("C", "N", "O", "S", "F", "Cl")):
+def atom_swaps(adapter, mol, *, goal=None, atoms=None, elements=("C", "N", "O", "S", "F", "Cl")):
     """Real molecules one atom edit away, scored by the model: which small change moves the prediction?
 
     Every heavy atom (or those in ``atoms``) is swapped for each element of
@@ -350,7 +350,7 @@ def counterfactual_molecules(adapter, mol, *, goal=None, atoms=None, elements=("
     >>> from probekit import FeatureModel, outputs
     >>> from probekit.encode.mol import Descriptors
     >>> adapter = FeatureModel(torch.nn.Identity(), featurizer=Descriptors(["MolWt"]), output=outputs.value(0), device="cpu")
-    >>> table = counterfactual_molecules(adapter, "CCO")
+    >>> table = atom_swaps(adapter, "CCO")
     >>> table.iloc[0][["smiles", "edit"]].tolist()
     ['CC', 'delete atom 2 (O)']
     """
@@ -394,4 +394,4 @@ def counterfactual_molecules(adapter, mol, *, goal=None, atoms=None, elements=("
 
 
 __all__ = ["bit_environments", "bit_substructures", "atom_importance", "draw_atoms", "counterfactual_bits",
-           "counterfactual_molecules"]
+           "atom_swaps"]
