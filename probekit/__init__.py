@@ -25,6 +25,7 @@ __version__ = "0.1.0"
 
 _LAZY_MODULES = {
     "search", "attr", "certify", "diagnose", "report", "motifs", "chem", "datasets", "testing", "encode", "variants",
+    "molmodel",
 }  # fmt: skip
 _LAZY_NAMES = {
     "SensitivityReport": ("probekit.report.sensitivity", "SensitivityReport"),
@@ -41,6 +42,9 @@ _LAZY_NAMES = {
     "Genome": ("probekit.variants", "Genome"),
     "score_variants": ("probekit.variants", "score_variants"),
     "VariantResult": ("probekit.variants", "VariantResult"),
+    "MoleculeModel": ("probekit.molmodel", "MoleculeModel"),
+    "load_molecule_model": ("probekit.molmodel", "load_molecule_model"),
+    "counterfactual_molecules": ("probekit.search.counterfactual", "counterfactual_molecules"),
 }
 
 
@@ -82,6 +86,9 @@ __all__ = [
     "Genome",
     "score_variants",
     "VariantResult",
+    "MoleculeModel",
+    "load_molecule_model",
+    "counterfactual_molecules",
     "search",
     "attr",
     "certify",
@@ -92,5 +99,6 @@ __all__ = [
     "datasets",
     "testing",
     "variants",
+    "molmodel",
     "ProbekitWarning",
 ]

@@ -50,7 +50,7 @@ def test_best_match_equals_brute_force_scan(kind):
         alt_window = (genome[:offset] + alt_allele + genome[offset + len(ref_allele) :])[:40]
         r, a = changed_spans(ref_allele, alt_allele, offset)
         refs.append(ref_window), alts.append(alt_window), ref_spans.append(r), alt_spans.append(a)
-    table = motif_changes(refs, alts, ref_spans, alt_spans, MOTIFS, p_threshold=1e-2)
+    table = motif_changes(refs, alts, ref_spans=ref_spans, alt_spans=alt_spans, motifs=MOTIFS, p_threshold=1e-2)
     for i in range(len(refs)):
         brute_ref = _brute(refs[i], ref_spans[i], MOTIFS)
         brute_alt = _brute(alts[i], alt_spans[i], MOTIFS)
@@ -66,7 +66,7 @@ def test_loss_and_gain_of_a_planted_site():
     background = "CCCCCCCCCCCCCCCCCCCC"
     ref = background + site + background
     broken = background + "TTGTTTCATT" + background  # MNV over the site's core
-    table = motif_changes([ref, broken], [broken, ref], [(22, 25), (22, 25)], [(22, 25), (22, 25)], MOTIFS,
+    table = motif_changes([ref, broken], [broken, ref], ref_spans=[(22, 25)] * 2, alt_spans=[(22, 25)] * 2, motifs=MOTIFS,
                           p_threshold=1e-3)  # fmt: skip
     assert table["motif_ref"][0] == "ap1" and table["motif_change"][0] == "loss"
     assert table["motif_delta"][0] < -5
@@ -76,7 +76,8 @@ def test_loss_and_gain_of_a_planted_site():
 def test_insertion_point_needs_bases_on_both_sides():
     # GATAAG sits right before the insertion point: it does not span it, so it is not the REF's match there
     ref = "CCCCCCGATAAGCCCCCC"
-    table = motif_changes([ref], [ref[:12] + "TT" + ref[12:]], [(12, 12)], [(12, 14)], [MOTIFS[0]], p_threshold=1e-3)
+    table = motif_changes([ref], [ref[:12] + "TT" + ref[12:]], ref_spans=[(12, 12)], alt_spans=[(12, 14)], motifs=[MOTIFS[0]],
+                          p_threshold=1e-3)  # fmt: skip
     brute = _brute(ref, (12, 12), [MOTIFS[0]])
     assert table["motif_ref_p"][0] == pytest.approx(brute["gata"])
     assert table["motif_ref_p"][0] > 1e-3

@@ -19,7 +19,7 @@ Examples
 >>> ctcf_like = Motif.from_consensus("CCGCGAGGGGCA", name="toy")
 >>> ref = "TTTTTTCCGCGAGGGGCATTTTTT"
 >>> alt = ref[:10] + "TTT" + ref[13:]
->>> table = motif_changes([ref], [alt], [(10, 13)], [(10, 13)], [ctcf_like])
+>>> table = motif_changes([ref], [alt], ref_spans=[(10, 13)], alt_spans=[(10, 13)], motifs=[ctcf_like])
 >>> table[["motif_ref", "motif_change"]].values.tolist()
 [['toy', 'loss']]
 >>> round(float(table["motif_delta"][0]), 1) < -3
@@ -157,10 +157,10 @@ def changed_spans(ref: str, alt: str, offset: int) -> tuple[tuple[int, int], tup
 def motif_changes(
     ref_windows: list[str],
     alt_windows: list[str],
+    *,
     ref_spans: list[tuple[int, int]],
     alt_spans: list[tuple[int, int]],
     motifs,
-    *,
     p_threshold: float = 1e-5,
     pseudocount: float = 0.8,
 ) -> pd.DataFrame:
@@ -191,7 +191,7 @@ def motif_changes(
 
     Examples
     --------
-    >>> table = motif_changes(["AAAGATAAAA"], ["AAAGCTAAAA"], [(4, 5)], [(4, 5)], ["GATA"])
+    >>> table = motif_changes(["AAAGATAAAA"], ["AAAGCTAAAA"], ref_spans=[(4, 5)], alt_spans=[(4, 5)], motifs=["GATA"])
     >>> table[["motif_ref", "motif_alt", "motif_change"]].values.tolist()
     [['GATA', 'GATA', '']]
     >>> float(table["motif_ref_p"][0]) < float(table["motif_alt_p"][0])

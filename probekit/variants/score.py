@@ -406,8 +406,8 @@ def _add_motifs(chunk: _Chunk, motif_list: list, offset: int, p_threshold: float
         return
     w = chunk.windows.iloc[rows]
     spans = [changed_spans(r, a, offset) for r, a in zip(w["ref"], w["alt"])]
-    table = motif_changes(list(w["ref_window"]), list(w["alt_window"]), [s[0] for s in spans], [s[1] for s in spans],
-                          motif_list, p_threshold=p_threshold)  # fmt: skip
+    table = motif_changes(list(w["ref_window"]), list(w["alt_window"]), ref_spans=[s[0] for s in spans],
+                          alt_spans=[s[1] for s in spans], motifs=motif_list, p_threshold=p_threshold)  # fmt: skip
     for name in MOTIF_COLUMNS:
         values = chunk.extra[name]
         for i, value in zip(rows, table[name]):
