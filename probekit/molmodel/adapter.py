@@ -44,6 +44,8 @@ from ..goals import BoundGoal, Goal
 
 KINDS = ("smiles", "mols", "chemprop", "graph", "sklearn")
 _DEFAULT_BATCH = 256
+#: Chemprop graphs kept within one call, for molecules that come back masked in other ways.
+GRAPH_CACHE = 4096
 
 
 class MoleculeBatch(list):
@@ -309,9 +311,25 @@ class MoleculeModel(Adapter):
     def _graphs(self, mols: list):
         if self.kind == "chemprop":
             BatchMolGraph = import_chemprop("chemprop.data").BatchMolGraph
-            featurizer = self.featurizer or _chemprop_featurizer()
-            return _to_device(BatchMolGraph([featurizer(m) for m in mols]), self.device)
+            return _to_device(BatchMolGraph([self._mol_graph(m) for m in mols]), self.device)
         return _to_device(self.featurizer(list(mols)), self.device)
+
+    def _mol_graph(self, mol):
+        """Chemprop's graph of ``mol``, made once per molecule object within a call (masking repeats molecules)."""
+        cache = self.__dict__.setdefault("_graph_cache", {})
+        hit = cache.get(id(mol))
+        if hit is None or hit[0] is not mol:
+            if self.__dict__.get("_graph_featurizer") is None:
+                self._graph_featurizer = self.featurizer or _chemprop_featurizer()
+            hit = cache[id(mol)] = (mol, self._graph_featurizer(mol))
+            if len(cache) > GRAPH_CACHE:
+                cache.pop(next(iter(cache)))
+        return hit[1]
+
+    def _fresh_graphs(self) -> None:
+        """Forget the graphs of earlier calls (their molecules may have changed since)."""
+        self.__dict__["_graph_cache"] = {}
+        self.__dict__["_graph_featurizer"] = None
 
     def feature_names(self) -> tuple[str, str] | None:
         """Names of the atom and bond feature tensors of the model's input, or None when it has none.
@@ -377,6 +395,7 @@ class MoleculeModel(Adapter):
         if names is None:
             raise TypeError(f"gradient attributions need a graph model (kind 'chemprop' or 'graph'), not kind {self.kind!r}")
         mols = list(mols)
+        self._fresh_graphs()
         graphs = self._graphs(mols)
         atoms, bonds = getattr(graphs, names[0]), getattr(graphs, names[1])
 
@@ -450,6 +469,7 @@ class MoleculeModel(Adapter):
 
     def _outputs(self, molecules, masks=None) -> tuple[torch.Tensor, list]:
         """Raw outputs (N, ...) on :attr:`device`, NaN rows where a record is invalid or the model raised, and the problems."""
+        self._fresh_graphs()
         mols, problems = self.parse(molecules)
         valid = [i for i, m in enumerate(mols) if m is not None]
         X = MoleculeBatch((mols[i] for i in valid), None if masks is None else [masks[i] for i in valid])
