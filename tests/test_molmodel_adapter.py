@@ -156,3 +156,16 @@ def test_the_adapter_contract_holds_except_for_input_gradients():
     report = check_adapter(adapter, SMILES[:4], raise_on_failure=False).set_index("check")
     assert report.drop(index="gradient shape")["passed"].all()
     assert "atom_importance" in report.loc["gradient shape", "detail"]
+
+
+def test_a_torch_model_over_fingerprints_scores_as_its_feature_adapter():
+    from probekit import FeatureModel
+    from probekit.encode.mol import Morgan
+
+    fp = Morgan(radius=2, n_bits=64)
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(64, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    adapter = MoleculeModel(mlp, featurizer=fp, output=outputs.value(0), batch_size=3, device="cpu")
+    assert adapter.kind == "features"
+    expected = FeatureModel(mlp, featurizer=fp, output=outputs.value(0), device="cpu").score(SMILES)
+    torch.testing.assert_close(adapter.score_molecules(SMILES)[0], expected.double())

@@ -42,7 +42,7 @@ from ..adapters import (
 )
 from ..goals import BoundGoal, Goal
 
-KINDS = ("smiles", "mols", "chemprop", "graph", "sklearn")
+KINDS = ("smiles", "mols", "chemprop", "graph", "features", "sklearn")
 _DEFAULT_BATCH = 256
 #: Chemprop graphs kept within one call, for molecules that come back masked in other ways.
 GRAPH_CACHE = 4096
@@ -85,7 +85,7 @@ def _resolve_kind(model, kind: str, featurizer) -> str:
     if not isinstance(model, torch.nn.Module) and hasattr(model, "predict") and not callable(model):
         return "sklearn"
     if isinstance(model, torch.nn.Module) and featurizer is not None:
-        return "graph"
+        return "features" if hasattr(featurizer, "transform") else "graph"
     if callable(model):
         return "smiles"
     raise TypeError(
@@ -178,14 +178,17 @@ class MoleculeModel(Adapter):
         (such as :class:`probekit.molmodel.graph.GraphBatch`) is unpacked into the
         call, ``model(x, edge_index, edge_attr, batch)``; anything else (a PyTorch
         Geometric batch, a tensor) is passed as it is.
+        ``"features"``: a ``torch.nn.Module`` over ``featurizer.transform(mols)``, a
+        float tensor (N, F) (such as a :class:`probekit.FeatureModel`'s model and featurizer).
         ``"sklearn"``: an estimator whose ``predict_proba`` (classifiers) or
         ``predict`` takes ``featurizer.transform(mols)`` as a NumPy array.
         ``"auto"`` picks chemprop for an MPNN, sklearn for an object with ``predict``
-        that is not callable, graph for a module given a featurizer, else smiles.
+        that is not callable, features for a module given a probekit featurizer
+        (one with ``transform``), graph for a module given another featurizer, else smiles.
     featurizer : object, optional
         For ``"graph"``, a callable from a list of molecules to the model's input;
-        for ``"sklearn"``, a probekit featurizer (e.g. :class:`probekit.encode.mol.Morgan`
-        with the settings the estimator was trained on); for ``"chemprop"``, a
+        for ``"features"`` and ``"sklearn"``, a probekit featurizer (e.g.
+        :class:`probekit.encode.mol.Morgan` with the settings the model was trained on); for ``"chemprop"``, a
         chemprop molecule featurizer (default ``SimpleMoleculeMolGraphFeaturizer()``).
     output : Output, int or callable
         Which scalar to read from the model's output (see :mod:`probekit.outputs`).
@@ -217,10 +220,10 @@ class MoleculeModel(Adapter):
 
     def __init__(self, model, *, kind: str = "auto", featurizer=None, output=0, batch_size: int = _DEFAULT_BATCH, device=None):
         kind = _resolve_kind(model, kind, featurizer)
-        if kind == "sklearn" and featurizer is None:
+        if kind in ("sklearn", "features") and featurizer is None:
             raise ValueError(
-                "kind='sklearn' needs featurizer=, e.g. probekit.encode.mol.Morgan(radius=2, n_bits=2048) "
-                "with the settings the estimator was trained on"
+                f"kind={kind!r} needs featurizer=, e.g. probekit.encode.mol.Morgan(radius=2, n_bits=2048) "
+                "with the settings the model was trained on"
             )
         if kind == "graph" and featurizer is None:
             raise ValueError("kind='graph' needs featurizer=, a callable from a list of RDKit molecules to the model's input")
@@ -306,7 +309,8 @@ class MoleculeModel(Adapter):
             graphs = self._graphs(mols)
             masks = getattr(mols, "masks", None)
             return graphs if masks is None else self._masked(graphs, mols, masks)
-        return self.featurizer.transform(list(mols)).cpu().numpy()
+        features = self.featurizer.transform(list(mols))
+        return features.to(self.device, self.dtype) if self.kind == "features" else features.cpu().numpy()
 
     def _graphs(self, mols: list):
         if self.kind == "chemprop":
