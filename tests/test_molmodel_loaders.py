@@ -71,3 +71,15 @@ def test_missing_chemprop_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "chemprop_missing_for_test", None)
     with pytest.raises(ImportError, match=r"probekit\[chemprop\]"):
         import_chemprop("chemprop_missing_for_test")
+
+
+def test_torchscript_model_over_fingerprints_takes_a_probekit_featurizer(tmp_path):
+    fp = Morgan(radius=1, n_bits=32)
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(32, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    torch.jit.save(torch.jit.script(mlp), tmp_path / "mlp.pt")
+    loaded = load_molecule_model(tmp_path / "mlp.pt", kind="torchscript", featurizer=fp, output=outputs.value(0), device="cpu")
+    assert loaded.kind == "features"
+    with torch.no_grad():
+        expected = mlp(fp.transform(SMILES))[:, 0].double()
+    torch.testing.assert_close(loaded.score_molecules(SMILES)[0], expected)

@@ -3,9 +3,10 @@
 - ``kind="chemprop"``: a Chemprop v2 model file (``chemprop train`` output, ``.pt``
   or ``.ckpt``) through chemprop's own loader. That loader unpickles Python
   objects from the file, which can run code, so it needs ``trust=True``.
-- ``kind="torchscript"``: a TorchScript graph model (``torch.jit.save``), called as
+- ``kind="torchscript"``: a TorchScript model (``torch.jit.save``), called as
   ``model(x, edge_index, edge_attr, batch)`` on the featurizer's graphs
-  (:func:`probekit.molmodel.graph.featurize_graphs` by default). TorchScript runs
+  (:func:`probekit.molmodel.graph.featurize_graphs` by default), or on the
+  features (N, F) of a probekit featurizer such as ``Morgan``. TorchScript runs
   no Python code from the file: no trust needed.
 - ``kind="sklearn"``: a pickled or joblib-dumped scikit-learn estimator with the
   probekit featurizer it was trained on; unpickling can run code, so it needs ``trust=True``.
@@ -79,7 +80,7 @@ def load_molecule_model(
     featurizer : object, optional
         Chemprop: its molecule featurizer (default ``SimpleMoleculeMolGraphFeaturizer()``);
         TorchScript: a callable from molecules to the model's graphs (default
-        :func:`probekit.molmodel.graph.featurize_graphs`); scikit-learn: the probekit
+        :func:`probekit.molmodel.graph.featurize_graphs`) or a probekit featurizer; scikit-learn: the probekit
         featurizer the estimator was trained on (required, e.g. ``Morgan(radius=2, n_bits=2048)``).
     output, batch_size, device
         As for :class:`MoleculeModel`.
@@ -109,7 +110,8 @@ def load_molecule_model(
         from .graph import featurize_graphs
 
         module = torch.jit.load(str(path), map_location="cpu").eval()
-        return MoleculeModel(module, kind="graph", featurizer=featurizer or featurize_graphs, **settings)
+        as_features = hasattr(featurizer, "transform")
+        return MoleculeModel(module, kind="features" if as_features else "graph", featurizer=featurizer or featurize_graphs, **settings)
     if featurizer is None:
         raise ValueError(
             "a scikit-learn model needs featurizer=, the probekit featurizer it was trained on, "
