@@ -54,6 +54,7 @@ def test_learned_table_joins_matches_and_effects():
     table = learned_table(d, matches, effects)
     assert table["match"].tolist() == ["FOS::JUN", "X"]
     assert table["causal"].tolist() == [True, False]
+    assert table["named"].tolist() == [True, False]
     assert table.loc[0, "insertion_p"] == pytest.approx(0.005)
 
 

@@ -34,6 +34,8 @@ from .html import figure_html, fragment, new_figure, note, page, params_html, se
 BASES = ["A", "C", "G", "T"]
 #: Insertion p-value under which a pattern counts as causal in the table.
 CAUSAL_P = 0.01
+#: TOMTOM q-value under which a pattern's best JASPAR match names it.
+NAMED_Q = 0.05
 
 
 def _logomaker():
@@ -122,7 +124,8 @@ def learned_table(discovery, matches=None, effects=None) -> pd.DataFrame:
     ----------
     discovery : DiscoveryResult
     matches : pandas.DataFrame, optional
-        :func:`~probekit.discover.match_jaspar`'s table; adds ``match``, ``matrix_id``, ``match_p``, ``match_q``.
+        :func:`~probekit.discover.match_jaspar`'s table; adds ``match``, ``matrix_id``, ``match_p``, ``match_q``
+        and ``named`` (``match_q < 0.05``).
     effects : MotifEffects, optional
         :func:`~probekit.discover.insertion_effect` of the discovery; adds
         ``insertion_effect``, ``insertion_ratio``, ``insertion_z``, ``insertion_p`` and
@@ -139,6 +142,7 @@ def learned_table(discovery, matches=None, effects=None) -> pd.DataFrame:
         table["matrix_id"] = table["pattern"].map(best["matrix_id"])
         table["match_p"] = table["pattern"].map(best["p_value"])
         table["match_q"] = table["pattern"].map(best["q_value"])
+        table["named"] = table["match_q"] < NAMED_Q
     if effects is not None:
         frame = effects.to_frame().drop_duplicates("motif").set_index("motif")
         for name, column in (("effect", "insertion_effect"), ("ratio", "insertion_ratio"), ("z", "insertion_z"), ("p_value", "insertion_p")):
@@ -255,4 +259,4 @@ class DiscoveryReport:
         return fragment(self._body(figures=True))
 
 
-__all__ = ["DiscoveryReport", "discovery_section", "learned_table", "pattern_logo", "spacing_heatmap", "CAUSAL_P"]
+__all__ = ["DiscoveryReport", "discovery_section", "learned_table", "pattern_logo", "spacing_heatmap", "CAUSAL_P", "NAMED_Q"]
