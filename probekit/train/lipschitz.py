@@ -19,7 +19,7 @@ Examples
 >>> X = torch.randn(50, 3, dtype=torch.float64)
 >>> y = X @ torch.tensor([3.0, -2.0, 1.0], dtype=torch.float64)
 >>> model, info = constrained_linear(X, y, bound=1.0)
->>> round(float(model.weight.norm()), 4), info["active"]
+>>> round(float(model.weight.detach().norm()), 4), info["active"]
 (1.0, True)
 """
 

@@ -291,7 +291,8 @@ def fit(
         raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
     adapter = as_adapter(model, device=device)
     trained = copy.deepcopy(adapter.model).to(adapter.device)
-    adapter = adapter.replace(model=trained)
+    # batches come from the loader: the adapter's searches need no timed probe of batch sizes
+    adapter = adapter.replace(model=trained, **({"batch_size": 1024} if getattr(adapter, "_auto_batch", False) else {}))
     objective = objective or standard()
     loss_fn = per_example_loss(loss)
     loader = _loader(data, batch_size)
