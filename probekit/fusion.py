@@ -170,6 +170,7 @@ class _Fixed(_Call):
         self.name = name
         self.shape = next(m for m in modalities if m.name == name).options.get("shape")
         self.sequence = next(m for m in modalities if m.name == name).is_sequence
+        self.fixed_shapes = {key: tuple(value.shape[1:]) for key, value in fixed.items()}
         for key, value in fixed.items():
             self.register_buffer(f"fixed_{key}", value)
 
@@ -180,8 +181,7 @@ class _Fixed(_Call):
             if key == self.name:
                 parts[key] = x if self.sequence or self.shape is None else x.reshape((n,) + tuple(self.shape))
             else:
-                value = getattr(self, f"fixed_{key}")
-                parts[key] = value.expand((n,) + tuple(value.shape[1:]))
+                parts[key] = getattr(self, f"fixed_{key}").expand(n, *self.fixed_shapes[key])
         return self.run(parts)
 
 
@@ -443,7 +443,12 @@ def _continuous_change(view, x: torch.Tensor, eps: float, norm: str, seed: int) 
 
     changes = []
     for goal in (goals.increase(by=1e30), goals.decrease(by=1e30)):
-        result = pgd(view, x, goal=goal, eps=eps, norm=norm, seed=seed, early_stop=False)
+        try:
+            result = pgd(view, x, goal=goal, eps=eps, norm=norm, seed=seed, early_stop=False)
+        except RuntimeError as error:
+            if "not have been used in the graph" not in str(error):
+                raise
+            return 0.0  # the score does not depend on this input at all
         changes.append(float(result.score_after[0] - result.score_before[0]))
     return max(changes, key=abs)
 
