@@ -174,3 +174,14 @@ def test_effect_results_save_and_load(toy, tmp_path):
     grid = spacing_grid(toy, "GATA", "CACG", backgrounds=random_sequences(3, 30), distances=[0, 1])
     grid.save(tmp_path / "g.pt")
     pd.testing.assert_frame_equal(SpacingResult.load(tmp_path / "g.pt").to_frame(), grid.to_frame())
+
+
+def test_insertion_in_chunks_equals_one_call(toy, monkeypatch):
+    import probekit.discover.experiments as experiments
+
+    seqs = random_sequences(4, 30)
+    whole = insertion_effect(toy, AP1, backgrounds=seqs, n_backgrounds=3, positions=[0, 10], n_random=20, seed=2)
+    monkeypatch.setattr(experiments, "_CHUNK_ROWS", 25)
+    chunked = insertion_effect(toy, AP1, backgrounds=seqs, n_backgrounds=3, positions=[0, 10], n_random=20, seed=2)
+    torch.testing.assert_close(chunked.effects, whole.effects)
+    torch.testing.assert_close(chunked.random, whole.random)

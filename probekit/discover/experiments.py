@@ -45,7 +45,7 @@ from .results import DiscoveryResult, MotifEffects, SpacingResult
 
 _JASPAR_ID = re.compile(r"^M[A-Z]\d{4}(\.\d+)?$")
 ORIENTATION_PAIRS = ("+/+", "+/-", "-/+", "-/-")
-# Edited sequences held at once by ablation_effect (each chunk goes to the adapter in one call).
+# Edited sequences held at once by an experiment (each chunk goes to the adapter in one call).
 _CHUNK_ROWS = 65536
 
 
@@ -288,11 +288,16 @@ def _insertion_run(adapter, X, reference, site: str, starts: list, orientations:
     minus = torch.tensor([o == "-" for o in o_list], device=device)
     motif_inserts = torch.where(minus[:, None, None], _oriented(site_x, "-", adapter.alphabet), site_x)  # (D, 4, k)
     random_inserts = torch.where(minus[None, :, None, None], _oriented(kmers, "-", adapter.alphabet)[:, None], kmers[:, None])
-    inserts = torch.cat([motif_inserts, random_inserts.reshape(n_random * D, 4, k)])
-    rows = b_idx.repeat(n_random + 1)
-    edited = _implant(X, rows, p_idx.repeat(n_random + 1), inserts)
-    scores = adapter.score(edited)
-    delta = (scores - reference[rows]).cpu().float()
+    # the motif and every random k-mer at every placement: one adapter call unless that exceeds _CHUNK_ROWS rows
+    inserts = torch.cat([motif_inserts[None], random_inserts])  # (1 + R, D, 4, k)
+    per_call = max(1, _CHUNK_ROWS // D)
+    deltas = []
+    for first in range(0, n_random + 1, per_call):
+        group = inserts[first : first + per_call]
+        rows = b_idx.repeat(group.shape[0])
+        edited = _implant(X, rows, p_idx.repeat(group.shape[0]), group.reshape(-1, 4, k))
+        deltas.append((adapter.score(edited) - reference[rows]).cpu().float())
+    delta = torch.cat(deltas)
     return delta[:D], delta[D:].reshape(n_random, D).mean(dim=1)
 
 
