@@ -103,9 +103,15 @@ def strip(model: nn.Module) -> nn.Module:
     out = copy.deepcopy(model)
     out.eval()
     for module in list(out.modules()):
-        if parametrize.is_parametrized(module):
-            for name in list(module.parametrizations.keys()):
-                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+        if not parametrize.is_parametrized(module):
+            continue
+        # the copy shares its parametrized class with the original: removing a parametrization would strip the
+        # original too, so the copy gets its plain class back and the computed tensors as plain parameters
+        values = {name: getattr(module, name).detach().clone() for name in module.parametrizations.keys()}
+        module.__class__ = module.__class__.__bases__[0]
+        del module._modules["parametrizations"]
+        for name, value in values.items():
+            module.register_parameter(name, nn.Parameter(value))
     return out
 
 
