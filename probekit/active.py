@@ -55,8 +55,9 @@ def _candidates(adapter, candidates, ids):
 def _minmax(values: np.ndarray) -> np.ndarray:
     """``values`` scaled to [0, 1] (NaN as 0); a constant column is all 0."""
     values = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0)
-    low, high = values.min(initial=0.0), values.max(initial=0.0)
-    return (values - low) / (high - low) if high > low else np.zeros_like(values)
+    if values.size == 0 or values.max() <= values.min():
+        return np.zeros_like(values)
+    return (values - values.min()) / (values.max() - values.min())
 
 
 def _uncertainty(adapter, X, how: str) -> dict:
@@ -67,7 +68,7 @@ def _uncertainty(adapter, X, how: str) -> dict:
     spread = adapter.spread(X).double().cpu().numpy()
     vote = adapter.disagreement(X).double().cpu().numpy()
     if how == "auto":
-        how = "vote" if adapter.output.classes else "spread"
+        how = "vote" if adapter.output.classes or adapter.output.name.startswith(("margin[", "prob[")) else "spread"
     if how not in ("spread", "vote"):
         raise ValueError(f"uncertainty must be 'auto', 'spread' or 'vote', got {how!r}")
     return {"spread": spread, "vote_disagreement": vote, "disagreement": vote if how == "vote" else spread}
@@ -108,7 +109,7 @@ def acquisition(adapter, candidates, *, by: str = "combined", weights=(0.5, 0.5)
 
     - ``disagreement`` (needs an :class:`~probekit.ensemble.Ensemble`): the vote
       disagreement of the members (:meth:`~probekit.ensemble.Ensemble.disagreement`)
-      for a class output, else the spread of their scores
+      for a class output (a logit of several, a margin, a probability), else the spread of their scores
       (:meth:`~probekit.ensemble.Ensemble.spread`); both are columns.
     - ``fragility``: ``1 / n_edits`` for the fewest substitutions (DNA) or bit flips
       (binary features) that reach ``goal``
