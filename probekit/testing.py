@@ -195,8 +195,8 @@ def check_adapter(adapter, X, *, atol: float = 1e-5, rtol: float = 1e-4, raise_o
 
     Parameters
     ----------
-    adapter : SequenceModel or FeatureModel
-    X : torch.Tensor of shape (N, ...)
+    adapter : SequenceModel, FeatureModel or MoleculeModel
+    X : torch.Tensor of shape (N, ...), or inputs the adapter encodes (sequences, SMILES)
         At least two inputs.
     raise_on_failure : bool
         Raise an ``AssertionError`` listing each failed check and its reason.
@@ -242,6 +242,9 @@ def check_adapter(adapter, X, *, atol: float = 1e-5, rtol: float = 1e-4, raise_o
         assert now == state_before, f"model state changed from {state_before} to {now}"
 
     def gradient_shape():
+        if not isinstance(X, torch.Tensor):
+            return ("skipped: molecules have no input gradient (graph models are differentiated in their atom "
+                    "features by probekit.molmodel.atom_importance(method='gradient'))")  # fmt: skip
         _, grad = adapter.gradient(X)
         assert grad.shape == X.shape, f"gradient shape {tuple(grad.shape)} differs from input {tuple(X.shape)}"
         assert torch.isfinite(grad).all(), "gradient has non-finite values"
@@ -250,7 +253,8 @@ def check_adapter(adapter, X, *, atol: float = 1e-5, rtol: float = 1e-4, raise_o
         if not torch.cuda.is_available():
             return "skipped: CUDA not available"
         other = "cpu" if adapter.device.type == "cuda" else "cuda"
-        moved = adapter.replace(device=other).score(X.to(other)).to(reference["score"].device)
+        inputs = X.to(other) if isinstance(X, torch.Tensor) else X
+        moved = adapter.replace(device=other).score(inputs).to(reference["score"].device)
         assert torch.allclose(moved, reference["score"], atol=1e-3, rtol=1e-3), "CPU and CUDA scores disagree"
 
     checks = [
