@@ -801,3 +801,5 @@ def gradient_masking(
 
 
 __all__ = ["margin", "robustness_curve", "RobustnessCurve", "gradient_masking", "MaskingVerdict", "distil_surrogate"]
+
+from .tradeoff import plot_tradeoff, tradeoff  # noqa: E402,F401  (diagnose.tradeoff)
