@@ -121,8 +121,9 @@ def explain_motifs(adapter, records, args, *, log: Callable[[str], None] = print
     if args.insertion and len(discovery):
         kept = records[records["id"].astype(str).isin(discovery.ids)]
         effects = insertion_effect(
-            adapter, discovery, backgrounds=kept, n_backgrounds=args.backgrounds, n_random=args.random_kmers, seed=args.seed
-        )
+            adapter, discovery, backgrounds=kept, n_backgrounds=args.backgrounds, n_random=args.random_kmers, seed=args.seed,
+            progress=not args.no_progress,
+        )  # fmt: skip
     report = DiscoveryReport(discovery, matches=matches, effects=effects)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report.to_html(args.out)

@@ -36,6 +36,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from ..encode.dna import one_hot, reverse_complement
 from ..encode.shuffle import dinucleotide_shuffle
@@ -180,6 +181,7 @@ def insertion_effect(
     orientations=("+", "-"),
     n_random: int = 200,
     seed: int = 0,
+    progress: bool = False,
 ) -> MotifEffects:
     """Score change of implanting each motif into background sequences, against random k-mers at the same places.
 
@@ -210,6 +212,8 @@ def insertion_effect(
     n_random : int
         Random k-mers per motif; the smallest p-value is ``1 / (n_random + 1)``.
     seed : int
+    progress : bool
+        A progress bar over the motifs.
 
     Returns
     -------
@@ -240,7 +244,7 @@ def insertion_effect(
     with adapter.session():
         reference = adapter.score(X)
         per_motif, errors = [], []
-        for label, site, error in sites:
+        for label, site, error in tqdm(sites, desc="insertion", disable=not progress):
             starts = _positions(positions, length, len(site)) if site else []
             if error is None and site:
                 misfit = [p for p in starts if p < 0 or p + len(site) > length]
@@ -311,6 +315,7 @@ def ablation_effect(
     n_random: int = 100,
     seed: int = 0,
     ids=None,
+    progress: bool = False,
 ) -> MotifEffects:
     """Score change of destroying each motif instance in its sequence, against random windows of the same length.
 
@@ -334,6 +339,8 @@ def ablation_effect(
     seed : int
     ids : list of str, optional
         Ids of ``sequences`` when they carry none.
+    progress : bool
+        A progress bar over the instances.
 
     Returns
     -------
@@ -381,8 +388,10 @@ def ablation_effect(
     with adapter.session():
         if plans:
             reference = adapter.score(X)
-            for chunk in _chunks(plans, n_draws + n_random):
-                _ablate(adapter, X, reference, chunk, method, n_draws, rng, effects, random)
+            with tqdm(total=len(plans), desc="ablation", disable=not progress) as bar:
+                for chunk in _chunks(plans, n_draws + n_random):
+                    _ablate(adapter, X, reference, chunk, method, n_draws, rng, effects, random)
+                    bar.update(len(chunk))
     rows = {
         "id": table["id"].astype(str).tolist(),
         "start": table["start"].astype(int).tolist(),
