@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import warnings
 from typing import Callable, Iterable
 
 from .worker import ShardOutcome, ShardRunner
@@ -71,20 +72,72 @@ def start_ray(*, address: str | None, workers: int | None):
 
 
 class RayShardWorker:
-    """The body of a Ray actor: a :class:`ShardRunner` that also says when it runs a shard again after a restart."""
+    """The body of a Ray actor: runs shards of the job it is given, building its adapter once per job.
 
-    def __init__(self, factory, task: str, options: dict, threads: int):
+    It also says when a shard runs again after the actor was restarted: an actor holds
+    one shard at a time, so the first shard after a restart is the one it lost.
+    """
+
+    def __init__(self, threads: int):
         import ray
         import torch
 
         torch.set_num_threads(threads)
-        self.runner = ShardRunner(factory, task, options)
-        self.restarted = ray.get_runtime_context().was_current_actor_reconstructed
+        self.job, self.runner = None, None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Ray's own deprecation notice from inside this property
+            self.restarted = ray.get_runtime_context().was_current_actor_reconstructed
 
-    def run(self, index: int, part) -> tuple[int, ShardOutcome]:
+    def run(self, job: str, spec: tuple, index: int, part) -> tuple[int, ShardOutcome]:
+        if job != self.job:
+            if self.runner is not None:
+                self.runner.close()
+            pickled, task, options = spec
+            self.job, self.runner = job, ShardRunner(functools.partial(_build, pickled), task, options)
         outcome = self.runner(part)
-        outcome.retried, self.restarted = self.restarted, False  # one shard at a time: the first after a restart is the retried one
+        outcome.retried, self.restarted = self.restarted, False
         return index, outcome
+
+
+def _build(pickled: bytes):
+    """The adapter from the pickled factory; a factory the worker cannot unpickle says why."""
+    import ray
+
+    try:
+        factory = ray.cloudpickle.loads(pickled)
+    except Exception as error:  # noqa: BLE001 - named in the shard's reason
+        raise RuntimeError(
+            f"the worker cannot unpickle adapter_factory ({type(error).__name__}: {error}); the modules it uses must be "
+            "importable on every worker"
+        ) from None
+    return factory()
+
+
+# The actors kept between runs in a Ray session this module did not start: (session, plan) -> actors.
+_POOL: dict = {}
+
+
+def release_workers() -> None:
+    """End the actors kept between runs (they also end with ``ray.shutdown()``)."""
+    ray = import_ray()
+    for actors in _POOL.values():
+        for actor in actors:
+            ray.kill(actor, no_restart=True)
+    _POOL.clear()
+
+
+def _actors(ray, plan: tuple, max_retries: int) -> tuple[list, Callable]:
+    """The pool for ``plan`` (kept from an earlier run of this Ray session when there is one), and how to add an actor."""
+    n, cpus, gpus = plan
+    context = ray.get_runtime_context()
+    key = (context.get_node_id(), context.get_job_id(), plan, max_retries)  # the node id is new in every session
+    actor_class = ray.remote(RayShardWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=max_retries,
+                                                     max_task_retries=max_retries)  # fmt: skip
+    new_actor = functools.partial(actor_class.remote, cpus)
+    if key not in _POOL:
+        release_workers()  # idle actors of another plan would hold the CPUs and GPUs the new ones need
+        _POOL[key] = [new_actor() for _ in range(n)]
+    return _POOL[key], new_actor
 
 
 def run_ray(
@@ -101,27 +154,35 @@ def run_ray(
 ) -> int:
     """Run each ``(index, part)`` of ``pending`` on a pool of Ray actors; ``on_result(index, part, outcome)`` as each returns.
 
-    Returns the number of workers. A Ray started here is shut down at the end.
+    Returns the number of workers. A Ray started here is shut down at the end; in a
+    Ray session started before (``ray.init``), the actors stay up for the next run,
+    which then skips their start-up (:func:`release_workers` ends them).
     """
+    import hashlib
+
     ray, started = start_ray(address=address, workers=workers)
-    actors = []
     try:
-        n, cpus, gpus = plan_workers(ray.cluster_resources(), workers=workers, gpus_per_worker=gpus_per_worker)
-        actor_class = ray.remote(RayShardWorker).options(
-            num_cpus=cpus, num_gpus=gpus, max_restarts=max_retries, max_task_retries=max_retries,
-        )  # fmt: skip
-        new_actor = functools.partial(actor_class.remote, factory, task, options, cpus)
-        actors = [new_actor() for _ in range(n)]
-        _dispatch(ray, actors, iter(pending), on_result, new_actor)
-        return n
+        plan = plan_workers(ray.cluster_resources(), workers=workers, gpus_per_worker=gpus_per_worker)
+        actors, new_actor = _actors(ray, plan, max_retries)
+        pickled = ray.cloudpickle.dumps(factory)  # unpickled by the worker, where a failure is the shard's reason
+        spec = ray.put((pickled, task, options))
+        job = hashlib.sha256(pickled + ray.cloudpickle.dumps((task, options))).hexdigest() + os.urandom(4).hex()
+        _dispatch(ray, actors, iter(pending), on_result, functools.partial(_submit, job, spec), new_actor)
+        return plan[0]
+    except BaseException:
+        release_workers()  # an interrupted run leaves no busy actor behind
+        raise
     finally:
-        for actor in actors:
-            ray.kill(actor, no_restart=True)
         if started:
+            _POOL.clear()
             ray.shutdown()
 
 
-def _dispatch(ray, actors: list, pending, on_result: Callable, new_actor: Callable) -> None:
+def _submit(job: str, spec, actor, item):
+    return actor.run.remote(job, spec, *item)
+
+
+def _dispatch(ray, actors: list, pending, on_result: Callable, submit: Callable, new_actor: Callable) -> None:
     """Keep every actor busy with one shard until ``pending`` is exhausted and all have returned."""
     in_flight = {}
     idle = list(actors)
@@ -131,7 +192,7 @@ def _dispatch(ray, actors: list, pending, on_result: Callable, new_actor: Callab
             if item is None:
                 break
             actor = idle.pop()
-            in_flight[actor.run.remote(*item)] = (item, actor)
+            in_flight[submit(actor, item)] = (item, actor)
         if not in_flight:
             return
         (ref,), _ = ray.wait(list(in_flight), num_returns=1)
