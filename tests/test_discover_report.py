@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from probekit.discover.results import DiscoveryResult, MotifEffects, SpacingResult
+from probekit.discover.results import SEQLET_COLUMNS, DiscoveryResult, MotifEffects, SpacingResult
 from probekit.report.discovery import DiscoveryReport, learned_table
 
 SITE = "TGACTCA"
@@ -31,6 +31,7 @@ def test_pattern_table_and_seqlet_cores():
     assert table["n_seqlets"].tolist() == [2, 1]
     seqs = {"a": "A" * 5 + SITE + "A" * 18, "b": "C" * 30}
     seqlets = d.seqlet_table(sequences=seqs)
+    assert seqlets.columns.tolist() == SEQLET_COLUMNS
     first = seqlets[(seqlets["id"] == "a")].iloc[0]
     assert (first["start"], first["end"], first["site"]) == (5, 12, SITE)
     reverse = seqlets[(seqlets["id"] == "b") & (seqlets["strand"] == "-")].iloc[0]

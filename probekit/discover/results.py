@@ -34,7 +34,7 @@ BASES = "ACGT"
 PATTERN_COLUMNS = [
     "pattern", "sign", "n_seqlets", "consensus", "core_start", "core_end", "length", "contribution",
 ]  # fmt: skip
-SEQLET_COLUMNS = ["id", "start", "end", "strand", "pattern", "site"]
+SEQLET_COLUMNS = ["id", "start", "end", "strand", "pattern", "site", "error"]
 EFFECT_STATS = ["effect", "effect_std", "n", "random_mean", "random_std", "ratio", "z", "p_value"]
 
 
