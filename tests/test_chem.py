@@ -124,15 +124,15 @@ def test_counterfactual_bits():
     assert out[1]["change"] == "added" and out[1]["atoms"] == ()
 
 
-def test_counterfactual_molecules_are_valid_and_scored_exactly():
+def test_atom_swaps_are_valid_and_scored_exactly():
     import torch
 
     from probekit import FeatureModel, goals, outputs
-    from probekit.chem import counterfactual_molecules
+    from probekit.chem import atom_swaps
 
     desc = Descriptors(["MolWt"])
     adapter = FeatureModel(torch.nn.Identity(), featurizer=desc, output=outputs.value(0), device="cpu")
-    table = counterfactual_molecules(adapter, "CC(=O)Nc1ccc(O)cc1", goal=goals.decrease(by=10.0))
+    table = atom_swaps(adapter, "CC(=O)Nc1ccc(O)cc1", goal=goals.decrease(by=10.0))
     assert len(table) == table["smiles"].nunique() > 10
     from rdkit.Chem import Descriptors as RD
 
@@ -143,7 +143,7 @@ def test_counterfactual_molecules_are_valid_and_scored_exactly():
     assert (table["success"] == (table["delta"] <= -10.0 + 1e-4)).all()
     assert table["g"].is_monotonic_increasing
     # only the atoms asked for change
-    only = counterfactual_molecules(adapter, "CC(=O)Nc1ccc(O)cc1", atoms=[8])
+    only = atom_swaps(adapter, "CC(=O)Nc1ccc(O)cc1", atoms=[8])
     assert set(only["atoms"]) == {(8,)}
     assert "delete atom 8 (O)" in set(only["edit"])
 
@@ -152,7 +152,7 @@ def test_counterfactual_swaps_are_never_hypervalent():
     import torch
 
     from probekit import FeatureModel, outputs
-    from probekit.chem import counterfactual_molecules
+    from probekit.chem import atom_swaps
 
     periodic = Chem.GetPeriodicTable()
 
@@ -162,7 +162,7 @@ def test_counterfactual_swaps_are_never_hypervalent():
 
     adapter = FeatureModel(torch.nn.Identity(), featurizer=Descriptors(["MolWt"]), output=outputs.value(0), device="cpu")
     original = "Cc1cnc(NS(=O)(=O)c2ccccc2C#N)s1"  # its sulfonyl S is the one hypervalent atom
-    table = counterfactual_molecules(adapter, original)
+    table = atom_swaps(adapter, original)
     swapped = table[table["edit"].str.startswith("atom")]
     assert len(swapped) > 5
     assert all(hypervalent(s) == hypervalent(original) == 1 for s in swapped["smiles"])
