@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 
 _LAZY_MODULES = {
     "search", "attr", "certify", "diagnose", "report", "motifs", "chem", "datasets", "testing", "encode", "variants",
-    "molmodel",
+    "molmodel", "discover",
 }  # fmt: skip
 _LAZY_NAMES = {
     "SensitivityReport": ("probekit.report.sensitivity", "SensitivityReport"),
@@ -100,5 +100,6 @@ __all__ = [
     "testing",
     "variants",
     "molmodel",
+    "discover",
     "ProbekitWarning",
 ]

@@ -721,3 +721,15 @@ __all__ = [
     "base_composition",
     "REGION_MATCH_COLUMNS",
 ]
+
+
+_DISCOVERY_NAMES = {"discover", "match_jaspar", "insertion_effect", "ablation_effect", "spacing_grid"}
+
+
+def __getattr__(name):
+    # motif discovery and the causal experiments live in probekit.discover; they are reachable from here too
+    if name in _DISCOVERY_NAMES:
+        import importlib
+
+        return getattr(importlib.import_module("probekit.discover"), name)
+    raise AttributeError(f"module 'probekit.motifs' has no attribute {name!r}")

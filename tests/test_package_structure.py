@@ -43,6 +43,8 @@ PUBLIC_MODULES = [
     "probekit.search.counterfactual",
     "probekit.probe.molmodels",
     "probekit.report.molmodels",
+    "probekit.discover",
+    "probekit.report.discovery",
     "probekit.variants.result",
     "probekit.mol_demo",
     "probekit.datasets",
