@@ -213,3 +213,11 @@ def test_variants_equal_the_streamed_table(tmp_path):
     assert pd.read_parquet(tmp_path / "scale.parquet").equals(pd.read_parquet(tmp_path / "one.parquet"))
     assert (done.result.n_rows, done.result.n_errors, done.result.n_chunks) == (outcome.n_rows, outcome.n_errors, 4)
     assert done.result.top.equals(outcome.top) and done.result.errors == outcome.errors
+
+
+def test_engine_flags_need_the_ray_engine(tmp_path, capsys):
+    from probekit import cli
+
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["dna", "--model", "m.pt", "--fasta", "x.fa", "--out", str(tmp_path / "r.html"), "--workers", "2"])
+    assert stop.value.code == 2 and "--workers applies to --engine ray" in capsys.readouterr().err

@@ -103,3 +103,36 @@ def test_a_killed_worker_is_retried_and_every_input_comes_once(tmp_path):
                       log=lambda line: None)  # fmt: skip
     assert torch.equal(done.result.effects, fresh.result.effects)
     assert isinstance(done.shards, pd.DataFrame) and done.shards["retried"].sum() == 1
+
+
+def _model_file(tmp_path):
+    path = tmp_path / "toy.pt"
+    torch.save(ToyConv().state_dict(), path)
+    return ["--model", str(path), "--arch", "probekit.testing:ToyConv", "--device", "cpu", "--no-progress"]
+
+
+def test_the_dna_command_on_ray_writes_the_local_table(tmp_path, capsys):
+    from probekit import cli
+
+    fasta = tmp_path / "in.fa"
+    fasta.write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(random_sequences(5, 16, seed=6))) + ">broken\nACGR\n")
+    common = ["dna", *_model_file(tmp_path), "--fasta", str(fasta), "--max-edits", "1", "--baseline-draws", "10",
+              "--max-figures", "0", "--chunk-size", "2"]  # fmt: skip
+    assert cli.main([*common, "--out", str(tmp_path / "l.html"), "--table", str(tmp_path / "l.csv")]) == 0
+    assert cli.main([*common, "--out", str(tmp_path / "r.html"), "--table", str(tmp_path / "r.csv"), "--engine", "ray",
+                     "--workers", "2"]) == 0  # fmt: skip
+    assert (tmp_path / "l.csv").read_text() == (tmp_path / "r.csv").read_text()
+    assert "3 shards on ray (2 workers): 3 done, 0 reused" in capsys.readouterr().out
+    assert not (tmp_path / "r.html.partial").exists()
+
+
+def test_the_variants_command_on_ray_writes_the_local_table(tmp_path, capsys):
+    from probekit import cli
+
+    genome, vcf = local.variant_files(tmp_path)
+    common = ["variants", *_model_file(tmp_path), "--genome", str(genome), "--vcf", str(vcf), "--length", "20",
+              "--draws", "10", "--no-motifs", "--chunk-size", "4"]  # fmt: skip
+    assert cli.main([*common, "--table", str(tmp_path / "l.tsv")]) == 0
+    assert cli.main([*common, "--table", str(tmp_path / "r.tsv"), "--engine", "ray"]) == 0
+    assert (tmp_path / "l.tsv").read_text() == (tmp_path / "r.tsv").read_text()
+    assert "4 shards on ray" in capsys.readouterr().out

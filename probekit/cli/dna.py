@@ -28,6 +28,7 @@ from .common import (
     add_autocast_argument,
     add_model_arguments,
     add_probe_arguments,
+    drop_partial,
     exit_code,
     load_model_from_args,
     log_autocast,
@@ -37,6 +38,7 @@ from .common import (
     parse_output,
     resolve_motifs,
 )
+from .engine import add_engine_arguments, engine_options, probe_on_engine, write_probe_outputs
 
 
 def add_dna_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +54,7 @@ def add_dna_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layout", choices=("NCL", "NLC"), default="NCL", help="one-hot layout the model takes")
     parser.add_argument("--strands", choices=("forward", "both"), default="forward",
                         help="both: average forward and reverse-complement outputs")  # fmt: skip
+    add_engine_arguments(parser)
 
 
 def run_dna(args, *, log: Callable[[str], None] = print) -> int:
@@ -59,6 +62,7 @@ def run_dna(args, *, log: Callable[[str], None] = print) -> int:
     from ..io import read_fasta
 
     _check_numbers(args)
+    engine_options(args)
     goal = parse_goal(args.goal)
     parse_output(args.output)
     if not args.fasta.exists():
@@ -73,7 +77,12 @@ def run_dna(args, *, log: Callable[[str], None] = print) -> int:
     log_problems(unreadable, "skipping", log)
     adapter = _adapter(model, args)
     settings = _probe_settings(args, file_digest(args.model), str(goal))
-    report = _run_probe(adapter, records, settings, args, args.out, log)
+    if args.engine == "ray":
+        report = probe_on_engine(records, args=args, settings=settings, log=log)
+        write_probe_outputs(report, args, log)
+        drop_partial(args.out, args)
+    else:
+        report = _run_probe(adapter, records, settings, args, args.out, log)
     log_outcome(report, unreadable, log)
     log_autocast(adapter, log)
     return exit_code(report, log)

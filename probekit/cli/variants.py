@@ -46,6 +46,7 @@ from .common import (
     parse_output,
     resolve_motifs,
 )
+from .engine import add_engine_arguments, engine_options, run_on_engine
 
 
 def add_variants_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,6 +88,7 @@ def add_variants_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-size", type=int, default=10_000,
                         help="variants scored and saved together; a rerun resumes from saved chunks (default 10000)")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_engine_arguments(parser)
 
 
 def _output_list(text: str) -> list:
@@ -148,22 +150,30 @@ def _read_table(path: Path, columns: list[str]):
 
 def run_variants(args, *, log: Callable[[str], None] = print) -> int:
     """``probekit variants``: score the variants chunk by chunk into the table (and annotated VCF, report)."""
+    import shutil
+
     from ..variants import write_annotated_vcf
-    from ..variants.stream import score_variants_to_table
+    from ..variants.stream import partial_folder, score_variants_to_table
 
     _check_arguments(args)
+    engine_options(args)
     motifs = resolve_motifs(args.motifs, log)
     model = load_model_from_args(args, log=log)
     adapter = _adapter(model, args)
     settings = _settings(args, adapter.output)
     args.table.parent.mkdir(parents=True, exist_ok=True)
+    scoring = dict(offset=args.offset, context=args.context, n_draws=args.draws, seed=args.seed, motifs=motifs,
+                   motif_p=args.motif_p, outputs=args.extra_outputs, log_fold_change=args.lfc, pseudocount=args.pseudocount)  # fmt: skip
     try:
-        outcome = score_variants_to_table(
-            adapter, args.vcf, args.genome, table=args.table, length=args.length, settings=settings,
-            chunk_size=args.chunk_size, progress=not args.no_progress, log=log, offset=args.offset,
-            context=args.context, n_draws=args.draws, seed=args.seed, motifs=motifs, motif_p=args.motif_p,
-            outputs=args.extra_outputs, log_fold_change=args.lfc, pseudocount=args.pseudocount,
-        )  # fmt: skip
+        if args.engine == "ray":
+            outcome = run_on_engine("variants", args.vcf, args=args, settings=settings, out_dir=partial_folder(args.table),
+                                    log=log, genome=args.genome, length=args.length, table=args.table, **scoring)  # fmt: skip
+            shutil.rmtree(partial_folder(args.table), ignore_errors=True)
+        else:
+            outcome = score_variants_to_table(
+                adapter, args.vcf, args.genome, table=args.table, length=args.length, settings=settings,
+                chunk_size=args.chunk_size, progress=not args.no_progress, log=log, **scoring,
+            )  # fmt: skip
     except (ImportError, OSError, ValueError) as error:
         raise CLIError(one_line(error)) from None
     log(f"wrote {args.table}")

@@ -33,6 +33,8 @@ import pandas as pd
 from ..probe.chunks import file_digest, settings_hash
 
 META = "meta.json"
+# Files up to this size are named in shard keys by their SHA-256; larger ones by path, size and time.
+DIGEST_LIMIT = 256 << 20
 
 
 def describe(value):
@@ -51,8 +53,12 @@ def describe(value):
         items = [describe(v) for v in value]
         return sorted(items, key=str) if isinstance(value, set) else items
     if isinstance(value, os.PathLike):
-        path = Path(value)
-        return {"file": path.name, "sha256": file_digest(path)} if path.is_file() else str(path)
+        path = Path(value).resolve()
+        if not path.is_file():
+            return str(path)
+        if path.stat().st_size > DIGEST_LIMIT:  # a genome: its path, size and time stand for it
+            return {"file": str(path), "size": path.stat().st_size, "mtime": path.stat().st_mtime}
+        return {"file": path.name, "sha256": file_digest(path)}
     if isinstance(value, functools.partial):
         return {"call": describe(value.func), "args": describe(value.args), "keywords": describe(value.keywords)}
     if callable(value) and hasattr(value, "__qualname__"):
