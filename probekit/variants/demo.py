@@ -50,6 +50,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from .._warnings import warn
 from ..datasets import _probabilities, load_demo_motifs, load_dna_demo, reverse_complement
 from .io import pysam_module, read_variants
 
@@ -396,7 +397,8 @@ def run_variants_demo(
         p-value at or below which a match counts as a site (default 1e-4).
     report : bool
         Also write the HTML report of the ten strongest variants (their windows' ISM, the
-        variant marked) and of delta along the genome (needs matplotlib).
+        variant marked) and of delta along the genome; without matplotlib a
+        ``ProbekitWarning`` says it is skipped.
     progress : bool
         Progress bars.
 
@@ -424,7 +426,12 @@ def run_variants_demo(
                                 motifs=demo_motifs() if motifs is None else motifs, motif_p=motif_p,
                                 progress=progress)  # fmt: skip
         seconds = time.perf_counter() - started
-        html = _write_report(adapter, result, genome, folder / "variants_demo_report.html") if report else None
+        html = None
+        if report:
+            try:
+                html = _write_report(adapter, result, genome, folder / "variants_demo_report.html")
+            except ImportError as error:  # matplotlib, an optional dependency, draws the report's figures
+                warn(f"the HTML report is skipped: {error}")
     frame = result.to_frame()
     truth = files.truth.drop_duplicates("record").set_index("record")
     frame["role"] = truth["role"].reindex(frame["record"]).to_numpy()
