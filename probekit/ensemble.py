@@ -173,8 +173,8 @@ class Ensemble(Adapter):
         The adapter whose settings models given as ``members`` take (``like.replace(model=m)``).
     output : Output, int or callable, optional
         The score of the ensemble and of its members; default the members' common output.
-    batch_size : int or "auto"
-        Inputs per forward pass of the whole ensemble.
+    batch_size : int or "auto", optional
+        Inputs per forward pass of the whole ensemble; default the first member's setting.
     device : str or torch.device, optional
         Default the first member's device; members on other devices are moved.
 
@@ -209,8 +209,10 @@ class Ensemble(Adapter):
             cls = _SequenceEnsemble if family is SequenceModel else _FeatureEnsemble
         return super().__new__(cls)
 
-    def __init__(self, members, *, like=None, output=None, batch_size="auto", device=None):
+    def __init__(self, members, *, like=None, output=None, batch_size=None, device=None):
         members = _as_members(members, like)
+        if batch_size is None:
+            batch_size = "auto" if getattr(members[0], "_batch_setting_auto", False) else members[0].batch_size
         _check_compatible(members)
         output = _common_output(members, output)
         device = resolve_device(device) if device is not None else members[0].device
