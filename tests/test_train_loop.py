@@ -73,3 +73,15 @@ def test_shape_mismatch_and_bad_settings_give_clear_errors():
         fit(torch.nn.Linear(4, 3), (X, y), epochs=-1, device="cpu")
     with pytest.raises(ValueError, match="optimizer"):
         fit(torch.nn.Linear(4, 3), (X, y), optimizer="lbfgs2", device="cpu")
+
+
+def test_robust_objectives_train_on_the_adapter_device(device):
+    from probekit.train import adversarial, certified
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    adapter = FeatureModel(net, output=outputs.logit(1), device=device)
+    for objective in (adversarial(0.1, steps=2), adversarial(0.1, steps=2, trades=1.0), certified(0.1)):
+        model, history = fit(adapter, _data(), objective=objective, epochs=1, batch_size=32)
+        assert next(model.parameters()).device.type == device and len(history) == 1
+    assert next(net.parameters()).device.type == "cpu"
