@@ -109,7 +109,7 @@ def test_adversarial_training_of_a_linear_classifier_follows_the_closed_form_and
 def test_trades_and_schedules_run():
     X, y = _data(n=32)
     adapter = FeatureModel(torch.nn.Linear(5, 2), output=outputs.logit(1), device="cpu")
-    _, history = fit(adapter, (X, y), objective=adversarial(0.2, steps=3, trades=6.0, warmup=0.5, ramp=0.0),
+    _, history = fit(adapter, (X, y), objective=adversarial(0.2, steps=3, trades=6.0, warmup=0.5, ramp_share=0.0),
                      epochs=2, batch_size=32)
     assert history["eps"].tolist() == [0.0, 0.2]
     assert history["adv_loss"].iloc[1] >= 0

@@ -191,7 +191,7 @@ def adversarial(
     mask=None,
     trades: float | None = None,
     warmup: float = 0.0,
-    ramp: float = 0.0,
+    ramp_share: float = 0.0,
     l1_fraction: float = 0.01,
 ):
     """Adversarial training objective: PGD (or FGSM with ``steps=1``) inside the loop, or TRADES.
@@ -208,7 +208,7 @@ def adversarial(
         perturbation maximising the divergence from the clean output.
     warmup : float
         Share of the run trained on clean inputs (eps = 0).
-    ramp : float
+    ramp_share : float
         Share of the run, after the warm-up, over which eps grows linearly to its value.
 
     Returns
@@ -231,7 +231,7 @@ def adversarial(
 
     def objective(adapter, x, y, step: Step):
         _check_labels(x, y)
-        e = _schedule_eps(float(eps), step, warmup, ramp)
+        e = _schedule_eps(float(eps), step, warmup, ramp_share)
         attack = {"eps": e, "norm": norm, "steps": steps, "step_size": step_size, "random_start": random_start,
                   "mask": mask, "l1_fraction": l1_fraction, "seed": step.seed}
         if trades is None:

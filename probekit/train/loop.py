@@ -266,7 +266,7 @@ def fit(
     resume : bool
     callbacks : sequence of callables
         ``callback(model, epoch) -> dict`` after each epoch; the dict's numbers join
-        the history row (e.g. :func:`probekit.train.lipschitz.track`).
+        the history row (e.g. :func:`probekit.train.track_lipschitz`).
     progress : bool
         A tqdm bar over batches.
 
