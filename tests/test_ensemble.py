@@ -211,3 +211,12 @@ def test_models_with_like_take_its_settings():
     ensemble = Ensemble([ToyConv(seed=1), ToyConv(seed=2)], like=like)
     assert ensemble.output.name == "margin[1]" and isinstance(ensemble, SequenceModel) and isinstance(ensemble, Ensemble)
     assert len(ensemble) == 2
+
+
+def test_sensitivity_of_dna_members_by_attribution():
+    ensemble = Ensemble(_dna_members())
+    result = sensitivity(ensemble, random_sequences(2, 15, seed=8), method="saliency", ids=["a", "b"])
+    assert result.effects.shape == (3, 2, 4, 15) and result.importance.shape == (3, 2, 15)
+    frame = result.to_frame()
+    assert list(frame.columns[:3]) == ["id", "position", "ref"] and len(frame) == 30
+    assert set(frame["agreement"]) <= {"shared", "partial", "none"}
