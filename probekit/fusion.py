@@ -254,6 +254,7 @@ class MultiInputModel:
                                                    **self._view_options(m))
                           for name, m in self.modalities.items()}  # fmt: skip
         self._full = {}
+        self._view_batch = {}  # modality -> batch size settled by a first view, for the views after it
 
     @property
     def names(self) -> list[str]:
@@ -376,7 +377,8 @@ class MultiInputModel:
             other = self.modalities[key]
             parts[key] = _to_model(x, other, None if other.is_sequence else other.options.get("shape"))
         net = _Fixed(self.model, self.modalities.values(), name, parts, self.call)
-        return self._view_class(modality)(net, output=self.output, batch_size=self.batch_size, device=self.device,
+        batch_size = self._view_batch.get(name, self.batch_size)
+        return self._view_class(modality)(net, output=self.output, batch_size=batch_size, device=self.device,
                                           **self._view_options(modality))  # fmt: skip
 
     def _one_example(self, key: str, value: torch.Tensor):
@@ -520,6 +522,7 @@ def modality_importance(model, inputs, *, k: int = 1, eps=None, norm: str = "lin
             fixed = {key: x[i : i + 1] for key, x in encoded.items() if key != name}
             view = model.modality(name, fixed=fixed)
             x = view.encode(encoded[name][i : i + 1])
+            model._view_batch[name] = view.resolve_batch_size(x)  # one timing probe per input, not per example
             size_k = k.get(name, 1) if isinstance(k, dict) else int(k)
             if modality.is_sequence:
                 kind, edit = "substitutions", f"k={size_k}"
