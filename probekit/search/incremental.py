@@ -623,6 +623,29 @@ class _Reference:
             self._running_max[node] = entry
         return entry
 
+    def outside_max(self, node, rows, starts, width: int) -> torch.Tensor:
+        """Maximum of ``node`` over the positions outside ``starts .. starts + width - 1`` of each row: (M, C).
+
+        A scan of a few positions has one or two distinct window starts: the maxima on
+        either side of each are then taken directly, which reads each activation once,
+        instead of building the running maxima over every position.
+        """
+        distinct = torch.unique(starts)
+        if not self.in_place or distinct.numel() > 2:
+            prefix, suffix, stride = self.running_max(node)
+            return torch.maximum(prefix.index_select(0, rows * stride + starts),
+                                 suffix.index_select(0, rows * stride + starts + width))  # fmt: skip
+        ref = self.canonical[node]
+        length = ref.shape[2]
+        out = ref.new_empty(rows.shape[0], ref.shape[1])
+        for start in distinct.tolist():
+            low = ref.new_full(ref.shape[:2], -math.inf)
+            left = ref[:, :, :start].amax(dim=2) if start > 0 else low
+            right = ref[:, :, start + width :].amax(dim=2) if start + width < length else low
+            pick = starts == start
+            out[pick] = torch.maximum(left, right).index_select(0, rows[pick])
+        return out
+
     def arange(self, width: int, device) -> torch.Tensor:
         r = self._ranges.get(width)
         if r is None:
@@ -706,6 +729,22 @@ def _window_matrix(weight_t: torch.Tensor, width: int, params: dict) -> torch.Te
     return matrix.reshape(width * c_in, out_width * c_out)
 
 
+_MATRICES: dict = {}  # (weight id, weight version, width, dilation, groups) -> (weight, window matrix)
+
+
+def _cached_window_matrix(weight: torch.Tensor, weight_t: torch.Tensor, width: int, params: dict):
+    """:func:`_window_matrix`, built once per layer weight (as long as the weight is unchanged) and window width."""
+    key = (id(weight), weight._version, weight.device, weight.dtype, width, params["d"], params["groups"])
+    hit = _MATRICES.get(key)
+    if hit is not None and hit[0] is weight:
+        return hit[1]
+    matrix = _window_matrix(weight_t, width, params)
+    if len(_MATRICES) > 64:
+        _MATRICES.clear()
+    _MATRICES[key] = (weight, matrix)
+    return matrix
+
+
 class _Engine:
     """Runs batches of mutants through a plan: windows of the local prefix, then the rest in full."""
 
@@ -720,7 +759,8 @@ class _Engine:
         for node, info in plan.local.items():
             if info.kind == "delta_conv":
                 self.weights[node] = _transpose_weight(info.params["weight"], info.params["groups"])
-                matrix = _window_matrix(self.weights[node], plan.local[self._source(node)].width, info.params)
+                matrix = _cached_window_matrix(info.params["weight"], self.weights[node],
+                                               plan.local[self._source(node)].width, info.params)  # fmt: skip
                 if matrix is not None:
                     self.matrices[node] = matrix
                 self.shifted[node] = info.width != info.params["full"]  # True: every window needs the shift
@@ -857,11 +897,7 @@ class _Engine:
     def _max_over_positions(self, node, rows, starts, wins):
         src, form, keepdim = self.plan.reductions[node]
         info = self.plan.local[src]
-        prefix, suffix, stride = self.ref.running_max(src)
-        s = starts[src]
-        outside = torch.maximum(
-            prefix.index_select(0, rows * stride + s), suffix.index_select(0, rows * stride + s + info.width)
-        )
+        outside = self.ref.outside_max(src, rows, starts[src], info.width)
         values = torch.maximum(outside, wins[src].amax(dim=2))  # (M, C)
         if keepdim:
             values = values.unsqueeze(info.pos_axis)

@@ -164,9 +164,10 @@ def _score_refs(adapter, chunk: _Chunk, rows: np.ndarray) -> None:
 def _ism_sites(adapter, chunk: _Chunk, rows: np.ndarray, offset: int, length: int) -> dict[int, tuple[int, int]]:
     """Rows that saturation mutagenesis scores: SNVs of two bases of the alphabet; row -> (position, base index)."""
     alphabet = adapter.alphabet
+    refs, alts = chunk.windows["ref"].tolist(), chunk.windows["alt"].tolist()
     sites = {}
     for i in rows:
-        ref, alt = chunk.windows["ref"].iat[i], chunk.windows["alt"].iat[i]
+        ref, alt = refs[i], alts[i]
         change = allele_change(ref, alt)
         if change.kind != "SNV" or offset + change.start >= length:
             continue
