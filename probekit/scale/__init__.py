@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -70,7 +70,6 @@ class ScaleRun:
     engine: str
     workers: int
     seconds: float = 0.0
-    options: dict = field(default_factory=dict)
 
     def _count(self, status: str) -> int:
         return int((self.shards["status"] == status).sum()) if len(self.shards) else 0
@@ -189,6 +188,7 @@ def run(
     address: str | None = None,
     workers: int | None = None,
     gpus_per_worker: float | None = None,
+    cpus_per_worker: int | None = None,
     shard_size: int | None = None,
     settings: dict | None = None,
     progress: bool = True,
@@ -229,12 +229,17 @@ def run(
         Ray actors; default one per GPU, else one per CPU.
     gpus_per_worker : float, optional
         GPUs per actor; default 1 when the cluster has GPUs, else 0 (CPU actors).
+    cpus_per_worker : int, optional
+        CPUs per actor, which it uses as torch threads; default: the cluster's CPUs
+        shared among the CPU actors (1 for GPU actors).
     shard_size : int, optional
         Inputs per shard (default :data:`SHARD_SIZES` of the task).
     settings : dict, optional
         What identifies the model in the shard keys (for example ``{"model":
-        file_digest(path)}``); default: a description of ``adapter_factory``, with
-        files named in it by their SHA-256.
+        file_digest(path)}``); default: a description of ``adapter_factory`` (its
+        function and arguments, files named in it by their SHA-256). Give it for a
+        factory whose name does not say which model it builds (a closure, a lambda),
+        or a rerun may reuse shards of another model.
     progress : bool
         One progress bar over all shards.
     trust : bool
@@ -298,8 +303,9 @@ def run(
 
     try:
         workers = _engine(engine)(
-            adapter_factory, task, worker_options(task, options), pending(), on_result=book.save,
-            **({"address": address, "workers": workers, "gpus_per_worker": gpus_per_worker} if engine == "ray" else {}),
+            adapter_factory, task, options=worker_options(task, options), pending=pending(), on_result=book.save,
+            **({"address": address, "workers": workers, "gpus_per_worker": gpus_per_worker, "cpus_per_worker": cpus_per_worker}
+               if engine == "ray" else {}),
         )  # fmt: skip
     except KeyboardInterrupt:
         kept = sum(is_complete(f) for f in book.folders)
@@ -309,7 +315,7 @@ def run(
     finally:
         book.bar.close()
     result = spec.merge(book.merge_folders(), options, book.count("reused"))
-    done = ScaleRun(result, book.table(), out_dir, engine, workers, time.perf_counter() - started, options)
+    done = ScaleRun(result, book.table(), out_dir, engine, workers, time.perf_counter() - started)
     log(done.line())
     return done
 

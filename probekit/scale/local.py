@@ -7,7 +7,8 @@ Examples
 >>> adapter = SequenceModel(MotifCounter("TGA"), output=0, device="cpu")
 >>> shards = enumerate([sequence_frame(["CCTGACC"]), sequence_frame(["TTTTTTT"])])
 >>> found = {}
->>> run_local(lambda: adapter, "ism", {"start": 2}, shards, on_result=lambda i, part, out: found.update({i: out.error}))
+>>> run_local(lambda: adapter, "ism", options={"start": 2}, pending=shards,
+...           on_result=lambda i, part, out: found.update({i: out.error}))
 1
 >>> found
 {0: None, 1: None}
@@ -20,7 +21,7 @@ from typing import Callable, Iterable
 from .worker import ShardRunner
 
 
-def run_local(factory, task: str, options: dict, pending: Iterable, *, on_result: Callable) -> int:
+def run_local(factory, task: str, *, options: dict, pending: Iterable, on_result: Callable) -> int:
     """Run each ``(index, part)`` of ``pending`` in this process; ``on_result(index, part, outcome)`` after each.
 
     Returns the number of workers used (1).

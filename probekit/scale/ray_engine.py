@@ -40,12 +40,14 @@ def import_ray():
     return ray
 
 
-def plan_workers(resources: dict, *, workers: int | None, gpus_per_worker: float | None) -> tuple[int, int, float]:
+def plan_workers(resources: dict, *, workers: int | None, gpus_per_worker: float | None,
+                 cpus_per_worker: int | None = None) -> tuple[int, int, float]:
     """``(workers, cpus_per_worker, gpus_per_worker)`` for the cluster's ``resources``.
 
     With GPUs (and ``gpus_per_worker`` not 0): one actor per ``gpus_per_worker`` GPUs
-    (default 1). Without: one single-threaded actor per CPU, or ``workers`` actors
-    sharing the CPUs (their torch threads).
+    (default 1), each with one CPU. Without: ``workers`` actors (default one per CPU)
+    sharing the CPUs; a worker uses its CPUs as torch threads. ``cpus_per_worker``,
+    when given, is what each actor takes.
     """
     cpus, gpus = int(resources.get("CPU", 1)), float(resources.get("GPU", 0))
     if gpus_per_worker is None:
@@ -53,9 +55,10 @@ def plan_workers(resources: dict, *, workers: int | None, gpus_per_worker: float
     if gpus_per_worker:
         if workers is None:
             workers = max(1, int(gpus // gpus_per_worker))
-        return workers, 1, gpus_per_worker
-    workers = workers or max(1, cpus)
-    return workers, max(1, cpus // workers), 0
+        return workers, cpus_per_worker or 1, gpus_per_worker
+    if workers is None:
+        workers = max(1, cpus // (cpus_per_worker or 1))
+    return workers, cpus_per_worker or max(1, cpus // workers), 0
 
 
 def start_ray(*, address: str | None, workers: int | None):
@@ -143,13 +146,14 @@ def _actors(ray, plan: tuple, max_retries: int) -> tuple[list, Callable]:
 def run_ray(
     factory,
     task: str,
+    *,
     options: dict,
     pending: Iterable,
-    *,
     on_result: Callable,
     address: str | None = None,
     workers: int | None = None,
     gpus_per_worker: float | None = None,
+    cpus_per_worker: int | None = None,
     max_retries: int = MAX_RETRIES,
 ) -> int:
     """Run each ``(index, part)`` of ``pending`` on a pool of Ray actors; ``on_result(index, part, outcome)`` as each returns.
@@ -162,7 +166,8 @@ def run_ray(
 
     ray, started = start_ray(address=address, workers=workers)
     try:
-        plan = plan_workers(ray.cluster_resources(), workers=workers, gpus_per_worker=gpus_per_worker)
+        plan = plan_workers(ray.cluster_resources(), workers=workers, gpus_per_worker=gpus_per_worker,
+                            cpus_per_worker=cpus_per_worker)  # fmt: skip
         actors, new_actor = _actors(ray, plan, max_retries)
         pickled = ray.cloudpickle.dumps(factory)  # unpickled by the worker, where a failure is the shard's reason
         spec = ray.put((pickled, task, options))
@@ -183,18 +188,21 @@ def _submit(job: str, spec, actor, item):
 
 
 def _dispatch(ray, actors: list, pending, on_result: Callable, submit: Callable, new_actor: Callable) -> None:
-    """Keep every actor busy with one shard until ``pending`` is exhausted and all have returned."""
+    """Keep every actor busy with one shard until ``pending`` is exhausted and all have returned.
+
+    An actor gets its next shard before the driver saves the one it returned, so
+    saving overlaps the actor's work.
+    """
     in_flight = {}
-    idle = list(actors)
-    while True:
-        while idle:
-            item = next(pending, None)
-            if item is None:
-                break
-            actor = idle.pop()
+
+    def give(actor) -> None:
+        item = next(pending, None)
+        if item is not None:
             in_flight[submit(actor, item)] = (item, actor)
-        if not in_flight:
-            return
+
+    for actor in list(actors):
+        give(actor)
+    while in_flight:
         (ref,), _ = ray.wait(list(in_flight), num_returns=1)
         (index, part), actor = in_flight.pop(ref)
         try:
@@ -202,8 +210,8 @@ def _dispatch(ray, actors: list, pending, on_result: Callable, submit: Callable,
         except ray.exceptions.RayActorError as error:  # lost beyond its restarts: the shard fails, a new actor joins
             outcome = ShardOutcome(error=f"worker lost {MAX_RETRIES + 1} times: {_first_line(error)}", retried=True)
             actors[actors.index(actor)] = actor = new_actor()
+        give(actor)
         on_result(index, part, outcome)
-        idle.append(actor)
 
 
 def _first_line(error: BaseException) -> str:

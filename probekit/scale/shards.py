@@ -127,9 +127,38 @@ def _from_parquet(table: pd.DataFrame, columns: dict) -> pd.DataFrame:
     return table
 
 
+def _arrow(table: pd.DataFrame, columns: dict):
+    """``table`` as an Arrow table; columns of equal-length NumPy arrays as fixed-size lists, without a copy per row."""
+    import pyarrow as pa
+
+    arrays = [name for name, how in columns.items() if how["encoding"] == "array" and _stackable(table[name])]
+    for name in arrays:
+        columns[name]["encoding"] = "fixed"
+    arrow = pa.Table.from_pandas(table.drop(columns=arrays), preserve_index=False)
+    for name in arrays:
+        stacked = np.stack(table[name].tolist()) if len(table) else np.zeros((0, 0))
+        values = pa.array(stacked.reshape(-1))
+        arrow = arrow.append_column(name, pa.FixedSizeListArray.from_arrays(values, stacked.shape[1]))
+    return arrow.select([str(c) for c in table.columns])
+
+
+def _stackable(column: pd.Series) -> bool:
+    shapes = {v.shape for v in column if isinstance(v, np.ndarray)}
+    return len(shapes) == 1 and len(next(iter(shapes))) == 1 and column.map(lambda v: isinstance(v, np.ndarray)).all()
+
+
+def _pandas(arrow, columns: dict) -> pd.DataFrame:
+    fixed = [name for name, how in columns.items() if how["encoding"] == "fixed"]
+    table = arrow.drop_columns(fixed).to_pandas()
+    for name in fixed:
+        column = arrow.column(name).combine_chunks()
+        values = column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), -1)
+        table[name] = pd.Series(list(values), index=table.index, dtype=object)
+    return table[list(arrow.column_names)]
+
+
 def write_tables(folder: Path, tables: dict, meta: dict) -> None:
     """Write ``tables`` (name -> DataFrame) as Parquet files and ``meta`` as JSON into ``folder``, atomically."""
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     folder = Path(folder)
@@ -139,7 +168,7 @@ def write_tables(folder: Path, tables: dict, meta: dict) -> None:
     stored = {}
     for name, table in tables.items():
         ready, columns = _for_parquet(table.reset_index(drop=True))
-        pq.write_table(pa.Table.from_pandas(ready, preserve_index=False), tmp / f"{name}.parquet")
+        pq.write_table(_arrow(ready, columns), tmp / f"{name}.parquet")
         stored[name] = columns
     (tmp / META).write_text(json.dumps({**meta, "tables": stored}, default=str))
     shutil.rmtree(folder, ignore_errors=True)
@@ -154,8 +183,8 @@ def read_tables(folder: Path) -> tuple[dict, dict]:
     meta = json.loads((folder / META).read_text())
     tables = {}
     for name, columns in meta.pop("tables").items():
-        table = pq.read_table(folder / f"{name}.parquet").to_pandas()
-        tables[name] = _from_parquet(table, columns)
+        table = _pandas(pq.read_table(folder / f"{name}.parquet"), columns)
+        tables[name] = _from_parquet(table, {k: v for k, v in columns.items() if v["encoding"] != "fixed"})
     return tables, meta
 
 
