@@ -5,8 +5,8 @@ CHEMBL2321810 compounds RDKit ships in its Contrib directory, read in place, cut
 80/20 by :func:`probekit.mol_demo.split` with seed 0, so the held-out compounds
 are the MLP demo's. :func:`train_mol_graph_demo` fits a
 :class:`probekit.molmodel.GraphNet` on the atom and bond features of
-:func:`probekit.molmodel.featurize_graphs`, on one CPU thread, seeded, in about a
-minute; ``data/train_mol_graph_demo.py`` writes the weights to
+:func:`probekit.molmodel.featurize_graphs`, on one CPU thread, seeded, in under
+two minutes (about 50 s of CPU time); ``data/train_mol_graph_demo.py`` writes the weights to
 ``data/mol_graph_demo.pt`` (a state_dict with its architecture name, never a
 pickle) and the split, predictions and metrics to ``data/mol_graph_demo.json``.
 :func:`load_mol_graph_demo` returns the model wrapped in a
