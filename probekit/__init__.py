@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 
 _LAZY_MODULES = {
     "search", "attr", "certify", "diagnose", "report", "motifs", "chem", "datasets", "testing", "encode", "variants",
-    "molmodel", "discover",
+    "molmodel", "discover", "ensemble", "active", "fusion",
 }  # fmt: skip
 _LAZY_NAMES = {
     "SensitivityReport": ("probekit.report.sensitivity", "SensitivityReport"),
@@ -45,6 +45,8 @@ _LAZY_NAMES = {
     "MoleculeModel": ("probekit.molmodel", "MoleculeModel"),
     "load_molecule_model": ("probekit.molmodel", "load_molecule_model"),
     "counterfactual_molecules": ("probekit.search.counterfactual", "counterfactual_molecules"),
+    "Ensemble": ("probekit.ensemble", "Ensemble"),
+    "MultiInputModel": ("probekit.fusion", "MultiInputModel"),
 }
 
 
@@ -89,6 +91,8 @@ __all__ = [
     "MoleculeModel",
     "load_molecule_model",
     "counterfactual_molecules",
+    "Ensemble",
+    "MultiInputModel",
     "search",
     "attr",
     "certify",
@@ -101,5 +105,8 @@ __all__ = [
     "variants",
     "molmodel",
     "discover",
+    "ensemble",
+    "active",
+    "fusion",
     "ProbekitWarning",
 ]

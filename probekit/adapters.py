@@ -117,6 +117,21 @@ def describe_failure(error: BaseException) -> str:
     return one_line(text)
 
 
+def input_gradient(total: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """d total / d x, zero where ``total`` does not depend on ``x`` (a model that ignores this input).
+
+    Examples
+    --------
+    >>> x = torch.ones(2, 3, requires_grad=True)
+    >>> input_gradient((2 * x).sum(), x)[0].tolist(), input_gradient(torch.tensor(1.0), x).abs().sum().item()
+    ([2.0, 2.0, 2.0], 0.0)
+    """
+    if not total.requires_grad:
+        return torch.zeros_like(x)
+    (grad,) = torch.autograd.grad(total, x, allow_unused=True)
+    return torch.zeros_like(x) if grad is None else grad
+
+
 def _nonfinite_word(value: float) -> str:
     return "NaN" if value != value else ("inf" if value > 0 else "-inf")
 
@@ -497,7 +512,7 @@ class Adapter(abc.ABC):
         def run(start: int, stop: int) -> torch.Tensor:
             xb = X[start:stop].detach().clone().to(self.dtype).requires_grad_(True)
             values = fn(self._call(xb), rows[start:stop])
-            (grad,) = torch.autograd.grad(values.sum(), xb)
+            grad = input_gradient(values.sum(), xb)
             return torch.cat([values.detach()[:, None], grad.reshape(stop - start, -1).to(X.dtype)], dim=1)
 
         with self.session(), torch.enable_grad():

@@ -263,3 +263,17 @@ def test_replace_with_a_featurizer_takes_its_names_kinds_and_bounds():
     assert other.bounds(16)[1][-1] > 1.0  # a descriptor is not held in [0, 1]
     named = adapter.replace(featurizer=mixed, feature_names=[f"x{i}" for i in range(16)])
     assert named.names(16)[0] == "x0"
+
+
+def test_a_model_that_ignores_its_input_has_zero_gradient_and_pgd_goes_on():
+    import torch
+
+    from probekit import FeatureModel, goals
+    from probekit.search import pgd
+
+    adapter = FeatureModel(lambda x: torch.ones(x.shape[0], 1), output=0, device="cpu", feature_names=["a", "b"])
+    X = torch.zeros(3, 2)
+    score, grad = adapter.gradient(X)
+    assert torch.equal(grad, torch.zeros_like(X)) and torch.equal(score, torch.ones(3))
+    result = pgd(adapter, X, goal=goals.decrease(by=1.0), eps=0.1, steps=3)
+    assert not bool(result.success.any())

@@ -34,7 +34,7 @@ import torch
 from .. import goals as _goals
 from .._device import map_batches
 from .._warnings import warn
-from ..adapters import Adapter
+from ..adapters import Adapter, input_gradient
 from ..goals import BoundGoal
 from ..results import BaselineResult, PerturbationResult
 from . import _select
@@ -504,7 +504,7 @@ def _probe(adapter, space, bound, x, rows, *, grad: bool, bind=None, skipped=Non
         else:
             g, p = bound.with_progress(y, rows[start:stop])
         # contiguous: a gradient may come back as an expanded view (of a sum, say), and PGD steps write into it
-        dg = torch.autograd.grad(p.sum(), xb)[0].reshape(stop - start, -1).contiguous() if grad else None
+        dg = input_gradient(p.sum(), xb).reshape(stop - start, -1).contiguous() if grad else None
         parts.append((adapter.output(y).detach().float(), g.detach().float(), p.detach().float(), dg))
         return p
 
