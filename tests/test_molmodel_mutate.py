@@ -123,3 +123,14 @@ def test_sa_score_ranks_a_simple_molecule_easier_than_a_complex_one():
     if np.isnan(scores[0]):
         pytest.skip("RDKit's SA_Score contribution is not installed")
     assert scores[0] < scores[1] and np.isnan(scores[2])
+
+
+def test_no_triple_bond_is_put_inside_a_ring():
+    from rdkit import Chem
+
+    from probekit.molmodel.mutate import single_edits
+
+    for smiles in ("Cc1ccccc1", "C1CCCCC1O"):
+        for candidate in single_edits(smiles, operators=["atom"], seed=0):
+            mol = Chem.MolFromSmiles(candidate.smiles)
+            assert not any(b.GetBondType() == Chem.BondType.TRIPLE and b.IsInRing() for b in mol.GetBonds()), candidate

@@ -48,6 +48,7 @@ PUBLIC_MODULES = [
     "probekit.ensemble",
     "probekit.active",
     "probekit.fusion",
+    "probekit.mol_graph_demo",
     "probekit.variants.result",
     "probekit.mol_demo",
     "probekit.datasets",

@@ -138,7 +138,8 @@ class _AtomSpace(_Space):
             specs += [("element", atom.GetIdx(), e) for e in ELEMENTS if e != atom.GetSymbol()]
         for bond in self.kekule.GetBonds():
             order = int(bond.GetBondTypeAsDouble())
-            specs += [("bond", bond.GetIdx(), o) for o in (1, 2, 3) if o != order]
+            allowed = (1, 2) if bond.IsInRing() else (1, 2, 3)  # a triple bond in a ring is an aryne or a strained ring
+            specs += [("bond", bond.GetIdx(), o) for o in allowed if o != order]
         super().__init__(specs)
 
     def build(self, j):
