@@ -336,10 +336,8 @@ def plot_tradeoff(table: pd.DataFrame, *, budget: str | None = None, ax=None):
     >>> plot_tradeoff(table).get_xlabel()
     'eps'
     """
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as error:  # pragma: no cover - matplotlib is a core dependency of the plots
-        raise ImportError("plot_tradeoff needs matplotlib: pip install 'probekit[plot]'") from error
+    import matplotlib.pyplot as plt
+
     if budget is None:
         budget = "k" if (table["budget"] == "k").any() else "eps"
     if ax is None:
