@@ -364,6 +364,11 @@ def test_demo_command(tmp_path):
     assert any(line.startswith("autocast bf16: outputs within") for line in lines)
     assert (tmp_path / "mol_demo_report.html").exists() and (tmp_path / "mol_demo_atoms.csv").exists()
     assert not (tmp_path / "mol_demo_report.html.partial").exists()  # its chunks are removed after success
+    # the graph model on the same compounds: its R^2, then atoms, fragments and counterfactual molecules
+    assert any(line.startswith("graph model") and "R^2 = 0.665" in line for line in lines)
+    graph = pd.read_csv(tmp_path / "mol_graph_demo_counterfactuals.csv")
+    assert len(graph) == 2 and graph["error"].isna().all()
+    assert (tmp_path / "mol_graph_demo_report.html").read_text().count("<svg") >= 2
 
 
 def test_demo_command_honours_method_output_and_batch_size(tmp_path, monkeypatch):
@@ -379,7 +384,7 @@ def test_demo_command_honours_method_output_and_batch_size(tmp_path, monkeypatch
     monkeypatch.setattr(molecules, "probe_features", spy)
     ns = argparse.Namespace(out=tmp_path, device="cpu", goal="decrease:0.5", max_edits=1, baseline_draws=5, seed=0,
                             n_molecules=1, no_progress=True, method="greedy", output="logit:0", batch_size=64,
-                            max_figures=0)  # fmt: skip
+                            max_figures=0, no_graph=True)  # fmt: skip
     assert run_mol_demo(ns, log=lambda line: None) == 0
     assert seen["method"] == "greedy" and seen["adapter"].batch_size == 64 and seen["adapter"].output.name == "logit[0]"
     text = (tmp_path / "mol_demo_report.html").read_text()
