@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 
 _LAZY_MODULES = {
     "search", "attr", "certify", "diagnose", "report", "motifs", "chem", "datasets", "testing", "encode", "variants",
-    "molmodel", "discover", "ensemble", "active", "fusion",
+    "molmodel", "discover", "ensemble", "active", "fusion", "train", "tradeoff",
 }  # fmt: skip
 _LAZY_NAMES = {
     "SensitivityReport": ("probekit.report.sensitivity", "SensitivityReport"),
@@ -108,5 +108,7 @@ __all__ = [
     "ensemble",
     "active",
     "fusion",
+    "train",
+    "tradeoff",
     "ProbekitWarning",
 ]

@@ -49,6 +49,8 @@ PUBLIC_MODULES = [
     "probekit.active",
     "probekit.fusion",
     "probekit.mol_graph_demo",
+    "probekit.train",
+    "probekit.tradeoff",
     "probekit.variants.result",
     "probekit.mol_demo",
     "probekit.datasets",
