@@ -210,6 +210,12 @@ def _params(adapter, start: float, calls: int, **params) -> dict:
 
 
 # ------------------------------------------------------------------ atoms
+def _float_atom_features(adapter, mol) -> bool:
+    """Whether the graph model's atom features of ``mol`` are floating point (so that gradients exist)."""
+    graphs = adapter._graphs([mol])
+    return bool(getattr(graphs, adapter.feature_names()[0]).is_floating_point())
+
+
 def _resolve_method(adapter, method: str) -> str:
     if method not in ("auto", "occlusion", "gradient"):
         raise ValueError(f"method must be 'auto', 'occlusion' or 'gradient', got {method!r}")
@@ -353,9 +359,15 @@ def atom_importance(
     True
     """
     start, calls = time.perf_counter(), adapter.n_calls
+    requested = method
     method = _resolve_method(adapter, method)
     how = _mask_kind(adapter, mask)
     ctx = _Context(adapter, molecules)
+    if method == "gradient" and ctx.good and not _float_atom_features(adapter, ctx.mols[ctx.good[0]]):
+        if requested == "gradient":
+            raise ValueError("method='gradient' needs floating-point atom features; this featurizer gives integer "
+                             "codes (as PyTorch Geometric's from_rdmol does): use method='occlusion'")  # fmt: skip
+        method = "occlusion"  # integer atom codes have no gradient: mask them instead
     values, bond_rows = (_occlusion if method == "occlusion" else _gradients)(adapter, ctx, how, n_steps)
     molecule, atom, element, importance, draws, ranks = [], [], [], [], [], []
     for i in ctx.good:
