@@ -9,6 +9,6 @@ mkdir -p "$out"
 python -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name())" \
     | tee "$out/device.txt" || exit 1
 python -m pytest -q -m gpu 2>&1 | tail -n 30 | tee "$out/tests.txt"
-for bench in ism pgd min_edits bounds; do
+for bench in ism pgd min_edits bounds variants; do
     python "benchmarks/bench_$bench.py" --device cuda --repeats "$repeats" 2>&1 | tee "$out/$bench.txt"
 done
