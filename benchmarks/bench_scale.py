@@ -11,14 +11,17 @@ The same task (ISM of every sequence, 1,000 sequences of 1,000 bp by default) ru
 The runs of each configuration alternate with in-process runs, so that both see the
 same load; the table gives medians.
 
-Each worker loads the model from a file (``load_adapter``), as on a cluster. Every
+Each worker loads the model from a file (``load_adapter``), as on a cluster, with the
+same batch size (``--batch-size``, so that no run depends on a batch size tuned under
+a different load). Every
 configuration uses ``--threads`` torch threads per process (default 1: on a shared
 machine, more threads than free cores slow torch down by far more than they help). The table
 gives seconds, sequences per second and the overhead over in process; the start of
 Ray itself is reported on its own line. Every run's effects are checked against the
 in-process ones.
 
-Run: ``python benchmarks/bench_scale.py [--quick] [--n 1000] [--length 1000] [--threads 1] [--device cpu]``
+Run: ``python benchmarks/bench_scale.py [--quick] [--n 1000] [--length 1000] [--channels 8] [--kernel 5] [--threads 1]
+[--repeats 3] [--device cpu]``
 """
 
 from __future__ import annotations
@@ -65,6 +68,9 @@ def main(argv=None) -> None:
     parser.add_argument("--length", type=int, default=1000)
     parser.add_argument("--shard-size", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each configuration, interleaved (default 3)")
+    parser.add_argument("--channels", type=int, default=8, help="ToyConv channels (default 8: ISM costs ~3 ms a sequence)")
+    parser.add_argument("--kernel", type=int, default=5, help="ToyConv kernel width (default 5)")
+    parser.add_argument("--batch-size", type=int, default=256, help="the adapter's batch size, the same everywhere (default 256)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in process and per worker (default 1)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (one actor per GPU on Ray)")
     args = parser.parse_args(argv)
@@ -72,9 +78,12 @@ def main(argv=None) -> None:
     n = 200 if args.quick else args.n
     sequences = random_sequences(n, args.length, seed=0)
     folder = Path(tempfile.mkdtemp())
-    torch.save(ToyConv().state_dict(), folder / "model.pt")
-    factory = functools.partial(scale.load_adapter, folder / "model.pt", arch=ARCH, output=1, device=args.device)
-    print(f"# ISM of {n} sequences of {args.length} bp, shards of {args.shard_size}; {machine()}")
+    shape = {"channels": args.channels, "kernel": args.kernel}
+    torch.save(ToyConv(**shape).state_dict(), folder / "model.pt")
+    factory = functools.partial(scale.load_adapter, folder / "model.pt", arch=ARCH, arch_kwargs=shape, output=1,
+                                batch_size=args.batch_size, device=args.device)  # fmt: skip
+    print(f"# ISM of {n} sequences of {args.length} bp with ToyConv({args.channels} channels, kernel {args.kernel}), "
+          f"shards of {args.shard_size}; {machine()}")
     quiet = {"shard_size": args.shard_size, "progress": False, "log": lambda line: None}
     threads = {"cpus_per_worker": args.threads}
     in_process(factory, sequences[:2], args.shard_size)  # first calls: allocator and kernels warmed up
