@@ -159,6 +159,7 @@ def _pandas(arrow, columns: dict) -> pd.DataFrame:
 
 def write_tables(folder: Path, tables: dict, meta: dict) -> None:
     """Write ``tables`` (name -> DataFrame) as Parquet files and ``meta`` as JSON into ``folder``, atomically."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     folder = Path(folder)
@@ -168,7 +169,9 @@ def write_tables(folder: Path, tables: dict, meta: dict) -> None:
     stored = {}
     for name, table in tables.items():
         ready, columns = _for_parquet(table.reset_index(drop=True))
-        pq.write_table(_arrow(ready, columns), tmp / f"{name}.parquet")
+        arrow = _arrow(ready, columns)
+        text = [f.name for f in arrow.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+        pq.write_table(arrow, tmp / f"{name}.parquet", use_dictionary=text)  # numbers: dictionaries only cost time
         stored[name] = columns
     (tmp / META).write_text(json.dumps({**meta, "tables": stored}, default=str))
     shutil.rmtree(folder, ignore_errors=True)
