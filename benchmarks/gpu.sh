@@ -12,3 +12,4 @@ python -m pytest -q -m gpu 2>&1 | tail -n 30 | tee "$out/tests.txt"
 for bench in ism pgd min_edits bounds variants; do
     python "benchmarks/bench_$bench.py" --device cuda --repeats "$repeats" 2>&1 | tee "$out/$bench.txt"
 done
+python benchmarks/bench_scale.py --device cuda 2>&1 | tee "$out/scale.txt"

@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 
 _LAZY_MODULES = {
     "search", "attr", "certify", "diagnose", "report", "motifs", "chem", "datasets", "testing", "encode", "variants",
-    "molmodel", "discover", "ensemble", "active", "fusion", "train", "tradeoff",
+    "molmodel", "discover", "ensemble", "active", "fusion", "train", "tradeoff", "scale",
 }  # fmt: skip
 _LAZY_NAMES = {
     "SensitivityReport": ("probekit.report.sensitivity", "SensitivityReport"),
@@ -110,5 +110,6 @@ __all__ = [
     "fusion",
     "train",
     "tradeoff",
+    "scale",
     "ProbekitWarning",
 ]

@@ -51,6 +51,7 @@ PUBLIC_MODULES = [
     "probekit.mol_graph_demo",
     "probekit.train",
     "probekit.tradeoff",
+    "probekit.scale",
     "probekit.variants.result",
     "probekit.mol_demo",
     "probekit.datasets",

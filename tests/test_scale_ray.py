@@ -16,6 +16,8 @@ from probekit.testing import ToyConv, random_sequences
 ray = pytest.importorskip("ray")
 pytest.importorskip("pyarrow")
 
+pytestmark = pytest.mark.ray
+
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():

@@ -148,3 +148,15 @@ def test_cli_streams_to_parquet_with_vcf_and_report(files, tmp_path, capsys):
     assert html.read_text().count("<img") >= 2
     out = capsys.readouterr().out
     assert "scored 25 of 26 variants (1 errors)" in out
+
+
+def test_the_critical_region_flag_survives_the_parquet_table(files, tmp_path):
+    genome, vcf = files
+    adapter = SequenceModel(ToyConv(seed=2), output=1, device="cpu")
+    table = tmp_path / "scores.parquet"
+    score_variants_to_table(adapter, vcf, genome, table=table, length=20, settings={}, chunk_size=4, n_draws=10,
+                            progress=False, log=lambda line: None)  # fmt: skip
+    whole = score_variants(adapter, vcf, genome, length=20, n_draws=10).to_frame()
+    read = pd.read_parquet(table)
+    assert read["in_critical_region"].tolist() == whole["in_critical_region"].tolist()
+    assert any(v is True for v in whole["in_critical_region"]) or any(v is False for v in whole["in_critical_region"])

@@ -243,7 +243,7 @@ def _variants_failed(part: pd.DataFrame, reason: str) -> dict:
 
 
 def _merge_variants(folders: list[Path], options: dict, reused: int):
-    from ..variants.stream import StreamOutcome, _join, _save_chunk, table_format
+    from ..variants.stream import StreamOutcome, join_chunks, save_chunk, table_format
 
     good, _ = _good_meta(folders)
     columns = list(good["variants"].columns)
@@ -251,12 +251,12 @@ def _merge_variants(folders: list[Path], options: dict, reused: int):
     for folder in folders:
         tables, _ = read_tables(folder)
         path = folder / "joined.parquet"  # each shard saved as the in-process stream saves its chunks
-        _save_chunk(tables["variants"].reindex(columns=columns), path)
+        save_chunk(tables["variants"].reindex(columns=columns), path)
         paths.append(path)
     table = Path(options["table"])
     table.parent.mkdir(parents=True, exist_ok=True)
     outcome = StreamOutcome(path=table, n_reused=reused)
-    _join(paths, table, table_format(table), outcome, options.get("top", 20))
+    join_chunks(paths, table, kind=table_format(table), outcome=outcome, top=options.get("top", 20))
     for path in paths:
         path.unlink()
     return outcome

@@ -34,6 +34,8 @@ VARIANT_FIELDS = (
     "chrom", "pos", "ref", "alt", "kind", "n_bases", "record", "genome_chrom", "window_start", "padded", "context",
     "note", "error",
 )  # fmt: skip
+# Extra columns that hold text or True/False/None; every other extra column is a number.
+OBJECT_EXTRA_COLUMNS = frozenset({"motif_ref", "motif_alt", "motif_change", "in_critical_region"})
 SUMMARY_COLUMNS = ("id", "chrom", "pos", "ref", "alt", "kind", "ref_score", "alt_score", "delta", "p_value", "error")
 
 
@@ -105,10 +107,10 @@ class VariantResult(Result):
         frame["context_percentile"] = self.context_percentile.numpy()
         frame["p_value"] = self.p_value.numpy()
         for name, values in self.extra.items():
-            if all(v is None or isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-                frame[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-            else:
+            if name in OBJECT_EXTRA_COLUMNS:
                 frame[name] = pd.Series(list(values), dtype=object)
+            else:
+                frame[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
         frame["note"] = self._column("note")
         frame["error"] = self._column("error")
         for name in ("pos", "n_bases", "record", "window_start"):

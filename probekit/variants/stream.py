@@ -44,6 +44,7 @@ from .io import iter_variants
 
 TABLE_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".tsv": "\t", ".csv": ","}
 _KEY_COLUMNS = ("id", "chrom", "pos", "ref", "alt", "error")
+_BOOL_COLUMNS = {"in_critical_region"}
 
 
 def table_format(path) -> str:
@@ -109,7 +110,9 @@ def _arrow_table(frame: pd.DataFrame):
     arrays, names = [], []
     for name in frame.columns:
         column = frame[name]
-        if pd.api.types.is_bool_dtype(column):
+        if name in _BOOL_COLUMNS:  # True, False or None (not computed); a chunk without one is all NaN
+            arrays.append(pa.array([None if v is None or v != v else bool(v) for v in column], type=pa.bool_()))
+        elif pd.api.types.is_bool_dtype(column):
             arrays.append(pa.array(column.to_numpy(), type=pa.bool_()))
         elif pd.api.types.is_integer_dtype(column):
             arrays.append(pa.array(column.astype("Int64"), type=pa.int64(), from_pandas=True))
@@ -130,7 +133,8 @@ def _pyarrow():
     return pq
 
 
-def _save_chunk(frame: pd.DataFrame, path: Path) -> None:
+def save_chunk(frame: pd.DataFrame, path: Path) -> None:
+    """Write one chunk's table to ``path`` as Parquet, with the fixed column types every chunk shares; atomically."""
     pq = _pyarrow()
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(_arrow_table(frame), tmp)
@@ -270,7 +274,7 @@ def score_variants_to_table(
                 outcome.n_reused += 1
             else:
                 result = score_variants(adapter, part, genome, length=length, chunk_size=chunk_size, **score_kwargs)
-                _save_chunk(result.to_frame(), path)
+                save_chunk(result.to_frame(), path)
             paths.append(path)
             if bar is not None:
                 bar.update(len(part))
@@ -283,13 +287,13 @@ def score_variants_to_table(
             opened.close()
     if outcome.n_reused:
         log(f"reused {outcome.n_reused} of {len(paths)} finished chunks from {folder}")
-    _join(paths, table, kind, outcome, top)
+    join_chunks(paths, table, kind=kind, outcome=outcome, top=top)
     shutil.rmtree(folder, ignore_errors=True)
     return outcome
 
 
-def _join(paths: list[Path], table: Path, kind: str, outcome: StreamOutcome, top: int) -> None:
-    """Write the chunks into the table in order, counting as they pass."""
+def join_chunks(paths: list[Path], table: Path, *, kind: str, outcome: StreamOutcome, top: int) -> None:
+    """Write the saved chunks ``paths`` into ``table`` (``kind`` from :func:`table_format`) in order, counting into ``outcome``."""
     writer = _Writer(table, kind)
     deltas = []
     best = pd.DataFrame()
@@ -311,4 +315,5 @@ def _join(paths: list[Path], table: Path, kind: str, outcome: StreamOutcome, top
     outcome.top = best
 
 
-__all__ = ["score_variants_to_table", "StreamOutcome", "table_format", "partial_folder", "TABLE_FORMATS"]
+__all__ = ["score_variants_to_table", "StreamOutcome", "table_format", "partial_folder", "save_chunk", "join_chunks",
+           "TABLE_FORMATS"]
