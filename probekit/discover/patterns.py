@@ -147,7 +147,7 @@ def hypothetical_contributions(
             "discovery needs hypothetical contributions (every base at every position); compute the attribution "
             "with form='hypothetical'"
         )
-    values = getattr(contributions, "values", contributions)
+    values = contributions if isinstance(contributions, (torch.Tensor, np.ndarray)) else getattr(contributions, "values", contributions)
     return torch.as_tensor(np.asarray(values, dtype=np.float32) if not isinstance(values, torch.Tensor) else values).float().cpu()
 
 

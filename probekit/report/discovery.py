@@ -34,6 +34,7 @@ from .html import figure_html, fragment, new_figure, note, page, params_html, se
 BASES = ["A", "C", "G", "T"]
 #: Insertion p-value under which a pattern counts as causal in the table.
 CAUSAL_P = 0.01
+CAUSAL_RATIO = 10.0  # |insertion effect| / mean |random k-mer effect| a causal pattern reaches
 #: TOMTOM q-value under which a pattern's best JASPAR match names it.
 NAMED_Q = 0.05
 
@@ -129,7 +130,8 @@ def learned_table(discovery, matches=None, effects=None) -> pd.DataFrame:
     effects : MotifEffects, optional
         :func:`~probekit.discover.insertion_effect` of the discovery; adds
         ``insertion_effect``, ``insertion_ratio``, ``insertion_z``, ``insertion_p`` and
-        ``causal`` (``insertion_p < 0.01``).
+        ``causal`` (``insertion_p < 0.01`` and an effect at least 10 times that of random k-mers:
+        with enough k-mers a tiny effect is also significant).
 
     Returns
     -------
@@ -147,7 +149,7 @@ def learned_table(discovery, matches=None, effects=None) -> pd.DataFrame:
         frame = effects.to_frame().drop_duplicates("motif").set_index("motif")
         for name, column in (("effect", "insertion_effect"), ("ratio", "insertion_ratio"), ("z", "insertion_z"), ("p_value", "insertion_p")):
             table[column] = table["pattern"].map(frame[name])
-        table["causal"] = table["insertion_p"] < CAUSAL_P
+        table["causal"] = (table["insertion_p"] < CAUSAL_P) & (table["insertion_ratio"] >= CAUSAL_RATIO)
     return table
 
 
