@@ -273,7 +273,15 @@ def discover(
     if np.any(one * hypothetical):
         if "nearest_neighbors_to_compute" not in options:
             options["nearest_neighbors_to_compute"] = _neighbours(one, hypothetical, options)
-        positive, negative = tfmodisco.TFMoDISco(one, hypothetical, **options)
+        try:
+            positive, negative = tfmodisco.TFMoDISco(one, hypothetical, **options)
+        except ValueError as error:
+            if "NaN" not in str(error):
+                raise
+            raise ValueError(
+                "TF-MoDISco could not score its clusters (NaN in its merge step): typically too few seqlets, or "
+                "seqlets that are all alike; try more sequences, a smaller window= or nearest_neighbors_to_compute="
+            ) from error
     else:
         positive, negative = None, None  # the model ignores every base: nothing to find
     fields = _patterns(positive, negative, length, trim)
