@@ -130,23 +130,30 @@ def _probe_molecules(adapter, records, *, goal, options: dict, settings: dict, a
                            key_columns=("id", "smiles"), unit="mol")  # fmt: skip
 
 
-def _run_molecule_model(args, *, goal, output, log) -> int:
-    """``probekit mol --model-kind chemprop|torchscript|sklearn``: atoms, fragments and counterfactual molecules."""
+def _read_records(args, log):
+    """The molecules of ``--molecules`` and the error messages of those that cannot be read (logged as skipped)."""
     from ..io import read_molecules
-    from ..molmodel.loaders import load_molecule_model
-    from ..probe.molmodels import probe_molecule_model
-    from ..report.molmodels import headline as model_headline
 
     if not args.molecules.exists():
         raise CLIError(f"molecule file not found: {args.molecules}")
-    if not args.model.exists():
-        raise CLIError(f"model file not found: {args.model}")
     try:
         records = read_molecules(args.molecules, smiles_col=args.smiles_col, id_col=args.id_col, standardize=args.standardize)
     except ValueError as error:
         raise CLIError(str(error)) from None
     unreadable = records.loc[records["error"].notna(), "error"].tolist()
     log_problems(unreadable, "skipping", log)
+    return records, unreadable
+
+
+def _run_molecule_model(args, *, goal, output, log) -> int:
+    """``probekit mol --model-kind chemprop|torchscript|sklearn``: atoms, fragments and counterfactual molecules."""
+    from ..molmodel.loaders import load_molecule_model
+    from ..probe.molmodels import probe_molecule_model
+    from ..report.molmodels import headline as model_headline
+
+    if not args.model.exists():
+        raise CLIError(f"model file not found: {args.model}")
+    records, unreadable = _read_records(args, log)
     featurizer = None
     if args.model_kind == "sklearn":
         from ..encode.mol import parse_featurizer
@@ -202,7 +209,6 @@ def run_mol_cli(args, *, log=print) -> int:
     """
     from ..adapters import FeatureModel
     from ..encode.mol import parse_featurizer
-    from ..io import read_molecules
 
     for name in ("max_flips", "baseline_draws", "chunk_size"):
         if getattr(args, name) < 1:
@@ -218,14 +224,7 @@ def run_mol_cli(args, *, log=print) -> int:
         featurizer = parse_featurizer(args.featurizer)
     except ValueError as error:
         raise CLIError(str(error)) from None
-    if not args.molecules.exists():
-        raise CLIError(f"molecule file not found: {args.molecules}")
-    try:
-        records = read_molecules(args.molecules, smiles_col=args.smiles_col, id_col=args.id_col, standardize=args.standardize)
-    except ValueError as error:
-        raise CLIError(str(error)) from None
-    unreadable = records.loc[records["error"].notna(), "error"].tolist()
-    log_problems(unreadable, "skipping", log)
+    records, unreadable = _read_records(args, log)
     valid = records[records["error"].isna()]
     if len(valid):
         # continuous features stay within the range of the molecules probed, perturbed descriptors are judged
