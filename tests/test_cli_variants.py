@@ -87,3 +87,17 @@ def test_nothing_scored_exits_1(files, tmp_path, capsys):
     vcf.write_text(VCF.split("chr1\t10")[0] + "chr1\t25\trs4\tG\t<DEL>\t.\t.\t.\n")
     assert cli.main(variants_args(genome, vcf, model, "--table", str(tmp_path / "s.tsv"))) == 1
     assert "no variant could be scored" in capsys.readouterr().out
+
+
+def test_chrom_alias_reads_a_vcf_name_as_the_genome_s(files, tmp_path):
+    genome, _, model = files
+    vcf = tmp_path / "mt.vcf"
+    vcf.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\nMT\t10\tm1\tC\tT\t.\t.\t.\n")
+    table = tmp_path / "t.tsv"
+    assert cli.main(variants_args(genome, vcf, model, "--table", str(table), "--no-motifs")) == 1
+    assert "is not in the genome" in pd.read_csv(table, sep="\t")["error"][0]
+    assert cli.main(variants_args(genome, vcf, model, "--table", str(table), "--no-motifs", "--chrom-alias", "MT=chr1")) == 0
+    frame = pd.read_csv(table, sep="\t")
+    assert frame["error"].isna().all() and "alias" in frame["note"][0]
+    with pytest.raises(SystemExit):
+        cli.main(variants_args(genome, vcf, model, "--table", str(table), "--chrom-alias", "MT"))

@@ -85,10 +85,30 @@ def add_variants_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lfc", action="store_true",
                         help="add log2 fold changes log2((alt + c) / (ref + c)), for count-like outputs")  # fmt: skip
     parser.add_argument("--pseudocount", type=float, default=1.0, help="c of --lfc (default 1)")
+    parser.add_argument("--chrom-alias", action="append", default=[], metavar="VCF_NAME=GENOME_NAME",
+                        help="read a VCF chromosome name as the genome's (e.g. MT=chrM); repeat as needed. "
+                             "'chr' added or removed is tried without it")  # fmt: skip
     parser.add_argument("--chunk-size", type=int, default=10_000,
                         help="variants scored and saved together; a rerun resumes from saved chunks (default 10000)")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_engine_arguments(parser)
+
+
+def chrom_aliases(pairs: list[str]) -> dict:
+    """``--chrom-alias`` values as a dict; :class:`CLIError` for a value without ``=``.
+
+    Examples
+    --------
+    >>> chrom_aliases(["MT=chrM", "23=chrX"])
+    {'MT': 'chrM', '23': 'chrX'}
+    """
+    out = {}
+    for pair in pairs:
+        name, sep, target = pair.partition("=")
+        if not sep or not name or not target:
+            raise CLIError(f"--chrom-alias takes VCF_NAME=GENOME_NAME, got {pair!r}")
+        out[name] = target
+    return out
 
 
 def _output_list(text: str) -> list:
@@ -163,7 +183,8 @@ def run_variants(args, *, log: Callable[[str], None] = print) -> int:
     settings = _settings(args, adapter.output)
     args.table.parent.mkdir(parents=True, exist_ok=True)
     scoring = dict(offset=args.offset, context=args.context, n_draws=args.draws, seed=args.seed, motifs=motifs,
-                   motif_p=args.motif_p, outputs=args.extra_outputs, log_fold_change=args.lfc, pseudocount=args.pseudocount)  # fmt: skip
+                   motif_p=args.motif_p, outputs=args.extra_outputs, log_fold_change=args.lfc, pseudocount=args.pseudocount,
+                   chrom_aliases=chrom_aliases(args.chrom_alias) or None)  # fmt: skip
     try:
         if args.engine == "ray":
             outcome = run_on_engine("variants", args.vcf, args=args, settings=settings, out_dir=partial_folder(args.table),
@@ -188,7 +209,8 @@ def run_variants(args, *, log: Callable[[str], None] = print) -> int:
         from ..variants.report import variant_report
 
         report = variant_report(adapter, outcome.top, args.genome, length=args.length, offset=args.offset,
-                                positions=_read_table(args.table, ["chrom", "pos", "delta", "error"]), params=settings)  # fmt: skip
+                                positions=_read_table(args.table, ["chrom", "pos", "delta", "error"]), params=settings,
+                                chrom_aliases=scoring["chrom_aliases"])  # fmt: skip
         report.to_html(args.out)
         log(f"wrote {args.out}")
     log_problems(outcome.errors, "not scored", log)

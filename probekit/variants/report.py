@@ -103,6 +103,7 @@ def variant_report(
     top: int = 10,
     positions: pd.DataFrame | None = None,
     params: dict | None = None,
+    chrom_aliases: dict | None = None,
 ) -> VariantReport:
     """Build the report of the ``top`` strongest variants of ``scores``.
 
@@ -122,6 +123,8 @@ def variant_report(
         ``chrom``, ``pos``, ``delta``, ``error`` of all variants (default: the rows of ``scores``).
     params : dict, optional
         Settings to show; default the result's own.
+    chrom_aliases : dict, optional
+        As for :func:`~probekit.variants.score_variants`, when ``genome`` is a path.
 
     Returns
     -------
@@ -141,7 +144,7 @@ def variant_report(
     if len(best):
         opened = None
         if isinstance(genome, (str, os.PathLike)):
-            genome = opened = Genome(genome)
+            genome = opened = Genome(genome, chrom_aliases=chrom_aliases)
         try:
             rows = best[VARIANT_COLUMNS].assign(error=None)
             windows = variant_windows(rows, genome, length=length, offset=offset)

@@ -480,6 +480,7 @@ def score_variants(
     outputs=None,
     log_fold_change: bool = False,
     pseudocount: float = 1.0,
+    chrom_aliases: dict | None = None,
     progress: bool = False,
 ) -> VariantResult:
     """Score each variant's REF and ALT windows with the model: ``delta = alt - ref`` and how it ranks.
@@ -525,6 +526,9 @@ def score_variants(
         NaN where a score is negative.
     pseudocount : float
         Added to both scores in the log-fold-change.
+    chrom_aliases : dict, optional
+        Variant chromosome name -> the genome's (e.g. ``{"MT": "chrM"}``), used when ``genome``
+        is a path (a :class:`Genome` takes them itself).
     progress : bool
         Progress bars over chunks and scans.
 
@@ -562,7 +566,9 @@ def score_variants(
     if isinstance(genome, (str, os.PathLike)):
         from .genome import Genome
 
-        genome = opened = Genome(genome)
+        genome = opened = Genome(genome, chrom_aliases=chrom_aliases)
+    elif chrom_aliases:
+        raise ValueError("chrom_aliases= applies to a genome path; give them to Genome(path, chrom_aliases=...) instead")
     try:
         total = math.ceil(len(variants) / chunk_size) if isinstance(variants, pd.DataFrame) else None
         parts = []

@@ -259,8 +259,10 @@ def score_variants_to_table(
             **{k: (v if isinstance(v, (bool, int, float, str, type(None), list)) else str(v)) for k, v in described.items()}}  # fmt: skip
     outcome = StreamOutcome(path=table)
     opened = None
+    aliases = score_kwargs.pop("chrom_aliases", None)
     if isinstance(genome, (str, os.PathLike)):
-        genome = opened = Genome(genome)
+        genome = opened = Genome(genome, chrom_aliases=aliases)
+    full["chrom_aliases"] = aliases
     bar = None
     if progress:
         from tqdm.auto import tqdm
