@@ -29,7 +29,6 @@ From a shell::
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Callable
 

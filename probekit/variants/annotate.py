@@ -25,7 +25,6 @@ Examples
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import pandas as pd

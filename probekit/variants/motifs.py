@@ -32,7 +32,6 @@ import functools
 
 import numpy as np
 import pandas as pd
-import torch
 
 MOTIF_COLUMNS = ("motif_ref", "motif_ref_p", "motif_alt", "motif_alt_p", "motif_delta", "motif_change")
 _CODES = np.full(256, 4, dtype=np.int64)
