@@ -20,7 +20,6 @@ Examples
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pandas as pd
