@@ -97,10 +97,11 @@ def add_mol_probe_arguments(parser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def _write_outputs(report, args, out, log, *, title: str, started: float) -> None:
+def _write_outputs(report, args, out, log, *, title: str, started: float, table=None) -> None:
+    """The HTML report, and the ``--table`` (``table``, default the report's frame) and ``--atoms-table`` CSVs."""
     report.to_html(out, title=title, max_inputs=args.max_figures)
     log(f"wrote {out} ({len(report)} molecules, {time.perf_counter() - started:.1f} s)")
-    for attr, table in (("table", report.to_frame), ("atoms_table", report.atoms)):
+    for attr, table in (("table", table or report.to_frame), ("atoms_table", report.atoms)):
         path = getattr(args, attr, None)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -182,14 +183,8 @@ def _run_molecule_model(args, *, goal, output, log) -> int:
                                  probe_chunk=probe_chunk, key_columns=("id", "smiles"), unit="mol")  # fmt: skip
     except (ValueError, RuntimeError) as error:
         raise CLIError(one_line(error)) from None
-    report.to_html(args.out, title=f"probekit: {args.molecules.name}", max_inputs=args.max_figures)
-    log(f"wrote {args.out} ({len(report)} molecules, {time.perf_counter() - started:.1f} s)")
-    for attr, table in (("table", report.summary), ("atoms_table", report.atoms)):
-        path = getattr(args, attr, None)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            table().to_csv(path, index=False)
-            log(f"wrote {path}")
+    _write_outputs(report, args, args.out, log, title=f"probekit: {args.molecules.name}", started=started,
+                   table=report.summary)  # fmt: skip
     drop_partial(args.out, args)
     log_not_probed(report, unreadable, log)
     log(model_headline(report))
