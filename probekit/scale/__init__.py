@@ -39,11 +39,9 @@ import pandas as pd
 
 from ..probe.chunks import ChunksKept, settings_hash
 from .shards import describe, is_complete, parquet_error, shard_folder, shard_key, write_tables
-from .tasks import TASKS, check_options, worker_options
+from .tasks import TASKS
 
 ENGINES = ("local", "ray")
-#: Inputs per shard when ``shard_size`` is not given.
-SHARD_SIZES = {"dna_probe": 16, "molecule_probe": 16, "ism": 64, "variants": 10_000}
 
 
 @dataclass(frozen=True)
@@ -233,7 +231,7 @@ def run(
         CPUs per actor, which it uses as torch threads; default: the cluster's CPUs
         shared among the CPU actors (1 for GPU actors).
     shard_size : int, optional
-        Inputs per shard (default :data:`SHARD_SIZES` of the task).
+        Inputs per shard (default: the task's ``shard_size``, as ``TASKS[task].shard_size``).
     settings : dict, optional
         What identifies the model in the shard keys (for example ``{"model":
         file_digest(path)}``); default: a description of ``adapter_factory`` (its
@@ -275,14 +273,14 @@ def run(
     if engine == "ray":
         _check_factory(adapter_factory, trust)
     spec = TASKS[task]
-    options = check_options(task, options)
-    shard_size = shard_size or SHARD_SIZES[task]
+    options = spec.check_options(options)
+    shard_size = shard_size or spec.shard_size
     if shard_size < 1:
         raise ValueError(f"shard_size must be at least 1, got {shard_size}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     described = {"task": task, "settings": describe(adapter_factory) if settings is None else describe(settings),
-                 "options": describe(worker_options(task, options)), "shard_size": shard_size}  # fmt: skip
+                 "options": describe(spec.worker_options(options)), "shard_size": shard_size}  # fmt: skip
     base = settings_hash(described)
     (out_dir / "settings.json").write_text(json.dumps({**described, "key": base}, indent=1))
     started = time.perf_counter()
@@ -303,7 +301,7 @@ def run(
 
     try:
         workers = _engine(engine)(
-            adapter_factory, task, options=worker_options(task, options), pending=pending(), on_result=book.save,
+            adapter_factory, task, options=spec.worker_options(options), pending=pending(), on_result=book.save,
             **({"address": address, "workers": workers, "gpus_per_worker": gpus_per_worker, "cpus_per_worker": cpus_per_worker}
                if engine == "ray" else {}),
         )  # fmt: skip
@@ -372,4 +370,4 @@ def remove_shards(out_dir) -> None:
     shutil.rmtree(Path(out_dir), ignore_errors=True)
 
 
-__all__ = ["run", "ScaleRun", "load_adapter", "remove_shards", "ENGINES", "SHARD_SIZES"]
+__all__ = ["run", "ScaleRun", "load_adapter", "remove_shards", "ENGINES", "TASKS"]

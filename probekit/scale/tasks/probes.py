@@ -1,0 +1,76 @@
+"""The ``"dna_probe"`` and ``"molecule_probe"`` tasks: :func:`probekit.probe` on each shard of records.
+
+The shards' reports are merged by :func:`probekit.probe.chunks.merge_reports`, so the
+result is the report one in-process call gives (its class read from the shards).
+
+Examples
+--------
+>>> TASKS["dna_probe"].unit, TASKS["molecule_probe"].key_columns
+('seq', ('id', 'smiles', 'error'))
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+
+from ..shards import read_tables
+from .common import Task, chunks, good_meta, sequence_records
+
+
+def _molecule_records(inputs, size: int, options: dict) -> Iterator[pd.DataFrame]:
+    from ...io import read_molecules
+
+    if isinstance(inputs, pd.DataFrame) and {"id", "smiles", "error"} <= set(inputs.columns):
+        return chunks(inputs, size)
+    return chunks(read_molecules(inputs), size)
+
+
+def _probe(adapter, part: pd.DataFrame, options: dict, state: dict):
+    from ...probe import probe
+
+    report = probe(adapter, part, progress=False, **options)
+    return {name: report.table(name) for name in report.table_names}, {"kind": report.kind, "params": report.params}
+
+
+def _probe_failed(part: pd.DataFrame, reason: str) -> dict:
+    return {"summary": pd.DataFrame({"id": part["id"].astype(str).tolist(), "error": [reason] * len(part)})}
+
+
+def _report_class(meta: dict):
+    """The report class of the shards' kind (DNA, features, molecule model), as ``SensitivityReport.load`` picks it."""
+    from ...report.sensitivity import SensitivityReport, _class_for
+
+    return _class_for(meta["kind"], SensitivityReport)
+
+
+def _merge_probe(folders: list[Path], options: dict, reused: int):
+    from ...probe.chunks import merge_reports
+
+    good, meta = good_meta(folders)
+    report_class = _report_class(meta)
+    reports = []
+    for folder in folders:
+        tables, shard = read_tables(folder)
+        if "failed" in shard:
+            empty = {name: table.iloc[:0] for name, table in good.items() if name != "summary"}
+            params = {**meta["params"], "n_inputs": shard["n"], "n_errors": shard["n"], "seconds": 0.0}
+            reports.append(report_class(meta["kind"], {**empty, "summary": tables["summary"]}, params))
+        else:
+            reports.append(report_class(shard["kind"], tables, shard["params"]))
+    merged = merge_reports(reports)
+    if len(reports) == 1:  # merge_reports returns a lone report as it is
+        merged = report_class(merged.kind, {n: merged.table(n) for n in merged.table_names}, {**merged.params, "chunks": 1})
+    return merged
+
+
+TASKS = {
+    "dna_probe": Task("dna_probe", sequence_records, _probe, _probe_failed, _merge_probe, ("id", "sequence", "error"),
+                      "seq", shard_size=16),
+    "molecule_probe": Task("molecule_probe", _molecule_records, _probe, _probe_failed, _merge_probe,
+                           ("id", "smiles", "error"), "mol", shard_size=16),
+}  # fmt: skip
+
+__all__ = ["TASKS"]

@@ -1,0 +1,89 @@
+"""The ``"variants"`` task: :func:`probekit.variants.score_variants` on each chunk of a VCF or variant table.
+
+The shards are joined into one table as
+:func:`~probekit.variants.stream.score_variants_to_table` writes it (``table=``);
+each worker opens the genome (``genome=``, a FASTA path) once.
+
+Examples
+--------
+>>> TASKS["variants"].needs, TASKS["variants"].driver_only
+(('genome', 'length', 'table'), ('table', 'top'))
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+from ..shards import read_tables
+from .common import Task, good_meta
+
+_VARIANT_KEYS = ("id", "chrom", "pos", "ref", "alt", "error")
+_NOT_SCORING = ("table", "top", "genome", "length")
+
+
+def _variant_chunks(inputs, size: int, options: dict) -> Iterator[pd.DataFrame]:
+    from ...variants.io import iter_variants
+
+    return iter_variants(inputs, chunk_size=size)
+
+
+def _score(adapter, part: pd.DataFrame, options: dict, state: dict):
+    from ...variants import score_variants
+    from ...variants.genome import Genome
+
+    if "genome" not in state:
+        state["genome"] = Genome(options["genome"])
+    scoring = {k: v for k, v in options.items() if k not in _NOT_SCORING}
+    result = score_variants(adapter, part, state["genome"], length=options["length"], chunk_size=max(len(part), 1), **scoring)
+    return {"variants": result.to_frame()}, {}
+
+
+def _variants_failed(part: pd.DataFrame, reason: str) -> dict:
+    frame = part[[c for c in _VARIANT_KEYS if c in part.columns]].copy()
+    frame["error"] = [e if isinstance(e, str) else reason for e in frame.get("error", [None] * len(frame))]
+    for name in ("ref_score", "alt_score", "delta", "p_value"):
+        frame[name] = np.nan
+    return {"variants": frame}
+
+
+def _merge_variants(folders: list[Path], options: dict, reused: int):
+    from ...variants.stream import StreamOutcome, join_chunks, save_chunk, table_format
+
+    good, _ = good_meta(folders)
+    columns = list(good["variants"].columns)
+    paths = []
+    for folder in folders:
+        tables, _ = read_tables(folder)
+        path = folder / "joined.parquet"  # each shard saved as the in-process stream saves its chunks
+        save_chunk(tables["variants"].reindex(columns=columns), path)
+        paths.append(path)
+    table = Path(options["table"])
+    table.parent.mkdir(parents=True, exist_ok=True)
+    outcome = StreamOutcome(path=table, n_reused=reused)
+    join_chunks(paths, table, kind=table_format(table), outcome=outcome, top=options.get("top", 20))
+    for path in paths:
+        path.unlink()
+    return outcome
+
+
+def _genome_path(options: dict) -> dict:
+    """``options`` with ``genome=`` as a path, which each worker opens itself."""
+    if isinstance(options["genome"], (str, Path)):
+        return options
+    path = getattr(options["genome"], "path", None)
+    if path is None:
+        raise TypeError("task 'variants' takes genome= as a FASTA path, opened once by each worker")
+    return {**options, "genome": Path(path)}
+
+
+TASKS = {
+    "variants": Task("variants", _variant_chunks, _score, _variants_failed, _merge_variants, _VARIANT_KEYS, "var",
+                     shard_size=10_000, sized=False, needs=("genome", "length", "table"), driver_only=("table", "top"),
+                     prepare=_genome_path),
+}  # fmt: skip
+
+__all__ = ["TASKS"]
