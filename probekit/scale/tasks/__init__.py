@@ -23,7 +23,7 @@ from .common import Task
 # task name -> the module (in this package) whose TASKS holds it
 _MODULES = {
     "dna_probe": "probes",
-    "molecule_probe": "probes",
+    "molecule_probe": "molecules",
     "ism": "ism",
     "variants": "variants",
 }

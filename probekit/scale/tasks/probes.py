@@ -1,41 +1,33 @@
-"""The ``"dna_probe"`` and ``"molecule_probe"`` tasks: :func:`probekit.probe` on each shard of records.
+"""The ``"dna_probe"`` task: :func:`probekit.probe` on each shard of sequences.
 
 The shards' reports are merged by :func:`probekit.probe.chunks.merge_reports`, so the
-result is the report one in-process call gives (its class read from the shards).
+result is the report one in-process call gives (its class read from the shards'
+kind). :func:`run_probe`, :func:`probe_failed` and :func:`merge_probe` serve every
+probe task (molecules too, in :mod:`.molecules`).
 
 Examples
 --------
->>> TASKS["dna_probe"].unit, TASKS["molecule_probe"].key_columns
-('seq', ('id', 'smiles', 'error'))
+>>> TASKS["dna_probe"].unit, TASKS["dna_probe"].key_columns
+('seq', ('id', 'sequence', 'error'))
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
-
 import pandas as pd
 
 from ..shards import read_tables
-from .common import Task, chunks, good_meta, sequence_records
+from .common import Task, good_meta, sequence_records
 
 
-def _molecule_records(inputs, size: int, options: dict) -> Iterator[pd.DataFrame]:
-    from ...io import read_molecules
-
-    if isinstance(inputs, pd.DataFrame) and {"id", "smiles", "error"} <= set(inputs.columns):
-        return chunks(inputs, size)
-    return chunks(read_molecules(inputs), size)
-
-
-def _probe(adapter, part: pd.DataFrame, options: dict, state: dict):
+def run_probe(adapter, part: pd.DataFrame, options: dict, state: dict):
     from ...probe import probe
 
     report = probe(adapter, part, progress=False, **options)
     return {name: report.table(name) for name in report.table_names}, {"kind": report.kind, "params": report.params}
 
 
-def _probe_failed(part: pd.DataFrame, reason: str) -> dict:
+def probe_failed(part: pd.DataFrame, reason: str) -> dict:
     return {"summary": pd.DataFrame({"id": part["id"].astype(str).tolist(), "error": [reason] * len(part)})}
 
 
@@ -46,7 +38,7 @@ def _report_class(meta: dict):
     return _class_for(meta["kind"], SensitivityReport)
 
 
-def _merge_probe(folders: list[Path], options: dict, reused: int):
+def merge_probe(folders: list[Path], options: dict, reused: int):
     from ...probe.chunks import merge_reports
 
     good, meta = good_meta(folders)
@@ -67,10 +59,8 @@ def _merge_probe(folders: list[Path], options: dict, reused: int):
 
 
 TASKS = {
-    "dna_probe": Task("dna_probe", sequence_records, _probe, _probe_failed, _merge_probe, ("id", "sequence", "error"),
+    "dna_probe": Task("dna_probe", sequence_records, run_probe, probe_failed, merge_probe, ("id", "sequence", "error"),
                       "seq", shard_size=16),
-    "molecule_probe": Task("molecule_probe", _molecule_records, _probe, _probe_failed, _merge_probe,
-                           ("id", "smiles", "error"), "mol", shard_size=16),
 }  # fmt: skip
 
-__all__ = ["TASKS"]
+__all__ = ["TASKS", "run_probe", "probe_failed", "merge_probe"]
