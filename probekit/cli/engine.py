@@ -66,15 +66,19 @@ def model_factory(args):
     )  # fmt: skip
 
 
-def run_on_engine(task: str, inputs, *, args, settings: dict, out_dir, log: Callable[[str], None] = print, **options):
+def run_on_engine(task: str, inputs, *, args, settings: dict, out_dir, factory: Callable | None = None,
+                  log: Callable[[str], None] = print, **options):  # fmt: skip
     """:func:`probekit.scale.run` of a command: its model factory, engine flags, ``--chunk-size`` shards and progress.
 
-    Returns the merged result. A missing Ray, and shards that all failed, raise :class:`CLIError`.
+    ``factory`` builds the adapter on each worker (default :func:`model_factory`, a DNA
+    model). Returns the merged result. A missing Ray, and shards that all failed,
+    raise :class:`CLIError`.
     """
     from ..scale import run
 
+    factory = model_factory(args) if factory is None else factory
     try:
-        done = run(task, inputs, adapter_factory=model_factory(args), out_dir=out_dir, shard_size=args.chunk_size,
+        done = run(task, inputs, adapter_factory=factory, out_dir=out_dir, shard_size=args.chunk_size,
                    settings=settings, progress=not args.no_progress, log=log, **engine_options(args), **options)  # fmt: skip
     except (ImportError, RuntimeError) as error:
         raise CLIError(one_line(error)) from None

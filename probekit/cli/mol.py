@@ -12,11 +12,12 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
 from .._messages import one_line
-from ..probe.chunks import file_digest, settings_hash
+from ..probe.chunks import file_digest, partial_dir, settings_hash
 from ..probe.molecules import probe_features
 from ..report.molecules import headline
 from .common import (
@@ -36,6 +37,7 @@ from .common import (
     parse_output,
     probe_resumably,
 )
+from .engine import add_engine_arguments, engine_options, run_on_engine
 
 METHOD_HELP = (
     "bit-flip search (default auto). auto enumerates every flip set while that is cheap, then searches larger sets "
@@ -75,6 +77,7 @@ def add_mol_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="inputs per forward pass")
     add_autocast_argument(parser)
     add_chunk_arguments(parser, "molecules")
+    add_engine_arguments(parser)
 
 
 def add_mol_probe_arguments(parser) -> None:
@@ -150,6 +153,7 @@ def _run_molecule_model(args, *, goal, output, log) -> int:
     """``probekit mol --model-kind chemprop|torchscript|sklearn``: atoms, fragments and counterfactual molecules."""
     from ..molmodel.loaders import load_molecule_model
     from ..probe.molmodels import probe_molecule_model
+    from ..scale.factories import load_molecule_adapter
     from ..report.molmodels import headline as model_headline
 
     if not args.model.exists():
@@ -163,9 +167,10 @@ def _run_molecule_model(args, *, goal, output, log) -> int:
             featurizer = parse_featurizer(args.featurizer)
         except ValueError as error:
             raise CLIError(str(error)) from None
+    loading = dict(kind=args.model_kind, trust=args.trust, featurizer=featurizer, output=output,
+                   batch_size=args.batch_size or 256, device=args.device)  # fmt: skip
     try:
-        adapter = load_molecule_model(args.model, kind=args.model_kind, trust=args.trust, featurizer=featurizer,
-                                      output=output, batch_size=args.batch_size or 256, device=args.device)  # fmt: skip
+        adapter = load_molecule_model(args.model, **loading)  # on the driver too, so a file it cannot read stops here
     except ImportError as error:
         raise CLIError(one_line(error)) from None
     except ValueError as error:
@@ -179,8 +184,14 @@ def _run_molecule_model(args, *, goal, output, log) -> int:
         return probe_molecule_model(adapter, part, goal=goal, **options)
 
     try:
-        report = probe_resumably(adapter, records, settings=settings, args=args, out=args.out, log=log,
-                                 probe_chunk=probe_chunk, key_columns=("id", "smiles"), unit="mol")  # fmt: skip
+        if args.engine == "ray":
+            factory = functools.partial(load_molecule_adapter, args.model.resolve(), **loading)
+            report = run_on_engine("molecule_probe", records, args=args, settings=settings, out_dir=partial_dir(args.out),
+                                   factory=factory, log=log, goal=str(goal), max_edits=args.max_flips,
+                                   baseline_draws=args.baseline_draws, seed=args.seed)  # fmt: skip
+        else:
+            report = probe_resumably(adapter, records, settings=settings, args=args, out=args.out, log=log,
+                                     probe_chunk=probe_chunk, key_columns=("id", "smiles"), unit="mol")  # fmt: skip
     except (ValueError, RuntimeError) as error:
         raise CLIError(one_line(error)) from None
     _write_outputs(report, args, args.out, log, title=f"probekit: {args.molecules.name}", started=started,
@@ -213,6 +224,7 @@ def run_mol_cli(args, *, log=print) -> int:
     if args.max_figures < 0:
         raise CLIError(f"--max-figures must be at least 0, got {args.max_figures}")
     goal, output = parse_goal(args.goal), parse_output(args.output)
+    engine_options(args)
     if getattr(args, "model_kind", "features") != "features":
         return _run_molecule_model(args, goal=goal, output=output, log=log)
     try:
@@ -236,11 +248,17 @@ def run_mol_cli(args, *, log=print) -> int:
         run["arch_kwargs"] = arch_kwargs
     settings = _mol_settings(file_digest(args.model), featurizer, goal, args.output, {**options, **run})
     started = time.perf_counter()
+    adapting = dict(output=output, device=args.device, batch_size=args.batch_size or "auto",
+                    autocast=getattr(args, "autocast", None))  # fmt: skip
+    adapter = None
     try:
-        adapter = FeatureModel(model, featurizer=featurizer, output=output, device=args.device,
-                               batch_size=args.batch_size or "auto", autocast=getattr(args, "autocast", None))  # fmt: skip
-        report = _probe_molecules(adapter, records, goal=goal, options=options, settings=settings, args=args,
-                                  out=args.out, log=log)  # fmt: skip
+        if args.engine == "ray":
+            report = _probe_on_engine(records, featurizer=featurizer, goal=goal, options=options, settings=settings,
+                                      args=args, adapting=adapting, log=log)  # fmt: skip
+        else:
+            adapter = FeatureModel(model, featurizer=featurizer, **adapting)
+            report = _probe_molecules(adapter, records, goal=goal, options=options, settings=settings, args=args,
+                                      out=args.out, log=log)  # fmt: skip
     except (ValueError, RuntimeError) as error:
         raise CLIError(one_line(error)) from None
     _write_outputs(report, args, args.out, log, title=f"probekit: {args.molecules.name}", started=started)
@@ -248,5 +266,17 @@ def run_mol_cli(args, *, log=print) -> int:
     log_not_probed(report, unreadable, log)
     for line in headline(report):
         log(line)
-    log_autocast(adapter, log)
+    if adapter is not None:
+        log_autocast(adapter, log)
     return exit_code(report, log)
+
+
+def _probe_on_engine(records, *, featurizer, goal, options: dict, settings: dict, args, adapting: dict, log):
+    """The feature model's probe on ``--engine ray``: each worker loads ``--model`` with the featurizer fitted here."""
+    from ..scale.factories import load_feature_adapter
+
+    factory = functools.partial(load_feature_adapter, args.model.resolve(), featurizer=featurizer, arch=args.arch,
+                                arch_kwargs=parse_arch_kwargs(getattr(args, "arch_kwargs", None)), trust=args.trust,
+                                **adapting)  # fmt: skip
+    return run_on_engine("molecule_probe", records, args=args, settings=settings, out_dir=partial_dir(args.out),
+                         factory=factory, log=log, goal=str(goal), **options)  # fmt: skip
