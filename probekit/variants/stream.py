@@ -7,6 +7,9 @@ of the settings and of the chunk's variants. A rerun with the same settings
 reuses the saved chunks and scores only the rest; once every chunk is done, the
 chunks are joined into the table (Parquet row groups, or TSV/CSV appended in
 order) and the folder is removed. Memory holds one chunk at a time.
+:func:`stream_chunks` (the resumable loop) and :func:`write_table` (the join) serve
+any table streamed this way, such as a molecule screen
+(:func:`probekit.screening.screen_molecules_to_table`).
 
 Examples
 --------
@@ -98,8 +101,8 @@ class StreamOutcome:
         return text + (f"; {self.n_significant} with p < 0.05" if self.n_significant else "")
 
 
-def _chunk_key(part: pd.DataFrame, settings: dict, index: int) -> str:
-    rows = part[[c for c in _KEY_COLUMNS if c in part.columns]].astype(str).to_numpy().tolist()
+def _chunk_key(part: pd.DataFrame, settings: dict, index: int, key_columns=_KEY_COLUMNS) -> str:
+    rows = part[[c for c in key_columns if c in part.columns]].astype(str).to_numpy().tolist()
     return settings_hash({"settings": settings, "chunk": index, "rows": settings_hash(rows)})
 
 
@@ -263,28 +266,15 @@ def score_variants_to_table(
     if isinstance(genome, (str, os.PathLike)):
         genome = opened = Genome(genome, chrom_aliases=aliases)
     full["chrom_aliases"] = aliases
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
 
-        bar = tqdm(desc="variants", unit="var")
-    paths = []
+    def score(part: pd.DataFrame) -> pd.DataFrame:
+        return score_variants(adapter, part, genome, length=length, chunk_size=chunk_size, **score_kwargs).to_frame()
+
     try:
-        for index, part in enumerate(iter_variants(variants, chunk_size=chunk_size)):
-            path = folder / f"chunk-{index:06d}-{_chunk_key(part, full, index)}.parquet"
-            if path.exists():
-                outcome.n_reused += 1
-            else:
-                result = score_variants(adapter, part, genome, length=length, chunk_size=chunk_size, **score_kwargs)
-                save_chunk(result.to_frame(), path)
-            paths.append(path)
-            if bar is not None:
-                bar.update(len(part))
-    except KeyboardInterrupt:
-        raise ChunksKept(folder, len(paths)) from None
+        paths, outcome.n_reused = stream_chunks(iter_variants(variants, chunk_size=chunk_size), score, folder=folder,
+                                                settings=full, key_columns=_KEY_COLUMNS, progress=progress,
+                                                desc="variants", unit="var")  # fmt: skip
     finally:
-        if bar is not None:
-            bar.close()
         if opened is not None:
             opened.close()
     if outcome.n_reused:
@@ -294,14 +284,90 @@ def score_variants_to_table(
     return outcome
 
 
-def join_chunks(paths: list[Path], table: Path, *, kind: str, outcome: StreamOutcome, top: int) -> None:
-    """Write the saved chunks ``paths`` into ``table`` (``kind`` from :func:`table_format`) in order, counting into ``outcome``."""
+def stream_chunks(parts, compute: Callable, *, folder: Path, settings: dict, key_columns, progress: bool = True,
+                  desc: str = "rows", unit: str = "row") -> tuple[list[Path], int]:  # fmt: skip
+    """Each part's table computed and saved in ``folder``, or reused where an earlier run saved it: the resumable loop.
+
+    Parameters
+    ----------
+    parts : iterable of pandas.DataFrame
+        The input chunks, read lazily.
+    compute : callable
+        ``compute(part) -> DataFrame``, the table of one chunk.
+    folder : Path
+        Where the chunks are saved (``chunk-<n>-<key>.parquet``); a chunk's key is a
+        hash of ``settings``, its number and its ``key_columns``.
+    settings : dict
+        What identifies the computation.
+    key_columns : tuple of str
+        Columns of a part that say what its records are.
+    progress : bool
+        A progress bar over records (``desc``, ``unit``).
+
+    Returns
+    -------
+    paths : list of Path
+        The saved chunks, in order (join them with :func:`write_table`).
+    reused : int
+        Chunks an earlier run had saved.
+
+    Raises
+    ------
+    ChunksKept
+        On KeyboardInterrupt: the chunks saved so far are kept, and a rerun resumes from them.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> parts = [pd.DataFrame({"id": ["a", "b"]}), pd.DataFrame({"id": ["c"]})]
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> paths, reused = stream_chunks(parts, lambda p: p.assign(n=len(p)), folder=folder, settings={}, key_columns=("id",),
+    ...                               progress=False)
+    >>> len(paths), reused, stream_chunks(parts, None, folder=folder, settings={}, key_columns=("id",), progress=False)[1]
+    (2, 0, 2)
+    """
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc=desc, unit=unit, disable=not progress)
+    paths, reused = [], 0
+    try:
+        for index, part in enumerate(parts):
+            path = folder / f"chunk-{index:06d}-{_chunk_key(part, settings, index, key_columns)}.parquet"
+            if path.exists():
+                reused += 1
+            else:
+                save_chunk(compute(part), path)
+            paths.append(path)
+            bar.update(len(part))
+    except KeyboardInterrupt:
+        raise ChunksKept(folder, len(paths)) from None
+    finally:
+        bar.close()
+    return paths, reused
+
+
+def write_table(paths: list[Path], table: Path, *, kind: str, each: Callable | None = None) -> None:
+    """Write the saved chunks ``paths`` into ``table`` in order, one chunk in memory at a time.
+
+    ``kind`` is ``"parquet"`` (one row group per chunk) or the separator of a TSV/CSV
+    (:func:`table_format`); ``each(frame)``, when given, sees every chunk as it is written.
+    """
     writer = _Writer(table, kind)
-    deltas = []
-    best = pd.DataFrame()
     for path in paths:
         frame = _load_chunk(path)
         writer.write(frame)
+        if each is not None:
+            each(frame)
+    writer.close()
+
+
+def join_chunks(paths: list[Path], table: Path, *, kind: str, outcome: StreamOutcome, top: int) -> None:
+    """Write the saved chunks ``paths`` into ``table`` (``kind`` from :func:`table_format`) in order, counting into ``outcome``."""
+    deltas = []
+    best = pd.DataFrame()
+
+    def count(frame: pd.DataFrame) -> None:
+        nonlocal best
         errors = frame["error"].notna()
         outcome.n_rows += len(frame)
         outcome.n_errors += int(errors.sum())
@@ -310,7 +376,8 @@ def join_chunks(paths: list[Path], table: Path, *, kind: str, outcome: StreamOut
         outcome.errors.extend(frame.loc[errors, "error"].tolist()[: max(0, 1000 - len(outcome.errors))])
         deltas.append(frame.loc[~errors, "delta"].abs().to_numpy(dtype=np.float32))
         best = _top(best, frame, top)
-    writer.close()
+
+    write_table(paths, table, kind=kind, each=count)
     values = np.concatenate(deltas) if deltas else np.zeros(0, dtype=np.float32)
     values = values[~np.isnan(values)]
     outcome.abs_delta_median = float(np.median(values)) if values.size else math.nan
@@ -318,4 +385,4 @@ def join_chunks(paths: list[Path], table: Path, *, kind: str, outcome: StreamOut
 
 
 __all__ = ["score_variants_to_table", "StreamOutcome", "table_format", "partial_folder", "save_chunk", "join_chunks",
-           "TABLE_FORMATS"]
+           "stream_chunks", "write_table", "TABLE_FORMATS"]
