@@ -799,12 +799,54 @@ def _deeplift_adapter(adapter, X):
     return adapter.replace(model=net, **changes)
 
 
+def _record_seed(seed: int, x: torch.Tensor) -> list[int]:
+    """The seed of one input's shuffles: ``seed`` and a digest of the input's values."""
+    import hashlib
+
+    digest = hashlib.blake2b(x.detach().to("cpu", torch.float32).contiguous().numpy().tobytes(), digest_size=16)
+    return [int(seed), *np.frombuffer(digest.digest(), dtype=np.uint32).tolist()]
+
+
+def shuffled_references(X: torch.Tensor, *, n: int, seed: int = 0, alphabet: str = "ACGT") -> torch.Tensor:
+    """The default DeepLIFT-SHAP references of DNA: ``n`` dinucleotide shuffles of each input.
+
+    Each input's shuffles are drawn from a generator seeded by ``seed`` and the
+    input itself, so an input gets the same references whatever the other
+    inputs, their order, the batch or the shard it is in.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (N, 4, L)
+        One-hot inputs.
+    n : int
+        Shuffles per input.
+    seed : int
+    alphabet : str
+
+    Returns
+    -------
+    torch.Tensor of shape (N, n, 4, L)
+        On the device and with the dtype of ``X``.
+
+    Examples
+    --------
+    >>> from probekit.encode import one_hot
+    >>> X = one_hot(["ACGTTGCAAC", "GGATCCATGA"])
+    >>> both = shuffled_references(X, n=3, seed=1)
+    >>> both.shape, bool(both[1].equal(shuffled_references(X[1:], n=3, seed=1)[0]))
+    (torch.Size([2, 3, 4, 10]), True)
+    """
+    if X.shape[0] == 0:
+        return X.new_zeros(0, n, *X.shape[1:])
+    return torch.stack([dinucleotide_shuffle(x, n=n, seed=_record_seed(seed, x), alphabet=alphabet) for x in X])
+
+
 def _references(adapter, X, references, n_references: int, seed: int) -> torch.Tensor:
     """References (N, R, ...) on the adapter's device."""
     n = X.shape[0]
     if references is None:
         if _is_dna(adapter):
-            return dinucleotide_shuffle(X, n=n_references, seed=seed, alphabet=adapter.alphabet)
+            return shuffled_references(X, n=n_references, seed=seed, alphabet=adapter.alphabet)
         # Background drawn from the inputs themselves.
         g = torch.Generator().manual_seed(seed)
         pick = torch.randint(0, n, (n_references,), generator=g).to(X.device)
@@ -843,8 +885,9 @@ def deeplift_shap(
         with a featurizer, or tensors.
     references : torch.Tensor of shape (R, ...) or (N, R, ...), optional
         References shared by all inputs, or per input. Default for DNA:
-        ``n_references`` dinucleotide shuffles of each input
-        (:func:`probekit.encode.shuffle.dinucleotide_shuffle`); for features:
+        ``n_references`` dinucleotide shuffles of each input, seeded by ``seed``
+        and the input itself (:func:`shuffled_references`), so an input gets the
+        same references in any batch or shard; for features:
         ``n_references`` rows drawn from ``X``.
     n_references : int
     seed : int
@@ -1085,6 +1128,7 @@ __all__ = [
     "integrated_gradients",
     "deeplift_shap",
     "deeplift_ready",
+    "shuffled_references",
     "feature_ablation",
     "shapley_sampling",
     "METHODS",

@@ -28,9 +28,9 @@ from probekit.attr import (
     integrated_gradients,
     saliency,
     shapley_sampling,
+    shuffled_references,
 )
 from probekit.encode import one_hot
-from probekit.encode.shuffle import dinucleotide_shuffle
 from probekit.testing import ToyConv, ToyNLC, random_sequences
 
 ATOL = 1e-5
@@ -158,7 +158,7 @@ def test_deeplift_shap_dna_matches_captum_deeplift(device):
     X = one_hot(random_sequences(3, L, seed=6))
     R = 4
     adapter = SequenceModel(model, output=1, device=device, batch_size=5)
-    refs = dinucleotide_shuffle(X, n=R, seed=0)
+    refs = shuffled_references(X, n=R, seed=0)
     inputs = X[:, None].expand_as(refs).reshape(-1, 4, L)
     baselines = refs.reshape(-1, 4, L)
     with warnings.catch_warnings():
@@ -193,7 +193,7 @@ def test_functional_ops_give_the_same_deeplift_as_modules(style):
     assert close(a.values, b.values)
     assert b.delta.abs().max() < 1e-4
     # captum alone on the functional model misses the rules: the summation fails.
-    refs = dinucleotide_shuffle(X, n=5, seed=1).reshape(-1, 4, L)
+    refs = shuffled_references(X, n=5, seed=1).reshape(-1, 4, L)
     inputs = X[:, None].expand(3, 5, 4, L).reshape(-1, 4, L)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -450,7 +450,7 @@ def test_toyconv_global_max_and_relu_get_their_rules():
     twin = ToyConvTwin(toy, L)
     b = deeplift_shap(SequenceModel(twin, output=1, device="cpu"), X, n_references=6, seed=2, form="hypothetical")
     assert close(a.values, b.values)
-    refs = dinucleotide_shuffle(X, n=6, seed=2)
+    refs = shuffled_references(X, n=6, seed=2)
     with torch.no_grad():
         target = toy(X)[:, 1] - toy(refs.reshape(-1, 4, L))[:, 1].reshape(4, 6).mean(1)
     assert close((a.values * X).sum(dim=(1, 2)), target, atol=1e-4)
@@ -468,7 +468,7 @@ def test_consecutive_nonlinear_modules_sum_exactly():
     X = one_hot(random_sequences(3, L, seed=12))
     result = deeplift_shap(SequenceModel(model, output=0, device="cpu"), X, n_references=4)
     assert result.delta.abs().max() < 1e-4
-    refs = dinucleotide_shuffle(X, n=4, seed=0)
+    refs = shuffled_references(X, n=4, seed=0)
     assert deeplift_delta_by_captum(model, X, refs, 0).abs().max() > 1e-3
 
 
@@ -523,5 +523,5 @@ def test_overlapping_max_pool_sums_exactly():
     X = one_hot(random_sequences(4, L, seed=3))
     result = deeplift_shap(SequenceModel(model, output=0, device="cpu"), X, n_references=4)
     assert result.delta.abs().max() < 1e-5
-    refs = dinucleotide_shuffle(X, n=4, seed=0)
+    refs = shuffled_references(X, n=4, seed=0)
     assert deeplift_delta_by_captum(model, X, refs, 0).abs().max() > 1e-2  # captum drops shared winners
