@@ -240,8 +240,12 @@ def _graph_demo(args, ids: list, *, goal, out_dir: Path, log: Callable[[str], No
     compounds = heldout[heldout["id"].isin(ids)][["id", "smiles", "error"]]
     log(f"probing {len(compounds)} of them with the graph model: atoms, BRICS fragments and the most similar real "
         f"molecules that reach {goal}")  # fmt: skip
-    report = probe_molecule_model(adapter, compounds, goal=goal, n_random=int(_arg(args, "baseline_draws", 100)) // 2,
-                                  seed=int(_arg(args, "seed", 0)))  # fmt: skip
+    try:
+        report = probe_molecule_model(adapter, compounds, goal=goal, n_random=int(_arg(args, "baseline_draws", 100)) // 2,
+                                      seed=int(_arg(args, "seed", 0)))  # fmt: skip
+    except ImportError as error:
+        log(f"graph model skipped: {one_line(error)}")
+        return
     out = out_dir / "mol_graph_demo_report.html"
     report.to_html(out, title="probekit: graph affinity demo (CHEMBL2321810)")
     report.summary().to_csv(out_dir / "mol_graph_demo_counterfactuals.csv", index=False)
@@ -277,8 +281,11 @@ def run_demo_variants(args, *, log: Callable[[str], None] = print) -> int:
     except FileNotFoundError as error:
         raise CLIError(str(error)) from None
     out_dir = Path(_arg(args, "out", "probekit-demo"))
-    run = run_variants_demo(out_dir, adapter=adapter, n_draws=draws, seed=int(_arg(args, "seed", 0)),
-                            progress=not getattr(args, "no_progress", False))  # fmt: skip
+    try:
+        run = run_variants_demo(out_dir, adapter=adapter, n_draws=draws, seed=int(_arg(args, "seed", 0)),
+                                progress=not getattr(args, "no_progress", False))  # fmt: skip
+    except ImportError as error:
+        raise CLIError(one_line(error)) from None
     log(f"scored {len(run.frame)} ALT alleles of {run.files.vcf} on {run.files.genome} ({adapter.output.name}, "
         f"{run.seconds:.1f} s)")  # fmt: skip
     for line in demo_summary(run.frame):

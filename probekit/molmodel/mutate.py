@@ -179,6 +179,18 @@ def _free_hydrogens(rw, index: int) -> None:
     atom.SetNoImplicit(False)
 
 
+def _selfies():
+    """The ``selfies`` module, or an ImportError naming the extra that installs it."""
+    try:
+        import selfies
+    except ImportError:
+        raise ImportError(
+            'SELFIES edits of counterfactual molecules need selfies: pip install "probekit[molecules]" '
+            '(or leave "selfies" out of operators=)'
+        ) from None
+    return selfies
+
+
 def neutral_alphabet() -> list[str]:
     """The ``selfies`` package's semantically robust alphabet without charged tokens and boron, sorted.
 
@@ -187,9 +199,7 @@ def neutral_alphabet() -> list[str]:
     >>> "[C]" in neutral_alphabet(), "[N+1]" in neutral_alphabet(), "[B]" in neutral_alphabet()
     (True, False, False)
     """
-    import selfies
-
-    robust = selfies.get_semantic_robust_alphabet()
+    robust = _selfies().get_semantic_robust_alphabet()
     return sorted(t for t in robust if "+" not in t and "-" not in t and t.lstrip("[=#") not in ("B]",))
 
 
@@ -197,9 +207,9 @@ class _SelfiesSpace(_Space):
     operator = "selfies"
 
     def __init__(self, mol, alphabet):
-        import selfies
         from rdkit import Chem
 
+        selfies = _selfies()
         try:
             self.tokens = list(selfies.split_selfies(selfies.encoder(Chem.MolToSmiles(mol))))
         except Exception:  # the encoder refuses some valences and charges; such a molecule has no SELFIES edits
@@ -211,8 +221,7 @@ class _SelfiesSpace(_Space):
         super().__init__(range(self.n_insert + self.n_replace + n))
 
     def build(self, j):
-        import selfies
-
+        selfies = _selfies()
         tokens, a = list(self.tokens), len(self.alphabet)
         if j < self.n_insert:
             position, token = divmod(j, a)

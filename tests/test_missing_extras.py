@@ -1,0 +1,37 @@
+"""Without an optional extra, the command or function that needs it says which extra to install, in one line."""
+
+import sys
+
+import pytest
+
+from probekit.cli import main
+
+
+def test_selfies_edits_without_selfies_name_the_extra(monkeypatch):
+    from probekit.molmodel.mutate import neutral_alphabet
+
+    monkeypatch.setitem(sys.modules, "selfies", None)  # import selfies now raises ImportError
+    with pytest.raises(ImportError, match=r'probekit\[molecules\]'):
+        neutral_alphabet()
+
+
+def test_counterfactual_search_without_selfies_runs_with_the_other_operators(monkeypatch):
+    from probekit import MoleculeModel
+    from probekit.search.counterfactual import counterfactual_molecules
+
+    monkeypatch.setitem(sys.modules, "selfies", None)
+    adapter = MoleculeModel(lambda smiles: [float(s.count("O")) for s in smiles], output=0, device="cpu")
+    with pytest.raises(ImportError, match="selfies"):
+        counterfactual_molecules(adapter, ["OCCO"], goal="decrease:1", max_edits=1, n_random=2)
+    found = counterfactual_molecules(adapter, ["OCCO"], goal="decrease:1", max_edits=1, n_random=2, operators=("atom",))
+    row = found.summary().iloc[0]
+    assert row["success"] and row["score_after"] == 1.0 and row["n_edits"] == 1
+
+
+def test_demo_variants_without_pysam_is_one_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "pysam", None)
+    with pytest.raises(SystemExit) as stop:
+        main(["demo", "variants", "--out", str(tmp_path / "demo"), "--no-progress"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and 'probekit[variants]' in err and "Traceback" not in err
