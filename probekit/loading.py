@@ -37,24 +37,36 @@ _SIZE_MISMATCH = re.compile(
 )
 
 
+def _folders(also_in) -> list[str]:
+    """The working directory, then the folders of ``also_in`` (such as the model file's), each once."""
+    folders = [os.getcwd()]
+    for folder in also_in:
+        folder = os.path.abspath(folder)
+        if folder not in folders:
+            folders.append(folder)
+    return folders
+
+
 @contextlib.contextmanager
-def _cwd_on_path():
-    """Put the working directory first on ``sys.path`` for the block, as ``python -m`` does."""
-    cwd = os.getcwd()
-    sys.path.insert(0, cwd)
+def _cwd_on_path(also_in=()):
+    """Put the working directory (then ``also_in``) first on ``sys.path`` for the block, as ``python -m`` does."""
+    folders = _folders(also_in)
+    sys.path[:0] = folders
     try:
         yield
     finally:
-        with contextlib.suppress(ValueError):
-            sys.path.remove(cwd)  # the first copy: the one inserted above
+        for folder in folders:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(folder)  # the first copy: the one inserted above
 
 
-def resolve_arch(arch) -> Callable[..., torch.nn.Module]:
+def resolve_arch(arch, *, also_in=()) -> Callable[..., torch.nn.Module]:
     """Turn ``"package.module:Class"`` (or a callable) into a model constructor.
 
-    The module is imported from the working directory first, then from the installed
-    packages, as ``python -m`` would: a ``mymodel.py`` next to where the command runs
-    is found as ``"mymodel:Net"``.
+    The module is imported from the working directory first, then from the folders
+    ``also_in`` (:func:`load_model` gives the model file's folder), then from the
+    installed packages: a ``mymodel.py`` next to where the command runs, or next to
+    the model file, is found as ``"mymodel:Net"``.
 
     Examples
     --------
@@ -67,12 +79,14 @@ def resolve_arch(arch) -> Callable[..., torch.nn.Module]:
         raise ValueError(f"arch must be 'module:Class' or a callable, got {arch!r}")
     module_name, _, attr = arch.partition(":")
     try:
-        with _cwd_on_path():
+        with _cwd_on_path(also_in):
             module = importlib.import_module(module_name)
     except ImportError as error:
         where = ""
         if isinstance(error, ModuleNotFoundError) and error.name and module_name.startswith(error.name):
-            where = f" (looked in the current folder {os.getcwd()} and the installed packages)"
+            folders = _folders(also_in)
+            where = (f" (looked in the current folder {folders[0]}"
+                     + "".join(f", {folder}" for folder in folders[1:]) + " and the installed packages)")  # fmt: skip
         raise ImportError(f"cannot import {module_name!r} for arch {arch!r}: {error}{where}") from error
     target = module
     for part in attr.split("."):
@@ -125,12 +139,12 @@ def _load_pickle(path: Path, map_location, trust: bool):
     except Exception as error:  # noqa: BLE001 - explained by _refused
         if not trust:
             raise _refused(path, error) from error
-    with _cwd_on_path():  # the pickled classes are found where arch modules are
+    with _cwd_on_path([Path(path).parent]):  # the pickled classes are found where arch modules are
         return torch.load(path, map_location=map_location, weights_only=False)
 
 
-def _build(arch, arch_kwargs: dict | None) -> torch.nn.Module:
-    constructor = resolve_arch(arch)
+def _build(arch, arch_kwargs: dict | None, also_in=()) -> torch.nn.Module:
+    constructor = resolve_arch(arch, also_in=also_in)
     try:
         return constructor(**(arch_kwargs or {}))
     except TypeError as error:
@@ -169,7 +183,8 @@ def load_model(path, arch=None, *, trust: bool = False, arch_kwargs: dict | None
     arch : str or callable, optional
         Architecture for a state_dict: ``"package.module:Class"`` or a callable
         returning an ``nn.Module``; it is called with ``arch_kwargs``. The module is
-        imported from the working directory first (see :func:`resolve_arch`). A
+        imported from the working directory first, then from the model file's folder
+        (see :func:`resolve_arch`). A
         TorchScript file carries its own architecture: ``arch`` is then ignored,
         with a :class:`~probekit.ProbekitWarning`.
     trust : bool
@@ -207,7 +222,7 @@ def load_model(path, arch=None, *, trust: bool = False, arch_kwargs: dict | None
         raise ValueError(f"{path} holds a {type(obj).__name__}, not a model or a state_dict")
     if arch is None:
         raise ValueError(f"{path} holds a state_dict; say which architecture it belongs to with arch='module:Class'")
-    model = _build(arch, arch_kwargs)
+    model = _build(arch, arch_kwargs, also_in=[Path(path).parent])
     _fit(model, obj, path, arch, arch_kwargs)
     return model.eval()
 

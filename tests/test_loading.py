@@ -117,6 +117,26 @@ def test_arch_module_is_found_in_the_working_directory(tmp_path, module_in_cwd):
     assert str(tmp_path) not in sys.path  # the working directory is on the path only while importing
 
 
+def test_arch_module_next_to_the_model_file_is_found_from_another_folder(tmp_path, module_in_cwd, monkeypatch):
+    import sys
+
+    path = tmp_path / "m.pt"
+    model = module_in_cwd(channels=6)
+    torch.save(model.state_dict(), path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    loaded = load_model(path, arch="mymodel:Net", arch_kwargs={"channels": 6})
+    x = torch.rand(2, 4, 10)
+    assert torch.allclose(loaded(x), model(x))
+    assert str(tmp_path) not in sys.path and str(elsewhere) not in sys.path
+    monkeypatch.delitem(sys.modules, "mymodel")
+    with pytest.raises(ImportError, match=f"looked in the current folder {elsewhere}, {tmp_path / 'sub'} and"):
+        (tmp_path / "sub").mkdir()
+        torch.save(model.state_dict(), tmp_path / "sub" / "m.pt")
+        load_model(tmp_path / "sub" / "m.pt", arch="mymodel:Net", arch_kwargs={"channels": 6})
+
+
 def test_missing_arch_module_says_where_it_looked(tmp_path, module_in_cwd):
     path = tmp_path / "m.pt"
     torch.save(module_in_cwd().state_dict(), path)
