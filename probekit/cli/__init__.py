@@ -3,7 +3,8 @@
 ``probekit dna`` (:mod:`probekit.cli.dna`) probes a DNA-sequence model on a FASTA
 file and writes one self-contained HTML report (and optionally the per-position
 table as CSV); ``probekit mol`` (:mod:`probekit.cli.mol`) does the same for a
-molecule model on SMILES, CSV or SDF; ``probekit demo dna|mol``
+molecule model on SMILES, CSV or SDF; ``probekit screen`` (:mod:`probekit.cli.screen`)
+scores a molecule library of any size into a table; ``probekit demo dna|mol``
 (:mod:`probekit.cli.demo`) runs the bundled demos. Records are probed in chunks
 (:func:`probekit.probe.chunks.probe_in_chunks`); each finished chunk is saved
 under ``<out>.partial/``, keyed by a hash of the settings and of the chunk's
@@ -41,6 +42,7 @@ from .demo import DEMOS, add_demo_arguments, run_demo
 from .dna import add_dna_arguments, run_dna
 from .mol import add_mol_arguments, run_mol_cli
 from .motifs import add_motifs_arguments, run_motifs
+from .screen import add_screen_arguments, run_screen
 from .variants import add_variants_arguments, run_variants
 
 #: name -> (help, add_arguments(parser), run(args, log=print) -> exit code).
@@ -50,6 +52,7 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "demo": ("run a bundled demo end to end", add_demo_arguments, run_demo),
     "variants": ("score VCF or table variants with a DNA-sequence model", add_variants_arguments, run_variants),
     "motifs": ("find the motifs a DNA model learned across a FASTA file", add_motifs_arguments, run_motifs),
+    "screen": ("score a library of molecules with a model into a table", add_screen_arguments, run_screen),
 }
 
 

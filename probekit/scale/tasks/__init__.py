@@ -3,12 +3,14 @@
 - ``"dna_probe"`` and ``"molecule_probe"`` (:mod:`.probes`): :func:`probekit.probe`
   on each shard of records, merged into one report;
 - ``"ism"`` (:mod:`.ism`): saturation mutagenesis, one ISMResult in input order;
-- ``"variants"`` (:mod:`.variants`): variant scoring into one table.
+- ``"variants"`` (:mod:`.variants`): variant scoring into one table;
+- ``"molecule_screen"`` (:mod:`.screening`): a molecule library scored into one table;
+- ``"attributions"`` (:mod:`.attributions`): captum attributions, one Attribution in input order.
 
 Examples
 --------
 >>> sorted(TASKS)
-['dna_probe', 'ism', 'molecule_probe', 'variants']
+['attributions', 'dna_probe', 'ism', 'molecule_probe', 'molecule_screen', 'variants']
 >>> TASKS["ism"].shard_size
 64
 """
@@ -26,6 +28,8 @@ _MODULES = {
     "molecule_probe": "molecules",
     "ism": "ism",
     "variants": "variants",
+    "molecule_screen": "screening",
+    "attributions": "attributions",
 }
 
 
