@@ -106,11 +106,103 @@ def good_meta(folders: list[Path]) -> tuple[dict, dict]:
     raise RuntimeError(f"every shard failed: {'; '.join(reasons)}")
 
 
+# Options that make a task's inputs BED regions of a genome (see region_options).
+REGION_OPTIONS = ("genome", "length", "chrom_aliases")
+# Columns of a shard of regions that key it, besides the id and error of every record.
+REGION_KEYS = ("chrom", "window_start", "window_end", "strand")
+
+
+def region_options(options: dict) -> dict:
+    """``options`` with ``genome=`` as a FASTA path that each worker opens itself (its index built here, once).
+
+    ``genome=`` (a path or an open :class:`~probekit.variants.genome.Genome`,
+    whose ``chrom_aliases`` come along) makes the inputs BED regions; ``length=``
+    and ``chrom_aliases=`` apply to them only.
+    """
+    from ...variants.genome import Genome
+
+    if "genome" not in options:
+        given = [f"{name}=" for name in REGION_OPTIONS if name in options]
+        if given:
+            raise TypeError(f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to BED regions: give genome= too")
+        return options
+    genome = options["genome"]
+    if isinstance(genome, Genome):
+        aliases = {**genome.chrom_aliases, **(options.get("chrom_aliases") or {})}
+        options = {**options, "genome": genome.path.resolve(), **({"chrom_aliases": aliases} if aliases else {})}
+    elif isinstance(genome, (str, Path)):
+        options = {**options, "genome": Path(genome).resolve()}
+        Genome(options["genome"], chrom_aliases=options.get("chrom_aliases")).close()  # clear errors, and the index built once
+    else:
+        raise TypeError(f"genome= takes a FASTA path or a probekit Genome, got {type(genome).__name__}")
+    return options
+
+
 def sequence_records(inputs, size: int, options: dict) -> Iterator[pd.DataFrame]:
-    """Shards of :func:`probekit.io.sequence_frame` records (FASTA path, list, dict or frame)."""
+    """Shards of :func:`probekit.io.sequence_frame` records (FASTA path, list, dict or frame).
+
+    With ``genome=``, ``inputs`` is a BED file (or a :func:`probekit.regions.read_bed`
+    frame) and each shard holds the regions' coordinates only: the workers read
+    their sequences (:func:`shard_records`).
+    """
     from ...io import sequence_frame
+    from ...regions import read_bed
 
-    return chunks(sequence_frame(inputs), size)
+    if "genome" not in options:
+        return chunks(sequence_frame(inputs), size)
+    if isinstance(inputs, pd.DataFrame):
+        if "length" in options:
+            raise TypeError("length= resizes the regions of a BED file; a read_bed() frame is already sized")
+        return chunks(inputs, size)
+    return chunks(read_bed(inputs, length=options.get("length")), size)
 
 
-__all__ = ["Task", "chunks", "good_meta", "sequence_records"]
+def shard_records(part: pd.DataFrame, options: dict, state: dict) -> tuple[pd.DataFrame, dict]:
+    """A shard's sequence records, and the options of the call that takes them.
+
+    Regions (``genome=`` in ``options``) are read from the genome the worker opened
+    on its first shard and keeps in ``state``; the region options are removed.
+    """
+    from ...regions import fetch_regions
+    from ...variants.genome import Genome
+
+    if "genome" not in options:
+        return part, options
+    if "genome" not in state:
+        state["genome"] = Genome(options["genome"], chrom_aliases=options.get("chrom_aliases"))
+    rest = {k: v for k, v in options.items() if k not in REGION_OPTIONS}
+    return fetch_regions(part, state["genome"]), rest
+
+
+def record_lengths(part: pd.DataFrame) -> pd.Series:
+    """Length of each record of a shard: of its sequence, or of its region's window."""
+    if "sequence" in part.columns:
+        return part["sequence"].astype(str).str.len()
+    return (part["window_end"] - part["window_start"]).astype("Int64")
+
+
+def one_length(records: pd.DataFrame, what: str) -> None:
+    """Raise ``ValueError`` when the valid records of ``records`` do not all have one length."""
+    lengths = record_lengths(records[records["error"].isna()]).dropna().unique()
+    if len(lengths) > 1:
+        raise ValueError(f"{what} takes sequences of one length; got lengths {sorted(int(n) for n in lengths)}")
+
+
+def valid_records(part: pd.DataFrame, options: dict, state: dict) -> tuple[pd.DataFrame, pd.Series, dict]:
+    """:func:`shard_records`, the mask of its records without an error, and the call's options."""
+    records, options = shard_records(part, options, state)
+    return records, records["error"].isna().to_numpy(), options
+
+
+def meta_of_valid(folders: list[Path]) -> dict:
+    """The meta of the first shard that ran on valid records (else of the first that ran)."""
+    for folder in folders:
+        _, meta = read_tables(folder)
+        if "failed" not in meta and meta.get("n_valid", 1) > 0:
+            return meta
+    _, meta = good_meta(folders)
+    raise RuntimeError(f"no record could be read; the first error: {meta.get('first_error')}")
+
+
+__all__ = ["Task", "chunks", "good_meta", "sequence_records", "shard_records", "region_options", "record_lengths",
+           "one_length", "valid_records", "meta_of_valid", "REGION_OPTIONS", "REGION_KEYS"]

@@ -1,8 +1,10 @@
 """The ``"ism"`` task: :func:`probekit.search.discrete.saturation_mutagenesis` of each shard of sequences.
 
 The shards are concatenated into one :class:`~probekit.results.ISMResult` in input
-order; a shard that could not run holds NaN effects and names its reason in
-``params["errors"]``.
+order. A record that cannot be read (an invalid sequence, a BED line or region
+that cannot be read), and every record of a shard that could not run, holds NaN
+effects and its reason in ``params["errors"]``. With ``genome=`` the inputs are
+BED regions, read by each worker from the genome it opens once.
 
 Examples
 --------
@@ -20,79 +22,89 @@ import pandas as pd
 import torch
 
 from ..shards import read_tables
-from .common import Task, chunks, good_meta
+from .common import (REGION_KEYS, Task, meta_of_valid, one_length, region_options, sequence_records,
+                     valid_records)  # fmt: skip
+
 
 def _ism_records(inputs, size: int, options: dict) -> Iterator[pd.DataFrame]:
-    from ...io import sequence_frame
+    parts = list(sequence_records(inputs, size, options))
+    one_length(pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"error": []}), "saturation mutagenesis")
+    return iter(parts)
 
-    records = sequence_frame(inputs)
-    bad = records["error"].dropna()
-    if len(bad):
-        raise ValueError(bad.iloc[0])
-    lengths = records["sequence"].str.len().unique()
-    if len(lengths) > 1:
-        raise ValueError(f"saturation mutagenesis takes sequences of one length; got lengths {sorted(lengths.tolist())}")
-    return chunks(records, size)
+
+def _table(ids, errors, reference=None, effects=None, ref_index=None, evaluations=None) -> pd.DataFrame:
+    """One row per record; records that were not scanned hold NaN, no arrays and their reason."""
+    n = len(ids)
+    return pd.DataFrame({
+        "id": [str(i) for i in ids],
+        "reference": np.full(n, np.nan, dtype=np.float32) if reference is None else reference,
+        "effects": [None] * n if effects is None else effects,
+        "ref_index": [None] * n if ref_index is None else ref_index,
+        "evaluations": np.zeros(n, dtype=np.int64) if evaluations is None else evaluations,
+        "error": list(errors),
+    })  # fmt: skip
 
 
 def _ism(adapter, part: pd.DataFrame, options: dict, state: dict):
     from ...search.discrete import saturation_mutagenesis
 
-    result = saturation_mutagenesis(adapter, part["sequence"].tolist(), ids=part["id"].tolist(), progress=False, **options)
-    n = result.effects.shape[0]
-    params = result.params
-    table = pd.DataFrame({
-        "id": [str(i) for i in result.ids],
-        "reference": result.reference.detach().cpu().numpy(),
-        "effects": list(result.effects.detach().cpu().numpy().reshape(n, -1)),
-        "ref_index": list(torch.as_tensor(params["ref_index"]).cpu().numpy()),
-        "evaluations": torch.as_tensor(params["evaluations"]).cpu().numpy().astype(np.int64),
-    })  # fmt: skip
+    records, valid, options = valid_records(part, options, state)
+    table = _table(records["id"], records["error"])
+    meta = {"n_valid": int(valid.sum()), "first_error": next(iter(records["error"].dropna()), None)}
+    if not valid.any():
+        return {"ism": table}, meta
+    good = records[valid]
+    result = saturation_mutagenesis(adapter, good["sequence"].tolist(), ids=good["id"].tolist(), progress=False, **options)
+    n, params = result.effects.shape[0], result.params
+    scanned = _table(good["id"], good["error"], reference=result.reference.detach().cpu().numpy().astype(np.float32),
+                     effects=list(result.effects.detach().cpu().numpy().astype(np.float32).reshape(n, -1)),
+                     ref_index=list(torch.as_tensor(params["ref_index"]).cpu().numpy().astype(np.int64)),
+                     evaluations=torch.as_tensor(params["evaluations"]).cpu().numpy().astype(np.int64))  # fmt: skip
+    if not valid.all():  # each record in its place
+        scanned = pd.concat([scanned.set_axis(np.flatnonzero(valid)), table[~valid]]).sort_index()
     scalars = {k: v for k, v in params.items() if k not in ("ref_index", "evaluations")}
-    meta = {"alphabet": result.alphabet, "start": result.start, "end": result.end, "params": scalars,
-            "shape": list(result.effects.shape[1:])}  # fmt: skip
-    return {"ism": table}, meta
+    meta.update(alphabet=result.alphabet, start=result.start, end=result.end, params=scalars,
+                shape=list(result.effects.shape[1:]))  # fmt: skip
+    return {"ism": scanned.reset_index(drop=True)}, meta
 
 
 def _ism_failed(part: pd.DataFrame, reason: str) -> dict:
-    length = int(part["sequence"].str.len().iloc[0])
-    n = len(part)
-    return {"ism": pd.DataFrame({
-        "id": part["id"].astype(str).tolist(), "reference": np.full(n, np.nan, dtype=np.float32),
-        "effects": [np.full(length * 4, np.nan, dtype=np.float32) for _ in range(n)],
-        "ref_index": [np.full(length, -1, dtype=np.int64) for _ in range(n)], "evaluations": np.zeros(n, dtype=np.int64),
-    })}  # fmt: skip
+    errors = [e if isinstance(e, str) else reason for e in part["error"]] if "error" in part else [reason] * len(part)
+    return {"ism": _table(part["id"], errors)}
 
 
 def _merge_ism(folders: list[Path], options: dict, reused: int):
     from ...results import ISMResult
 
-    _, meta = good_meta(folders)
-    tables, errors, seconds = [], {}, 0.0
+    meta = meta_of_valid(folders)
+    tables, seconds = [], 0.0
     for folder in folders:
         shard_tables, shard = read_tables(folder)
-        table = shard_tables["ism"]
-        if "failed" in shard:
-            errors.update({i: shard["failed"] for i in table["id"]})
-        else:
+        tables.append(shard_tables["ism"])
+        if "params" in shard:
             seconds += shard["params"].get("seconds", 0.0)
-        tables.append(table)
     table = pd.concat(tables, ignore_index=True)
     length, a = meta["shape"]
-    effects = np.stack(table["effects"].tolist()).reshape(len(table), length, a)
-    params = {
-        **meta["params"], "seconds": seconds, "shards": len(folders),
-        "ref_index": torch.from_numpy(np.stack(table["ref_index"].tolist())),
-        "evaluations": torch.from_numpy(np.array(table["evaluations"], dtype=np.int64)),
-    }  # fmt: skip
+    scanned = table["effects"].map(lambda v: isinstance(v, np.ndarray)).to_numpy(dtype=bool)
+    effects = np.full((len(table), length, a), np.nan, dtype=np.float32)
+    ref_index = np.full((len(table), length), -1, dtype=np.int64)
+    if scanned.any():
+        effects[scanned] = np.stack(table["effects"][scanned].tolist()).reshape(-1, length, a)
+        ref_index[scanned] = np.stack(table["ref_index"][scanned].tolist())
+    errors = {i: e for i, e in zip(table["id"], table["error"]) if isinstance(e, str)}
+    params = {**meta["params"], "seconds": seconds, "shards": len(folders), "ref_index": torch.from_numpy(ref_index),
+              "evaluations": torch.from_numpy(np.array(table["evaluations"], dtype=np.int64))}  # fmt: skip
     if errors:
         params["errors"] = errors
     return ISMResult(
-        reference=torch.from_numpy(np.array(table["reference"])), effects=torch.from_numpy(np.ascontiguousarray(effects)),
+        reference=torch.from_numpy(np.array(table["reference"], dtype=np.float32)), effects=torch.from_numpy(effects),
         alphabet=meta["alphabet"], start=meta["start"], end=meta["end"], ids=table["id"].tolist(), params=params,
     )  # fmt: skip
 
 
-TASKS = {"ism": Task("ism", _ism_records, _ism, _ism_failed, _merge_ism, ("id", "sequence"), "seq", shard_size=64)}
+TASKS = {
+    "ism": Task("ism", _ism_records, _ism, _ism_failed, _merge_ism, ("id", "sequence", *REGION_KEYS), "seq",
+                shard_size=64, prepare=region_options),
+}  # fmt: skip
 
 __all__ = ["TASKS"]

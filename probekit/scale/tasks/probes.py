@@ -2,13 +2,15 @@
 
 The shards' reports are merged by :func:`probekit.probe.chunks.merge_reports`, so the
 result is the report one in-process call gives (its class read from the shards'
-kind). :func:`run_probe`, :func:`probe_failed` and :func:`merge_probe` serve every
+kind). With ``genome=`` the inputs are BED regions: the driver reads their
+coordinates and each worker their sequences, from the genome it opens once.
+:func:`run_probe`, :func:`probe_failed` and :func:`merge_probe` serve every
 probe task (molecules too, in :mod:`.molecules`).
 
 Examples
 --------
 >>> TASKS["dna_probe"].unit, TASKS["dna_probe"].key_columns
-('seq', ('id', 'sequence', 'error'))
+('seq', ('id', 'sequence', 'error', 'chrom', 'window_start', 'window_end', 'strand'))
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from pathlib import Path
 import pandas as pd
 
 from ..shards import read_tables
-from .common import Task, good_meta, sequence_records
+from .common import REGION_KEYS, Task, good_meta, region_options, sequence_records, shard_records
 
 
 def run_probe(adapter, part: pd.DataFrame, options: dict, state: dict):
     from ...probe import probe
 
-    report = probe(adapter, part, progress=False, **options)
+    records, options = shard_records(part, options, state)
+    report = probe(adapter, records, progress=False, **options)
     return {name: report.table(name) for name in report.table_names}, {"kind": report.kind, "params": report.params}
 
 
@@ -59,8 +62,8 @@ def merge_probe(folders: list[Path], options: dict, reused: int):
 
 
 TASKS = {
-    "dna_probe": Task("dna_probe", sequence_records, run_probe, probe_failed, merge_probe, ("id", "sequence", "error"),
-                      "seq", shard_size=16),
+    "dna_probe": Task("dna_probe", sequence_records, run_probe, probe_failed, merge_probe,
+                      ("id", "sequence", "error", *REGION_KEYS), "seq", shard_size=16, prepare=region_options),
 }  # fmt: skip
 
 __all__ = ["TASKS", "run_probe", "probe_failed", "merge_probe"]
