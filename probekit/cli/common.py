@@ -382,7 +382,8 @@ def _run_probe(adapter, records, settings, args, out: Path, log):
     """Chunked probe, then the HTML report (and CSV table); returns the report."""
     started = time.perf_counter()
     report = probe_resumably(adapter, records, settings=settings, args=args, out=out, log=log)
-    report.to_html(out, title=f"probekit: {getattr(args, 'fasta', None) or 'demo'}", max_inputs=args.max_figures)
+    source = getattr(args, "fasta", None) or getattr(args, "bed", None) or "demo"
+    report.to_html(out, title=f"probekit: {source}", max_inputs=args.max_figures)
     log(f"wrote {out} ({len(report)} sequences, {time.perf_counter() - started:.1f} s)")
     table = getattr(args, "table", None)
     if table is not None:

@@ -1,4 +1,11 @@
-"""``probekit dna``: probe a DNA-sequence model on a FASTA file and write one HTML report.
+"""``probekit dna``: probe a DNA-sequence model on a FASTA file, or on BED regions of a genome, and write one HTML report.
+
+``--bed peaks.bed --genome ref.fa`` reads the regions' sequences from the genome
+(:func:`probekit.regions.read_regions`: BED is 0-based half-open, strand ``-`` is
+read as the reverse complement, bases beyond a contig are N); ``--length L``
+resizes every region to ``L`` bases around its summit (narrowPeak) or centre.
+With ``--engine ray`` the driver reads the BED lines only and each worker reads
+its regions' sequences.
 
 Examples
 --------
@@ -8,6 +15,9 @@ Examples
 >>> args = parser.parse_args(["--model", "m.pt", "--fasta", "x.fa", "--out", "r.html"])
 >>> args.goal, args.max_edits, args.output
 ('flip', 3, 'margin:1')
+>>> args = parser.parse_args(["--model", "m.pt", "--bed", "p.bed", "--genome", "g.fa", "--length", "200", "--out", "r.html"])
+>>> str(args.bed), args.fasta, args.length
+('p.bed', None, 200)
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 
+from .._messages import one_line
 from ..probe.chunks import file_digest
 from ..report.plots import headline
 from .common import (
@@ -38,13 +49,20 @@ from .common import (
     parse_output,
     resolve_motifs,
 )
-from .engine import add_engine_arguments, engine_options, probe_on_engine, write_probe_outputs
+from .engine import _PROBE_OPTIONS, add_engine_arguments, engine_options, probe_on_engine, run_on_engine, write_probe_outputs
 
 
 def add_dna_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``probekit dna``."""
     add_model_arguments(parser)
-    parser.add_argument("--fasta", required=True, type=Path, help="sequences to probe")
+    given = parser.add_mutually_exclusive_group(required=True)
+    given.add_argument("--fasta", type=Path, help="sequences to probe")
+    given.add_argument("--bed", type=Path,
+                       help="regions to probe (BED or narrowPeak, plain or gzipped), read from --genome")  # fmt: skip
+    parser.add_argument("--genome", type=Path, help="with --bed: the reference FASTA, plain or bgzipped")
+    parser.add_argument("--length", type=int,
+                        help="with --bed: resize every region to the model's input length, around its summit "
+                             "(narrowPeak) or centre")  # fmt: skip
     add_probe_arguments(parser)
     parser.add_argument("--out", required=True, type=Path, help="HTML report to write")
     parser.add_argument("--table", type=Path, help="also write the per-position table as CSV")
@@ -58,27 +76,24 @@ def add_dna_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_dna(args, *, log: Callable[[str], None] = print) -> int:
-    """``probekit dna``: probe a DNA model on a FASTA file."""
-    from ..io import read_fasta
-
+    """``probekit dna``: probe a DNA model on a FASTA file or on BED regions of a genome."""
     _check_numbers(args)
+    _check_inputs(args)
     engine_options(args)
     goal = parse_goal(args.goal)
     parse_output(args.output)
-    if not args.fasta.exists():
-        raise CLIError(f"FASTA file not found: {args.fasta}")
     args.motifs = resolve_motifs(args.motifs, log)
     model = load_model_from_args(args, log=log)
-    try:
-        records = read_fasta(args.fasta)
-    except ValueError as error:
-        raise CLIError(str(error)) from None
+    records = _records(args)
     unreadable = records.loc[records["error"].notna(), "error"].tolist()
     log_problems(unreadable, "skipping", log)
     adapter = _adapter(model, args)
     settings = _probe_settings(args, file_digest(args.model), str(goal))
     if args.engine == "ray":
-        report = probe_on_engine(records, args=args, settings=settings, log=log)
+        if args.bed is None:
+            report = probe_on_engine(records, args=args, settings=settings, log=log)
+        else:
+            report = _regions_on_engine(args, settings, log)
         write_probe_outputs(report, args, log)
         drop_partial(args.out, args)
     else:
@@ -86,6 +101,49 @@ def run_dna(args, *, log: Callable[[str], None] = print) -> int:
     log_outcome(report, unreadable, log)
     log_autocast(adapter, log)
     return exit_code(report, log)
+
+
+def _check_inputs(args) -> None:
+    """``--fasta``, or ``--bed`` with ``--genome`` (and ``--length``): files there, flags that fit."""
+    if args.bed is None:
+        given = [flag for flag, value in (("--genome", args.genome), ("--length", args.length)) if value is not None]
+        if given:
+            raise CLIError(f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to --bed regions, not to --fasta")
+        if not args.fasta.exists():
+            raise CLIError(f"FASTA file not found: {args.fasta}")
+        return
+    if args.genome is None:
+        raise CLIError("--bed needs --genome, the reference FASTA its regions are read from")
+    if args.length is not None and args.length < 1:
+        raise CLIError(f"--length must be at least 1, got {args.length}")
+    for what, path in (("BED file", args.bed), ("genome FASTA", args.genome)):
+        if not path.is_file():
+            raise CLIError(f"{what} not found: {path}")
+
+
+def _records(args):
+    """The records to probe: the FASTA's, or the regions of ``--bed`` (coordinates only with ``--engine ray``)."""
+    from ..io import read_fasta
+    from ..regions import read_bed, read_regions
+
+    try:
+        if args.bed is None:
+            return read_fasta(args.fasta)
+        if args.engine == "ray":  # the workers read the sequences
+            return read_bed(args.bed, length=args.length)
+        return read_regions(args.bed, args.genome, length=args.length)
+    except (ValueError, OSError) as error:
+        raise CLIError(one_line(error)) from None
+
+
+def _regions_on_engine(args, settings: dict, log: Callable[[str], None]):
+    """The probe of ``--bed`` regions on the engine: the driver reads the BED lines, each worker the genome."""
+    from ..probe.chunks import partial_dir
+
+    options = {k: settings[k] for k in _PROBE_OPTIONS if k in settings}
+    regions = {"genome": args.genome.resolve(), **({"length": args.length} if args.length is not None else {})}
+    return run_on_engine("dna_probe", args.bed.resolve(), args=args, settings=settings, out_dir=partial_dir(args.out),
+                         log=log, **regions, **options)  # fmt: skip
 
 
 def log_outcome(report, already_listed: list[str], log: Callable[[str], None]) -> None:
