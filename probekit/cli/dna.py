@@ -78,10 +78,10 @@ def add_dna_arguments(parser: argparse.ArgumentParser) -> None:
 def run_dna(args, *, log: Callable[[str], None] = print) -> int:
     """``probekit dna``: probe a DNA model on a FASTA file or on BED regions of a genome."""
     _check_numbers(args)
-    _check_inputs(args)
     engine_options(args)
     goal = parse_goal(args.goal)
     parse_output(args.output)
+    _check_inputs(args)
     args.motifs = resolve_motifs(args.motifs, log)
     model = load_model_from_args(args, log=log)
     records = _records(args)

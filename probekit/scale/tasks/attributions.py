@@ -34,7 +34,8 @@ import pandas as pd
 import torch
 
 from ..shards import read_tables
-from .common import REGION_KEYS, Task, meta_of_valid, one_length, region_options, sequence_records, valid_records
+from .common import (REGION_KEYS, Task, failed_reasons, in_input_order, meta_of_valid, one_length, region_options,
+                     sequence_records, valid_records)  # fmt: skip
 
 
 def _records(inputs, size: int, options: dict) -> Iterator[pd.DataFrame]:
@@ -107,16 +108,13 @@ def _attribute(adapter, part: pd.DataFrame, options: dict, state: dict):
     done = _table(good["id"], good["error"], sequences=good["sequence"], values=list(_float32(result.values).reshape(n, -1)),
                   per_position=list(_float32(result.per_position)),
                   delta=None if result.delta is None else _float32(result.delta))  # fmt: skip
-    if not valid.all():  # each record in its place
-        done = pd.concat([done.set_axis(np.flatnonzero(valid)), table[~valid]]).sort_index()
     meta.update(method=result.method, form=result.form, alphabet=result.alphabet, params=result.params,
                 shape=list(result.values.shape[1:]), has_delta=result.delta is not None)  # fmt: skip
-    return {"attributions": done.reset_index(drop=True)}, meta
+    return {"attributions": in_input_order(done, table, valid)}, meta
 
 
 def _failed(part: pd.DataFrame, reason: str) -> dict:
-    errors = [e if isinstance(e, str) else reason for e in part["error"]] if "error" in part else [reason] * len(part)
-    return {"attributions": _table(part["id"], errors)}
+    return {"attributions": _table(part["id"], failed_reasons(part, reason))}
 
 
 def _merge(folders: list[Path], options: dict, reused: int):

@@ -194,6 +194,22 @@ def valid_records(part: pd.DataFrame, options: dict, state: dict) -> tuple[pd.Da
     return records, records["error"].isna().to_numpy(), options
 
 
+def in_input_order(done: pd.DataFrame, table: pd.DataFrame, valid) -> pd.DataFrame:
+    """The rows of the valid records (``done``) put back among the rows of all records (``table``), in input order."""
+    import numpy as np
+
+    if valid.all():
+        return done.reset_index(drop=True)
+    return pd.concat([done.set_axis(np.flatnonzero(valid)), table[~valid]]).sort_index().reset_index(drop=True)
+
+
+def failed_reasons(part: pd.DataFrame, reason: str) -> list:
+    """The error of each record of a shard that could not run: its own when it had one, else the shard's ``reason``."""
+    if "error" not in part.columns:
+        return [reason] * len(part)
+    return [e if isinstance(e, str) else reason for e in part["error"]]
+
+
 def meta_of_valid(folders: list[Path]) -> dict:
     """The meta of the first shard that ran on valid records (else of the first that ran)."""
     for folder in folders:
@@ -205,4 +221,4 @@ def meta_of_valid(folders: list[Path]) -> dict:
 
 
 __all__ = ["Task", "chunks", "good_meta", "sequence_records", "shard_records", "region_options", "record_lengths",
-           "one_length", "valid_records", "meta_of_valid", "REGION_OPTIONS", "REGION_KEYS"]
+           "one_length", "valid_records", "in_input_order", "failed_reasons", "meta_of_valid", "REGION_OPTIONS", "REGION_KEYS"]

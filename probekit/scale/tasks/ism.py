@@ -22,8 +22,8 @@ import pandas as pd
 import torch
 
 from ..shards import read_tables
-from .common import (REGION_KEYS, Task, meta_of_valid, one_length, region_options, sequence_records,
-                     valid_records)  # fmt: skip
+from .common import (REGION_KEYS, Task, failed_reasons, in_input_order, meta_of_valid, one_length, region_options,
+                     sequence_records, valid_records)  # fmt: skip
 
 
 def _ism_records(inputs, size: int, options: dict) -> Iterator[pd.DataFrame]:
@@ -60,17 +60,14 @@ def _ism(adapter, part: pd.DataFrame, options: dict, state: dict):
                      effects=list(result.effects.detach().cpu().numpy().astype(np.float32).reshape(n, -1)),
                      ref_index=list(torch.as_tensor(params["ref_index"]).cpu().numpy().astype(np.int64)),
                      evaluations=torch.as_tensor(params["evaluations"]).cpu().numpy().astype(np.int64))  # fmt: skip
-    if not valid.all():  # each record in its place
-        scanned = pd.concat([scanned.set_axis(np.flatnonzero(valid)), table[~valid]]).sort_index()
     scalars = {k: v for k, v in params.items() if k not in ("ref_index", "evaluations")}
     meta.update(alphabet=result.alphabet, start=result.start, end=result.end, params=scalars,
                 shape=list(result.effects.shape[1:]))  # fmt: skip
-    return {"ism": scanned.reset_index(drop=True)}, meta
+    return {"ism": in_input_order(scanned, table, valid)}, meta
 
 
 def _ism_failed(part: pd.DataFrame, reason: str) -> dict:
-    errors = [e if isinstance(e, str) else reason for e in part["error"]] if "error" in part else [reason] * len(part)
-    return {"ism": _table(part["id"], errors)}
+    return {"ism": _table(part["id"], failed_reasons(part, reason))}
 
 
 def _merge_ism(folders: list[Path], options: dict, reused: int):
