@@ -84,6 +84,17 @@ def test_screen_takes_a_molecule_model_and_any_batch_size_gives_the_same_table()
     assert all(f.equals(frames[0]) for f in frames[1:])
 
 
+@pytest.mark.parametrize("standardize", [False, True])
+def test_records_are_read_as_read_molecules_reads_them(standardize):
+    library = {"ok": "c1ccccc1O", "valence": "C(C)(C)(C)(C)C", "kekule": "c1cccc1", "empty": "", "syntax": "C1CC(",
+               "salt": "[Na+].CC(=O)[O-]"}  # fmt: skip
+    adapter = MoleculeModel(lambda smiles: torch.tensor([float(len(s)) for s in smiles]), kind="smiles", device="cpu")
+    frame = screen_molecules(adapter, library, standardize=standardize)
+    expected = read_molecules(library, standardize=standardize)
+    assert frame["error"].tolist() == expected["error"].tolist()
+    assert plain(frame[["score"]]) == [[float(len(s))] if e is None else [None] for s, e in zip(expected["smiles"], expected["error"])]
+
+
 def test_a_streamed_screen_is_one_call_and_an_interrupted_one_resumes_to_the_same_table(tmp_path):
     one = screen_molecules(weighted_adapter(), LIBRARY, outputs=[1])
     table = tmp_path / "scores.parquet"

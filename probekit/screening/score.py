@@ -103,12 +103,26 @@ def _parse(records: pd.DataFrame, ids: list, standardize: bool) -> tuple[list, l
     if "mol" in records.columns:  # parsed already (the frame of read_molecules)
         errors = [e if isinstance(e, str) and e else None for e in records["error"]]
         return list(records["mol"]), errors
-    if not len(records):
-        return [], []
-    # parsed under stand-in names mol0, mol1, ...: the ids may repeat, and read_molecules would rename them
-    parsed = read_molecules(list(records["smiles"]), standardize=standardize)
-    errors = [renamed_error(e, f"mol{k}", i) if isinstance(e, str) else None for k, (i, e) in enumerate(zip(ids, parsed["error"]))]
-    return list(parsed["mol"]), errors
+    texts = [str(s) for s in records["smiles"]]
+    mols = [None] * len(texts) if standardize else _quick_parse(texts)
+    errors = [None] * len(texts)
+    slow = [k for k, mol in enumerate(mols) if mol is None]
+    if slow:
+        # read_molecules says why a record cannot be read (and standardizes); under stand-in names mol0, mol1, ...,
+        # as the ids may repeat and it would rename them
+        parsed = read_molecules([texts[k] for k in slow], standardize=standardize)
+        for j, (k, mol, error) in enumerate(zip(slow, parsed["mol"], parsed["error"])):
+            mols[k], errors[k] = mol, renamed_error(error, f"mol{j}", ids[k]) if isinstance(error, str) else None
+    return mols, errors
+
+
+def _quick_parse(texts: list) -> list:
+    """RDKit's reading of each SMILES, as :func:`probekit.read_molecules` gives it; None where that needs its diagnosis."""
+    from rdkit import Chem, rdBase
+
+    with rdBase.BlockLogs():
+        mols = [Chem.MolFromSmiles(t) if t else None for t in texts]
+    return [m if m is not None and m.GetNumAtoms() else None for m in mols]
 
 
 def _named(problems: list, ids: list) -> list:
@@ -125,7 +139,9 @@ def _score(adapter, mols: list, ids: list, extra: list) -> tuple[np.ndarray, lis
         scores, problems = adapter.score_molecules(mols)
         inputs, predict = mols, adapter.predict_molecules
     elif isinstance(adapter, FeatureModel) and adapter.featurizer is not None:
-        X, provenance = adapter.featurizer.featurize(mols)
+        # a frame with the molecules' own stand-in names: featurize then has no SMILES to write and no ids to rename
+        stand_in = pd.DataFrame({"id": [f"mol{k}" for k in range(len(mols))], "smiles": "", "mol": mols, "error": None})
+        X, provenance = adapter.featurizer.featurize(stand_in)
         problems = [renamed_error(e, f"mol{k}", ids[k]) for k, e in enumerate(provenance.errors)]
         ok = np.flatnonzero(provenance.ok)
         scores = torch.full((len(mols),), float("nan"), dtype=torch.float64)
