@@ -214,3 +214,25 @@ def test_engine_flags_need_the_ray_engine(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         cli.main(["dna", "--model", "m.pt", "--fasta", "x.fa", "--out", str(tmp_path / "r.html"), "--workers", "2"])
     assert stop.value.code == 2 and "--workers applies to --engine ray" in capsys.readouterr().err
+
+
+def test_shard_tables_come_back_as_written(tmp_path):
+    from probekit.scale.shards import read_tables, write_tables
+
+    table = pd.DataFrame({
+        "effects": [np.arange(4, dtype=np.float32), None, np.ones(4, dtype=np.float32)],  # .npy, a row missing
+        "grid": [np.full((2, 3), k, dtype=np.int64) for k in range(3)],  # .npy of 2-D rows
+        "ragged": [np.ones(2), np.ones(3), np.nan],  # Parquet lists
+        "note": [{"k": 1}, None, [1, 2]], "n": pd.array([1, None, 3], dtype="Int64"),
+    })  # fmt: skip
+    write_tables(tmp_path / "s", {"t": table, "none": table.iloc[:0]}, {"kind": "x"})
+    back, meta = read_tables(tmp_path / "s")
+    assert meta == {"kind": "x"} and back["none"].shape == (0, 5)
+    assert list(back["t"].columns) == list(table.columns) and back["t"]["n"].equals(table["n"])
+    for name in ("effects", "grid", "ragged"):
+        for written, read in zip(table[name], back["t"][name]):
+            if isinstance(written, np.ndarray):
+                assert read.dtype == written.dtype and np.array_equal(read, written), name
+            else:
+                assert read is written or np.isnan(read) and np.isnan(written), name
+    assert back["t"]["note"].tolist() == [{"k": 1}, None, [1, 2]]

@@ -1,5 +1,9 @@
 """Shards on disk: their keys, and their tables as Parquet files that a rerun reuses.
 
+Columns of equal-shape numeric arrays (ISM effects, attributions) are stacked and
+kept as ``.npy`` files beside the table's Parquet file, which costs a copy to
+write and read where Parquet lists cost an encoding of every value.
+
 A shard's folder is named by its number and by a key made of the run's settings
 and the digest of the shard's own inputs, so a rerun with the same settings finds
 the shards it already finished, and a shard whose inputs or settings changed is
@@ -83,13 +87,16 @@ def is_complete(folder: Path) -> bool:
     return (Path(folder) / META).is_file()
 
 
-def _encoding(column: pd.Series) -> str:
-    """How an object column is stored: ``"text"`` (str and missing), ``"array"`` (NumPy arrays) or ``"json"``."""
-    values = [v for v in column if not _missing(v)]
-    if all(isinstance(v, str) for v in values):
+def _encoding(values: np.ndarray) -> str:
+    """How an object column is stored: ``"text"`` (str and missing), ``"npy"`` (NumPy arrays of one
+    shape and numeric dtype), ``"array"`` (other NumPy arrays) or ``"json"``."""
+    present = [v for v in values if not _missing(v)]
+    if all(isinstance(v, str) for v in present):
         return "text"
-    if all(isinstance(v, np.ndarray) for v in values):
-        return "array"
+    if all(isinstance(v, np.ndarray) for v in present):
+        kinds = {(v.shape, v.dtype) for v in present}
+        shape, dtype = next(iter(kinds)) if len(kinds) == 1 else ((), None)
+        return "npy" if len(shape) and dtype.kind in "biufc" else "array"
     return "json"
 
 
@@ -97,68 +104,76 @@ def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _for_parquet(table: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """The table ready for Arrow, and what its object columns need to come back as they were."""
-    columns = {}
-    out = table.copy()
-    for name in table.columns:
-        column = table[name]
-        if column.dtype != object:
+def _split(table: pd.DataFrame, name: str) -> tuple[pd.DataFrame, dict, dict]:
+    """``table`` ready for Parquet, how its object columns come back, and the arrays kept in ``.npy`` files.
+
+    A column of equal-shape numeric arrays (the effects of ISM, one row per input) is
+    stacked into one array and saved as it is in memory: writing and reading it costs
+    a copy, where Parquet lists cost encoding and decoding every value.
+    """
+    ready, columns, arrays = {}, {}, {}
+    for position, column in enumerate(table.columns):
+        if table[column].dtype != object:
+            ready[column] = table[column]
             continue
-        encoding = _encoding(column)
-        nan = any(isinstance(v, float) and math.isnan(v) for v in column)
-        columns[str(name)] = {"encoding": encoding, "missing": "nan" if nan else "none"}
-        if encoding == "json":
-            out[name] = [None if _missing(v) else json.dumps(v, default=str) for v in column]
+        values = table[column].to_numpy()
+        encoding = _encoding(values)
+        nan = any(isinstance(v, float) and math.isnan(v) for v in values)
+        how = columns[str(column)] = {"encoding": encoding, "missing": "nan" if nan else "none"}
+        if encoding == "npy":
+            present = [i for i, v in enumerate(values) if isinstance(v, np.ndarray)]
+            how.update(file=f"{name}.{position}.npy", rows=None if len(present) == len(values) else present)
+            arrays[how["file"]] = np.stack(values[present].tolist()) if present else np.zeros(0)
+        elif encoding == "json":
+            ready[column] = [None if _missing(v) else json.dumps(v, default=str) for v in values]
         elif encoding == "text":
-            out[name] = [None if _missing(v) else v for v in column]
-    return out, columns
-
-
-def _from_parquet(table: pd.DataFrame, columns: dict) -> pd.DataFrame:
-    for name, how in columns.items():
-        missing = np.nan if how["missing"] == "nan" else None
-        values = table[name].astype(object)
-        if how["encoding"] == "json":
-            values = [missing if _missing(v) else json.loads(v) for v in values]
+            ready[column] = [None if _missing(v) else v for v in values]
         else:
-            values = [missing if v is None or (not isinstance(v, np.ndarray) and pd.isna(v)) else v for v in values]
-        table[name] = pd.Series(values, index=table.index, dtype=object)
-    return table
+            ready[column] = table[column]
+    return pd.DataFrame(ready, index=table.index), columns, arrays
 
 
-def _arrow(table: pd.DataFrame, columns: dict):
-    """``table`` as an Arrow table; columns of equal-length NumPy arrays as fixed-size lists, without a copy per row."""
-    import pyarrow as pa
+def _column(how: dict, values, folder: Path, n: int) -> pd.Series:
+    """An object column as it was written, from its Parquet ``values`` or its ``.npy`` file."""
+    missing = np.nan if how["missing"] == "nan" else None
+    if how["encoding"] == "npy":
+        stacked = np.load(folder / how["file"], allow_pickle=False)
+        out = np.full(n, missing, dtype=object)
+        for row, value in zip(range(n) if how["rows"] is None else how["rows"], stacked):
+            out[row] = value
+        return pd.Series(out, dtype=object)
+    if how["encoding"] == "fixed":  # fixed-size lists: how shards were written before
+        column = values.combine_chunks()
+        return pd.Series(list(column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), -1)), dtype=object)
+    values = values.to_pandas().astype(object)
+    if how["encoding"] == "json":
+        return pd.Series([missing if _missing(v) else json.loads(v) for v in values], dtype=object)
+    return pd.Series([missing if v is None or (not isinstance(v, np.ndarray) and pd.isna(v)) else v for v in values],
+                     dtype=object)  # fmt: skip
 
-    arrays = [name for name, how in columns.items() if how["encoding"] == "array" and _stackable(table[name])]
-    for name in arrays:
-        columns[name]["encoding"] = "fixed"
-    arrow = pa.Table.from_pandas(table.drop(columns=arrays), preserve_index=False)
-    for name in arrays:
-        stacked = np.stack(table[name].tolist()) if len(table) else np.zeros((0, 0))
-        values = pa.array(stacked.reshape(-1))
-        arrow = arrow.append_column(name, pa.FixedSizeListArray.from_arrays(values, stacked.shape[1]))
-    return arrow.select([str(c) for c in table.columns])
 
+def _read(folder: Path, name: str, columns: dict, layout: dict | None) -> pd.DataFrame:
+    """Table ``name`` of a shard: its Parquet file and the ``.npy`` files of its array columns."""
+    import pyarrow.parquet as pq
 
-def _stackable(column: pd.Series) -> bool:
-    shapes = {v.shape for v in column if isinstance(v, np.ndarray)}
-    return len(shapes) == 1 and len(next(iter(shapes))) == 1 and column.map(lambda v: isinstance(v, np.ndarray)).all()
-
-
-def _pandas(arrow, columns: dict) -> pd.DataFrame:
-    fixed = [name for name, how in columns.items() if how["encoding"] == "fixed"]
-    table = arrow.drop_columns(fixed).to_pandas()
-    for name in fixed:
-        column = arrow.column(name).combine_chunks()
-        values = column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), -1)
-        table[name] = pd.Series(list(values), index=table.index, dtype=object)
-    return table[list(arrow.column_names)]
+    with pq.ParquetFile(folder / f"{name}.parquet") as file:  # not read_table: its dataset layer costs ms a file
+        arrow = file.read(use_threads=False)
+    order = layout["order"] if layout else arrow.column_names
+    n = layout["rows"] if layout else arrow.num_rows
+    plain = arrow.drop_columns(list(set(columns) & set(arrow.column_names))).to_pandas()
+    values = {c: plain[c] if c in plain else _column(columns[c], arrow.column(c) if c in arrow.column_names else None, folder, n)
+              for c in order}  # fmt: skip
+    return pd.DataFrame(values, index=pd.RangeIndex(n))
 
 
 def write_tables(folder: Path, tables: dict, meta: dict) -> None:
-    """Write ``tables`` (name -> DataFrame) as Parquet files and ``meta`` as JSON into ``folder``, atomically."""
+    """Write ``tables`` (name -> DataFrame) and ``meta`` into ``folder``, atomically.
+
+    Each table is a Parquet file, its columns of equal-shape numeric arrays ``.npy``
+    files beside it; ``meta`` and how to read the tables back are ``meta.json``. All
+    are written into a temporary folder that is renamed into place when whole, so a
+    shard is there whole or not at all.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -166,28 +181,28 @@ def write_tables(folder: Path, tables: dict, meta: dict) -> None:
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    stored = {}
+    stored, layout = {}, {}
     for name, table in tables.items():
-        ready, columns = _for_parquet(table.reset_index(drop=True))
-        arrow = _arrow(ready, columns)
+        table = table.reset_index(drop=True)
+        ready, columns, arrays = _split(table, name)
+        arrow = pa.Table.from_pandas(ready, preserve_index=False)
         text = [f.name for f in arrow.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
         pq.write_table(arrow, tmp / f"{name}.parquet", use_dictionary=text)  # numbers: dictionaries only cost time
+        for file, array in arrays.items():
+            np.save(tmp / file, array, allow_pickle=False)
         stored[name] = columns
-    (tmp / META).write_text(json.dumps({**meta, "tables": stored}, default=str))
+        layout[name] = {"rows": len(table), "order": [str(c) for c in table.columns]}
+    (tmp / META).write_text(json.dumps({**meta, "tables": stored, "layout": layout}, default=str))
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
 
 
 def read_tables(folder: Path) -> tuple[dict, dict]:
     """The tables and meta of a shard written by :func:`write_tables`: values and dtypes as written."""
-    import pyarrow.parquet as pq
-
     folder = Path(folder)
     meta = json.loads((folder / META).read_text())
-    tables = {}
-    for name, columns in meta.pop("tables").items():
-        table = _pandas(pq.read_table(folder / f"{name}.parquet"), columns)
-        tables[name] = _from_parquet(table, {k: v for k, v in columns.items() if v["encoding"] != "fixed"})
+    layout = meta.pop("layout", {})
+    tables = {name: _read(folder, name, columns, layout.get(name)) for name, columns in meta.pop("tables").items()}
     return tables, meta
 
 
