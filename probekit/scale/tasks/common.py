@@ -185,7 +185,8 @@ def one_length(records: pd.DataFrame, what: str) -> None:
     """Raise ``ValueError`` when the valid records of ``records`` do not all have one length."""
     lengths = record_lengths(records[records["error"].isna()]).dropna().unique()
     if len(lengths) > 1:
-        raise ValueError(f"{what} takes sequences of one length; got lengths {sorted(int(n) for n in lengths)}")
+        hint = "; length= resizes every BED region to the model's input length" if "window_start" in records else ""
+        raise ValueError(f"{what} takes sequences of one length; got lengths {sorted(int(n) for n in lengths)}{hint}")
 
 
 def valid_records(part: pd.DataFrame, options: dict, state: dict) -> tuple[pd.DataFrame, pd.Series, dict]:
