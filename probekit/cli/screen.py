@@ -135,6 +135,9 @@ def screen_exit_code(outcome, log: Callable[[str], None]) -> int:
     no molecule could be scored: all 2 failed (see the messages above and the table)
     1
     """
+    if outcome.n_rows == 0:
+        log("no molecule could be scored: the library has no records")
+        return 1
     if outcome.n_errors == outcome.n_rows:
         log(f"no molecule could be scored: all {outcome.n_rows} failed (see the messages above and the table)")
         return 1

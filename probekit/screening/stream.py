@@ -157,7 +157,7 @@ def screen_molecules_to_table(
         On KeyboardInterrupt after some chunks were saved: rerun the same call to resume.
     """
     from ..outputs import as_output
-    from ..variants.stream import partial_folder, stream_chunks, table_format
+    from ..variants.stream import partial_folder, save_chunk, stream_chunks, table_format
     from .read import iter_molecule_chunks
     from .score import screen_molecules
 
@@ -175,6 +175,9 @@ def screen_molecules_to_table(
     parts = iter_molecule_chunks(molecules, chunk_size=chunk_size, smiles_col=smiles_col, id_col=id_col)
     paths, reused = stream_chunks(parts, score, folder=folder, settings=full, key_columns=_KEY_COLUMNS,
                                   progress=progress, desc="molecules", unit="mol")  # fmt: skip
+    if not paths:  # an empty library: the table has its columns and no row
+        paths = [folder / "empty.parquet"]
+        save_chunk(score(pd.DataFrame({"id": [], "smiles": []}, dtype=object)), paths[0])
     if reused:
         log(f"reused {reused} of {len(paths)} finished chunks from {folder}")
     table.parent.mkdir(parents=True, exist_ok=True)

@@ -53,8 +53,7 @@ def _merge_screen(folders: list[Path], options: dict, reused: int):
     from ...screening.stream import ScreenOutcome, join_scores
     from ...variants.stream import save_chunk
 
-    good, _ = good_meta(folders)
-    columns = list(good["scores"].columns)
+    columns = list(good_meta(folders)[0]["scores"].columns) if folders else ["id", "smiles", "score", "error"]
     paths = []
     for folder in folders:
         tables, _ = read_tables(folder)
@@ -63,6 +62,9 @@ def _merge_screen(folders: list[Path], options: dict, reused: int):
         paths.append(path)
     table = Path(options["table"])
     table.parent.mkdir(parents=True, exist_ok=True)
+    if not paths:  # an empty library: the table has its columns and no row
+        paths = [table.with_name(table.name + ".empty.parquet")]
+        save_chunk(pd.DataFrame({c: pd.Series(dtype=float if c == "score" else object) for c in columns}), paths[0])
     outcome = ScreenOutcome(path=table, n_reused=reused)
     join_scores(paths, table, outcome=outcome, top=options.get("top", 20))
     for path in paths:
