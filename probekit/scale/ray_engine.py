@@ -1,10 +1,10 @@
 """The Ray engine: shards handed to a pool of Ray actors, each holding one adapter.
 
 Each actor builds the adapter once from the picklable factory (on its own GPU when
-``num_gpus`` is given) and runs one shard at a time; the driver gives an actor its
-next shard as soon as it returns one. An actor whose process dies is restarted by
-Ray (``max_restarts``) and its shard run again (``max_task_retries``), so every
-shard's result comes back exactly once. Ray is imported only here, when a run asks
+``num_gpus`` is given) and runs one shard at a time, with the next one waiting; the
+driver gives an actor another shard as soon as it returns one. An actor whose
+process dies is restarted by Ray (``max_restarts``) and its shards run again
+(``max_task_retries``), so every shard's result comes back exactly once. Ray is imported only here, when a run asks
 for it.
 
 Examples
@@ -29,6 +29,8 @@ from .worker import ShardOutcome, ShardRunner
 
 # Restarts of a lost actor, and reruns of the shard it held, before the shard counts as failed.
 MAX_RETRIES = 3
+# Shards an actor holds at a time: the one it runs and the next.
+SHARDS_PER_ACTOR = 2
 
 
 def import_ray():
@@ -77,8 +79,9 @@ def start_ray(*, address: str | None, workers: int | None):
 class RayShardWorker:
     """The body of a Ray actor: runs shards of the job it is given, building its adapter once per job.
 
-    It also says when a shard runs again after the actor was restarted: an actor holds
-    one shard at a time, so the first shard after a restart is the one it lost.
+    It also says when a shard runs again after the actor was restarted: an actor runs
+    one shard at a time and Ray resubmits its shards in order, so the first shard
+    after a restart is the one it lost.
     """
 
     def __init__(self, threads: int):
@@ -188,20 +191,23 @@ def _submit(job: str, spec, actor, item):
 
 
 def _dispatch(ray, actors: list, pending, on_result: Callable, submit: Callable, new_actor: Callable) -> None:
-    """Keep every actor busy with one shard until ``pending`` is exhausted and all have returned.
+    """Keep every actor busy until ``pending`` is exhausted and all shards have returned.
 
-    An actor gets its next shard before the driver saves the one it returned, so
-    saving overlaps the actor's work.
+    Each actor holds two shards, the one it runs and the next, so it starts the next
+    as soon as it returns one instead of waiting for the driver to hear of it and send
+    another (tens of milliseconds on a busy machine); the driver saves a returned
+    shard while the actors work.
     """
-    in_flight = {}
+    in_flight, successor = {}, {}
 
     def give(actor) -> None:
         item = next(pending, None)
         if item is not None:
             in_flight[submit(actor, item)] = (item, actor)
 
-    for actor in list(actors):
-        give(actor)
+    for _ in range(SHARDS_PER_ACTOR):
+        for actor in list(actors):
+            give(actor)
     while in_flight:
         (ref,), _ = ray.wait(list(in_flight), num_returns=1)
         (index, part), actor = in_flight.pop(ref)
@@ -209,7 +215,9 @@ def _dispatch(ray, actors: list, pending, on_result: Callable, submit: Callable,
             _, outcome = ray.get(ref)
         except ray.exceptions.RayActorError as error:  # lost beyond its restarts: the shard fails, a new actor joins
             outcome = ShardOutcome(error=f"worker lost {MAX_RETRIES + 1} times: {_first_line(error)}", retried=True)
-            actors[actors.index(actor)] = actor = new_actor()
+            if id(actor) not in successor:  # its other shard fails too, and goes to the same new actor
+                successor[id(actor)] = actors[actors.index(actor)] = new_actor()
+            actor = successor[id(actor)]
         give(actor)
         on_result(index, part, outcome)
 
