@@ -221,3 +221,25 @@ def test_the_mol_command_on_the_local_engine_is_the_in_process_probe(tmp_path, m
     report = probe_features(adapter, records, goal="decrease:0.1", max_flips=1, baseline_draws=5)
     report.to_frame().to_csv(tmp_path / "expected.csv", index=False)
     assert (tmp_path / "t.csv").read_text() == (tmp_path / "expected.csv").read_text()
+
+
+class MalformedOnPhenol(Weighted):
+    """:class:`Weighted`, but one row for the whole batch when it holds phenol (94 Da): no problem of one molecule."""
+
+    def forward(self, x):
+        out = super().forward(x)
+        return out[:1] if bool(((x[:, 1] > 90) & (x[:, 1] < 100)).any()) else out
+
+
+def malformed_adapter():
+    return weighted_adapter(MalformedOnPhenol())
+
+
+def test_a_shard_the_model_fails_as_a_whole_is_error_rows_naming_each_record(tmp_path):
+    done = scale.run("molecule_screen", LIBRARY, adapter_factory=malformed_adapter, out_dir=tmp_path / "s", shard_size=3,
+                     table=tmp_path / "t.parquet", **QUIET)  # fmt: skip
+    table = pd.read_parquet(tmp_path / "t.parquet").set_index("id")
+    assert done.n_failed == 1 and done.n_done == 2
+    for name in ("ethanol", "phenol", "broken"):  # the first shard: records are read on the workers, so all share its reason
+        assert table.loc[name, "error"].startswith(f"record {name!r}: the model's output looks transposed")
+    assert table.loc[["ethanol", "phenol"], "score"].isna().all() and table.loc[["paracetamol", "glycerol"], "score"].notna().all()
