@@ -69,12 +69,11 @@ def screen_molecules(adapter, molecules, *, outputs=None, smiles_col: str | None
     >>> screen_molecules(adapter, {"a": "CCO", "b": "CCCC"}, outputs=[1])[["id", "score", "logit[1]"]].values.tolist()
     [['a', 3.0, 1.0], ['b', 4.0, 1.0]]
     """
-    from ..outputs import as_output
     from .read import iter_molecule_chunks
 
     parts = list(iter_molecule_chunks(molecules, chunk_size=1 << 30, smiles_col=smiles_col, id_col=id_col))
     records = parts[0] if parts else pd.DataFrame({"id": [], "smiles": []}, dtype=object)
-    extra = [as_output(o) for o in ([] if outputs is None else [outputs] if _one(outputs) else outputs)]
+    extra = output_list(outputs)
     ids = [str(i) for i in records["id"]]
     mols, errors = _parse(records, ids, standardize)
     good = [i for i, e in enumerate(errors) if e is None]
@@ -92,8 +91,12 @@ def screen_molecules(adapter, molecules, *, outputs=None, smiles_col: str | None
     return frame
 
 
-def _one(outputs) -> bool:
-    return isinstance(outputs, (int, str)) or callable(outputs)
+def output_list(outputs) -> list:
+    """Output specs as a list of :class:`~probekit.outputs.Output` (one spec, a list of them, or None)."""
+    from ..outputs import as_output
+
+    one = isinstance(outputs, int) or callable(outputs)
+    return [as_output(o) for o in ([] if outputs is None else [outputs] if one else outputs)]
 
 
 def _parse(records: pd.DataFrame, ids: list, standardize: bool) -> tuple[list, list]:
@@ -132,43 +135,51 @@ def _named(problems: list, ids: list) -> list:
 def _score(adapter, mols: list, ids: list, extra: list) -> tuple[np.ndarray, list, list]:
     """Scores (n,) and problems of valid molecules, and the further outputs' columns of those scored."""
     from ..adapters import FeatureModel
-    from ..io import renamed_error
     from ..molmodel.adapter import MoleculeModel
 
     if isinstance(adapter, MoleculeModel):
         scores, problems = adapter.score_molecules(mols)
         inputs, predict = mols, adapter.predict_molecules
     elif isinstance(adapter, FeatureModel) and adapter.featurizer is not None:
-        # a frame with the molecules' own stand-in names: featurize then has no SMILES to write and no ids to rename
-        stand_in = pd.DataFrame({"id": [f"mol{k}" for k in range(len(mols))], "smiles": "", "mol": mols, "error": None})
-        X, provenance = adapter.featurizer.featurize(stand_in)
-        problems = [renamed_error(e, f"mol{k}", ids[k]) for k, e in enumerate(provenance.errors)]
-        ok = np.flatnonzero(provenance.ok)
-        scores = torch.full((len(mols),), float("nan"), dtype=torch.float64)
-        if len(ok):
-            found, model_problems = adapter.screen(X[torch.from_numpy(ok)])
-            scores[torch.from_numpy(ok)] = found.double().cpu()
-            for k, problem in zip(ok, model_problems):
-                problems[k] = problem
-        inputs, predict = X, adapter.predict
+        scores, problems, inputs = _feature_scores(adapter, mols, ids)
+        predict = adapter.predict
     else:
         raise TypeError(
             f"screen_molecules scores molecules with a FeatureModel that has a featurizer or a MoleculeModel; "
             f"got {type(adapter).__name__}" + (" without a featurizer" if isinstance(adapter, FeatureModel) else "")
         )
     problems = _named(problems, ids)
+    return scores.double().cpu().numpy(), problems, _extra_columns(predict, inputs, problems, extra)
+
+
+def _feature_scores(adapter, mols: list, ids: list) -> tuple[torch.Tensor, list, torch.Tensor]:
+    """Scores (n,), problems and features (n, F) of molecules through a feature model's featurizer."""
+    from ..io import renamed_error
+
+    # a frame with stand-in names: featurize then has no SMILES to write and no repeated ids to rename
+    stand_in = pd.DataFrame({"id": [f"mol{k}" for k in range(len(mols))], "smiles": "", "mol": mols, "error": None})
+    X, provenance = adapter.featurizer.featurize(stand_in)
+    problems = [renamed_error(e, f"mol{k}", ids[k]) for k, e in enumerate(provenance.errors)]
+    ok = torch.from_numpy(np.flatnonzero(provenance.ok))
+    scores = torch.full((len(mols),), float("nan"), dtype=torch.float64)
+    if len(ok):
+        found, model_problems = adapter.screen(X[ok])
+        scores[ok] = found.double().cpu()
+        for k, problem in zip(ok.tolist(), model_problems):
+            problems[k] = problem
+    return scores, problems, X
+
+
+def _extra_columns(predict, inputs, problems: list, extra: list) -> list:
+    """One column (n,) per further output: one more forward pass over the molecules scored, NaN elsewhere."""
     scored = [k for k, p in enumerate(problems) if p is None]
-    columns = []
-    if extra and scored:
-        index = torch.as_tensor(scored)
-        raw = predict(inputs[index] if isinstance(inputs, torch.Tensor) else [inputs[k] for k in scored])
-        for output in extra:
-            column = np.full(len(mols), np.nan)
-            column[scored] = output(raw).detach().double().cpu().numpy()
-            columns.append(column)
-    else:
-        columns = [np.full(len(mols), np.nan) for _ in extra]
-    return scores.double().cpu().numpy(), problems, columns
+    columns = [np.full(len(problems), np.nan) for _ in extra]
+    if not extra or not scored:
+        return columns
+    raw = predict(inputs[torch.as_tensor(scored)] if isinstance(inputs, torch.Tensor) else [inputs[k] for k in scored])
+    for output, column in zip(extra, columns):
+        column[scored] = output(raw).detach().double().cpu().numpy()
+    return columns
 
 
 __all__ = ["screen_molecules"]

@@ -156,17 +156,16 @@ def screen_molecules_to_table(
     ChunksKept
         On KeyboardInterrupt after some chunks were saved: rerun the same call to resume.
     """
-    from ..outputs import as_output
     from ..variants.stream import partial_folder, save_chunk, stream_chunks, table_format
     from .read import iter_molecule_chunks
-    from .score import screen_molecules
+    from .score import output_list, screen_molecules
 
     table = Path(table)
     table_format(table)
     folder = partial_folder(table)
     folder.mkdir(parents=True, exist_ok=True)
-    extra = [] if outputs is None else [outputs] if isinstance(outputs, (int, str)) or callable(outputs) else list(outputs)
-    full = {"settings": settings, "output": adapter.output.name, "outputs": [as_output(o).name for o in extra],
+    extra = output_list(outputs)
+    full = {"settings": settings, "output": adapter.output.name, "outputs": [o.name for o in extra],
             "standardize": bool(standardize), "chunk_size": chunk_size}  # fmt: skip
 
     def score(part: pd.DataFrame) -> pd.DataFrame:
