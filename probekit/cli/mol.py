@@ -153,8 +153,8 @@ def _run_molecule_model(args, *, goal, output, log) -> int:
     """``probekit mol --model-kind chemprop|torchscript|sklearn``: atoms, fragments and counterfactual molecules."""
     from ..molmodel.loaders import load_molecule_model
     from ..probe.molmodels import probe_molecule_model
-    from ..scale.factories import load_molecule_adapter
     from ..report.molmodels import headline as model_headline
+    from ..scale.factories import load_molecule_adapter
 
     if not args.model.exists():
         raise CLIError(f"model file not found: {args.model}")
@@ -212,6 +212,11 @@ def run_mol_cli(args, *, log=print) -> int:
     be read are listed as ``skipping: ...`` lines, molecules the model cannot score as
     ``not probed: ...`` lines; the exit code is 1 when no molecule could be probed
     (the report, with its error rows, is still written), else 0.
+
+    With ``--engine ray`` the chunks are shards of :func:`probekit.scale.run` on Ray
+    workers, each loading ``--model`` itself (a feature model with the featurizer
+    fitted here, on the molecules probed); the report is the one ``--engine local``
+    writes, and a summary line says how many shards were done, reused, retried and failed.
     """
     from ..adapters import FeatureModel
     from ..encode.mol import parse_featurizer
