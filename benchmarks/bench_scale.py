@@ -1,27 +1,31 @@
-"""Scale out: throughput of saturation mutagenesis in process and on a local Ray with 1 and 2 workers.
+"""Scale out: throughput of saturation mutagenesis in process, on the local engine and on a local Ray.
 
 The same task (ISM of every sequence, 1,000 sequences of 1,000 bp by default) runs
 
 - in process: ``saturation_mutagenesis`` shard by shard, nothing written (after a
   warm-up call);
-- ``probekit.scale.run(engine="local")``: the same shards, each written as Parquet;
-- ``engine="ray"`` with 1 worker, then with 2 workers: a first run that starts the
-  actors, then runs in the same Ray session, which keep them.
+- ``probekit.scale.run(engine="local")``: the same shards in this process, each written
+  to disk;
+- ``engine="ray"`` with 1 worker, then with 2 (on ``--device cuda``: one actor on one
+  GPU, then one actor per GPU when there are several): a first run that starts the
+  actors, reported on its own line, then runs in the same Ray session, which keep them.
 
-The runs of each configuration alternate with in-process runs, so that both see the
-same load; the table gives medians.
+The runs go in rounds, so that all see the same load: each round runs in process, then
+every other configuration of its block once, in a new (seeded) random order. A block
+is the local engine and Ray with 1 worker, then Ray with 2 workers (a Ray session keeps
+one pool of actors, so each pool gets its own block). The table gives medians over the
+rounds of seconds, sequences per second (per GPU on CUDA) and the overhead over in
+process: the median of each run's time over the in-process run of its round.
 
 Each worker loads the model from a file (``load_adapter``), as on a cluster, with the
-same batch size (``--batch-size``, so that no run depends on a batch size tuned under
-a different load). Every
-configuration uses ``--threads`` torch threads per process (default 1: on a shared
-machine, more threads than free cores slow torch down by far more than they help). The table
-gives seconds, sequences per second and the overhead over in process; the start of
-Ray itself is reported on its own line. Every run's effects are checked against the
-in-process ones.
+same batch size (``--batch-size``). In process and every worker use ``--threads`` torch
+threads (default 1: on a shared machine, more threads than free cores slow torch down by
+far more than they help). The start of Ray is reported on its own line. Every run's
+effects are checked against the in-process ones. ``--device cuda`` needs CUDA and a Ray
+that sees the GPUs, and stops with the reason otherwise.
 
 Run: ``python benchmarks/bench_scale.py [--quick] [--n 1000] [--length 1000] [--channels 8] [--kernel 5] [--threads 1]
-[--repeats 3] [--device cpu]``
+[--shard-size 50] [--repeats 3] [--device cpu]``
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import random
 import sys
 import tempfile
 import time
@@ -38,7 +43,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks._common import machine, median, table  # noqa: E402
+from benchmarks._common import machine, median, synchronize, table  # noqa: E402
 from probekit import scale  # noqa: E402
 from probekit.search.discrete import saturation_mutagenesis  # noqa: E402
 from probekit.testing import ToyConv, random_sequences  # noqa: E402
@@ -51,14 +56,35 @@ def in_process(factory, sequences, shard_size):
     adapter = factory()
     effects = []
     for start in range(0, len(sequences), shard_size):
-        effects.append(saturation_mutagenesis(adapter, sequences[start : start + shard_size]).effects)
+        effects.append(saturation_mutagenesis(adapter, sequences[start : start + shard_size]).effects.cpu())
     return torch.cat(effects)
 
 
 def timed(fn):
+    synchronize()
     start = time.perf_counter()
     value = fn()
+    synchronize()
     return value, time.perf_counter() - start
+
+
+def check_cuda() -> int:
+    """The number of GPUs torch sees; stops the benchmark when there is none."""
+    if not torch.cuda.is_available():
+        raise SystemExit("bench_scale: --device cuda, but torch sees no CUDA device (torch.cuda.is_available() is False)")
+    return torch.cuda.device_count()
+
+
+def start_ray(cpus: int, gpus: int):
+    """A local Ray with ``cpus`` CPUs; on CUDA it must see the ``gpus`` GPUs, or the actors would wait forever."""
+    import ray
+
+    _, seconds = timed(lambda: ray.init(num_cpus=cpus, include_dashboard=False, logging_level="ERROR"))
+    seen = int(ray.cluster_resources().get("GPU", 0))
+    if gpus and seen < gpus:
+        ray.shutdown()
+        raise SystemExit(f"bench_scale: torch sees {gpus} GPU(s) but Ray sees {seen}; check CUDA_VISIBLE_DEVICES")
+    return ray, seconds
 
 
 def main(argv=None) -> None:
@@ -67,13 +93,15 @@ def main(argv=None) -> None:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--length", type=int, default=1000)
     parser.add_argument("--shard-size", type=int, default=50)
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each configuration, interleaved (default 3)")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of each block (default 3)")
     parser.add_argument("--channels", type=int, default=8, help="ToyConv channels (default 8: ISM costs ~3 ms a sequence)")
     parser.add_argument("--kernel", type=int, default=5, help="ToyConv kernel width (default 5)")
     parser.add_argument("--batch-size", type=int, default=256, help="the adapter's batch size, the same everywhere (default 256)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in process and per worker (default 1)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (one actor per GPU on Ray)")
     args = parser.parse_args(argv)
+    cuda = args.device.startswith("cuda")
+    n_gpus = check_cuda() if cuda else 0
     torch.set_num_threads(args.threads)
     n = 200 if args.quick else args.n
     sequences = random_sequences(n, args.length, seed=0)
@@ -83,47 +111,59 @@ def main(argv=None) -> None:
     factory = functools.partial(scale.load_adapter, folder / "model.pt", arch=ARCH, arch_kwargs=shape, output=1,
                                 batch_size=args.batch_size, device=args.device)  # fmt: skip
     print(f"# ISM of {n} sequences of {args.length} bp with ToyConv({args.channels} channels, kernel {args.kernel}), "
-          f"shards of {args.shard_size}; {machine()}")
+          f"shards of {args.shard_size}, {args.threads} torch thread(s) per process; {machine()}", flush=True)
     quiet = {"shard_size": args.shard_size, "progress": False, "log": lambda line: None}
-    threads = {"cpus_per_worker": args.threads}
     in_process(factory, sequences[:2], args.shard_size)  # first calls: allocator and kernels warmed up
     reference = in_process(factory, sequences, args.shard_size)
-    times: dict = {}
+    times: dict = {}  # name -> [(seconds, seconds of the round's in-process run)]
+    base, shuffler = {}, random.Random(0)
 
-    def base():
-        times.setdefault("in process", []).append(timed(lambda: in_process(factory, sequences, args.shard_size))[1])
+    def run_in_process():
+        base["seconds"] = timed(lambda: in_process(factory, sequences, args.shard_size))[1]
+        times.setdefault("in process", []).append((base["seconds"], base["seconds"]))
 
-    def scaled(name, **engine):
-        out_dir = folder / f"{name}-{len(times.get(name, []))}"
+    def scaled(name, keep=True, **engine):
+        out_dir = folder / f"{name}-{len(times.get(name, []))}".replace(" ", "_").replace(",", "")
         done, seconds = timed(lambda: scale.run("ism", sequences, adapter_factory=factory, out_dir=out_dir, **quiet, **engine))
-        assert torch.allclose(done.result.effects, reference, atol=1e-5), name
-        times.setdefault(name, []).append(seconds)
+        assert torch.allclose(done.result.effects, reference.to(done.result.effects.device), atol=1e-5), name
+        scale.remove_shards(out_dir)
         print(f"{name}: {seconds:.2f} s", flush=True)
+        if keep:
+            times.setdefault(name, []).append((seconds, base["seconds"]))
 
-    for _ in range(args.repeats):
-        base()
-        scaled("scale local")
-    import ray
-
-    cpus = max(os.cpu_count(), 2 * args.threads)
-    _, start = timed(lambda: ray.init(num_cpus=cpus, include_dashboard=False, logging_level="ERROR"))
-    gpus = {"gpus_per_worker": 1} if args.device.startswith("cuda") else {}
-    plans = [1, 2] if not gpus or torch.cuda.device_count() > 1 else [1]
-    for workers in plans:
+    gpus = {"gpus_per_worker": 1} if cuda else {}
+    ray, ray_start = start_ray(max(os.cpu_count() or 1, 2 * args.threads), n_gpus)
+    plans = ([1, n_gpus] if n_gpus > 1 else [1]) if cuda else [1, 2]
+    for block, workers in enumerate(plans):
         label = f"ray, {workers} worker{'s' if workers > 1 else ''}"
-        scaled(f"{label}, first run (actors start)", engine="ray", workers=workers, **gpus, **threads)
-        for _ in range(args.repeats):  # actors kept from the run before
-            base()
-            scaled(label, engine="ray", workers=workers, **gpus, **threads)
+        on_ray = functools.partial(scaled, label, engine="ray", workers=workers, cpus_per_worker=args.threads, **gpus)
+        on_ray(keep=False)  # the actors start; kept by the Ray session for the runs below
+        print(f"(the run above started the actors: {label})", flush=True)
+        configs = [on_ray, functools.partial(scaled, "engine=local")] if block == 0 else [on_ray]
+        for _ in range(args.repeats):  # each round: in process, then the others in a new random order
+            run_in_process()
+            for config in shuffler.sample(configs, len(configs)):
+                config()
     ray.shutdown()
-    reference_seconds = median(times["in process"])
+    columns = ["engine", "runs", "seconds", "seq/s", *(["seq/s per GPU"] if cuda else []), "vs in process"]
+    print(table(summary(times, n, plans, cuda), columns))
+    print(f"\nmedians over the rounds; 'vs in process': median of each run's time over the in-process run of its round. "
+          f"Ray start-up (ray.init, not in the table): {ray_start:.1f} s; load average at the end "
+          f"{os.getloadavg()[0]:.2f}")  # fmt: skip
+
+
+def summary(times: dict, n: int, plans: list, cuda: bool) -> list[dict]:
+    """One row per configuration: median seconds, sequences per second (per GPU), overhead over in process."""
     rows = []
-    for name, values in times.items():
-        seconds = median(values)
-        rows.append({"engine": name, "runs": len(values), "seconds": seconds, "seq/s": n / seconds,
-                     "vs in process": f"{100 * (seconds / reference_seconds - 1):+.0f} %"})  # fmt: skip
-    print(table(rows, ["engine", "runs", "seconds", "seq/s", "vs in process"]))
-    print(f"\nmedians; Ray start-up (ray.init, not in the table): {start:.1f} s")
+    for name, pairs in times.items():
+        seconds = median([s for s, _ in pairs])
+        row = {"engine": name, "runs": len(pairs), "seconds": seconds, "seq/s": n / seconds,
+               "vs in process": f"{100 * (median([s / b for s, b in pairs]) - 1):+.0f} %"}  # fmt: skip
+        if cuda:
+            workers = next((w for w in plans if name.startswith(f"ray, {w} worker")), 1)
+            row["seq/s per GPU"] = n / seconds / workers
+        rows.append(row)
+    return rows
 
 
 if __name__ == "__main__":
