@@ -127,7 +127,7 @@ def test_a_shard_that_fails_as_a_whole_is_named(tmp_path):
     assert set(done.result.params["errors"]) == {"seq2", "seq3"}
 
 
-def test_bed_regions_through_the_three_tasks_equal_the_in_process_calls(tmp_path):
+def test_bed_regions_through_attributions_and_ism_equal_the_in_process_calls(tmp_path):
     genome, bed = genome_and_bed(tmp_path)
     regions = read_regions(bed, genome, length=16)
     valid = torch.from_numpy(regions["error"].isna().to_numpy(dtype=bool, copy=True))
@@ -146,7 +146,13 @@ def test_bed_regions_through_the_three_tasks_equal_the_in_process_calls(tmp_path
     assert ism.effects[~valid].isnan().all() and ism.ids == regions["id"].tolist()
     assert "chr3" in ism.params["errors"]["unknown"] and "line 5" in ism.params["errors"]["broken"]
 
-    report = scale.run("dna_probe", bed, out_dir=tmp_path / "p", **{**inputs, "adapter_factory": toy_adapter}, **PROBE).result
+
+
+def test_bed_regions_probed_in_shards_equal_the_chunked_probe(tmp_path):
+    genome, bed = genome_and_bed(tmp_path)
+    regions = read_regions(bed, genome, length=16)
+    inputs = {"genome": genome, "length": 16, "adapter_factory": toy_adapter, "shard_size": 2, **QUIET}
+    report = scale.run("dna_probe", bed, out_dir=tmp_path / "p", **inputs, **PROBE).result
     chunked, _ = probe_in_chunks(toy_adapter(), regions, settings=PROBE, partial_dir=tmp_path / "c", chunk_size=2,
                                  progress=False)  # fmt: skip
     for name in chunked.table_names:
