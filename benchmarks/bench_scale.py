@@ -3,8 +3,9 @@
 The same task (ISM of every sequence, 1,000 sequences of 1,000 bp by default) runs
 
 - in process: ``saturation_mutagenesis`` shard by shard, nothing written (after a
-  warm-up call);
-- ``probekit.scale.run(engine="local")``: the same shards in this process, each written
+  warm-up call), in a process of its own that never starts Ray (a Ray driver's threads
+  in the process would slow it down);
+- ``probekit.scale.run(engine="local")``: the same shards in that process, each written
   to disk;
 - ``engine="ray"`` with 1 worker, then with 2 (on ``--device cuda``: one actor on one
   GPU, then one actor per GPU when there are several): a first run that starts the
@@ -32,11 +33,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import multiprocessing
 import os
 import random
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -87,6 +90,27 @@ def start_ray(cpus: int, gpus: int):
     return ray, seconds
 
 
+# The clean process: in process and the local engine run here, in a process without Ray, as a user's would.
+_CLEAN: dict = {}
+
+
+def clean_setup(factory, sequences: list, shard_size: int, threads: int) -> None:
+    torch.set_num_threads(threads)
+    _CLEAN.update(factory=factory, sequences=sequences, shard_size=shard_size)
+    in_process(factory, sequences[:2], shard_size)  # first calls: allocator and kernels warmed up
+
+
+def clean_run(engine: str | None, out_dir: str | None = None):
+    """``(seconds, effects)`` of ISM in process (``engine`` None) or with ``scale.run(engine=engine)``."""
+    factory, sequences, shard_size = _CLEAN["factory"], _CLEAN["sequences"], _CLEAN["shard_size"]
+    if engine is None:
+        return timed(lambda: in_process(factory, sequences, shard_size))[::-1]
+    done, seconds = timed(lambda: scale.run("ism", sequences, adapter_factory=factory, out_dir=out_dir, engine=engine,
+                                            shard_size=shard_size, progress=False, log=lambda line: None))  # fmt: skip
+    scale.remove_shards(out_dir)
+    return seconds, done.result.effects
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="200 sequences of 1,000 bp")
@@ -112,39 +136,48 @@ def main(argv=None) -> None:
                                 batch_size=args.batch_size, device=args.device)  # fmt: skip
     print(f"# ISM of {n} sequences of {args.length} bp with ToyConv({args.channels} channels, kernel {args.kernel}), "
           f"shards of {args.shard_size}, {args.threads} torch thread(s) per process; {machine()}", flush=True)
-    quiet = {"shard_size": args.shard_size, "progress": False, "log": lambda line: None}
-    in_process(factory, sequences[:2], args.shard_size)  # first calls: allocator and kernels warmed up
-    reference = in_process(factory, sequences, args.shard_size)
+    clean = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=clean_setup,
+                                initargs=(factory, sequences, args.shard_size, args.threads))  # fmt: skip
+    _, reference = clean.submit(clean_run, None).result()
     times: dict = {}  # name -> [(seconds, seconds of the round's in-process run)]
     base, shuffler = {}, random.Random(0)
 
-    def run_in_process():
-        base["seconds"] = timed(lambda: in_process(factory, sequences, args.shard_size))[1]
-        times.setdefault("in process", []).append((base["seconds"], base["seconds"]))
-
-    def scaled(name, keep=True, **engine):
-        out_dir = folder / f"{name}-{len(times.get(name, []))}".replace(" ", "_").replace(",", "")
-        done, seconds = timed(lambda: scale.run("ism", sequences, adapter_factory=factory, out_dir=out_dir, **quiet, **engine))
-        assert torch.allclose(done.result.effects, reference.to(done.result.effects.device), atol=1e-5), name
-        scale.remove_shards(out_dir)
+    def record(name, seconds, effects, keep=True):
+        assert torch.allclose(effects.cpu(), reference, atol=1e-5), name
         print(f"{name}: {seconds:.2f} s", flush=True)
         if keep:
-            times.setdefault(name, []).append((seconds, base["seconds"]))
+            times.setdefault(name, []).append((seconds, base.get("seconds", seconds)))
+
+    def run_in_process():
+        seconds, effects = clean.submit(clean_run, None).result()
+        base["seconds"] = seconds
+        record("in process", seconds, effects)
+
+    def run_local():
+        record("engine=local", *clean.submit(clean_run, "local", str(folder / "local")).result())
+
+    def run_ray(label, keep=True, **engine):
+        out_dir = folder / "ray"
+        done, seconds = timed(lambda: scale.run("ism", sequences, adapter_factory=factory, out_dir=out_dir,
+                                                shard_size=args.shard_size, progress=False, log=lambda line: None, **engine))  # fmt: skip
+        scale.remove_shards(out_dir)
+        record(label, seconds, done.result.effects, keep)
 
     gpus = {"gpus_per_worker": 1} if cuda else {}
     ray, ray_start = start_ray(max(os.cpu_count() or 1, 2 * args.threads), n_gpus)
     plans = ([1, n_gpus] if n_gpus > 1 else [1]) if cuda else [1, 2]
     for block, workers in enumerate(plans):
         label = f"ray, {workers} worker{'s' if workers > 1 else ''}"
-        on_ray = functools.partial(scaled, label, engine="ray", workers=workers, cpus_per_worker=args.threads, **gpus)
+        on_ray = functools.partial(run_ray, label, engine="ray", workers=workers, cpus_per_worker=args.threads, **gpus)
         on_ray(keep=False)  # the actors start; kept by the Ray session for the runs below
         print(f"(the run above started the actors: {label})", flush=True)
-        configs = [on_ray, functools.partial(scaled, "engine=local")] if block == 0 else [on_ray]
+        configs = [on_ray, run_local] if block == 0 else [on_ray]
         for _ in range(args.repeats):  # each round: in process, then the others in a new random order
             run_in_process()
             for config in shuffler.sample(configs, len(configs)):
                 config()
     ray.shutdown()
+    clean.shutdown()
     columns = ["engine", "runs", "seconds", "seq/s", *(["seq/s per GPU"] if cuda else []), "vs in process"]
     print(table(summary(times, n, plans, cuda), columns))
     print(f"\nmedians over the rounds; 'vs in process': median of each run's time over the in-process run of its round. "
