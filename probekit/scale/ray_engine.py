@@ -4,8 +4,8 @@ Each actor builds the adapter once from the picklable factory (on its own GPU wh
 ``num_gpus`` is given) and runs one shard at a time, with the next one waiting; the
 driver gives an actor another shard as soon as it returns one. An actor whose
 process dies is restarted by Ray (``max_restarts``) and its shards run again
-(``max_task_retries``), so every shard's result comes back exactly once. Ray is imported only here, when a run asks
-for it.
+(``max_task_retries``), so every shard's result comes back exactly once. Ray is
+imported only here, when a run asks for it.
 
 Examples
 --------
