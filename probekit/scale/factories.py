@@ -50,7 +50,11 @@ def load_feature_adapter(path, *, featurizer, output, arch=None, arch_kwargs: di
     featurizer : Featurizer or str
         The features the model takes: a featurizer object (fitted on the driver, as
         ``probekit mol`` fits it on the molecules probed, so its bounds and reference
-        travel with it) or a spec such as ``"morgan:2:2048"``.
+        travel with it) or a spec such as ``"morgan:2:2048"``. The shard keys of
+        :func:`probekit.scale.run` name a featurizer object by its ``repr``, which does
+        not say what it was fitted on: give ``run`` a ``settings=`` that does (as
+        ``probekit mol`` gives the hash of its bounds), or a rerun after a new fit
+        may reuse shards of the old one.
     output : int, str or Output
         The score.
     arch, arch_kwargs, trust
