@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 
 _LAZY_MODULES = {
     "search", "attr", "certify", "diagnose", "report", "motifs", "chem", "datasets", "testing", "encode", "variants",
-    "molmodel", "discover", "ensemble", "active", "fusion", "train", "tradeoff", "scale",
+    "molmodel", "discover", "ensemble", "active", "fusion", "train", "tradeoff", "scale", "regions", "screening",
 }  # fmt: skip
 _LAZY_NAMES = {
     "SensitivityReport": ("probekit.report.sensitivity", "SensitivityReport"),
@@ -47,6 +47,10 @@ _LAZY_NAMES = {
     "counterfactual_molecules": ("probekit.search.counterfactual", "counterfactual_molecules"),
     "Ensemble": ("probekit.ensemble", "Ensemble"),
     "MultiInputModel": ("probekit.fusion", "MultiInputModel"),
+    "read_regions": ("probekit.regions", "read_regions"),
+    "read_bed": ("probekit.regions", "read_bed"),
+    "screen_molecules": ("probekit.screening", "screen_molecules"),
+    "screen_molecules_to_table": ("probekit.screening", "screen_molecules_to_table"),
 }
 
 
@@ -93,6 +97,10 @@ __all__ = [
     "counterfactual_molecules",
     "Ensemble",
     "MultiInputModel",
+    "read_regions",
+    "read_bed",
+    "screen_molecules",
+    "screen_molecules_to_table",
     "search",
     "attr",
     "certify",
@@ -111,5 +119,7 @@ __all__ = [
     "train",
     "tradeoff",
     "scale",
+    "regions",
+    "screening",
     "ProbekitWarning",
 ]
