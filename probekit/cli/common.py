@@ -87,6 +87,17 @@ def parse_output(spec: str):
     return getattr(outputs, kind)(int(index))
 
 
+
+def output_list(text: str) -> list:
+    """Turn ``"logit:0,prob:1"`` into Outputs (the value of an ``--extra-outputs`` flag).
+
+    Examples
+    --------
+    >>> [o.name for o in output_list("logit:0, prob:1")]
+    ['logit[0]', 'prob[1]']
+    """
+    return [parse_output(part.strip()) for part in text.split(",") if part.strip()]
+
 def parse_goal(spec: str):
     """Parse a goal string (``flip``, ``below:T``, ``above:T``, ``decrease:D``, ``increase:D``, ``target:C``)."""
     from ..goals import parse

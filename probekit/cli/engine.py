@@ -95,7 +95,7 @@ def probe_on_engine(records, *, args, settings: dict, log: Callable[[str], None]
 
 def write_probe_outputs(report, args, log: Callable[[str], None]) -> None:
     """The HTML report of ``args.out`` and, with ``--table``, its per-position CSV."""
-    report.to_html(args.out, title=f"probekit: {args.fasta}", max_inputs=args.max_figures)
+    report.to_html(args.out, title=f"probekit: {args.fasta or args.bed}", max_inputs=args.max_figures)
     log(f"wrote {args.out} ({len(report)} sequences)")
     if args.table is not None:
         args.table.parent.mkdir(parents=True, exist_ok=True)

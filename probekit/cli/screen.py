@@ -39,10 +39,10 @@ from .common import (
     load_model_from_args,
     log_problems,
     parse_arch_kwargs,
+    output_list,
     parse_output,
 )
 from .engine import add_engine_arguments, engine_options, run_on_engine
-from .variants import _output_list
 
 
 def add_screen_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +60,7 @@ def add_screen_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--id-col", help="id column of a CSV/TSV (default: 'id'/'name', else mol<row>)")
     parser.add_argument("--standardize", action="store_true", help="keep the largest fragment and neutralise charges")
     parser.add_argument("--output", default="value:0", help="the score: value:I, logit:I, prob:I, margin:I (default value:0)")
-    parser.add_argument("--extra-outputs", type=_output_list, default=[],
+    parser.add_argument("--extra-outputs", type=output_list, default=[],
                         help="further outputs of a multi-output model, comma-separated (e.g. value:1,prob:0): a column "
                              "each (one more forward pass)")  # fmt: skip
     parser.add_argument("--table", required=True, type=Path, help="table to write: .parquet, .tsv or .csv")

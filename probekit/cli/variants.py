@@ -42,6 +42,7 @@ from .common import (
     load_model_from_args,
     log_problems,
     one_line,
+    output_list,
     parse_output,
     resolve_motifs,
 )
@@ -78,7 +79,7 @@ def add_variants_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-motifs", dest="motifs", action="store_false", help="no JASPAR motif scan")
     parser.add_argument("--motif-p", type=float, default=1e-5,
                         help="p-value at or below which a motif match counts as a site (default 1e-5)")  # fmt: skip
-    parser.add_argument("--extra-outputs", type=_output_list, default=[],
+    parser.add_argument("--extra-outputs", type=output_list, default=[],
                         help="further outputs of a multi-output model, comma-separated (e.g. logit:0,value:3): "
                              "ref/alt/delta columns each")  # fmt: skip
     parser.add_argument("--lfc", action="store_true",
@@ -108,10 +109,6 @@ def chrom_aliases(pairs: list[str]) -> dict:
             raise CLIError(f"--chrom-alias takes VCF_NAME=GENOME_NAME, got {pair!r}")
         out[name] = target
     return out
-
-
-def _output_list(text: str) -> list:
-    return [parse_output(part.strip()) for part in text.split(",") if part.strip()]
 
 
 def _check_arguments(args) -> None:

@@ -138,6 +138,35 @@ def region_options(options: dict) -> dict:
     return options
 
 
+def join_shard_tables(folders: list[Path], name: str, columns: list, table, join) -> None:
+    """Write the shards' ``name`` tables, in order, into the file ``table`` through ``join(paths, table)``.
+
+    Each shard's table is saved as the in-process stream saves its chunks (its
+    columns in the order ``columns``) next to the shard, handed to ``join`` (the
+    stream's own writer, which counts what it writes), then removed. Without
+    shards, one empty table of ``columns`` is joined, so the file has its header.
+    """
+    import numpy as np
+
+    from ...variants.stream import save_chunk
+
+    table = Path(table)
+    table.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for folder in folders:
+        path = folder / "joined.parquet"
+        save_chunk(read_tables(folder)[0][name].reindex(columns=columns), path)
+        paths.append(path)
+    if not paths:
+        paths = [table.with_name(table.name + ".empty.parquet")]
+        save_chunk(pd.DataFrame({c: pd.Series(dtype=np.float64 if c == "score" else object) for c in columns}), paths[0])
+    try:
+        join(paths, table)
+    finally:
+        for path in paths:
+            path.unlink(missing_ok=True)
+
+
 def sequence_records(inputs, size: int, options: dict) -> Iterator[pd.DataFrame]:
     """Shards of :func:`probekit.io.sequence_frame` records (FASTA path, list, dict or frame).
 
@@ -221,5 +250,5 @@ def meta_of_valid(folders: list[Path]) -> dict:
     raise RuntimeError(f"no record could be read; the first error: {meta.get('first_error')}")
 
 
-__all__ = ["Task", "chunks", "good_meta", "sequence_records", "shard_records", "region_options", "record_lengths",
+__all__ = ["Task", "chunks", "good_meta", "join_shard_tables", "sequence_records", "shard_records", "region_options", "record_lengths",
            "one_length", "valid_records", "in_input_order", "failed_reasons", "meta_of_valid", "REGION_OPTIONS", "REGION_KEYS"]

@@ -22,8 +22,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from ..shards import read_tables
-from .common import Task, good_meta
+from .common import Task, good_meta, join_shard_tables
 
 _KEYS = ("id", "smiles", "error")
 _SCORING = ("outputs", "standardize")
@@ -51,24 +50,11 @@ def _screen_failed(part: pd.DataFrame, reason: str) -> dict:
 
 def _merge_screen(folders: list[Path], options: dict, reused: int):
     from ...screening.stream import ScreenOutcome, join_scores
-    from ...variants.stream import save_chunk
 
     columns = list(good_meta(folders)[0]["scores"].columns) if folders else ["id", "smiles", "score", "error"]
-    paths = []
-    for folder in folders:
-        tables, _ = read_tables(folder)
-        path = folder / "joined.parquet"  # each shard saved as the in-process stream saves its chunks
-        save_chunk(tables["scores"].reindex(columns=columns), path)
-        paths.append(path)
-    table = Path(options["table"])
-    table.parent.mkdir(parents=True, exist_ok=True)
-    if not paths:  # an empty library: the table has its columns and no row
-        paths = [table.with_name(table.name + ".empty.parquet")]
-        save_chunk(pd.DataFrame({c: pd.Series(dtype=float if c == "score" else object) for c in columns}), paths[0])
-    outcome = ScreenOutcome(path=table, n_reused=reused)
-    join_scores(paths, table, outcome=outcome, top=options.get("top", 20))
-    for path in paths:
-        path.unlink()
+    outcome = ScreenOutcome(path=Path(options["table"]), n_reused=reused)
+    join_shard_tables(folders, "scores", columns, options["table"],
+                      lambda paths, table: join_scores(paths, table, outcome=outcome, top=options.get("top", 20)))
     return outcome
 
 

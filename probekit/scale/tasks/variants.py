@@ -18,8 +18,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from ..shards import read_tables
-from .common import Task, good_meta
+from .common import Task, good_meta, join_shard_tables
 
 _VARIANT_KEYS = ("id", "chrom", "pos", "ref", "alt", "error")
 _NOT_SCORING = ("table", "top", "genome", "length")
@@ -51,22 +50,13 @@ def _variants_failed(part: pd.DataFrame, reason: str) -> dict:
 
 
 def _merge_variants(folders: list[Path], options: dict, reused: int):
-    from ...variants.stream import StreamOutcome, join_chunks, save_chunk, table_format
+    from ...variants.stream import StreamOutcome, join_chunks, table_format
 
-    good, _ = good_meta(folders)
-    columns = list(good["variants"].columns)
-    paths = []
-    for folder in folders:
-        tables, _ = read_tables(folder)
-        path = folder / "joined.parquet"  # each shard saved as the in-process stream saves its chunks
-        save_chunk(tables["variants"].reindex(columns=columns), path)
-        paths.append(path)
-    table = Path(options["table"])
-    table.parent.mkdir(parents=True, exist_ok=True)
-    outcome = StreamOutcome(path=table, n_reused=reused)
-    join_chunks(paths, table, kind=table_format(table), outcome=outcome, top=options.get("top", 20))
-    for path in paths:
-        path.unlink()
+    columns = list(good_meta(folders)[0]["variants"].columns)
+    outcome = StreamOutcome(path=Path(options["table"]), n_reused=reused)
+    join_shard_tables(folders, "variants", columns, options["table"],
+                      lambda paths, table: join_chunks(paths, table, kind=table_format(table), outcome=outcome,
+                                                       top=options.get("top", 20)))  # fmt: skip
     return outcome
 
 
