@@ -236,3 +236,20 @@ def test_shard_tables_come_back_as_written(tmp_path):
             else:
                 assert read is written or np.isnan(read) and np.isnan(written), name
     assert back["t"]["note"].tolist() == [{"k": 1}, None, [1, 2]]
+
+
+def test_variants_keep_the_aliases_of_an_open_genome(tmp_path):
+    from probekit.variants import Genome
+
+    genome_path, vcf = variant_files(tmp_path)
+    renamed = tmp_path / "renamed.vcf"  # the calls on a contig named "one", which the genome calls chr1
+    renamed.write_text(vcf.read_text().replace("chr1\t", "one\t").replace("ID=chr1", "ID=one"))
+    options = {"adapter_factory": toy_adapter, "shard_size": 4, "length": 20, "n_draws": 10, "progress": False,
+               "log": lambda line: None}  # fmt: skip
+    with Genome(genome_path, chrom_aliases={"one": "chr1"}) as genome:
+        aliased = scale.run("variants", renamed, out_dir=tmp_path / "a", table=tmp_path / "a.tsv", genome=genome, **options)
+    plain = scale.run("variants", vcf, out_dir=tmp_path / "p", table=tmp_path / "p.tsv", genome=genome_path, **options)
+    a, p = pd.read_csv(tmp_path / "a.tsv", sep="\t"), pd.read_csv(tmp_path / "p.tsv", sep="\t")
+    assert aliased.result.n_rows == plain.result.n_rows == 15
+    assert a["error"].isna().sum() == p["error"].isna().sum() == 14
+    assert np.array_equal(a["delta"].to_numpy(dtype=float), p["delta"].to_numpy(dtype=float), equal_nan=True)

@@ -21,7 +21,7 @@ import pandas as pd
 from .common import Task, good_meta, join_shard_tables
 
 _VARIANT_KEYS = ("id", "chrom", "pos", "ref", "alt", "error")
-_NOT_SCORING = ("table", "top", "genome", "length")
+_NOT_SCORING = ("table", "top", "genome", "length", "chrom_aliases")
 
 
 def _variant_chunks(inputs, size: int, options: dict) -> Iterator[pd.DataFrame]:
@@ -35,7 +35,7 @@ def _score(adapter, part: pd.DataFrame, options: dict, state: dict):
     from ...variants.genome import Genome
 
     if "genome" not in state:
-        state["genome"] = Genome(options["genome"])
+        state["genome"] = Genome(options["genome"], chrom_aliases=options.get("chrom_aliases"))
     scoring = {k: v for k, v in options.items() if k not in _NOT_SCORING}
     result = score_variants(adapter, part, state["genome"], length=options["length"], chunk_size=max(len(part), 1), **scoring)
     return {"variants": result.to_frame()}, {}
@@ -61,13 +61,16 @@ def _merge_variants(folders: list[Path], options: dict, reused: int):
 
 
 def _genome_path(options: dict) -> dict:
-    """``options`` with ``genome=`` as a path, which each worker opens itself."""
-    if isinstance(options["genome"], (str, Path)):
+    """``options`` with ``genome=`` as a path, which each worker opens itself (an open Genome's aliases come along)."""
+    from ...variants.genome import Genome
+
+    genome = options["genome"]
+    if isinstance(genome, (str, Path)):
         return options
-    path = getattr(options["genome"], "path", None)
-    if path is None:
-        raise TypeError("task 'variants' takes genome= as a FASTA path, opened once by each worker")
-    return {**options, "genome": Path(path)}
+    if not isinstance(genome, Genome):
+        raise TypeError("task 'variants' takes genome= as a FASTA path or a probekit Genome, opened once by each worker")
+    aliases = {**genome.chrom_aliases, **(options.get("chrom_aliases") or {})}
+    return {**options, "genome": Path(genome.path), **({"chrom_aliases": aliases} if aliases else {})}
 
 
 TASKS = {
