@@ -16,7 +16,10 @@ every other configuration of its block once, in a new (seeded) random order. A b
 is the local engine and Ray with 1 worker, then Ray with 2 workers (a Ray session keeps
 one pool of actors, so each pool gets its own block). The table gives medians over the
 rounds of seconds, sequences per second (per GPU on CUDA) and the overhead over in
-process: the median of each run's time over the in-process run of its round.
+process: the median of each run's time over the in-process run of its round; and the
+same of CPU time (user and system, from /proc: of the process that ran in process or
+the local engine; on Ray, of the driver and every process of the Ray it started), which
+a machine shared with other jobs swings less than wall time.
 
 Each worker loads the model from a file (``load_adapter``), as on a cluster, with the
 same batch size (``--batch-size``). In process and every worker use ``--threads`` torch
@@ -90,6 +93,35 @@ def start_ray(cpus: int, gpus: int):
     return ray, seconds
 
 
+def cpu_seconds(pids) -> float:
+    """User and system CPU seconds used so far by the live processes ``pids`` (0 where /proc is missing)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def family(root: int, *, leave_out: int) -> list[int]:
+    """``root`` and all its descendants (a Ray started here: its raylet, GCS and actors), but ``leave_out``."""
+    parents = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        if pid != leave_out:
+            found.append(pid)
+            todo += [child for child, parent in parents.items() if parent == pid]
+    return found
+
+
 # The clean process: in process and the local engine run here, in a process without Ray, as a user's would.
 _CLEAN: dict = {}
 
@@ -139,29 +171,37 @@ def main(argv=None) -> None:
     clean = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=clean_setup,
                                 initargs=(factory, sequences, args.shard_size, args.threads))  # fmt: skip
     _, reference = clean.submit(clean_run, None).result()
-    times: dict = {}  # name -> [(seconds, seconds of the round's in-process run)]
+    clean_pid = clean.submit(os.getpid).result()
+    times: dict = {}  # name -> [(seconds, CPU seconds, the same of the round's in-process run)]
     base, shuffler = {}, random.Random(0)
 
-    def record(name, seconds, effects, keep=True):
+    def record(name, seconds, cpu, effects, keep=True):
         assert torch.allclose(effects.cpu(), reference, atol=1e-5), name
-        print(f"{name}: {seconds:.2f} s", flush=True)
+        print(f"{name}: {seconds:.2f} s, {cpu:.2f} CPU s", flush=True)
         if keep:
-            times.setdefault(name, []).append((seconds, base.get("seconds", seconds)))
+            times.setdefault(name, []).append((seconds, cpu, *base.get("run", (seconds, cpu))))
+
+    def in_clean(engine):
+        before = cpu_seconds([clean_pid])
+        seconds, effects = clean.submit(clean_run, engine, str(folder / "local")).result()
+        return seconds, cpu_seconds([clean_pid]) - before, effects
 
     def run_in_process():
-        seconds, effects = clean.submit(clean_run, None).result()
-        base["seconds"] = seconds
-        record("in process", seconds, effects)
+        seconds, cpu, effects = in_clean(None)
+        base["run"] = (seconds, cpu)
+        record("in process", seconds, cpu, effects)
 
     def run_local():
-        record("engine=local", *clean.submit(clean_run, "local", str(folder / "local")).result())
+        record("engine=local", *in_clean("local"))
 
     def run_ray(label, keep=True, **engine):
-        out_dir = folder / "ray"
+        out_dir, pids = folder / "ray", family(os.getpid(), leave_out=clean_pid)  # the driver and its Ray
+        before = cpu_seconds(pids)
         done, seconds = timed(lambda: scale.run("ism", sequences, adapter_factory=factory, out_dir=out_dir,
                                                 shard_size=args.shard_size, progress=False, log=lambda line: None, **engine))  # fmt: skip
+        cpu = cpu_seconds(pids) - before
         scale.remove_shards(out_dir)
-        record(label, seconds, done.result.effects, keep)
+        record(label, seconds, cpu, done.result.effects, keep)
 
     gpus = {"gpus_per_worker": 1} if cuda else {}
     ray, ray_start = start_ray(max(os.cpu_count() or 1, 2 * args.threads), n_gpus)
@@ -178,9 +218,11 @@ def main(argv=None) -> None:
                 config()
     ray.shutdown()
     clean.shutdown()
-    columns = ["engine", "runs", "seconds", "seq/s", *(["seq/s per GPU"] if cuda else []), "vs in process"]
+    columns = ["engine", "runs", "seconds", "seq/s", *(["seq/s per GPU"] if cuda else []), "vs in process", "CPU s",
+               "CPU vs in process"]  # fmt: skip
     print(table(summary(times, n, plans, cuda), columns))
-    print(f"\nmedians over the rounds; 'vs in process': median of each run's time over the in-process run of its round. "
+    print(f"\nmedians over the rounds; 'vs in process': median of each run's time over the in-process run of its round; "
+          "CPU s: user and system time of the process that ran it (on Ray: the driver and every process of its Ray). "
           f"Ray start-up (ray.init, not in the table): {ray_start:.1f} s; load average at the end "
           f"{os.getloadavg()[0]:.2f}")  # fmt: skip
 
@@ -188,10 +230,12 @@ def main(argv=None) -> None:
 def summary(times: dict, n: int, plans: list, cuda: bool) -> list[dict]:
     """One row per configuration: median seconds, sequences per second (per GPU), overhead over in process."""
     rows = []
-    for name, pairs in times.items():
-        seconds = median([s for s, _ in pairs])
-        row = {"engine": name, "runs": len(pairs), "seconds": seconds, "seq/s": n / seconds,
-               "vs in process": f"{100 * (median([s / b for s, b in pairs]) - 1):+.0f} %"}  # fmt: skip
+    for name, runs in times.items():
+        seconds = median([s for s, *_ in runs])
+        row = {"engine": name, "runs": len(runs), "seconds": seconds, "seq/s": n / seconds,
+               "vs in process": f"{100 * (median([s / b for s, _, b, _ in runs]) - 1):+.0f} %",
+               "CPU s": median([c for _, c, *_ in runs]),
+               "CPU vs in process": f"{100 * (median([c / b for _, c, _, b in runs]) - 1):+.0f} %"}  # fmt: skip
         if cuda:
             workers = next((w for w in plans if name.startswith(f"ray, {w} worker")), 1)
             row["seq/s per GPU"] = n / seconds / workers
