@@ -217,8 +217,9 @@ def run(
         Ray it is pickled to the workers; a factory holding a live model is refused
         unless ``trust``.
     out_dir : str or Path
-        Where each shard's tables are written (``shard-<n>-<key>/*.parquet``). A rerun
-        with the same settings reuses the shards found there.
+        Where each shard's tables are written (``shard-<n>-<key>/``: Parquet files, and
+        ``.npy`` files for columns of equal-shape arrays). A rerun with the same
+        settings reuses the shards found there.
     engine : {"local", "ray"}
         ``"local"``: in this process (Ray is not imported). ``"ray"``: Ray actors.
     address : str, optional
