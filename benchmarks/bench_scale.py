@@ -22,14 +22,17 @@ the local engine; on Ray, of the driver and every process of the Ray it started)
 a machine shared with other jobs swings less than wall time.
 
 Each worker loads the model from a file (``load_adapter``), as on a cluster, with the
-same batch size (``--batch-size``). In process and every worker use ``--threads`` torch
+same batch size (``--batch-size``). glibc's allocator thresholds are set alike in every
+process (``--malloc fixed``, the default): left to itself glibc moves them as a process
+frees memory, and the page faults of ISM's temporaries (up to 40 % of its time on this
+model) then depend on what ran before in the process, not on the engine. In process and every worker use ``--threads`` torch
 threads (default 1: on a shared machine, more threads than free cores slow torch down by
 far more than they help). The start of Ray is reported on its own line. Every run's
 effects are checked against the in-process ones. ``--device cuda`` needs CUDA and a Ray
 that sees the GPUs, and stops with the reason otherwise.
 
 Run: ``python benchmarks/bench_scale.py [--quick] [--n 1000] [--length 1000] [--channels 8] [--kernel 5] [--threads 1]
-[--shard-size 50] [--repeats 3] [--device cpu]``
+[--shard-size 50] [--repeats 3] [--device cpu] [--malloc fixed]``
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ from probekit.search.discrete import saturation_mutagenesis  # noqa: E402
 from probekit.testing import ToyConv, random_sequences  # noqa: E402
 
 ARCH = "probekit.testing:ToyConv"
+# glibc's thresholds, fixed: left to itself, glibc moves its mmap threshold as a process frees memory, so that
+# the page faults of ISM's large temporaries (up to 40 % of its time) depend on what ran before in the process.
+FIXED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 
 
 def in_process(factory, sequences, shard_size):
@@ -155,7 +161,11 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="the adapter's batch size, the same everywhere (default 256)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in process and per worker (default 1)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (one actor per GPU on Ray)")
+    parser.add_argument("--malloc", choices=["fixed", "default"], default="fixed",
+                        help="fixed (default): glibc's allocator thresholds set alike in every process; default: as they are")
     args = parser.parse_args(argv)
+    if args.malloc == "fixed":  # read by each process at its start: the clean process and Ray's, started below
+        os.environ.update(FIXED_MALLOC)
     cuda = args.device.startswith("cuda")
     n_gpus = check_cuda() if cuda else 0
     torch.set_num_threads(args.threads)
@@ -167,7 +177,8 @@ def main(argv=None) -> None:
     factory = functools.partial(scale.load_adapter, folder / "model.pt", arch=ARCH, arch_kwargs=shape, output=1,
                                 batch_size=args.batch_size, device=args.device)  # fmt: skip
     print(f"# ISM of {n} sequences of {args.length} bp with ToyConv({args.channels} channels, kernel {args.kernel}), "
-          f"shards of {args.shard_size}, {args.threads} torch thread(s) per process; {machine()}", flush=True)
+          f"shards of {args.shard_size}, {args.threads} torch thread(s) per process, malloc thresholds {args.malloc}; "
+          f"{machine()}", flush=True)  # fmt: skip
     clean = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=clean_setup,
                                 initargs=(factory, sequences, args.shard_size, args.threads))  # fmt: skip
     _, reference = clean.submit(clean_run, None).result()
