@@ -307,12 +307,15 @@ def run(
             **({"address": address, "workers": workers, "gpus_per_worker": gpus_per_worker, "cpus_per_worker": cpus_per_worker}
                if engine == "ray" else {}),
         )  # fmt: skip
+        book.close()
     except KeyboardInterrupt:
+        book.close()  # the shard being written is finished: it was computed
         kept = sum(is_complete(f) for f in book.folders)
         if kept:
             raise ChunksKept(out_dir, kept) from None
         raise
     finally:
+        book.close(wait=False)
         book.bar.close()
     result = spec.merge(book.merge_folders(), options, book.count("reused"))
     done = ScaleRun(result, book.table(), out_dir, engine, workers, time.perf_counter() - started)
@@ -331,13 +334,17 @@ def _engine(engine: str) -> Callable:
 
 
 class _Book:
-    """The driver's record of the shards: writes each as it returns, counts them, moves the bar."""
+    """The driver's record of the shards: writes each as it returns (while the next runs), counts them, moves the bar."""
 
     def __init__(self, out_dir: Path, spec, progress: bool):
+        from concurrent.futures import ThreadPoolExecutor
+
         from tqdm.auto import tqdm
 
         self.out_dir, self.failed, self.folders, self.rows = out_dir, spec.failed, [], {}
         self.bar = tqdm(desc="shards", unit=spec.unit, disable=not progress)
+        # One shard is written while the next one runs; at most one waits to be written, so memory stays bounded.
+        self.writer, self.writing = ThreadPoolExecutor(1, thread_name_prefix="probekit-shards"), None
 
     def add(self, index: int, n: int, status: str, *, retried: bool = False, seconds: float = 0.0, error=None) -> None:
         self.rows[index] = {"shard": index, "n_inputs": n, "status": status, "retried": retried, "seconds": seconds,
@@ -345,6 +352,19 @@ class _Book:
         self.bar.update(n)
 
     def save(self, index: int, part, outcome) -> None:
+        """Write the shard in the background, once the one before is written (its error raised here)."""
+        if self.writing is not None:
+            self.writing.result()
+        self.writing = self.writer.submit(self._write, index, part, outcome)
+
+    def close(self, *, wait: bool = True) -> None:
+        """Wait for the last write (raising its error), then end the writer; ``wait=False``: only end it."""
+        if wait and self.writing is not None:
+            writing, self.writing = self.writing, None
+            writing.result()
+        self.writer.shutdown(wait=True)
+
+    def _write(self, index: int, part, outcome) -> None:
         folder = self.folders[index]
         if outcome.error is None:
             write_tables(folder, outcome.tables, outcome.meta)
