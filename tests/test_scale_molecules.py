@@ -243,3 +243,24 @@ def test_a_shard_the_model_fails_as_a_whole_is_error_rows_naming_each_record(tmp
     for name in ("ethanol", "phenol", "broken"):  # the first shard: records are read on the workers, so all share its reason
         assert table.loc[name, "error"].startswith(f"record {name!r}: the model's output looks transposed")
     assert table.loc[["ethanol", "phenol"], "score"].isna().all() and table.loc[["paracetamol", "glycerol"], "score"].notna().all()
+
+
+def test_the_lowest_scores_first_when_lower_is_better(tmp_path, capsys):
+    path = tmp_path / "lib.csv"
+    pd.DataFrame({"name": list(LIBRARY), "smiles": list(LIBRARY.values())}).to_csv(path, index=False)
+    done = scale.run("molecule_screen", path, adapter_factory=weighted_adapter, out_dir=tmp_path / "s", shard_size=3,
+                     table=tmp_path / "scale.tsv", top=2, best="lowest", **QUIET)  # fmt: skip
+    scored = {name: by_hand(s)[0] for name, s in LIBRARY.items() if name not in ("broken", "aspirin", "ethane")}
+    lowest = sorted(scored, key=scored.get)[:2]
+    assert done.result.top["id"].tolist() == lowest
+    np.testing.assert_allclose(done.result.top["score"], [scored[n] for n in lowest], rtol=1e-5)
+    with pytest.raises(ValueError, match="best must be 'highest' or 'lowest'"):
+        screen_molecules_to_table(weighted_adapter(), path, table=tmp_path / "x.tsv", settings={}, best="smallest", **QUIET)
+    torch.manual_seed(0)
+    torch.jit.save(torch.jit.script(nn.Linear(64, 1)), str(tmp_path / "mlp.pt"))
+    args = ["screen", "--model", str(tmp_path / "mlp.pt"), "--featurizer", "morgan:1:64", "--molecules", str(path),
+            "--table", str(tmp_path / "cli.tsv"), "--top", "1", "--device", "cpu", "--no-progress", "--lowest"]  # fmt: skip
+    assert cli.main(args) == 0
+    table = pd.read_csv(tmp_path / "cli.tsv", sep="\t")
+    worst = table.loc[table["score"].idxmin()]
+    assert f"   1  {worst['score']:.4g}  {worst['id']}" in capsys.readouterr().out

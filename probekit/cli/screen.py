@@ -64,7 +64,9 @@ def add_screen_arguments(parser: argparse.ArgumentParser) -> None:
                         help="further outputs of a multi-output model, comma-separated (e.g. value:1,prob:0): a column "
                              "each (one more forward pass)")  # fmt: skip
     parser.add_argument("--table", required=True, type=Path, help="table to write: .parquet, .tsv or .csv")
-    parser.add_argument("--top", type=int, default=10, help="highest-scoring molecules printed at the end (default 10)")
+    parser.add_argument("--top", type=int, default=10, help="best-scoring molecules printed at the end (default 10)")
+    parser.add_argument("--lowest", action="store_true",
+                        help="the lowest scores are best (a docking energy, an IC50 in nM); default: the highest")  # fmt: skip
     parser.add_argument("--chunk-size", type=int, default=10_000,
                         help="molecules scored and saved together; a rerun resumes from saved chunks (default 10000)")  # fmt: skip
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
@@ -161,16 +163,17 @@ def run_screen(args, *, log: Callable[[str], None] = print) -> int:
     settings = {"model": file_digest(args.model), "model_kind": args.model_kind, "featurizer": args.featurizer,
                 "arch": args.arch, "arch_kwargs": parse_arch_kwargs(args.arch_kwargs), "output": adapter.output.name}  # fmt: skip
     reading = dict(smiles_col=args.smiles_col, id_col=args.id_col, standardize=args.standardize)
+    best = "lowest" if args.lowest else "highest"
     args.table.parent.mkdir(parents=True, exist_ok=True)
     try:
         if args.engine == "ray":
             outcome = run_on_engine("molecule_screen", args.molecules, args=args, settings=settings,
                                     out_dir=partial_folder(args.table), factory=factory, log=log, table=args.table,
-                                    top=args.top, outputs=args.extra_outputs, **reading)  # fmt: skip
+                                    top=args.top, best=best, outputs=args.extra_outputs, **reading)  # fmt: skip
             shutil.rmtree(partial_folder(args.table), ignore_errors=True)
         else:
             outcome = screen_molecules_to_table(adapter, args.molecules, table=args.table, settings=settings,
-                                                chunk_size=args.chunk_size, outputs=args.extra_outputs, top=args.top,
+                                                chunk_size=args.chunk_size, outputs=args.extra_outputs, top=args.top, best=best,
                                                 progress=not args.no_progress, log=log, **reading)  # fmt: skip
     except (ImportError, OSError, ValueError) as error:
         raise CLIError(one_line(error)) from None

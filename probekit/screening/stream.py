@@ -49,7 +49,8 @@ class ScreenOutcome:
     n_rows, n_errors, n_chunks, n_reused : int
         Records, error rows, chunks, and chunks reused from an earlier run.
     top : pandas.DataFrame
-        The ``top`` scored rows with the highest ``score`` (ties: file order).
+        The ``top`` scored rows with the best ``score``: the highest, or the lowest
+        with ``best="lowest"`` (ties: file order).
     score_median : float
         Median score of the scored rows (kept as float32 while joining: 4 bytes per molecule).
     errors : list of str
@@ -79,8 +80,12 @@ class ScreenOutcome:
         return text
 
 
-def join_scores(paths: list[Path], table: Path, *, outcome: ScreenOutcome, top: int) -> None:
-    """Write the saved chunks ``paths`` into ``table`` in order, counting into ``outcome`` and keeping the ``top`` rows."""
+def join_scores(paths: list[Path], table: Path, *, outcome: ScreenOutcome, top: int, best: str = "highest") -> None:
+    """Write the saved chunks ``paths`` into ``table`` in order, counting into ``outcome`` and keeping the ``top`` rows.
+
+    ``best`` is ``"highest"`` or ``"lowest"``: which end of the scores the top rows come from.
+    """
+    sign = _sign(best)
     from ..variants.stream import table_format, write_table
 
     medians = []
@@ -96,12 +101,19 @@ def join_scores(paths: list[Path], table: Path, *, outcome: ScreenOutcome, top: 
         scored = frame[~errors]
         medians.append(scored["score"].to_numpy(dtype=np.float32))
         both = pd.concat([best, scored], ignore_index=True) if len(best) else scored.reset_index(drop=True)
-        best = both.iloc[np.argsort(-both["score"].to_numpy(), kind="stable")[:top]].reset_index(drop=True)
+        best = both.iloc[np.argsort(-sign * both["score"].to_numpy(), kind="stable")[:top]].reset_index(drop=True)
 
     write_table(paths, table, kind=table_format(table), each=count)
     values = np.concatenate(medians) if medians else np.zeros(0, dtype=np.float32)
     outcome.score_median = float(np.median(values)) if values.size else math.nan
     outcome.top = best
+
+
+def _sign(best: str) -> float:
+    """+1 when the highest scores are best, -1 when the lowest are (docking energies, IC50 in nM)."""
+    if best not in ("highest", "lowest"):
+        raise ValueError(f"best must be 'highest' or 'lowest', got {best!r}")
+    return 1.0 if best == "highest" else -1.0
 
 
 def screen_molecules_to_table(
@@ -113,6 +125,7 @@ def screen_molecules_to_table(
     chunk_size: int = 10_000,
     outputs=None,
     top: int = 20,
+    best: str = "highest",
     smiles_col: str | None = None,
     id_col: str | None = None,
     standardize: bool = False,
@@ -139,7 +152,10 @@ def screen_molecules_to_table(
     outputs : list of output specs, optional
         Further outputs, one column each (see :func:`~probekit.screening.screen_molecules`).
     top : int
-        Highest-scoring rows kept in :attr:`ScreenOutcome.top`.
+        Best-scoring rows kept in :attr:`ScreenOutcome.top`.
+    best : {"highest", "lowest"}
+        Which scores are best: the highest (a predicted affinity) or the lowest (a
+        docking energy, an IC50 in nM).
     smiles_col, id_col, standardize
         As :func:`~probekit.screening.screen_molecules`.
     progress : bool
@@ -162,6 +178,7 @@ def screen_molecules_to_table(
 
     table = Path(table)
     table_format(table)
+    _sign(best)
     folder = partial_folder(table)
     folder.mkdir(parents=True, exist_ok=True)
     extra = output_list(outputs)
@@ -181,7 +198,7 @@ def screen_molecules_to_table(
         log(f"reused {reused} of {len(paths)} finished chunks from {folder}")
     table.parent.mkdir(parents=True, exist_ok=True)
     outcome = ScreenOutcome(path=table, n_reused=reused)
-    join_scores(paths, table, outcome=outcome, top=top)
+    join_scores(paths, table, outcome=outcome, top=top, best=best)
     shutil.rmtree(folder, ignore_errors=True)
     return outcome
 

@@ -11,7 +11,7 @@ highest-scoring rows).
 Examples
 --------
 >>> TASKS["molecule_screen"].needs, TASKS["molecule_screen"].driver_only
-(('table',), ('table', 'top', 'smiles_col', 'id_col'))
+(('table',), ('table', 'top', 'best', 'smiles_col', 'id_col'))
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def _merge_screen(folders: list[Path], options: dict, reused: int):
     columns = list(good_meta(folders)[0]["scores"].columns) if folders else ["id", "smiles", "score", "error"]
     outcome = ScreenOutcome(path=Path(options["table"]), n_reused=reused)
     join_shard_tables(folders, "scores", columns, options["table"],
-                      lambda paths, table: join_scores(paths, table, outcome=outcome, top=options.get("top", 20)))
+                      lambda paths, table: join_scores(paths, table, outcome=outcome, top=options.get("top", 20),
+                                                         best=options.get("best", "highest")))
     return outcome
 
 
@@ -68,7 +69,7 @@ def _check_table(options: dict) -> dict:
 TASKS = {
     "molecule_screen": Task("molecule_screen", _library_chunks, _screen, _screen_failed, _merge_screen, _KEYS, "mol",
                             shard_size=10_000, sized=False, needs=("table",),
-                            driver_only=("table", "top", "smiles_col", "id_col"), prepare=_check_table),
+                            driver_only=("table", "top", "best", "smiles_col", "id_col"), prepare=_check_table),
 }  # fmt: skip
 
 __all__ = ["TASKS"]
