@@ -20,14 +20,11 @@ FAST = ["--goal", "decrease:0.01", "--max-flips", "1", "--baseline-draws", "5", 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
     """One local Ray with 2 CPUs for the module; the test modules are sent to the workers by value."""
-    from probekit.scale.ray_engine import release_workers
-
     ray.cloudpickle.register_pickle_by_value(local)
     ray.cloudpickle.register_pickle_by_value(__import__(__name__))
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     yield
-    release_workers()  # the kept actors belong to this session: the next module's Ray cannot use them
-    ray.shutdown()
+    ray.shutdown()  # the actors kept by its runs end with it; the next module's runs start their own
 
 
 @pytest.fixture

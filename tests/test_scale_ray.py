@@ -138,3 +138,12 @@ def test_the_variants_command_on_ray_writes_the_local_table(tmp_path, capsys):
     assert cli.main([*common, "--table", str(tmp_path / "r.tsv"), "--engine", "ray"]) == 0
     assert (tmp_path / "l.tsv").read_text() == (tmp_path / "r.tsv").read_text()
     assert "4 shards on ray" in capsys.readouterr().out
+
+
+def test_actors_kept_from_an_ended_ray_session_are_forgotten_not_ended():
+    from probekit.scale import ray_engine
+
+    stale = [ray.get_runtime_context()]  # stands for a handle of the old session: ending it would raise
+    ray_engine._POOL[("node of an ended session", "01000000", (1, 1, 0), 3)] = stale
+    ray_engine.release_workers()
+    assert ray_engine._POOL == {}

@@ -124,11 +124,21 @@ _POOL: dict = {}
 
 
 def release_workers() -> None:
-    """End the actors kept between runs (they also end with ``ray.shutdown()``)."""
+    """End the actors kept between runs (they also end with ``ray.shutdown()``).
+
+    Actors of a Ray session that has ended since are only forgotten: their handles
+    are no longer valid, and their processes ended with their session.
+    """
     ray = import_ray()
-    for actors in _POOL.values():
+    node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    for (owner, *_), actors in _POOL.items():
+        if owner != node:
+            continue
         for actor in actors:
-            ray.kill(actor, no_restart=True)
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:  # noqa: BLE001 - an actor already gone needs no ending
+                pass
     _POOL.clear()
 
 
