@@ -264,3 +264,14 @@ def test_the_lowest_scores_first_when_lower_is_better(tmp_path, capsys):
     table = pd.read_csv(tmp_path / "cli.tsv", sep="\t")
     worst = table.loc[table["score"].idxmin()]
     assert f"   1  {worst['score']:.4g}  {worst['id']}" in capsys.readouterr().out
+
+
+def test_a_new_fit_of_the_featurizer_keys_new_shards(tmp_path):
+    from probekit.scale.shards import describe
+
+    def factory(fp):
+        return functools.partial(scale.load_feature_adapter, tmp_path / "m.pt", featurizer=fp, output=0, device="cpu")
+
+    assert describe(factory(Descriptors(["MolWt"]).fit(["CCO", "CCCC"]))) == describe(factory(Descriptors(["MolWt"]).fit(["CCO", "CCCC"])))
+    assert describe(factory(Descriptors(["MolWt"]).fit(["CCO", "CCCC"]))) != describe(factory(Descriptors(["MolWt"]).fit(["CCO", "CCCCCC"])))
+    assert describe(factory(Descriptors(["MolWt"]))) != describe(factory(Descriptors(["MolWt"]).fit(["CCO"])))

@@ -250,6 +250,29 @@ class Featurizer:
         X, prov = self.featurize(molecules)
         return self._fit_rows(X, prov)
 
+    def fit_digest(self) -> str | None:
+        """A short digest of what :meth:`fit` learnt (bounds and reference molecules); None before a fit.
+
+        Two featurizers with the same settings fitted on the same molecules have the
+        same digest, in any process: it keys saved results that depend on the fit.
+
+        Examples
+        --------
+        >>> fp = Morgan(radius=1, n_bits=64)
+        >>> fp.fit_digest() is None
+        True
+        >>> Morgan(radius=1, n_bits=64).fit(["CCO"]).fit_digest() == fp.fit(["CCO"]).fit_digest() != fp.fit(["CCN"]).fit_digest()
+        True
+        """
+        if self.reference is None:
+            return None
+        import hashlib
+        import json
+
+        lower, upper = self.bounds
+        text = json.dumps([repr(self), list(self.names), lower.tolist(), upper.tolist(), list(self.reference.smiles)])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
     def _fit_rows(self, X: torch.Tensor, prov: Provenance) -> "Featurizer":
         reference, orders = _reference(X, prov, self.kinds)
         X = X[torch.from_numpy(prov.ok)]

@@ -51,10 +51,9 @@ def load_feature_adapter(path, *, featurizer, output, arch=None, arch_kwargs: di
         The features the model takes: a featurizer object (fitted on the driver, as
         ``probekit mol`` fits it on the molecules probed, so its bounds and reference
         travel with it) or a spec such as ``"morgan:2:2048"``. The shard keys of
-        :func:`probekit.scale.run` name a featurizer object by its ``repr``, which does
-        not say what it was fitted on: give ``run`` a ``settings=`` that does (as
-        ``probekit mol`` gives the hash of its bounds), or a rerun after a new fit
-        may reuse shards of the old one.
+        :func:`probekit.scale.run` name a featurizer object by its settings and
+        :meth:`~probekit.encode.mol.Featurizer.fit_digest`, so a rerun after a new fit
+        computes its shards again.
     output : int, str or Output
         The score.
     arch, arch_kwargs, trust

@@ -67,6 +67,8 @@ def describe(value):
         return {"call": describe(value.func), "args": describe(value.args), "keywords": describe(value.keywords)}
     if callable(value) and hasattr(value, "__qualname__"):
         return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
+    if callable(getattr(value, "fit_digest", None)):  # a fitted featurizer: what it learnt keys the shards too
+        return {"object": repr(value), "fit": value.fit_digest()}
     return repr(value)
 
 
