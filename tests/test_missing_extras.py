@@ -35,3 +35,17 @@ def test_demo_variants_without_pysam_is_one_line(monkeypatch, tmp_path, capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and 'probekit[variants]' in err and "Traceback" not in err
+
+
+def test_screen_without_pyarrow_names_the_extras_that_install_it(monkeypatch, tmp_path, capsys):
+    import torch
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    torch.jit.save(torch.jit.script(torch.nn.Linear(16, 1)), str(tmp_path / "mlp.pt"))
+    (tmp_path / "lib.smi").write_text("CCO ethanol\n")
+    with pytest.raises(SystemExit) as stop:
+        main(["screen", "--model", str(tmp_path / "mlp.pt"), "--featurizer", "morgan:1:16", "--molecules",
+              str(tmp_path / "lib.smi"), "--table", str(tmp_path / "scores.tsv"), "--no-progress", "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and err.count("\n") == 0 and "probekit[molecules]" in err and "pip install pyarrow" in err

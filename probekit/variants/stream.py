@@ -132,7 +132,10 @@ def _pyarrow():
         import pyarrow  # noqa: F401
         import pyarrow.parquet as pq
     except ImportError as error:
-        raise ImportError('Parquet tables need pyarrow: pip install "probekit[variants]"') from error
+        raise ImportError(
+            "resumable tables keep their finished chunks as Parquet, which needs pyarrow: pip install pyarrow "
+            '(the extras "probekit[variants]", "probekit[molecules]" and "probekit[scale]" install it)'
+        ) from error
     return pq
 
 
