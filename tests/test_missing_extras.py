@@ -49,3 +49,19 @@ def test_screen_without_pyarrow_names_the_extras_that_install_it(monkeypatch, tm
               str(tmp_path / "lib.smi"), "--table", str(tmp_path / "scores.tsv"), "--no-progress", "--device", "cpu"])
     err = capsys.readouterr().err.strip()
     assert stop.value.code == 2 and err.count("\n") == 0 and "probekit[molecules]" in err and "pip install pyarrow" in err
+
+
+def test_bed_regions_without_pysam_is_one_line(monkeypatch, tmp_path, capsys):
+    import torch
+
+    from probekit.testing import ToyConv
+
+    monkeypatch.setitem(sys.modules, "pysam", None)
+    torch.save(ToyConv().state_dict(), tmp_path / "m.pt")
+    (tmp_path / "g.fa").write_text(">chr1\n" + "ACGT" * 30 + "\n")
+    (tmp_path / "p.bed").write_text("chr1\t10\t30\tpeak\n")
+    with pytest.raises(SystemExit) as stop:
+        main(["dna", "--model", str(tmp_path / "m.pt"), "--arch", "probekit.testing:ToyConv", "--bed", str(tmp_path / "p.bed"),
+              "--genome", str(tmp_path / "g.fa"), "--out", str(tmp_path / "r.html"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and err.count("\n") == 0 and "probekit[variants]" in err

@@ -80,8 +80,8 @@ def _version() -> str:
 def main(argv=None) -> int:
     """Entry point of the ``probekit`` command; returns 0 on success.
 
-    Argument and file problems, and a model that fails for every record, print one
-    line ``probekit: error: ...`` to stderr and exit with code 2. probekit's warnings
+    Argument and file problems, a missing optional extra, and a model that fails for
+    every record, print one line ``probekit: error: ...`` to stderr and exit with code 2. probekit's warnings
     print as ``probekit: warning: ...``. An interrupt (Ctrl-C) exits with code 130 and
     says where the finished chunks are kept when the command had saved any.
     """
@@ -92,6 +92,11 @@ def main(argv=None) -> int:
             warnings.showwarning = _one_line_warnings(warnings.showwarning)
             return args.run(args)
     except (CLIError, ModelCallError) as error:
+        print(f"probekit: error: {one_line(error)}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except ImportError as error:
+        if "pip install" not in str(error):  # not a missing extra, which probekit's own messages name: a real fault
+            raise
         print(f"probekit: error: {one_line(error)}", file=sys.stderr)
         raise SystemExit(2) from None
     except ChunksKept as stop:
