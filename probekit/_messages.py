@@ -13,7 +13,8 @@ import re
 _ANSI = re.compile(r"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 MAX_LINES = 4
 _TORCHSCRIPT = "The following operation failed in the TorchScript interpreter."
-MAX_LINE_CHARS = 400
+# Long enough for probekit's own messages with a deep path in them; a model's runaway message is still cut.
+MAX_LINE_CHARS = 800
 
 
 def strip_ansi(text: str) -> str:

@@ -114,21 +114,24 @@ def _torch_reason(error: BaseException) -> str:
 
 
 def _refused(path: Path, error: BaseException) -> ValueError:
-    """Why a file that ``torch.load(weights_only=True)`` refused needs ``trust=True``, or cannot be read at all."""
+    """Why a file that ``torch.load(weights_only=True)`` refused needs ``trust=True``, or cannot be read at all.
+
+    The file goes by its name: the callers' messages (and the command line's) name its whole path already.
+    """
     text = strip_ansi(str(error))
     pickled = re.search(r"Unsupported global: GLOBAL (\S+)", text)
     if pickled:
         return ValueError(
-            f"{path} holds a pickled {pickled.group(1)} (a whole model or other Python objects, not a state_dict); "
+            f"{path.name} holds a pickled {pickled.group(1)} (a whole model or other Python objects, not a state_dict); "
             "unpickling it can run code from the file. Save model.state_dict() instead and name its class with "
             "arch='module:Class', or pass trust=True for a file you made yourself."
         )
     if "Weights only load failed" in text:
         return ValueError(
-            f"{path} is neither TorchScript nor a state_dict of tensors ({_torch_reason(error)}); if it is a "
+            f"{path.name} is neither TorchScript nor a state_dict of tensors ({_torch_reason(error)}); if it is a "
             "pickled model you made yourself, pass trust=True (unpickling can run code from the file)"
         )
-    return ValueError(f"{path} cannot be read as TorchScript or a torch.save file: {_torch_reason(error)}")
+    return ValueError(f"{path.name} cannot be read as TorchScript or a torch.save file: {_torch_reason(error)}")
 
 
 def _load_pickle(path: Path, map_location, trust: bool):

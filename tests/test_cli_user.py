@@ -299,3 +299,11 @@ def test_a_model_that_scores_nothing_exits_1_with_every_record_named(folder, cap
     assert sum(line.startswith("not probed: ") and "the model returned NaN" in line for line in out.splitlines()) == 3
     assert "probed 0 of 3 sequences (3 errors)" in out and "no record could be probed" in out
     assert (folder / "report.html").exists()  # the report with its error rows is still written
+
+
+def test_the_advice_survives_a_deep_path(folder, capsys):
+    deep = folder.joinpath(*["a-rather-long-folder-name"] * 8)
+    deep.mkdir(parents=True)
+    torch.save(Conv(), deep / "whole.pt")
+    err = fails(dna(deep / "whole.pt"), capsys)
+    assert "--trust" in err and "--arch module:Class" in err and "..." not in err
