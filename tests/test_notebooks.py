@@ -19,6 +19,8 @@ def test_notebook_runs(path, monkeypatch):
     # The kernel is a child process: it inherits this environment, so it plots off-screen,
     # uses the interpreter running the tests and finds this checkout's probekit.
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # one thread, as the tests beside it
+        monkeypatch.setenv(name, "1")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     bin_dir = str(Path(sys.executable).parent)
     monkeypatch.setenv("PATH", bin_dir + os.pathsep + os.environ.get("PATH", ""))
