@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+import ray_session
 import test_scale_attributions as local
 from probekit import cli, scale
 from probekit.testing import ToyConv, random_sequences
@@ -17,11 +18,8 @@ pytestmark = pytest.mark.ray
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
     """One local Ray with 2 CPUs for the module; the test modules are sent to the workers by value."""
-    ray.cloudpickle.register_pickle_by_value(local)
-    ray.cloudpickle.register_pickle_by_value(__import__(__name__))
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
-    yield
-    ray.shutdown()  # the actors kept by its runs end with it; the next module's runs start their own
+    with ray_session.local_ray(local, __import__(__name__)):
+        yield
 
 
 def test_attributions_on_ray_equal_local(tmp_path):

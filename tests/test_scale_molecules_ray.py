@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+import ray_session
 import test_scale_molecules as local
 from probekit import cli, scale
 
@@ -20,11 +21,8 @@ FAST = ["--goal", "decrease:0.01", "--max-flips", "1", "--baseline-draws", "5", 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
     """One local Ray with 2 CPUs for the module; the test modules are sent to the workers by value."""
-    ray.cloudpickle.register_pickle_by_value(local)
-    ray.cloudpickle.register_pickle_by_value(__import__(__name__))
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
-    yield
-    ray.shutdown()  # the actors kept by its runs end with it; the next module's runs start their own
+    with ray_session.local_ray(local, __import__(__name__)):
+        yield
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+import ray_session
 import test_scale_local as local
 from probekit import SequenceModel, scale
 from probekit.probe.chunks import ChunksKept
@@ -22,11 +23,8 @@ pytestmark = pytest.mark.ray
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
     """One local Ray with 2 CPUs for the module; the test modules are sent to the workers by value."""
-    ray.cloudpickle.register_pickle_by_value(local)
-    ray.cloudpickle.register_pickle_by_value(__import__(__name__))
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
+    with ray_session.local_ray(local, __import__(__name__)):
+        yield
 
 
 def _both(task, inputs, tmp_path, **options):
