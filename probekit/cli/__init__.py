@@ -1,11 +1,15 @@
 """The ``probekit`` command line: the top layer, one module per command, imported by nothing below it.
 
 ``probekit dna`` (:mod:`probekit.cli.dna`) probes a DNA-sequence model on a FASTA
-file and writes one self-contained HTML report (and optionally the per-position
-table as CSV); ``probekit mol`` (:mod:`probekit.cli.mol`) does the same for a
-molecule model on SMILES, CSV or SDF; ``probekit screen`` (:mod:`probekit.cli.screen`)
-scores a molecule library of any size into a table; ``probekit demo dna|mol``
-(:mod:`probekit.cli.demo`) runs the bundled demos. Records are probed in chunks
+file or BED regions of a genome and writes one self-contained HTML report (and
+optionally the per-position table as CSV); ``probekit mol`` (:mod:`probekit.cli.mol`)
+does the same for a molecule model on SMILES, CSV or SDF; ``probekit screen``
+(:mod:`probekit.cli.screen`) scores a molecule library of any size into a table;
+``probekit variants`` (:mod:`probekit.cli.variants`) scores the calls of a VCF on a
+reference genome; ``probekit motifs`` (:mod:`probekit.cli.motifs`) finds what a
+model learned across a set of sequences; ``probekit demo dna|mol|variants|motifs``
+(:mod:`probekit.cli.demo`) runs the bundled demos. ``--engine ray`` runs a
+command's shards on Ray (:mod:`probekit.cli.engine`). Records are probed in chunks
 (:func:`probekit.probe.chunks.probe_in_chunks`); each finished chunk is saved
 under ``<out>.partial/``, keyed by a hash of the settings and of the chunk's
 records, so an interrupted scan resumes where it stopped.
