@@ -424,7 +424,7 @@ class Adapter(abc.ABC):
         out = self.map(X, both, rows=rows)
         return out[:, 0], out[:, 1]
 
-    def screen(self, X) -> tuple[torch.Tensor, list[str | None]]:
+    def screen(self, X, *, outputs=()) -> tuple[torch.Tensor, list[str | None]]:
         """Score every input, batched, and name the problem of each input the model cannot score.
 
         A batch on which the model raises is split in halves, recursively, until the
@@ -436,11 +436,14 @@ class Adapter(abc.ABC):
         Parameters
         ----------
         X : torch.Tensor of shape (N, ...) or inputs :meth:`encode` takes
+        outputs : sequence of Output, optional
+            Further outputs read from the same forward passes.
 
         Returns
         -------
-        scores : torch.Tensor of shape (N,)
-            The score of each input; NaN where it has a problem.
+        scores : torch.Tensor of shape (N,), or (N, 1 + len(outputs)) with ``outputs``
+            The score of each input (then the further outputs, a column each); NaN
+            where it has a problem.
         problems : list of (str or None), length N
             ``None`` for a good input, else what went wrong in the model's own words:
             ``"the model raised ValueError: bad token at 7"``, ``"the model returned NaN"``.
@@ -463,17 +466,18 @@ class Adapter(abc.ABC):
         X = self._as_input(X)
         self.resolve_batch_size(X)
         problems: list[str | None] = [None] * X.shape[0]
+        outputs = list(outputs)
 
         def run(start: int, stop: int) -> torch.Tensor:
-            return self._screen_rows(X, start, stop, problems)
+            return self._screen_rows(X, start, stop, problems, outputs)
 
         with self.session(), torch.no_grad():
             parts = map_batches(run, X.shape[0], self.batch_size, on_backoff=self._on_backoff)
-        scores = torch.cat(parts) if parts else torch.zeros(0, device=self.device)
-        return scores, problems
+        values = torch.cat(parts) if parts else torch.zeros(0, 1 + len(outputs), device=self.device)
+        return (values if outputs else values[:, 0]), problems
 
-    def _screen_rows(self, X: torch.Tensor, start: int, stop: int, problems: list) -> torch.Tensor:
-        """Scores (stop - start,) of rows ``start:stop``, bisecting a batch the model raises on."""
+    def _screen_rows(self, X: torch.Tensor, start: int, stop: int, problems: list, outputs: list) -> torch.Tensor:
+        """Scores and further outputs (stop - start, 1 + len(outputs)) of rows ``start:stop``, bisecting a batch the model raises on."""
         try:
             y = self._call(X[start:stop])
         except ModelOutputError:
@@ -481,19 +485,21 @@ class Adapter(abc.ABC):
         except ModelCallError as error:
             if stop - start == 1:
                 problems[start] = describe_failure(error)
-                return torch.full((1,), float("nan"), device=self.device)
+                return torch.full((1, 1 + len(outputs)), float("nan"), device=self.device)
             middle = (start + stop) // 2
-            return torch.cat([self._screen_rows(X, start, middle, problems), self._screen_rows(X, middle, stop, problems)])
+            return torch.cat([self._screen_rows(X, start, middle, problems, outputs),
+                              self._screen_rows(X, middle, stop, problems, outputs)])  # fmt: skip
         if self.deterministic is None:
             self._check_determinism(X[start:stop], y)
         scores = self.output(y)
         bad = ~torch.isfinite(scores) | _nan_rows(y)
+        values = torch.stack([scores, *(output(y).to(scores.dtype) for output in outputs)], dim=1)
         if bool(bad.any()):
             for i in torch.nonzero(bad).flatten().tolist():
                 value = float(scores[i]) if not torch.isfinite(scores[i]) else float("nan")
                 problems[start + i] = f"the model returned {_nonfinite_word(value)}"
-            scores = scores.masked_fill(bad, float("nan"))
-        return scores
+            values = values.masked_fill(bad[:, None], float("nan"))
+        return values
 
     def gradient(self, X, fn=None, *, rows=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Value and input gradient of ``fn(raw_output, rows)`` (default: the score), batched.

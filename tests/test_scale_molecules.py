@@ -275,3 +275,24 @@ def test_a_new_fit_of_the_featurizer_keys_new_shards(tmp_path):
     assert describe(factory(Descriptors(["MolWt"]).fit(["CCO", "CCCC"]))) == describe(factory(Descriptors(["MolWt"]).fit(["CCO", "CCCC"])))
     assert describe(factory(Descriptors(["MolWt"]).fit(["CCO", "CCCC"]))) != describe(factory(Descriptors(["MolWt"]).fit(["CCO", "CCCCCC"])))
     assert describe(factory(Descriptors(["MolWt"]))) != describe(factory(Descriptors(["MolWt"]).fit(["CCO"])))
+
+
+def test_further_outputs_come_from_the_forward_passes_of_the_score():
+    calls = []
+
+    class Counted(nn.Module):
+        def forward(self, x):
+            calls.append(len(x))
+            return torch.stack([x[:, 0], x[:, 1] / 100], dim=1)
+
+    smiles = [s for name, s in LIBRARY.items() if name not in ("broken", "ethane")]
+    adapter = weighted_adapter(Counted(), batch_size=64)
+    adapter.deterministic = True  # known: no check pass of its own
+    frame = screen_molecules(adapter, smiles, outputs=[outputs.value(1)])
+    assert calls == [len(smiles)]  # one pass for the score and the further output together
+    np.testing.assert_allclose(frame["value[1]"], [by_hand(s)[1] for s in smiles], rtol=1e-5)
+    graph = MoleculeModel(lambda smiles: torch.tensor([[len(s), -len(s)] for s in smiles], dtype=torch.float32),
+                          kind="smiles", output=outputs.value(0), device="cpu")  # fmt: skip
+    both = screen_molecules(graph, ["CCO", "C1CC(", "CCCC"], outputs=[outputs.value(1)])
+    assert both["score"].tolist()[::2] == [3.0, 4.0] and both["value[1]"].tolist()[::2] == [-3.0, -4.0]
+    assert np.isnan(both["value[1]"].iloc[1]) and both["error"].notna().tolist() == [False, True, False]

@@ -62,7 +62,7 @@ def add_screen_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default="value:0", help="the score: value:I, logit:I, prob:I, margin:I (default value:0)")
     parser.add_argument("--extra-outputs", type=output_list, default=[],
                         help="further outputs of a multi-output model, comma-separated (e.g. value:1,prob:0): a column "
-                             "each (one more forward pass)")  # fmt: skip
+                             "each, from the same forward passes")  # fmt: skip
     parser.add_argument("--table", required=True, type=Path, help="table to write: .parquet, .tsv or .csv")
     parser.add_argument("--top", type=int, default=10, help="best-scoring molecules printed at the end (default 10)")
     parser.add_argument("--lowest", action="store_true",

@@ -38,7 +38,7 @@ def screen_molecules(adapter, molecules, *, outputs=None, smiles_col: str | None
     outputs : list of output specs, optional
         Further outputs of a multi-output model (class indices, :mod:`probekit.outputs`
         selections or callables), one column each, named by the output
-        (``"value[1]"``). They cost one more forward pass over the scored molecules.
+        (``"value[1]"``), read from the same forward passes as the score.
     smiles_col, id_col : str, optional
         Columns of a table, as :func:`probekit.read_molecules` takes them.
     standardize : bool
@@ -80,11 +80,11 @@ def screen_molecules(adapter, molecules, *, outputs=None, smiles_col: str | None
     scores = np.full(len(records), np.nan)
     columns = {o.name: np.full(len(records), np.nan) for o in extra}
     if good:
-        values, problems, raw = _score(adapter, [mols[i] for i in good], [ids[i] for i in good], extra)
+        values, problems, further = _score(adapter, [mols[i] for i in good], [ids[i] for i in good], extra)
         scores[good] = values
         for i, problem in zip(good, problems):
             errors[i] = problem
-        for output, column in zip(extra, raw):
+        for output, column in zip(extra, further):
             columns[output.name][good] = column
     frame = pd.DataFrame({"id": ids, "smiles": list(records["smiles"]), "score": scores, **columns})
     frame["error"] = pd.Series(errors, dtype=object)
@@ -133,27 +133,29 @@ def _named(problems: list, ids: list) -> list:
 
 
 def _score(adapter, mols: list, ids: list, extra: list) -> tuple[np.ndarray, list, list]:
-    """Scores (n,) and problems of valid molecules, and the further outputs' columns of those scored."""
+    """Scores (n,) and problems of valid molecules, and the further outputs' columns, all from one forward pass."""
     from ..adapters import FeatureModel
     from ..molmodel.adapter import MoleculeModel
 
     if isinstance(adapter, MoleculeModel):
-        scores, problems = adapter.score_molecules(mols)
-        inputs, predict = mols, adapter.predict_molecules
+        raw, problems = adapter._outputs(mols)
+        scores, problems = adapter._scores(raw, problems)
+        values = torch.stack([scores, *(output(raw).detach().double().cpu() for output in extra)], dim=1)
     elif isinstance(adapter, FeatureModel) and adapter.featurizer is not None:
-        scores, problems, inputs = _feature_scores(adapter, mols, ids)
-        predict = adapter.predict
+        values, problems = _feature_scores(adapter, mols, ids, extra)
     else:
         raise TypeError(
             f"screen_molecules scores molecules with a FeatureModel that has a featurizer or a MoleculeModel; "
             f"got {type(adapter).__name__}" + (" without a featurizer" if isinstance(adapter, FeatureModel) else "")
         )
     problems = _named(problems, ids)
-    return scores.double().cpu().numpy(), problems, _extra_columns(predict, inputs, problems, extra)
+    values = values.double().cpu().numpy()
+    values[[p is not None for p in problems]] = np.nan  # further outputs only where the score is good
+    return values[:, 0], problems, [values[:, 1 + j] for j in range(len(extra))]
 
 
-def _feature_scores(adapter, mols: list, ids: list) -> tuple[torch.Tensor, list, torch.Tensor]:
-    """Scores (n,), problems and features (n, F) of molecules through a feature model's featurizer."""
+def _feature_scores(adapter, mols: list, ids: list, extra: list) -> tuple[torch.Tensor, list]:
+    """Scores and further outputs (n, 1 + len(extra)) and problems of molecules through a feature model's featurizer."""
     from ..io import renamed_error
 
     # a frame with stand-in names: featurize then has no SMILES to write and no repeated ids to rename
@@ -161,25 +163,13 @@ def _feature_scores(adapter, mols: list, ids: list) -> tuple[torch.Tensor, list,
     X, provenance = adapter.featurizer.featurize(stand_in)
     problems = [renamed_error(e, f"mol{k}", ids[k]) for k, e in enumerate(provenance.errors)]
     ok = torch.from_numpy(np.flatnonzero(provenance.ok))
-    scores = torch.full((len(mols),), float("nan"), dtype=torch.float64)
+    values = torch.full((len(mols), 1 + len(extra)), float("nan"), dtype=torch.float64)
     if len(ok):
-        found, model_problems = adapter.screen(X[ok])
-        scores[ok] = found.double().cpu()
+        found, model_problems = adapter.screen(X[ok], outputs=extra)
+        values[ok] = found.reshape(len(ok), -1).double().cpu()
         for k, problem in zip(ok.tolist(), model_problems):
             problems[k] = problem
-    return scores, problems, X
-
-
-def _extra_columns(predict, inputs, problems: list, extra: list) -> list:
-    """One column (n,) per further output: one more forward pass over the molecules scored, NaN elsewhere."""
-    scored = [k for k, p in enumerate(problems) if p is None]
-    columns = [np.full(len(problems), np.nan) for _ in extra]
-    if not extra or not scored:
-        return columns
-    raw = predict(inputs[torch.as_tensor(scored)] if isinstance(inputs, torch.Tensor) else [inputs[k] for k in scored])
-    for output, column in zip(extra, columns):
-        column[scored] = output(raw).detach().double().cpu().numpy()
-    return columns
+    return values, problems
 
 
 __all__ = ["screen_molecules"]
