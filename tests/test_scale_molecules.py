@@ -11,7 +11,7 @@ from torch import nn
 from probekit import FeatureModel, cli, outputs, scale
 from probekit.encode.mol import Descriptors, Morgan
 from probekit.io import read_molecules
-from probekit.molmodel import MoleculeModel
+from probekit.molmodel import MoleculeModel, load_molecule_model
 from probekit.probe.chunks import ChunksKept
 from probekit.screening import screen_molecules, screen_molecules_to_table
 
@@ -151,7 +151,7 @@ def test_molecule_probe_of_a_molecule_model_file_is_the_in_process_report(tmp_pa
     from probekit.probe.molmodels import probe_molecule_model
 
     records = read_molecules(["CCO", "C1CC(", "c1ccccc1O"])
-    factory = functools.partial(scale.load_molecule_adapter, graph_model(tmp_path), kind="torchscript", device="cpu")
+    factory = functools.partial(load_molecule_model, graph_model(tmp_path), kind="torchscript", device="cpu")
     options = {"goal": "decrease:0.01", "max_edits": 1, "fragments": False, "counterfactuals": False}
     done = scale.run("molecule_probe", records, adapter_factory=factory, out_dir=tmp_path / "s", shard_size=2,
                      baseline_draws=5, **options, **QUIET)  # fmt: skip

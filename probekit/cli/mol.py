@@ -154,7 +154,6 @@ def _run_molecule_model(args, *, goal, output, log) -> int:
     from ..molmodel.loaders import load_molecule_model
     from ..probe.molmodels import probe_molecule_model
     from ..report.molmodels import headline as model_headline
-    from ..scale.factories import load_molecule_adapter
 
     if not args.model.exists():
         raise CLIError(f"model file not found: {args.model}")
@@ -185,7 +184,7 @@ def _run_molecule_model(args, *, goal, output, log) -> int:
 
     try:
         if args.engine == "ray":
-            factory = functools.partial(load_molecule_adapter, args.model.resolve(), **loading)
+            factory = functools.partial(load_molecule_model, args.model.resolve(), **loading)
             report = run_on_engine("molecule_probe", records, args=args, settings=settings, out_dir=partial_dir(args.out),
                                    factory=factory, log=log, goal=str(goal), max_edits=args.max_flips,
                                    baseline_draws=args.baseline_draws, seed=args.seed)  # fmt: skip

@@ -98,14 +98,15 @@ def _check_arguments(args) -> None:
 
 def _factory(args):
     """The picklable factory of the command's adapter (each Ray worker loads ``--model`` itself)."""
-    from ..scale.factories import load_feature_adapter, load_molecule_adapter
+    from ..molmodel.loaders import load_molecule_model
+    from ..scale.factories import load_feature_adapter
 
     output = parse_output(args.output)
     if args.model_kind == "features":
         return functools.partial(load_feature_adapter, args.model.resolve(), featurizer=args.featurizer, output=output,
                                  arch=args.arch, arch_kwargs=parse_arch_kwargs(args.arch_kwargs), trust=args.trust,
                                  device=args.device, batch_size=args.batch_size or "auto")  # fmt: skip
-    return functools.partial(load_molecule_adapter, args.model.resolve(), kind=args.model_kind, output=output,
+    return functools.partial(load_molecule_model, args.model.resolve(), kind=args.model_kind, output=output,
                              featurizer=args.featurizer if args.model_kind == "sklearn" else None, trust=args.trust,
                              device=args.device, batch_size=args.batch_size or 256)  # fmt: skip
 

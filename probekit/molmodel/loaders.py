@@ -82,6 +82,8 @@ def load_molecule_model(
         TorchScript: a callable from molecules to the model's graphs (default
         :func:`probekit.molmodel.graph.featurize_graphs`) or a probekit featurizer; scikit-learn: the probekit
         featurizer the estimator was trained on (required, e.g. ``Morgan(radius=2, n_bits=2048)``).
+        A probekit featurizer may be given by its spec, such as ``"morgan:2:2048"``
+        (:func:`probekit.encode.mol.parse_featurizer`).
     output, batch_size, device
         As for :class:`MoleculeModel`.
 
@@ -101,6 +103,10 @@ def load_molecule_model(
         raise ValueError(f"kind must be one of {LOADER_KINDS}, got {kind!r}")
     if not path.exists():
         raise FileNotFoundError(f"model file not found: {path}")
+    if isinstance(featurizer, str):
+        from ..encode.mol import parse_featurizer
+
+        featurizer = parse_featurizer(featurizer)
     settings = {"output": output, "batch_size": batch_size, "device": device}
     if kind == "chemprop":
         return MoleculeModel(_load_chemprop(path, trust), kind="chemprop", featurizer=featurizer, **settings)

@@ -38,7 +38,7 @@ from typing import Callable
 import pandas as pd
 
 from ..probe.chunks import ChunksKept, settings_hash
-from .factories import load_feature_adapter, load_molecule_adapter
+from .factories import load_feature_adapter
 from .shards import describe, is_complete, parquet_error, shard_folder, shard_key, write_tables
 from .tasks import TASKS
 
@@ -392,4 +392,4 @@ def remove_shards(out_dir) -> None:
     shutil.rmtree(Path(out_dir), ignore_errors=True)
 
 
-__all__ = ["run", "ScaleRun", "load_adapter", "load_feature_adapter", "load_molecule_adapter", "remove_shards", "ENGINES", "TASKS"]
+__all__ = ["run", "ScaleRun", "load_adapter", "load_feature_adapter", "remove_shards", "ENGINES", "TASKS"]

@@ -9,9 +9,9 @@ reference molecules the driver fitted.
 - :func:`load_feature_adapter`: a :class:`~probekit.FeatureModel` around a torch
   model over a probekit featurizer's features (``probekit mol`` with
   ``--model-kind features``);
-- :func:`load_molecule_adapter`: a :class:`~probekit.molmodel.MoleculeModel`
-  around a Chemprop, TorchScript or scikit-learn file (``--model-kind chemprop``,
-  ``torchscript``, ``sklearn``).
+- :func:`probekit.molmodel.load_molecule_model`, picklable as it is: a
+  :class:`~probekit.molmodel.MoleculeModel` around a Chemprop, TorchScript or
+  scikit-learn file (``--model-kind chemprop``, ``torchscript``, ``sklearn``).
 
 DNA models have :func:`probekit.scale.load_adapter`.
 
@@ -82,42 +82,4 @@ def load_feature_adapter(path, *, featurizer, output, arch=None, arch_kwargs: di
     return FeatureModel(model, featurizer=_featurizer(featurizer), output=output, **adapter_options)
 
 
-def load_molecule_adapter(path, *, kind: str, output=0, featurizer=None, trust: bool = False, **adapter_options):
-    """A :class:`~probekit.molmodel.MoleculeModel` around the model file ``path``: a factory for workers.
-
-    Parameters
-    ----------
-    path : str or Path
-    kind : {"chemprop", "torchscript", "sklearn"}
-        The file's format, as :func:`probekit.molmodel.loaders.load_molecule_model` reads it
-        (Chemprop and scikit-learn files are pickles: they need ``trust=True``).
-    output : int, str or Output
-        The score.
-    featurizer : Featurizer or str, optional
-        For scikit-learn (required) and TorchScript feature models: the probekit
-        featurizer, or its spec such as ``"morgan:2:2048"``.
-    trust : bool
-    **adapter_options
-        ``batch_size`` and ``device``.
-
-    Returns
-    -------
-    MoleculeModel
-
-    Examples
-    --------
-    >>> import os, tempfile, torch
-    >>> from probekit.molmodel.graph import GraphNet
-    >>> path = os.path.join(tempfile.mkdtemp(), "net.pt")
-    >>> torch.jit.save(torch.jit.script(GraphNet(hidden=8, depth=1)), path)
-    >>> adapter = load_molecule_adapter(path, kind="torchscript", device="cpu")
-    >>> adapter.kind, adapter.score_molecules(["CCO", "C1CC"])[1][1]
-    ('graph', "record 1 'C1CC': not a valid SMILES (unclosed ring)")
-    """
-    from ..molmodel.loaders import load_molecule_model
-
-    return load_molecule_model(path, kind=kind, trust=trust, featurizer=_featurizer(featurizer), output=output,
-                               **adapter_options)  # fmt: skip
-
-
-__all__ = ["load_feature_adapter", "load_molecule_adapter"]
+__all__ = ["load_feature_adapter"]
