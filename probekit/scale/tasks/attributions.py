@@ -33,8 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..shards import read_tables
-from .common import (REGION_KEYS, Task, failed_reasons, in_input_order, meta_of_valid, one_length, region_options,
+from .common import (REGION_KEYS, Task, concat_shards, failed_reasons, in_input_order, meta_of_valid, one_length, region_options,
                      sequence_records, valid_records)  # fmt: skip
 
 
@@ -122,13 +121,7 @@ def _merge(folders: list[Path], options: dict, reused: int):
     from ...encode.dna import one_hot
 
     meta = meta_of_valid(folders)
-    tables, seconds = [], 0.0
-    for folder in folders:
-        shard_tables, shard = read_tables(folder)
-        tables.append(shard_tables["attributions"])
-        if "params" in shard:
-            seconds += shard["params"].get("seconds", 0.0)
-    table = pd.concat(tables, ignore_index=True)
+    table, seconds, errors = concat_shards(folders, "attributions")
     (channels, length), n = meta["shape"], len(table)
     done = np.array([isinstance(v, np.ndarray) for v in table["values"]], dtype=bool)
     values = np.full((n, channels, length), np.nan, dtype=np.float32)
@@ -138,7 +131,6 @@ def _merge(folders: list[Path], options: dict, reused: int):
         values[done] = np.stack(table["values"][done].tolist()).reshape(-1, channels, length)
         per_position[done] = np.stack(table["per_position"][done].tolist())
         inputs[torch.from_numpy(done)] = one_hot(table["sequence"][done].tolist(), alphabet=meta["alphabet"])
-    errors = {i: e for i, e in zip(table["id"], table["error"]) if isinstance(e, str)}
     params = {**meta["params"], "seconds": seconds, "shards": len(folders), **({"errors": errors} if errors else {})}
     delta = torch.from_numpy(np.array(table["delta"], dtype=np.float32)) if meta["has_delta"] else None
     return Attribution(

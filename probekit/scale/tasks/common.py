@@ -250,5 +250,22 @@ def meta_of_valid(folders: list[Path]) -> dict:
     raise RuntimeError(f"no record could be read; the first error: {meta.get('first_error')}")
 
 
-__all__ = ["Task", "chunks", "good_meta", "join_shard_tables", "sequence_records", "shard_records", "region_options", "record_lengths",
+def concat_shards(folders: list[Path], name: str) -> tuple[pd.DataFrame, float, dict]:
+    """The shards' ``name`` tables in order as one table, their summed ``params["seconds"]``, and each record's error.
+
+    Returns ``(table, seconds, errors)``; ``errors`` maps the id of every record with
+    an error (its own, or its failed shard's) to the reason.
+    """
+    tables, seconds = [], 0.0
+    for folder in folders:
+        shard_tables, shard = read_tables(folder)
+        tables.append(shard_tables[name])
+        if "params" in shard:
+            seconds += shard["params"].get("seconds", 0.0)
+    table = pd.concat(tables, ignore_index=True)
+    errors = {i: e for i, e in zip(table["id"], table["error"]) if isinstance(e, str)}
+    return table, seconds, errors
+
+
+__all__ = ["Task", "chunks", "good_meta", "join_shard_tables", "concat_shards", "sequence_records", "shard_records", "region_options", "record_lengths",
            "one_length", "valid_records", "in_input_order", "failed_reasons", "meta_of_valid", "REGION_OPTIONS", "REGION_KEYS"]

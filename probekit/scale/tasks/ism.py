@@ -21,8 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..shards import read_tables
-from .common import (REGION_KEYS, Task, failed_reasons, in_input_order, meta_of_valid, one_length, region_options,
+from .common import (REGION_KEYS, Task, concat_shards, failed_reasons, in_input_order, meta_of_valid, one_length, region_options,
                      sequence_records, valid_records)  # fmt: skip
 
 
@@ -74,13 +73,7 @@ def _merge_ism(folders: list[Path], options: dict, reused: int):
     from ...results import ISMResult
 
     meta = meta_of_valid(folders)
-    tables, seconds = [], 0.0
-    for folder in folders:
-        shard_tables, shard = read_tables(folder)
-        tables.append(shard_tables["ism"])
-        if "params" in shard:
-            seconds += shard["params"].get("seconds", 0.0)
-    table = pd.concat(tables, ignore_index=True)
+    table, seconds, errors = concat_shards(folders, "ism")
     length, a = meta["shape"]
     scanned = table["effects"].map(lambda v: isinstance(v, np.ndarray)).to_numpy(dtype=bool)
     effects = np.full((len(table), length, a), np.nan, dtype=np.float32)
@@ -88,7 +81,6 @@ def _merge_ism(folders: list[Path], options: dict, reused: int):
     if scanned.any():
         effects[scanned] = np.stack(table["effects"][scanned].tolist()).reshape(-1, length, a)
         ref_index[scanned] = np.stack(table["ref_index"][scanned].tolist())
-    errors = {i: e for i, e in zip(table["id"], table["error"]) if isinstance(e, str)}
     params = {**meta["params"], "seconds": seconds, "shards": len(folders), "ref_index": torch.from_numpy(ref_index),
               "evaluations": torch.from_numpy(np.array(table["evaluations"], dtype=np.int64))}  # fmt: skip
     if errors:
