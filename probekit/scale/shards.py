@@ -199,6 +199,14 @@ def write_tables(folder: Path, tables: dict, meta: dict) -> None:
     os.replace(tmp, folder)
 
 
+def read_meta(folder: Path) -> dict:
+    """The meta of a shard written by :func:`write_tables`, without reading its tables."""
+    meta = json.loads((Path(folder) / META).read_text())
+    meta.pop("layout", None)
+    meta.pop("tables", None)
+    return meta
+
+
 def read_tables(folder: Path) -> tuple[dict, dict]:
     """The tables and meta of a shard written by :func:`write_tables`: values and dtypes as written."""
     folder = Path(folder)
@@ -217,4 +225,4 @@ def parquet_error() -> ImportError | None:
     return None
 
 
-__all__ = ["describe", "shard_key", "shard_folder", "is_complete", "write_tables", "read_tables", "parquet_error"]
+__all__ = ["describe", "shard_key", "shard_folder", "is_complete", "write_tables", "read_tables", "read_meta", "parquet_error"]

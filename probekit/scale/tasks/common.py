@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 
 import pandas as pd
 
-from ..shards import read_tables
+from ..shards import read_meta, read_tables
 
 
 def _same(options: dict) -> dict:
@@ -243,7 +243,7 @@ def failed_reasons(part: pd.DataFrame, reason: str) -> list:
 def meta_of_valid(folders: list[Path]) -> dict:
     """The meta of the first shard that ran on valid records (else of the first that ran)."""
     for folder in folders:
-        _, meta = read_tables(folder)
+        meta = read_meta(folder)
         if "failed" not in meta and meta.get("n_valid", 1) > 0:
             return meta
     _, meta = good_meta(folders)
